@@ -1,0 +1,1 @@
+//! hush-tests: shared helpers for the integration tests.
