@@ -19,3 +19,5 @@ pub mod rng;
 pub mod time;
 
 pub use time::{Duration, Time};
+pub mod node;
+pub mod p2p;

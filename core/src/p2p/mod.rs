@@ -1,0 +1,3 @@
+//! devp2p: RLPx v5 transport and the base protocol.
+
+pub mod enode;
