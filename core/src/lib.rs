@@ -13,7 +13,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ecies;
 pub mod keccak;
+pub mod p2p;
 pub mod rlp;
 pub mod rng;
 pub mod time;
