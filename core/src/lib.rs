@@ -13,11 +13,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ecies;
 pub mod keccak;
+pub mod p2p;
 pub mod rlp;
 pub mod rng;
 pub mod time;
 
 pub use time::{Duration, Time};
-pub mod node;
-pub mod p2p;

@@ -1,3 +1,15 @@
-//! devp2p: RLPx v5 transport and the base protocol.
+//! devp2p: the RLPx v5 transport ([`rlpx`]: EIP-8 handshake and frame codec) and the
+//! per-connection devp2p session ([`session`]: Hello, Ping/Pong, Disconnect, snappy and
+//! capability multiplexing). Wire reference: `shared/protocol/rlpx.md`, go-ethereum v1.9.0
+//! `p2p/rlpx.go` and `p2p/peer.go`.
+//!
+//! Contract: everything here is pure. A [`session::Session`] takes raw TCP bytes and time as
+//! inputs and yields bytes to write, events and a close request as [`session::Action`]s.
 
 pub mod enode;
+pub mod rlpx;
+pub mod session;
+
+pub use session::{
+    Action, Capability, Config, DisconnectReason, Event, Role, Session, SessionError,
+};
