@@ -13,9 +13,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chat;
 pub mod keccak;
 pub mod rlp;
 pub mod rng;
 pub mod time;
+pub mod whisper;
 
 pub use time::{Duration, Time};
