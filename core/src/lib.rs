@@ -13,11 +13,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chat;
 pub mod ecies;
 pub mod keccak;
+pub mod node;
 pub mod p2p;
 pub mod rlp;
 pub mod rng;
 pub mod time;
+pub mod whisper;
 
 pub use time::{Duration, Time};
