@@ -1,0 +1,619 @@
+//! The discrete-event engine.
+//!
+//! Contract:
+//! - One queue of events ordered by `(time_ms, seq)` ([`EventQueue`]); `seq` increases with
+//!   every push, so events at the same time run in the order they were scheduled. The clock
+//!   jumps to the next event; nothing ticks.
+//! - Events: a connection end opens, bytes arrive, a connection end closes, a node timer
+//!   fires, an application command. Each runs exactly one `handle_*` on one [`Host`], after
+//!   which the engine drains `poll_action` until `None` and performs each action in order, then
+//!   re-arms that node's single timer from `poll_timeout`.
+//! - One live timer per node: re-arming bumps a per-node generation; a popped timer whose
+//!   generation is not current is stale and skipped without touching the host (and without
+//!   entering the trace or the event count).
+//! - Network semantics (TCP-like, see [`crate::net`]): `Send` on an open end arrives after the
+//!   link latency, in order per direction; `Close` tells the local host at once (an event at
+//!   `now`) and the remote host after the link latency, behind any bytes already in flight.
+//!   Bytes sent from or to an end that has closed are dropped and counted.
+//! - Every processed event enters the trace hash ([`crate::trace`]) as: time since start,
+//!   node, kind tag, connection id, then the kind's payload.
+
+use crate::host::Host;
+use crate::metrics::Metrics;
+use crate::net::{EndState, LinkId, Network, Side};
+use crate::trace::TraceHasher;
+use hush_core::node::{Action, Command, ConnId, Direction, NodePublicKey};
+use hush_core::Time;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
+use thiserror::Error;
+
+/// Index of a node in the simulation.
+pub type NodeIndex = usize;
+
+/// Actions drained from one host after one `handle_*` before the engine stops draining and
+/// counts a runaway host; the real node emits a handful per input, so a million means a loop.
+pub const MAX_ACTIONS_PER_DRAIN: usize = 1_000_000;
+
+/// A min-queue of items ordered by `(time, seq)`, where `seq` is the push order.
+pub struct EventQueue<T> {
+    heap: BinaryHeap<Reverse<Entry<T>>>,
+    next_seq: u64,
+}
+
+struct Entry<T> {
+    time: Time,
+    seq: u64,
+    item: T,
+}
+
+impl<T> PartialEq for Entry<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+impl<T> Eq for Entry<T> {}
+impl<T> PartialOrd for Entry<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Entry<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.time, self.seq).cmp(&(other.time, other.seq))
+    }
+}
+
+impl<T> Default for EventQueue<T> {
+    fn default() -> Self {
+        EventQueue {
+            heap: BinaryHeap::new(),
+            next_seq: 0,
+        }
+    }
+}
+
+impl<T> EventQueue<T> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Schedules `item` at `time`; returns its sequence number.
+    pub fn push(&mut self, time: Time, item: T) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.heap.push(Reverse(Entry { time, seq, item }));
+        seq
+    }
+
+    /// Removes the earliest item (ties: earliest pushed).
+    pub fn pop(&mut self) -> Option<(Time, u64, T)> {
+        self.heap.pop().map(|Reverse(e)| (e.time, e.seq, e.item))
+    }
+
+    /// The time of the earliest item.
+    pub fn peek_time(&self) -> Option<Time> {
+        self.heap.peek().map(|Reverse(e)| e.time)
+    }
+
+    /// Number of queued items.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+/// What can happen.
+#[derive(Clone, Debug)]
+enum Event {
+    /// One end of a link learns about the connection (`handle_connection`).
+    Open { link: LinkId, side: Side },
+    /// Bytes arrive at `side` of `link`.
+    Deliver {
+        link: LinkId,
+        side: Side,
+        bytes: Vec<u8>,
+    },
+    /// `side` of `link` learns the connection closed.
+    Closed { link: LinkId, side: Side },
+    /// A node timer (valid only if `generation` is the node's current one).
+    Timer { node: NodeIndex, generation: u64 },
+    /// An application command.
+    Command { node: NodeIndex, command: Command },
+}
+
+/// Trace kind tags (part of the trace hash format: never renumber).
+mod tag {
+    pub const OPEN: u8 = 1;
+    pub const DELIVER: u8 = 2;
+    pub const CLOSED: u8 = 3;
+    pub const TIMER: u8 = 4;
+    pub const COMMAND: u8 = 5;
+}
+
+/// Counters of things the engine dropped or refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Timer events skipped because the node re-armed since.
+    pub stale_timers: u64,
+    /// Deliveries dropped because the receiving end was closed (or not yet open).
+    pub dropped_deliveries: u64,
+    /// Bytes in dropped deliveries and dropped sends.
+    pub bytes_dropped: u64,
+    /// `Send`s on an end that had already closed.
+    pub dropped_sends: u64,
+    /// Actions naming a connection the node does not have.
+    pub invalid_actions: u64,
+    /// Errors returned by `handle_connection` / `handle_command`.
+    pub host_errors: u64,
+    /// `Persist` actions seen (the simulator keeps no storage).
+    pub persists: u64,
+    /// Drains cut at [`MAX_ACTIONS_PER_DRAIN`].
+    pub runaway_drains: u64,
+}
+
+/// Why [`Sim::run_until`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The queue emptied.
+    Drained,
+    /// The next event is after the end time.
+    ReachedEnd,
+    /// The event cap was hit (a liveness failure: something loops).
+    EventCap,
+}
+
+/// Caller misuse of the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A node index out of range.
+    #[error("no node {0}")]
+    NoSuchNode(NodeIndex),
+    /// A node cannot dial itself.
+    #[error("node {0} cannot connect to itself")]
+    SelfConnection(NodeIndex),
+    /// Events cannot be scheduled in the past.
+    #[error("time {at} is before now ({now})")]
+    InThePast {
+        /// Requested time.
+        at: Time,
+        /// Current time.
+        now: Time,
+    },
+}
+
+struct Slot<H> {
+    host: H,
+    public_key: NodePublicKey,
+    conns: BTreeMap<ConnId, (LinkId, Side)>,
+    next_conn: ConnId,
+    armed: Option<Time>,
+    timer_generation: u64,
+}
+
+/// The simulation: hosts, network, queue, clock, metrics and trace.
+pub struct Sim<H: Host> {
+    start: Time,
+    now: Time,
+    queue: EventQueue<Event>,
+    nodes: Vec<Slot<H>>,
+    net: Network,
+    metrics: Metrics,
+    trace: TraceHasher,
+    events: u64,
+    counters: Counters,
+}
+
+impl<H: Host> Sim<H> {
+    /// A simulation of `hosts` (already created at `start`) over `net`. Arms each host's timer.
+    pub fn new(start: Time, hosts: Vec<H>, net: Network) -> Sim<H> {
+        let metrics = Metrics::new(hosts.len());
+        let nodes = hosts
+            .into_iter()
+            .map(|host| Slot {
+                public_key: host.public_key(),
+                host,
+                conns: BTreeMap::new(),
+                next_conn: 1,
+                armed: None,
+                timer_generation: 0,
+            })
+            .collect();
+        let mut sim = Sim {
+            start,
+            now: start,
+            queue: EventQueue::new(),
+            nodes,
+            net,
+            metrics,
+            trace: TraceHasher::new(),
+            events: 0,
+            counters: Counters::default(),
+        };
+        for node in 0..sim.nodes.len() {
+            sim.rearm(node);
+        }
+        sim
+    }
+
+    fn check_time(&self, at: Time) -> Result<(), EngineError> {
+        if at < self.now {
+            return Err(EngineError::InThePast { at, now: self.now });
+        }
+        Ok(())
+    }
+
+    fn check_node(&self, node: NodeIndex) -> Result<(), EngineError> {
+        if node >= self.nodes.len() {
+            return Err(EngineError::NoSuchNode(node));
+        }
+        Ok(())
+    }
+
+    /// Schedules `dialer` to dial `listener` at `at`: the dialer gets `handle_connection(..,
+    /// Outbound { remote })` at `at`, the listener `handle_connection(.., Inbound)` one link
+    /// latency later (ahead of the dialer's first bytes, which cannot arrive sooner).
+    pub fn connect(
+        &mut self,
+        at: Time,
+        dialer: NodeIndex,
+        listener: NodeIndex,
+    ) -> Result<LinkId, EngineError> {
+        self.check_time(at)?;
+        self.check_node(dialer)?;
+        self.check_node(listener)?;
+        if dialer == listener {
+            return Err(EngineError::SelfConnection(dialer));
+        }
+        let dialer_conn = self.alloc_conn(dialer);
+        let listener_conn = self.alloc_conn(listener);
+        let link = self
+            .net
+            .add_link(dialer, dialer_conn, listener, listener_conn);
+        self.nodes[dialer]
+            .conns
+            .insert(dialer_conn, (link, Side::Dialer));
+        self.nodes[listener]
+            .conns
+            .insert(listener_conn, (link, Side::Listener));
+        self.queue.push(
+            at,
+            Event::Open {
+                link,
+                side: Side::Dialer,
+            },
+        );
+        let listener_at = self.net.arrival(link, Side::Dialer, at).unwrap_or(at);
+        self.queue.push(
+            listener_at,
+            Event::Open {
+                link,
+                side: Side::Listener,
+            },
+        );
+        Ok(link)
+    }
+
+    fn alloc_conn(&mut self, node: NodeIndex) -> ConnId {
+        let slot = &mut self.nodes[node];
+        let conn = slot.next_conn;
+        slot.next_conn += 1;
+        conn
+    }
+
+    /// Schedules an application command for `node` at `at`.
+    pub fn schedule_command(
+        &mut self,
+        at: Time,
+        node: NodeIndex,
+        command: Command,
+    ) -> Result<(), EngineError> {
+        self.check_time(at)?;
+        self.check_node(node)?;
+        self.queue.push(at, Event::Command { node, command });
+        Ok(())
+    }
+
+    /// Processes events until the queue is empty, the next event is after `end`, or
+    /// `max_events` events have been processed in total. The clock then stands at `end`, or,
+    /// when stopped by the cap, at the last processed event.
+    pub fn run_until(&mut self, end: Time, max_events: u64) -> RunOutcome {
+        loop {
+            match self.queue.peek_time() {
+                None => {
+                    self.now = self.now.max(end);
+                    return RunOutcome::Drained;
+                }
+                Some(t) if t > end => {
+                    self.now = self.now.max(end);
+                    return RunOutcome::ReachedEnd;
+                }
+                Some(_) if self.events >= max_events => return RunOutcome::EventCap,
+                Some(_) => {
+                    self.step();
+                }
+            }
+        }
+    }
+
+    /// Processes the next event (skipping stale timers). Returns its time, or `None` if the
+    /// queue is empty.
+    pub fn step(&mut self) -> Option<Time> {
+        loop {
+            let (time, _seq, event) = self.queue.pop()?;
+            if let Event::Timer { node, generation } = event {
+                if self.nodes.get(node).map(|s| s.timer_generation) != Some(generation) {
+                    self.counters.stale_timers += 1;
+                    continue;
+                }
+            }
+            debug_assert!(time >= self.now, "time went backwards");
+            self.now = self.now.max(time);
+            self.events += 1;
+            self.process(event);
+            return Some(self.now);
+        }
+    }
+
+    fn trace_head(&mut self, node: NodeIndex, kind: u8, conn: ConnId) {
+        let rel = self.now.millis_since(self.start);
+        self.trace.u64(rel).u64(node as u64).u8(kind).u64(conn);
+    }
+
+    fn process(&mut self, event: Event) {
+        match event {
+            Event::Open { link, side } => self.process_open(link, side),
+            Event::Deliver { link, side, bytes } => self.process_deliver(link, side, bytes),
+            Event::Closed { link, side } => self.process_closed(link, side),
+            Event::Timer { node, .. } => {
+                self.trace_head(node, tag::TIMER, 0);
+                let now = self.now;
+                let slot = &mut self.nodes[node];
+                slot.armed = None;
+                slot.host.handle_timeout(now);
+                self.after_handle(node);
+            }
+            Event::Command { node, command } => {
+                self.trace_head(node, tag::COMMAND, 0);
+                trace_command(&mut self.trace, &command);
+                let now = self.now;
+                if self.nodes[node].host.handle_command(now, command).is_err() {
+                    self.counters.host_errors += 1;
+                }
+                self.after_handle(node);
+            }
+        }
+    }
+
+    fn process_open(&mut self, link: LinkId, side: Side) {
+        let Some(l) = self.net.link(link) else { return };
+        let (node, conn, state) = (l.end(side).node, l.end(side).conn, l.end(side).state);
+        let remote = l.end(side.other()).node;
+        self.trace_head(node, tag::OPEN, conn);
+        let direction = match side {
+            Side::Dialer => Direction::Outbound {
+                remote: self.nodes[remote].public_key,
+            },
+            Side::Listener => Direction::Inbound,
+        };
+        self.trace.u8(side as u8).bytes(match &direction {
+            Direction::Outbound { remote } => remote,
+            Direction::Inbound => &[],
+        });
+        if state != EndState::Pending {
+            // Only reachable if the other end refused before we opened; nothing to tell.
+            return;
+        }
+        self.set_state(link, side, EndState::Open);
+        let now = self.now;
+        if self.nodes[node]
+            .host
+            .handle_connection(now, conn, direction)
+            .is_err()
+        {
+            // The host refused the connection: it never knew it, so it is closed without a
+            // notification; the remote learns after the latency.
+            self.counters.host_errors += 1;
+            self.set_state(link, side, EndState::Closed);
+            self.schedule_remote_close(link, side);
+        }
+        self.after_handle(node);
+    }
+
+    fn process_deliver(&mut self, link: LinkId, side: Side, bytes: Vec<u8>) {
+        let Some(l) = self.net.link(link) else { return };
+        let (node, conn, state) = (l.end(side).node, l.end(side).conn, l.end(side).state);
+        self.trace_head(node, tag::DELIVER, conn);
+        self.trace
+            .u64(bytes.len() as u64)
+            .bytes(&hush_core::keccak::keccak256(&bytes));
+        if state != EndState::Open {
+            self.counters.dropped_deliveries += 1;
+            self.counters.bytes_dropped += bytes.len() as u64;
+            return;
+        }
+        self.metrics.on_receive(node, bytes.len());
+        let now = self.now;
+        self.nodes[node].host.handle_bytes(now, conn, &bytes);
+        self.after_handle(node);
+    }
+
+    fn process_closed(&mut self, link: LinkId, side: Side) {
+        let Some(l) = self.net.link(link) else { return };
+        let (node, conn, state) = (l.end(side).node, l.end(side).conn, l.end(side).state);
+        self.trace_head(node, tag::CLOSED, conn);
+        match state {
+            EndState::Closed => {}
+            EndState::Pending => self.set_state(link, side, EndState::Closed),
+            EndState::Open | EndState::Closing => {
+                self.set_state(link, side, EndState::Closed);
+                let now = self.now;
+                self.nodes[node].host.handle_connection_closed(now, conn);
+                self.after_handle(node);
+            }
+        }
+    }
+
+    fn set_state(&mut self, link: LinkId, side: Side, state: EndState) {
+        if let Some(l) = self.net.link_mut(link) {
+            l.end_mut(side).state = state;
+        }
+    }
+
+    /// The other end of `link` learns of the close one latency after `from` closed, behind
+    /// anything `from` sent before.
+    fn schedule_remote_close(&mut self, link: LinkId, from: Side) {
+        let at = self.net.arrival(link, from, self.now).unwrap_or(self.now);
+        self.queue.push(
+            at,
+            Event::Closed {
+                link,
+                side: from.other(),
+            },
+        );
+    }
+
+    /// Drains the host's actions, performs them, re-arms its timer.
+    fn after_handle(&mut self, node: NodeIndex) {
+        for _ in 0..MAX_ACTIONS_PER_DRAIN {
+            match self.nodes[node].host.poll_action() {
+                None => {
+                    self.rearm(node);
+                    return;
+                }
+                Some(action) => self.perform(node, action),
+            }
+        }
+        self.counters.runaway_drains += 1;
+        self.rearm(node);
+    }
+
+    fn perform(&mut self, node: NodeIndex, action: Action) {
+        match action {
+            Action::Send { conn, bytes } => {
+                self.metrics.on_send(node, bytes.len());
+                let Some(&(link, side)) = self.nodes[node].conns.get(&conn) else {
+                    self.counters.invalid_actions += 1;
+                    return;
+                };
+                let open = self.net.link(link).map(|l| l.end(side).state) == Some(EndState::Open);
+                if !open {
+                    self.counters.dropped_sends += 1;
+                    self.counters.bytes_dropped += bytes.len() as u64;
+                    return;
+                }
+                let at = self.net.arrival(link, side, self.now).unwrap_or(self.now);
+                self.queue.push(
+                    at,
+                    Event::Deliver {
+                        link,
+                        side: side.other(),
+                        bytes,
+                    },
+                );
+            }
+            Action::Close { conn } => {
+                let Some(&(link, side)) = self.nodes[node].conns.get(&conn) else {
+                    self.counters.invalid_actions += 1;
+                    return;
+                };
+                let state = self.net.link(link).map(|l| l.end(side).state);
+                if state == Some(EndState::Open) {
+                    self.set_state(link, side, EndState::Closing);
+                    self.queue.push(self.now, Event::Closed { link, side });
+                    self.schedule_remote_close(link, side);
+                }
+                // Closing an end that is already closing or closed is a no-op, as on a socket.
+            }
+            Action::Persist(_) => self.counters.persists += 1,
+            Action::Event(event) => self.metrics.on_event(self.now, node, &event),
+        }
+    }
+
+    /// Keeps exactly one live timer per node, at `max(poll_timeout, now)`.
+    fn rearm(&mut self, node: NodeIndex) {
+        let now = self.now;
+        let slot = &mut self.nodes[node];
+        let want = slot.host.poll_timeout();
+        if want == slot.armed {
+            return;
+        }
+        slot.timer_generation += 1;
+        slot.armed = want;
+        if let Some(t) = want {
+            let generation = slot.timer_generation;
+            self.queue
+                .push(t.max(now), Event::Timer { node, generation });
+        }
+    }
+
+    /// The current simulated time.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// The start time.
+    pub fn start(&self) -> Time {
+        self.start
+    }
+
+    /// Events processed so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Number of queued events (including stale timers).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// A host, by index.
+    pub fn host(&self, node: NodeIndex) -> Option<&H> {
+        self.nodes.get(node).map(|s| &s.host)
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The network (links and their states).
+    pub fn net(&self) -> &Network {
+        &self.net
+    }
+
+    /// The measurements so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Drop and error counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The trace hash so far, hex.
+    pub fn trace_hash(&self) -> String {
+        self.trace.hex()
+    }
+}
+
+/// Canonical serialization of a command for the trace.
+fn trace_command(trace: &mut TraceHasher, command: &Command) {
+    match command {
+        Command::JoinPublicChat { name } => trace.u8(1).bytes(name.as_bytes()),
+        Command::LeavePublicChat { name } => trace.u8(2).bytes(name.as_bytes()),
+        Command::SendPublicMessage { chat, text } => {
+            trace.u8(3).bytes(chat.as_bytes()).bytes(text.as_bytes())
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests;

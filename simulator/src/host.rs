@@ -1,0 +1,67 @@
+//! The [`Host`] trait: the state-machine surface the engine drives.
+//!
+//! Contract: it mirrors [`hush_core::node::Node`] exactly (see that module's docs for call
+//! order), so the engine can run the real node or a test double. After every `handle_*` call the
+//! engine drains [`Host::poll_action`] until `None`, then re-arms one timer from
+//! [`Host::poll_timeout`]. `now` never goes backwards.
+
+use hush_core::node::{Action, Command, ConnId, Direction, Node, NodeError, NodePublicKey};
+use hush_core::Time;
+
+/// A node as the simulator sees it.
+pub trait Host {
+    /// Our public key in wire form (used as the `remote` of outbound dials to us).
+    fn public_key(&self) -> NodePublicKey;
+    /// A new connection.
+    fn handle_connection(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        direction: Direction,
+    ) -> Result<(), NodeError>;
+    /// Bytes received on a connection.
+    fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]);
+    /// The connection closed (by the remote, or after our own `Close`).
+    fn handle_connection_closed(&mut self, now: Time, conn: ConnId);
+    /// An application command.
+    fn handle_command(&mut self, now: Time, command: Command) -> Result<(), NodeError>;
+    /// Timers; harmless when called early or twice.
+    fn handle_timeout(&mut self, now: Time);
+    /// The next output.
+    fn poll_action(&mut self) -> Option<Action>;
+    /// The next deadline.
+    fn poll_timeout(&self) -> Option<Time>;
+}
+
+/// Plain delegation to the node's inherent methods.
+impl Host for Node {
+    fn public_key(&self) -> NodePublicKey {
+        Node::public_key(self)
+    }
+    fn handle_connection(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        direction: Direction,
+    ) -> Result<(), NodeError> {
+        Node::handle_connection(self, now, conn, direction)
+    }
+    fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]) {
+        Node::handle_bytes(self, now, conn, bytes)
+    }
+    fn handle_connection_closed(&mut self, now: Time, conn: ConnId) {
+        Node::handle_connection_closed(self, now, conn)
+    }
+    fn handle_command(&mut self, now: Time, command: Command) -> Result<(), NodeError> {
+        Node::handle_command(self, now, command)
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        Node::handle_timeout(self, now)
+    }
+    fn poll_action(&mut self) -> Option<Action> {
+        Node::poll_action(self)
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        Node::poll_timeout(self)
+    }
+}

@@ -1,0 +1,74 @@
+use super::*;
+use hush_core::rng::rng_from_seed;
+
+fn check_regular(n: usize, d: usize, edges: &[(usize, usize)]) {
+    assert_eq!(edges.len(), n * d / 2);
+    let mut degree = vec![0usize; n];
+    let mut seen = BTreeSet::new();
+    for &(a, b) in edges {
+        assert!(a < b, "edge ({a},{b}) not normalised / self-loop");
+        assert!(b < n);
+        assert!(seen.insert((a, b)), "multi-edge ({a},{b})");
+        degree[a] += 1;
+        degree[b] += 1;
+    }
+    assert!(degree.iter().all(|&x| x == d), "degrees {degree:?}");
+    let mut sorted = edges.to_vec();
+    sorted.sort();
+    assert_eq!(sorted, edges);
+}
+
+#[test]
+fn regular_graphs_have_the_right_shape() {
+    for (n, d) in [
+        (50, 4),
+        (8, 2),
+        (10, 9),
+        (7, 4),
+        (1000, 8),
+        (4, 3),
+        (2, 1),
+        (5, 0),
+        (0, 0),
+    ] {
+        for seed in 0..5u8 {
+            let edges = random_regular(n, d, &mut rng_from_seed([seed; 32])).unwrap();
+            check_regular(n, d, &edges);
+        }
+    }
+}
+
+#[test]
+fn deterministic_per_seed_and_varies_across_seeds() {
+    let a = random_regular(50, 4, &mut rng_from_seed([1; 32])).unwrap();
+    let b = random_regular(50, 4, &mut rng_from_seed([1; 32])).unwrap();
+    let c = random_regular(50, 4, &mut rng_from_seed([2; 32])).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn impossible_parameters_are_errors() {
+    let rng = &mut rng_from_seed([0; 32]);
+    assert_eq!(
+        random_regular(5, 3, rng),
+        Err(TopologyError::OddDegreeSum {
+            nodes: 5,
+            degree: 3
+        })
+    );
+    assert_eq!(
+        random_regular(4, 4, rng),
+        Err(TopologyError::DegreeTooLarge {
+            nodes: 4,
+            degree: 4
+        })
+    );
+    assert_eq!(
+        random_regular(1, 2, rng),
+        Err(TopologyError::DegreeTooLarge {
+            nodes: 1,
+            degree: 2
+        })
+    );
+}
