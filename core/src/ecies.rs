@@ -58,9 +58,13 @@ pub enum EciesError {
 
 /// The process-wide secp256k1 context (signing + verification). Creating one per call would
 /// allocate every time; the context holds no secret state that affects outputs.
-pub(crate) fn secp() -> &'static Secp256k1<All> {
+///
+/// Built with `gen_new`, not `new`: with the `rand` feature, `Secp256k1::new` blinds the
+/// context from `thread_rng`, an OS random source core must not touch. libsecp256k1's signing
+/// and ECDH are constant-time without the blinding, which is defence in depth only.
+pub fn secp() -> &'static Secp256k1<All> {
     static CTX: OnceLock<Secp256k1<All>> = OnceLock::new();
-    CTX.get_or_init(Secp256k1::new)
+    CTX.get_or_init(Secp256k1::gen_new)
 }
 
 /// Draws a uniformly random valid secret key from `rng` (rejection sampling; a 32-byte string

@@ -13,15 +13,36 @@
 //!   calls [`Node::handle_timeout`] when it fires (early or repeated calls are harmless).
 //! - `now` never goes backwards.
 
-use crate::rng::Seed;
-use crate::time::Time;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use secp256k1::SecretKey;
 use thiserror::Error;
+
+use crate::chat::service::{ChatConfig, ChatServiceError, PublicChats, Rejected};
+use crate::ecies::{pubkey_from_wire, pubkey_to_wire, public_key};
+use crate::p2p::session::{self, Capability, DisconnectReason, Role, Session};
+use crate::rng::{child_seed, rng_from_seed, Rng, Seed};
+use crate::time::{earliest, Time};
+use crate::whisper::{self, FilterId, Whisper};
+
+pub use crate::chat::service::ChatMessage;
 
 /// A driver-assigned connection identifier, unique for the node's lifetime.
 pub type ConnId = u64;
 
 /// A node's public key in wire form: X‖Y of the uncompressed secp256k1 point.
 pub type NodePublicKey = [u8; 64];
+
+/// The capability Whisper runs under: `shh` version 6 (EIP-627).
+pub const WHISPER_CAPABILITY: &str = "shh";
+/// Whisper protocol version.
+pub const WHISPER_VERSION: u32 = 6;
+/// Message codes reserved by `shh`/6: geth's `NumberOfMessageCodes` = 128.
+pub const WHISPER_CODE_COUNT: u64 = 128;
+/// Connections (handshaking or established) a node holds at most; geth's default `MaxPeers`
+/// is 25 and Status fleet nodes ran with more, so leave room.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
 /// Who opened a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,11 +63,27 @@ pub struct NodeConfig {
     pub client_id: String,
     /// TCP port we listen on (advertised in the Hello; 0 if not listening).
     pub listen_port: u16,
+    /// Connections held at most; more are refused with `TooManyPeers`.
+    pub max_connections: usize,
+    /// devp2p session timings and limits (`client_id`, `listen_port` and the capability list
+    /// are filled in from this config).
+    pub p2p: session::Config,
+    /// Whisper node settings.
+    pub whisper: whisper::Config,
+    /// Chat settings.
+    pub chat: ChatConfig,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { client_id: format!("hush/v{}", env!("CARGO_PKG_VERSION")), listen_port: 0 }
+        NodeConfig {
+            client_id: format!("hush/v{}", env!("CARGO_PKG_VERSION")),
+            listen_port: 0,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            p2p: session::Config::default(),
+            whisper: whisper::Config::default(),
+            chat: ChatConfig::default(),
+        }
     }
 }
 
@@ -70,23 +107,6 @@ pub enum Command {
         /// Message text.
         text: String,
     },
-}
-
-/// A chat message, sent or received.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChatMessage {
-    /// Chat name.
-    pub chat: String,
-    /// The author: the 65-byte uncompressed public key recovered from the envelope signature.
-    pub from: [u8; 65],
-    /// Message text.
-    pub text: String,
-    /// Lamport clock value.
-    pub clock: u64,
-    /// Sender's timestamp, ms since the Unix epoch.
-    pub timestamp_ms: u64,
-    /// Status message id: keccak256(author key ‖ payload).
-    pub message_id: [u8; 32],
 }
 
 /// Things that happened, for the application.
@@ -154,67 +174,407 @@ pub enum NodeError {
     /// The connection id is already in use.
     #[error("connection {0} already exists")]
     DuplicateConnection(ConnId),
-    /// The chat name is empty or too long.
-    #[error("invalid chat name {0:?}")]
-    InvalidChatName(String),
+    /// The remote key of an outbound connection is not a curve point.
+    #[error("invalid remote node key")]
+    InvalidRemoteKey,
+    /// Too many connections.
+    #[error("connection limit {max} reached")]
+    TooManyConnections {
+        /// The limit.
+        max: usize,
+    },
+    /// A chat command was refused.
+    #[error(transparent)]
+    Chat(#[from] ChatServiceError),
+    /// Whisper refused a post (too large, could not seal, pool full).
+    #[error("whisper refused the post: {0}")]
+    Post(String),
+}
+
+/// Counters of things a peer or the network did to us (monotonic).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Sessions that ended, by any cause.
+    pub sessions_closed: u64,
+    /// Chat messages accepted from the network.
+    pub messages_received: u64,
+    /// Chat payloads rejected: duplicates (normal with gossip, counted apart).
+    pub duplicates_dropped: u64,
+    /// Chat payloads rejected for another reason (undecodable, unsigned, unsafe clock...).
+    pub messages_rejected: u64,
+    /// Whisper packets for a connection that had already gone.
+    pub sends_to_gone_peers: u64,
+}
+
+struct Peer {
+    session: Session,
+    /// Whisper knows this peer (the session is established and Whisper was told).
+    whisper_attached: bool,
+    /// We have emitted `Close` for it.
+    closed: bool,
 }
 
 /// The whole stack for one node.
 pub struct Node {
-    _private: (),
+    config: NodeConfig,
+    p2p_config: Arc<session::Config>,
+    secret: SecretKey,
+    public: NodePublicKey,
+    rng: Rng,
+    peers: BTreeMap<ConnId, Peer>,
+    whisper: Whisper,
+    chats: PublicChats,
+    /// Whisper filter of each joined chat, and back.
+    filters: BTreeMap<FilterId, String>,
+    chat_filters: BTreeMap<String, FilterId>,
+    actions: VecDeque<Action>,
+    stats: NodeStats,
+    last_now: Time,
 }
 
 impl Node {
     /// A node with identity `secret_key`, seeded with `seed`, starting at `now`.
-    pub fn new(config: NodeConfig, secret_key: [u8; 32], seed: Seed, now: Time) -> Result<Node, NodeError> {
-        let _ = (config, secret_key, seed, now);
-        unimplemented!("stub: the lead is wiring core::node")
+    pub fn new(
+        config: NodeConfig,
+        secret_key: [u8; 32],
+        seed: Seed,
+        now: Time,
+    ) -> Result<Node, NodeError> {
+        let secret =
+            SecretKey::from_byte_array(&secret_key).map_err(|_| NodeError::InvalidSecretKey)?;
+        let public = pubkey_to_wire(&public_key(&secret));
+        let mut rng = rng_from_seed(seed);
+        let mut p2p = config.p2p.clone();
+        p2p.client_id = config.client_id.clone();
+        p2p.listen_port = config.listen_port;
+        p2p.capabilities = vec![Capability::new(
+            WHISPER_CAPABILITY,
+            WHISPER_VERSION,
+            WHISPER_CODE_COUNT,
+        )];
+        let whisper = Whisper::new(config.whisper.clone(), child_seed(&mut rng), now);
+        let chats = PublicChats::new(config.chat.clone(), secret);
+        Ok(Node {
+            p2p_config: Arc::new(p2p),
+            config,
+            secret,
+            public,
+            rng,
+            peers: BTreeMap::new(),
+            whisper,
+            chats,
+            filters: BTreeMap::new(),
+            chat_filters: BTreeMap::new(),
+            actions: VecDeque::new(),
+            stats: NodeStats::default(),
+            last_now: now,
+        })
     }
 
     /// Our public key in wire form.
     pub fn public_key(&self) -> NodePublicKey {
-        unimplemented!()
+        self.public
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// The Whisper machine, for inspection (pool size, counters).
+    pub fn whisper(&self) -> &Whisper {
+        &self.whisper
+    }
+
+    /// Connections currently held (handshaking or established).
+    pub fn connection_count(&self) -> usize {
+        self.peers.values().filter(|p| !p.closed).count()
+    }
+
+    /// Joined public chats, sorted by name.
+    pub fn joined_chats(&self) -> Vec<String> {
+        self.chats.joined().map(str::to_string).collect()
     }
 
     /// A new connection.
-    pub fn handle_connection(&mut self, now: Time, conn: ConnId, direction: Direction) -> Result<(), NodeError> {
-        let _ = (now, conn, direction);
-        unimplemented!()
+    pub fn handle_connection(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        direction: Direction,
+    ) -> Result<(), NodeError> {
+        self.observe(now);
+        if self.peers.contains_key(&conn) {
+            return Err(NodeError::DuplicateConnection(conn));
+        }
+        let role = match direction {
+            Direction::Outbound { remote } => Role::Initiator {
+                remote: pubkey_from_wire(&remote).map_err(|_| NodeError::InvalidRemoteKey)?,
+            },
+            Direction::Inbound => Role::Responder,
+        };
+        if self.connection_count() >= self.config.max_connections {
+            // Inbound: answer nothing and close; outbound: the caller dialed past its budget.
+            if matches!(direction, Direction::Outbound { .. }) {
+                return Err(NodeError::TooManyConnections {
+                    max: self.config.max_connections,
+                });
+            }
+            self.actions.push_back(Action::Close { conn });
+            return Ok(());
+        }
+        let session = Session::new(
+            self.p2p_config.clone(),
+            self.secret,
+            role,
+            child_seed(&mut self.rng),
+            now,
+        );
+        self.peers.insert(
+            conn,
+            Peer {
+                session,
+                whisper_attached: false,
+                closed: false,
+            },
+        );
+        self.pump_session(now, conn);
+        self.pump(now);
+        Ok(())
     }
 
     /// Bytes received on a connection.
     pub fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]) {
-        let _ = (now, conn, bytes);
-        unimplemented!()
+        self.observe(now);
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        peer.session.handle_input(now, bytes);
+        self.pump_session(now, conn);
+        self.pump(now);
     }
 
     /// The socket of a connection closed (by the remote or after our `Close`).
     pub fn handle_connection_closed(&mut self, now: Time, conn: ConnId) {
-        let _ = (now, conn);
-        unimplemented!()
+        self.observe(now);
+        let Some(peer) = self.peers.remove(&conn) else {
+            return;
+        };
+        if !peer.closed {
+            self.stats.sessions_closed += 1;
+            self.actions
+                .push_back(Action::Event(Event::PeerDisconnected {
+                    conn,
+                    reason: DisconnectReason::TcpError.to_string(),
+                }));
+        }
+        if peer.whisper_attached {
+            self.whisper.handle_peer_disconnected(now, conn);
+        }
+        self.pump(now);
     }
 
     /// An application command.
     pub fn handle_command(&mut self, now: Time, command: Command) -> Result<(), NodeError> {
-        let _ = (now, command);
-        unimplemented!()
+        self.observe(now);
+        let result = match command {
+            Command::JoinPublicChat { name } => self.join(&name),
+            Command::LeavePublicChat { name } => {
+                self.chats.leave(&name);
+                if let Some(filter) = self.chat_filters.remove(&name) {
+                    self.filters.remove(&filter);
+                    self.whisper.remove_filter(filter);
+                }
+                Ok(())
+            }
+            Command::SendPublicMessage { chat, text } => self.send_public(now, &chat, &text),
+        };
+        self.pump(now);
+        result
     }
 
     /// Timers; harmless when called early or twice.
     pub fn handle_timeout(&mut self, now: Time) {
-        let _ = now;
-        unimplemented!()
+        self.observe(now);
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            if let Some(peer) = self.peers.get_mut(&conn) {
+                peer.session.handle_timeout(now);
+            }
+            self.pump_session(now, conn);
+        }
+        self.whisper.handle_timeout(now);
+        self.pump(now);
     }
 
     /// The next output.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        unimplemented!()
+        self.actions.pop_front()
     }
 
     /// The next deadline.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
-        unimplemented!()
+        self.peers
+            .values()
+            .filter(|p| !p.closed)
+            .fold(self.whisper.poll_timeout(), |acc, p| {
+                earliest(acc, p.session.poll_timeout())
+            })
+    }
+
+    fn observe(&mut self, now: Time) {
+        debug_assert!(
+            now >= self.last_now,
+            "time went backwards: {now} < {}",
+            self.last_now
+        );
+        self.last_now = self.last_now.max(now);
+    }
+
+    fn join(&mut self, name: &str) -> Result<(), NodeError> {
+        if let Some(sub) = self.chats.join(name)? {
+            let filter = whisper::Filter {
+                topics: vec![sub.topic],
+                sym_key: sub.key,
+                min_pow: 0.0,
+            };
+            match self.whisper.add_filter(filter) {
+                Ok(id) => {
+                    self.filters.insert(id, name.to_string());
+                    self.chat_filters.insert(name.to_string(), id);
+                }
+                Err(e) => {
+                    self.chats.leave(name);
+                    return Err(NodeError::Post(e.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_public(&mut self, now: Time, chat: &str, text: &str) -> Result<(), NodeError> {
+        self.join(chat)?;
+        let out = self.chats.prepare_send(now, chat, text)?;
+        self.whisper
+            .post(now, out.params, &out.key)
+            .map_err(|e| NodeError::Post(e.to_string()))?;
+        self.actions
+            .push_back(Action::Persist(Persist::ChatMessage(out.message.clone())));
+        self.actions
+            .push_back(Action::Event(Event::MessageSent(out.message)));
+        Ok(())
+    }
+
+    /// Moves one session's outputs into node actions and Whisper inputs.
+    fn pump_session(&mut self, now: Time, conn: ConnId) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&conn) else {
+                return;
+            };
+            let Some(action) = peer.session.poll_action() else {
+                return;
+            };
+            match action {
+                session::Action::Transmit(bytes) => {
+                    self.actions.push_back(Action::Send { conn, bytes })
+                }
+                session::Action::Close => {
+                    if !peer.closed {
+                        peer.closed = true;
+                        self.actions.push_back(Action::Close { conn });
+                    }
+                }
+                session::Action::Event(session::Event::Established {
+                    remote, client_id, ..
+                }) => {
+                    peer.whisper_attached = true;
+                    self.whisper.handle_peer_connected(now, conn);
+                    self.actions.push_back(Action::Event(Event::PeerConnected {
+                        conn,
+                        remote: pubkey_to_wire(&remote),
+                        client_id,
+                    }));
+                }
+                session::Action::Event(session::Event::Message {
+                    capability,
+                    code,
+                    payload,
+                }) => {
+                    if capability == WHISPER_CAPABILITY {
+                        self.whisper.handle_peer_message(now, conn, code, &payload);
+                    }
+                }
+                session::Action::Event(session::Event::Disconnected { reason, by_peer }) => {
+                    self.stats.sessions_closed += 1;
+                    if peer.whisper_attached {
+                        peer.whisper_attached = false;
+                        self.whisper.handle_peer_disconnected(now, conn);
+                    }
+                    let who = if by_peer { "by peer" } else { "by us" };
+                    self.actions
+                        .push_back(Action::Event(Event::PeerDisconnected {
+                            conn,
+                            reason: format!("{reason} ({who})"),
+                        }));
+                }
+            }
+        }
+    }
+
+    /// Drains Whisper (whose sends feed sessions, whose events may feed Whisper again) until
+    /// both are quiet.
+    fn pump(&mut self, now: Time) {
+        while let Some(action) = self.whisper.poll_action() {
+            match action {
+                whisper::Action::Send {
+                    peer,
+                    code,
+                    payload,
+                } => {
+                    let Some(p) = self.peers.get_mut(&peer) else {
+                        self.stats.sends_to_gone_peers += 1;
+                        continue;
+                    };
+                    // Err only if the session is closing or the packet exceeds the frame limit,
+                    // which Whisper's own size limit (below p2p's) rules out.
+                    if p.session
+                        .send(now, WHISPER_CAPABILITY, code, &payload)
+                        .is_err()
+                    {
+                        self.stats.sends_to_gone_peers += 1;
+                    }
+                    self.pump_session(now, peer);
+                }
+                whisper::Action::Deliver { filter, message } => {
+                    let Some(chat) = self.filters.get(&filter).cloned() else {
+                        continue;
+                    };
+                    match self.chats.receive(now, &chat, &message) {
+                        Ok(msg) => {
+                            self.stats.messages_received += 1;
+                            self.actions
+                                .push_back(Action::Persist(Persist::ChatMessage(msg.clone())));
+                            self.actions
+                                .push_back(Action::Event(Event::MessageReceived(msg)));
+                        }
+                        Err(Rejected::Duplicate) => self.stats.duplicates_dropped += 1,
+                        Err(_) => self.stats.messages_rejected += 1,
+                    }
+                }
+                whisper::Action::DisconnectPeer { peer, .. } => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.whisper_attached = false;
+                        p.session
+                            .disconnect(now, DisconnectReason::SubprotocolError);
+                    }
+                    self.pump_session(now, peer);
+                }
+            }
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

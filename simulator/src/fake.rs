@@ -246,7 +246,9 @@ impl Host for FloodHost {
             }
             Command::SendPublicMessage { chat, text } => {
                 if chat.is_empty() || chat.len() > usize::from(u8::MAX) {
-                    return Err(NodeError::InvalidChatName(chat));
+                    return Err(NodeError::Chat(
+                        hush_core::chat::ChatServiceError::InvalidName(chat),
+                    ));
                 }
                 self.joined.insert(chat.clone());
                 self.sent += 1;

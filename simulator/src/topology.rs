@@ -2,7 +2,9 @@
 //!
 //! Contract: [`random_regular`] returns the edge list of a simple d-regular graph on `n` nodes
 //! (every node has exactly `d` neighbours, no self-loops, no multi-edges) as pairs `(a, b)` with
-//! `a < b`, sorted. It is a pure function of `(n, d, rng state)`.
+//! `a < b`, sorted, and **connected** (a disconnected overlay would measure the topology, not the
+//! protocol: a random 2-regular graph is usually several disjoint cycles). It is a pure
+//! function of `(n, d, rng state)`.
 //!
 //! Method: the configuration (pairing) model: `d` "points" per node, paired at random. A pure
 //! pairing needs on average `exp((d²−1)/4)` restarts to be simple, so, as in Steger & Wormald
@@ -41,8 +43,16 @@ pub enum TopologyError {
         /// Degree.
         degree: usize,
     },
-    /// [`MAX_TOPOLOGY_RESTARTS`] pairings all got stuck.
-    #[error("no simple {degree}-regular graph found on {nodes} nodes after {restarts} restarts")]
+    /// No `d`-regular graph on `n` nodes is connected (d = 0, or d = 1 with n > 2).
+    #[error("no {degree}-regular graph on {nodes} nodes is connected")]
+    CannotBeConnected {
+        /// Node count.
+        nodes: usize,
+        /// Degree.
+        degree: usize,
+    },
+    /// [`MAX_TOPOLOGY_RESTARTS`] pairings all got stuck or were disconnected.
+    #[error("no connected simple {degree}-regular graph found on {nodes} nodes after {restarts} restarts")]
     GaveUp {
         /// Node count.
         nodes: usize,
@@ -71,9 +81,20 @@ pub fn random_regular(
             degree: d,
         });
     }
+    // Degree 0 leaves nodes isolated and degree 1 is a perfect matching: neither is connected
+    // beyond two nodes.
+    if (n > 2 && d < 2) || (n == 2 && d == 0) {
+        return Err(TopologyError::CannotBeConnected {
+            nodes: n,
+            degree: d,
+        });
+    }
     for _ in 0..MAX_TOPOLOGY_RESTARTS {
         if let Some(edges) = try_pairing(n, d, rng) {
-            return Ok(edges.into_iter().collect());
+            let edges: Vec<(usize, usize)> = edges.into_iter().collect();
+            if is_connected(n, &edges) {
+                return Ok(edges);
+            }
         }
     }
     Err(TopologyError::GaveUp {
@@ -81,6 +102,32 @@ pub fn random_regular(
         degree: d,
         restarts: MAX_TOPOLOGY_RESTARTS,
     })
+}
+
+/// True if the graph on `n` nodes with `edges` is connected (n ≤ 1 counts as connected).
+pub fn is_connected(n: usize, edges: &[(usize, usize)]) -> bool {
+    if n <= 1 {
+        return true;
+    }
+    let mut adjacency = vec![Vec::new(); n];
+    for &(a, b) in edges {
+        adjacency[a].push(b);
+        adjacency[b].push(a);
+    }
+    let mut seen = vec![false; n];
+    let mut stack = vec![0];
+    seen[0] = true;
+    let mut reached = 1;
+    while let Some(v) = stack.pop() {
+        for &w in &adjacency[v] {
+            if !seen[w] {
+                seen[w] = true;
+                reached += 1;
+                stack.push(w);
+            }
+        }
+    }
+    reached == n
 }
 
 /// One pairing attempt; `None` if it got stuck.

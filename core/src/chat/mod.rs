@@ -2,15 +2,18 @@
 //! the Lamport clock, the StatusProtocolMessage wrapper and the message id.
 //!
 //! Contract: pure functions and small value types; every decoder is total and returns a
-//! [`ChatError`]. The chat machine and node wiring live elsewhere.
+//! [`ChatError`]. [`service::PublicChats`] keeps the per-chat state (clocks, dedup) and is
+//! wired to Whisper by `crate::node`.
 
 pub mod clock;
 pub mod public;
+pub mod service;
 pub mod transit;
 pub mod wrapper;
 
 pub use clock::LamportClock;
 pub use public::{message_id, public_chat_key, public_chat_topic};
+pub use service::{ChatConfig, ChatMessage, ChatServiceError, PublicChats, Rejected};
 pub use transit::{C4Content, C4Message, MessageType};
 pub use wrapper::{unwrap_payload, wrap_payload, StatusProtocolMessage, Unwrapped};
 

@@ -1,7 +1,7 @@
 use super::*;
 use crate::time::Time;
 use proptest::prelude::*;
-use secp256k1::{Secp256k1, SecretKey};
+use secp256k1::SecretKey;
 use serde_json::Value;
 
 const CHAT_VECTORS: &str = include_str!("../../../testdata/vectors/status_chat_vectors.json");
@@ -136,16 +136,16 @@ fn lamport_clock_rules() {
 
 #[test]
 fn wrapper_and_message_id() {
-    let secp = Secp256k1::new();
+    let secp = crate::ecies::secp();
     let author = SecretKey::from_slice(&[4; 32]).unwrap();
-    let relay = SecretKey::from_slice(&[6; 32]).unwrap().public_key(&secp);
+    let relay = SecretKey::from_slice(&[6; 32]).unwrap().public_key(secp);
     let transit = spec_payload().into_bytes();
     let wrapped = wrap_payload(&transit, Some(&author));
     let u = unwrap_payload(&wrapped, Some(relay)).unwrap();
     assert!(u.wrapped);
     assert_eq!(u.transit, transit);
-    assert_eq!(u.author, Some(author.public_key(&secp)));
-    assert_eq!(u.id, Some(message_id(&author.public_key(&secp), &wrapped)));
+    assert_eq!(u.author, Some(author.public_key(secp)));
+    assert_eq!(u.id, Some(message_id(&author.public_key(secp), &wrapped)));
     // Bare Transit: author = whisper signer, id over the raw bytes.
     let b = unwrap_payload(&transit, Some(relay)).unwrap();
     assert!(!b.wrapped);

@@ -56,7 +56,11 @@ pub struct Enode {
 impl Enode {
     /// An enode with the given key and address.
     pub fn new(public_key: [u8; 64], addr: SocketAddr) -> Self {
-        Enode { public_key, addr, disc_port: None }
+        Enode {
+            public_key,
+            addr,
+            disc_port: None,
+        }
     }
 }
 
@@ -80,10 +84,15 @@ impl FromStr for Enode {
     type Err = EnodeError;
 
     fn from_str(s: &str) -> Result<Self, EnodeError> {
-        let rest = s.trim().strip_prefix("enode://").ok_or(EnodeError::BadScheme)?;
+        let rest = s
+            .trim()
+            .strip_prefix("enode://")
+            .ok_or(EnodeError::BadScheme)?;
         let (key_hex, addr_part) = rest.split_once('@').ok_or(EnodeError::MissingAt)?;
         if key_hex.len() != 128 {
-            return Err(EnodeError::BadKeyLength { found: key_hex.len() });
+            return Err(EnodeError::BadKeyLength {
+                found: key_hex.len(),
+            });
         }
         let mut public_key = [0u8; 64];
         hex::decode_to_slice(key_hex, &mut public_key).map_err(|_| EnodeError::BadKeyHex)?;
@@ -95,7 +104,9 @@ impl FromStr for Enode {
             .rsplit_once(':')
             .ok_or_else(|| EnodeError::BadPort(String::new()))?;
         let host_clean = host.trim_start_matches('[').trim_end_matches(']');
-        let ip: IpAddr = host_clean.parse().map_err(|_| EnodeError::BadHost(host.to_string()))?;
+        let ip: IpAddr = host_clean
+            .parse()
+            .map_err(|_| EnodeError::BadHost(host.to_string()))?;
         let port: u16 = match port.parse() {
             Ok(p) if p != 0 => p,
             _ => return Err(EnodeError::BadPort(port.to_string())),
@@ -103,11 +114,20 @@ impl FromStr for Enode {
         let disc_port = match query {
             None => None,
             Some(q) => {
-                let v = q.strip_prefix("discport=").ok_or_else(|| EnodeError::BadQuery(q.to_string()))?;
-                Some(v.parse::<u16>().map_err(|_| EnodeError::BadQuery(q.to_string()))?)
+                let v = q
+                    .strip_prefix("discport=")
+                    .ok_or_else(|| EnodeError::BadQuery(q.to_string()))?;
+                Some(
+                    v.parse::<u16>()
+                        .map_err(|_| EnodeError::BadQuery(q.to_string()))?,
+                )
             }
         };
-        Ok(Enode { public_key, addr: SocketAddr::new(ip, port), disc_port })
+        Ok(Enode {
+            public_key,
+            addr: SocketAddr::new(ip, port),
+            disc_port,
+        })
     }
 }
 
@@ -132,15 +152,36 @@ mod tests {
 
     #[test]
     fn clear_errors() {
-        assert_eq!("http://x".parse::<Enode>().unwrap_err(), EnodeError::BadScheme);
-        assert_eq!(format!("enode://{KEY}").parse::<Enode>().unwrap_err(), EnodeError::MissingAt);
-        assert_eq!("enode://abcd@1.2.3.4:1".parse::<Enode>().unwrap_err(), EnodeError::BadKeyLength { found: 4 });
+        assert_eq!(
+            "http://x".parse::<Enode>().unwrap_err(),
+            EnodeError::BadScheme
+        );
+        assert_eq!(
+            format!("enode://{KEY}").parse::<Enode>().unwrap_err(),
+            EnodeError::MissingAt
+        );
+        assert_eq!(
+            "enode://abcd@1.2.3.4:1".parse::<Enode>().unwrap_err(),
+            EnodeError::BadKeyLength { found: 4 }
+        );
         let bad_hex = format!("enode://{}@1.2.3.4:1", "zz".repeat(64));
         assert_eq!(bad_hex.parse::<Enode>().unwrap_err(), EnodeError::BadKeyHex);
-        assert!(matches!(format!("enode://{KEY}@host.example:1").parse::<Enode>(), Err(EnodeError::BadHost(_))));
-        assert!(matches!(format!("enode://{KEY}@1.2.3.4:0").parse::<Enode>(), Err(EnodeError::BadPort(_))));
-        assert!(matches!(format!("enode://{KEY}@1.2.3.4").parse::<Enode>(), Err(EnodeError::BadPort(_))));
-        assert!(matches!(format!("enode://{KEY}@1.2.3.4:5?x=1").parse::<Enode>(), Err(EnodeError::BadQuery(_))));
+        assert!(matches!(
+            format!("enode://{KEY}@host.example:1").parse::<Enode>(),
+            Err(EnodeError::BadHost(_))
+        ));
+        assert!(matches!(
+            format!("enode://{KEY}@1.2.3.4:0").parse::<Enode>(),
+            Err(EnodeError::BadPort(_))
+        ));
+        assert!(matches!(
+            format!("enode://{KEY}@1.2.3.4").parse::<Enode>(),
+            Err(EnodeError::BadPort(_))
+        ));
+        assert!(matches!(
+            format!("enode://{KEY}@1.2.3.4:5?x=1").parse::<Enode>(),
+            Err(EnodeError::BadQuery(_))
+        ));
     }
 
     proptest! {

@@ -95,7 +95,13 @@ struct Header {
 fn parse_header(buf: &[u8]) -> Result<Header, RlpError> {
     let first = *buf.first().ok_or(RlpError::Empty)?;
     let (is_list, header_len, payload_len) = match first {
-        0x00..=0x7f => return Ok(Header { is_list: false, header_len: 0, payload_len: 1 }),
+        0x00..=0x7f => {
+            return Ok(Header {
+                is_list: false,
+                header_len: 0,
+                payload_len: 1,
+            })
+        }
         0x80..=0xb7 => {
             let len = (first - 0x80) as usize;
             if len == 1 {
@@ -118,16 +124,28 @@ fn parse_header(buf: &[u8]) -> Result<Header, RlpError> {
             (true, 1 + n, len)
         }
     };
-    let needed = header_len.checked_add(payload_len).ok_or(RlpError::LengthOverflow)?;
+    let needed = header_len
+        .checked_add(payload_len)
+        .ok_or(RlpError::LengthOverflow)?;
     if buf.len() < needed {
-        return Err(RlpError::Truncated { needed, have: buf.len() });
+        return Err(RlpError::Truncated {
+            needed,
+            have: buf.len(),
+        });
     }
-    Ok(Header { is_list, header_len, payload_len })
+    Ok(Header {
+        is_list,
+        header_len,
+        payload_len,
+    })
 }
 
 /// Reads the `n`-byte big-endian length after a long-form prefix; must be minimal and >= 56.
 fn read_long_len(buf: &[u8], n: usize) -> Result<usize, RlpError> {
-    let bytes = buf.get(1..1 + n).ok_or(RlpError::Truncated { needed: 1 + n, have: buf.len() })?;
+    let bytes = buf.get(1..1 + n).ok_or(RlpError::Truncated {
+        needed: 1 + n,
+        have: buf.len(),
+    })?;
     if bytes[0] == 0 {
         return Err(RlpError::NonCanonicalSize);
     }
@@ -163,7 +181,13 @@ impl<'a> Rlp<'a> {
     pub fn new_prefix(buf: &'a [u8]) -> Result<(Self, &'a [u8]), RlpError> {
         let header = parse_header(buf)?;
         let end = header.header_len + header.payload_len;
-        Ok((Rlp { raw: &buf[..end], header }, &buf[end..]))
+        Ok((
+            Rlp {
+                raw: &buf[..end],
+                header,
+            },
+            &buf[end..],
+        ))
     }
 
     /// The item's full encoding, header included.
@@ -192,7 +216,10 @@ impl<'a> Rlp<'a> {
     /// A byte string of exactly `N` bytes (Go fixed arrays).
     pub fn fixed<const N: usize>(&self) -> Result<[u8; N], RlpError> {
         let b = self.bytes()?;
-        b.try_into().map_err(|_| RlpError::WrongLength { expected: N, found: b.len() })
+        b.try_into().map_err(|_| RlpError::WrongLength {
+            expected: N,
+            found: b.len(),
+        })
     }
 
     /// A canonical unsigned integer of at most 8 bytes.
@@ -239,7 +266,9 @@ impl<'a> Rlp<'a> {
         if !self.header.is_list {
             return Err(RlpError::ExpectedList);
         }
-        Ok(RlpList { rest: self.payload() })
+        Ok(RlpList {
+            rest: self.payload(),
+        })
     }
 
     /// Checks every nested item's header down to [`MAX_DEPTH`] (the ethereum/tests "invalid"
@@ -326,7 +355,9 @@ impl Encoder {
 
     /// An empty encoder with `cap` bytes reserved.
     pub fn with_capacity(cap: usize) -> Self {
-        Encoder { buf: Vec::with_capacity(cap) }
+        Encoder {
+            buf: Vec::with_capacity(cap),
+        }
     }
 
     /// The bytes written so far.

@@ -50,7 +50,10 @@ fn encode_json(e: &mut Encoder, v: &Value) {
 fn check_decoded(item: Rlp<'_>, v: &Value) {
     match v {
         Value::String(s) if s.starts_with('#') => {
-            assert_eq!(item.uint_bytes(64).unwrap(), decimal_to_be(&s[1..]).as_slice())
+            assert_eq!(
+                item.uint_bytes(64).unwrap(),
+                decimal_to_be(&s[1..]).as_slice()
+            )
         }
         Value::String(s) => assert_eq!(item.bytes().unwrap(), s.as_bytes()),
         Value::Number(n) => assert_eq!(item.u64().unwrap(), n.as_u64().unwrap()),
@@ -67,7 +70,9 @@ fn check_decoded(item: Rlp<'_>, v: &Value) {
 
 #[test]
 fn ethereum_tests_valid() {
-    let Value::Object(cases) = load("ethereum_tests_rlptest.json") else { panic!() };
+    let Value::Object(cases) = load("ethereum_tests_rlptest.json") else {
+        panic!()
+    };
     assert!(cases.len() > 20);
     for (name, case) in cases {
         let expected = hex::decode(case["out"].as_str().unwrap().trim_start_matches("0x")).unwrap();
@@ -82,7 +87,9 @@ fn ethereum_tests_valid() {
 
 #[test]
 fn ethereum_tests_invalid() {
-    let Value::Object(cases) = load("ethereum_tests_invalidRLPTest.json") else { panic!() };
+    let Value::Object(cases) = load("ethereum_tests_invalidRLPTest.json") else {
+        panic!()
+    };
     assert!(cases.len() > 10);
     for (name, case) in cases {
         let bytes = hex::decode(case["out"].as_str().unwrap().trim_start_matches("0x")).unwrap();
@@ -104,17 +111,35 @@ fn ethereum_tests_invalid() {
 
 #[test]
 fn go_strictness() {
-    assert_eq!(Rlp::new(&[0x81, 0x05]).unwrap_err(), RlpError::NonCanonicalSize);
-    assert_eq!(Rlp::new(&[0x82, 0x00, 0x01]).unwrap().u64().unwrap_err(), RlpError::NonCanonicalInteger);
-    assert_eq!(Rlp::new(&[0xb8, 0x05, 1, 2, 3, 4, 5]).unwrap_err(), RlpError::NonCanonicalSize);
-    assert_eq!(Rlp::new(&[0x02]).unwrap().bool().unwrap_err(), RlpError::InvalidBool);
+    assert_eq!(
+        Rlp::new(&[0x81, 0x05]).unwrap_err(),
+        RlpError::NonCanonicalSize
+    );
+    assert_eq!(
+        Rlp::new(&[0x82, 0x00, 0x01]).unwrap().u64().unwrap_err(),
+        RlpError::NonCanonicalInteger
+    );
+    assert_eq!(
+        Rlp::new(&[0xb8, 0x05, 1, 2, 3, 4, 5]).unwrap_err(),
+        RlpError::NonCanonicalSize
+    );
+    assert_eq!(
+        Rlp::new(&[0x02]).unwrap().bool().unwrap_err(),
+        RlpError::InvalidBool
+    );
     assert!(Rlp::new(&[0x01]).unwrap().bool().unwrap());
     assert!(!Rlp::new(&[0x80]).unwrap().bool().unwrap());
     assert_eq!(
         Rlp::new(&[0x82, 1, 2]).unwrap().fixed::<4>().unwrap_err(),
-        RlpError::WrongLength { expected: 4, found: 2 }
+        RlpError::WrongLength {
+            expected: 4,
+            found: 2
+        }
     );
-    assert_eq!(Rlp::new(&[0x80, 0x80]).unwrap_err(), RlpError::TrailingBytes { extra: 1 });
+    assert_eq!(
+        Rlp::new(&[0x80, 0x80]).unwrap_err(),
+        RlpError::TrailingBytes { extra: 1 }
+    );
     let mut l = Rlp::new(&[0xc2, 0x01, 0x02]).unwrap().list().unwrap();
     l.item().unwrap();
     assert_eq!(l.clone().finish().unwrap_err(), RlpError::TooManyElements);
@@ -136,7 +161,10 @@ fn deep_nesting_is_bounded() {
         });
         bytes = e.finish();
     }
-    assert_eq!(Rlp::new(&bytes).unwrap().validate().unwrap_err(), RlpError::TooDeep);
+    assert_eq!(
+        Rlp::new(&bytes).unwrap().validate().unwrap_err(),
+        RlpError::TooDeep
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -147,7 +175,9 @@ enum Tree {
 
 fn tree() -> impl Strategy<Value = Tree> {
     let leaf = proptest::collection::vec(any::<u8>(), 0..80).prop_map(Tree::Bytes);
-    leaf.prop_recursive(4, 64, 8, |inner| proptest::collection::vec(inner, 0..8).prop_map(Tree::List))
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        proptest::collection::vec(inner, 0..8).prop_map(Tree::List)
+    })
 }
 
 fn encode_tree(e: &mut Encoder, t: &Tree) {
@@ -177,7 +207,9 @@ fn decode_tree(item: Rlp<'_>) -> Tree {
 fn eq_tree(a: &Tree, b: &Tree) -> bool {
     match (a, b) {
         (Tree::Bytes(x), Tree::Bytes(y)) => x == y,
-        (Tree::List(x), Tree::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| eq_tree(a, b)),
+        (Tree::List(x), Tree::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| eq_tree(a, b))
+        }
         _ => false,
     }
 }

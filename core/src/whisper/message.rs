@@ -15,7 +15,7 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand_core::{CryptoRng, RngCore};
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
-use secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
+use secp256k1::{Message, PublicKey, SecretKey};
 use sha2::Sha256;
 
 use super::bloom::Topic;
@@ -168,8 +168,7 @@ pub fn build_plaintext(
 
 /// Go's `crypto.Sign`: 65 bytes R ‖ S ‖ V with V ∈ {0,1}.
 pub fn sign_recoverable(key: &SecretKey, digest: &[u8; 32]) -> [u8; SIGNATURE_LEN] {
-    let secp = Secp256k1::signing_only();
-    let sig = secp.sign_ecdsa_recoverable(&Message::from_digest(*digest), key);
+    let sig = crate::ecies::secp().sign_ecdsa_recoverable(&Message::from_digest(*digest), key);
     let (id, compact) = sig.serialize_compact();
     let mut out = [0u8; SIGNATURE_LEN];
     out[..64].copy_from_slice(&compact);
@@ -186,7 +185,7 @@ pub fn recover_signer(
     let id = RecoveryId::try_from(i32::from(sig[64])).map_err(|_| WhisperError::BadSignature)?;
     let rsig = RecoverableSignature::from_compact(&sig[..64], id)
         .map_err(|_| WhisperError::BadSignature)?;
-    Secp256k1::verification_only()
+    crate::ecies::secp()
         .recover_ecdsa(&Message::from_digest(*digest), &rsig)
         .map_err(|_| WhisperError::BadSignature)
 }

@@ -2,7 +2,7 @@ use super::*;
 use crate::rng::{rng_from_seed, seed_from_u64};
 use crate::time::Time;
 use proptest::prelude::*;
-use secp256k1::{Secp256k1, SecretKey};
+use secp256k1::SecretKey;
 use serde_json::Value;
 
 const WHISPER_VECTORS: &str = include_str!("../../../testdata/vectors/whisperv6_vectors.json");
@@ -200,7 +200,7 @@ fn message_sign_encrypt_roundtrip() {
         assert_eq!(plain.len() % PAD_SIZE_LIMIT, 0, "len {payload_len}");
         let parsed = parse_plaintext(&plain).unwrap();
         assert_eq!(parsed.payload, params.payload);
-        let expect_signer = signed.then(|| key(9).public_key(&Secp256k1::new()));
+        let expect_signer = signed.then(|| key(9).public_key(crate::ecies::secp()));
         assert_eq!(parsed.signer, expect_signer);
         let env = wrap_symmetric(
             &params,
@@ -502,7 +502,7 @@ fn line_of_four_delivers_once_and_never_echoes() {
         assert_eq!(f, filter);
         assert_eq!(m.payload, b"hello");
         assert_eq!(m.envelope_hash, hash);
-        assert_eq!(m.signer, Some(key(5).public_key(&Secp256k1::new())));
+        assert_eq!(m.signer, Some(key(5).public_key(crate::ecies::secp())));
         assert!(net.nodes[i].has_envelope(&hash));
     }
     // Exactly one send per directed link along the line, never backwards, never twice.

@@ -104,7 +104,7 @@ fn host_construction_errors_other_than_bad_keys_abort() {
         &Scenario::default(),
         1,
         |i, _, _, _| -> Result<FloodHost, NodeError> {
-            Err(NodeError::InvalidChatName(format!("{i}")))
+            Err(NodeError::TooManyConnections { max: i })
         },
     );
     assert!(matches!(r, Err(SimError::Host { node: 0, .. })));

@@ -28,7 +28,6 @@ fn regular_graphs_have_the_right_shape() {
         (1000, 8),
         (4, 3),
         (2, 1),
-        (5, 0),
         (0, 0),
     ] {
         for seed in 0..5u8 {
@@ -71,4 +70,26 @@ fn impossible_parameters_are_errors() {
             degree: 2
         })
     );
+}
+
+#[test]
+fn graphs_are_connected_even_at_degree_two() {
+    // A random 2-regular graph is usually several cycles; we must return one cycle.
+    for seed in 0..20u64 {
+        let mut rng = rng_from_seed(hush_core::rng::seed_from_u64(seed));
+        let edges = random_regular(12, 2, &mut rng).unwrap();
+        assert!(is_connected(12, &edges), "seed {seed}");
+    }
+    assert!(!is_connected(4, &[(0, 1), (2, 3)]));
+    assert!(is_connected(1, &[]));
+    // n = 4, d = 1 is a perfect matching and d = 0 isolates: never connected.
+    let mut rng = rng_from_seed(hush_core::rng::seed_from_u64(1));
+    assert!(matches!(
+        random_regular(4, 1, &mut rng),
+        Err(TopologyError::CannotBeConnected { .. })
+    ));
+    assert!(matches!(
+        random_regular(5, 0, &mut rng),
+        Err(TopologyError::CannotBeConnected { .. })
+    ));
 }
