@@ -1,1 +1,48 @@
-fn main() {}
+//! The `hush` binary: `hush node` (a lightweight node over TCP) and `hush sim` (the simulator).
+
+use std::io::IsTerminal;
+
+use clap::{Parser, Subcommand};
+use hush_drivers::cli::{run_node, NodeArgs};
+
+// SWAP when hush-sim's cli lands: delete the next two lines and `drivers/src/sim_stub.rs`, and
+// use instead: `use hush_sim::cli as sim_cli;`
+mod sim_stub;
+use sim_stub as sim_cli;
+
+/// hush: the 2019 Status messaging stack (devp2p RLPx → Whisper v6 → public chat).
+#[derive(Parser, Debug)]
+#[command(name = "hush", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a node over TCP: stdout gets the enode line then received messages; stdin takes
+    /// /join NAME, /leave NAME, /send NAME TEXT, /quit.
+    Node(NodeArgs),
+    /// Run a simulation scenario.
+    Sim(sim_cli::SimArgs),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr: stdout is machine-readable. Colours only on a terminal.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Cmd::Node(args) => run_node(args),
+        Cmd::Sim(args) => sim_cli::run(args),
+    }
+}

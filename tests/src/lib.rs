@@ -1,1 +1,198 @@
 //! hush-tests: shared helpers for the integration tests.
+//!
+//! Contract: [`hush_bin`] finds the `hush` binary that `cargo test --workspace` built (hush-tests
+//! is another package, so `CARGO_BIN_EXE_hush` is not available here); [`NodeProcess`] runs one
+//! `hush node` with piped stdio, lets a test wait (with a deadline) for lines on its stdout or
+//! stderr, and kills the process and removes its data directory when dropped.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Environment variable that overrides where the `hush` binary is.
+pub const HUSH_BIN_ENV: &str = "HUSH_BIN";
+
+/// The `hush` binary: `$HUSH_BIN` if set, else `hush` in the directory above this test
+/// executable (`target/<profile>/deps/two_nodes-… → target/<profile>/hush`).
+///
+/// # Panics
+/// If the binary is not there, with instructions.
+pub fn hush_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os(HUSH_BIN_ENV) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable is in target/<profile>/deps");
+    let bin = profile_dir.join(format!("hush{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "hush binary not found at {}. Run the tests with `cargo test --workspace` (which builds it \
+         for hush-drivers' integration tests), or `cargo build --bin hush` first, or set {HUSH_BIN_ENV}.",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh directory path (not created) under the system temp dir, unique per process and call.
+pub fn unique_temp_dir(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!("hush-{tag}-{}-{nanos}-{n}", std::process::id()))
+}
+
+/// How long to let a dead process's remaining output arrive before reporting it.
+const EXIT_GRACE_MS: u64 = 300;
+
+/// One running `hush node`, killed (and its data dir removed) on drop.
+pub struct NodeProcess {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+    /// The node's data directory.
+    pub data_dir: PathBuf,
+}
+
+impl NodeProcess {
+    /// Starts `hush node --data-dir <fresh temp dir> <args>`.
+    pub fn spawn(name: &str, args: &[&str]) -> NodeProcess {
+        let data_dir = unique_temp_dir(&format!("e2e-{name}"));
+        let mut child = Command::new(hush_bin())
+            .arg("node")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", hush_bin().display()));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stdout = forward(
+            child.stdout.take().expect("piped"),
+            format!("{name} out"),
+            log.clone(),
+        );
+        let stderr = forward(
+            child.stderr.take().expect("piped"),
+            format!("{name} err"),
+            log.clone(),
+        );
+        let stdin = child.stdin.take();
+        NodeProcess {
+            name: name.to_string(),
+            child,
+            stdin,
+            stdout,
+            stderr,
+            log,
+            data_dir,
+        }
+    }
+
+    /// Writes one command line to the node's stdin.
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: writing stdin: {e}\n{}", self.name, self.transcript()));
+    }
+
+    /// The next stdout line, waiting until `deadline`.
+    pub fn next_stdout_line(&self, deadline: Instant) -> String {
+        self.wait(&self.stdout, "stdout", deadline, |_| true)
+    }
+
+    /// The first (next) stdout line satisfying `pred`, waiting until `deadline`.
+    pub fn wait_stdout(&self, deadline: Instant, pred: impl Fn(&str) -> bool) -> String {
+        self.wait(&self.stdout, "stdout", deadline, pred)
+    }
+
+    /// The first (next) stderr line satisfying `pred`, waiting until `deadline`.
+    pub fn wait_stderr(&self, deadline: Instant, pred: impl Fn(&str) -> bool) -> String {
+        self.wait(&self.stderr, "stderr", deadline, pred)
+    }
+
+    fn wait(
+        &self,
+        rx: &Receiver<String>,
+        what: &str,
+        deadline: Instant,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "{}: timed out waiting on {what}\n{}",
+                        self.name,
+                        self.transcript()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Let the other stream's reader catch the exit message (a panic, an error).
+                    std::thread::sleep(std::time::Duration::from_millis(EXIT_GRACE_MS));
+                    panic!(
+                        "{}: {what} closed (process exited?)\n{}",
+                        self.name,
+                        self.transcript()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Everything the process printed so far, tagged by stream, for failure messages.
+    pub fn transcript(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+}
+
+fn forward(
+    stream: impl std::io::Read + Send + 'static,
+    tag: String,
+    log: Arc<Mutex<Vec<String>>>,
+) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut l) = log.lock() {
+                l.push(format!("[{tag}] {line}"));
+            }
+            if tx.send(line).is_err() {
+                // Nobody waits on this stream any more; keep draining so the child never blocks.
+                continue;
+            }
+        }
+    });
+    rx
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

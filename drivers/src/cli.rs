@@ -1,0 +1,91 @@
+//! `hush node`: command-line arguments and start-up.
+//!
+//! Contract: [`run_node`] creates the data directory and node key if needed, draws a node seed
+//! from the OS, binds `--listen`, builds a `hush_core::node::Node` and runs the
+//! [driver](crate::driver) until `/quit` on stdin (EOF on stdin does not stop the node; SIGINT
+//! and SIGTERM end the process with the default action). It is the only place in hush that
+//! reads OS randomness.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use futures_lite::{AsyncBufReadExt, StreamExt};
+use hush_core::node::{Node, NodeConfig};
+use hush_core::p2p::enode::Enode;
+use rand_core::{OsRng, RngCore};
+
+use crate::driver::{run, Clock, DialPolicy, DriverConfig, Outputs, DIAL_MAX_ATTEMPTS};
+use crate::nodekey::load_or_create;
+
+/// Arguments of `hush node`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// Data directory (created if absent); holds `nodekey` and `messages.jsonl`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// TCP address to listen on; port 0 picks a free port (the enode line shows the real one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Node to dial at start, as enode://<128 hex>@<ip>:<port> (repeatable).
+    #[arg(long = "peer", value_name = "ENODE")]
+    pub peers: Vec<Enode>,
+    /// Public chat to join at start (repeatable).
+    #[arg(long = "join", value_name = "NAME")]
+    pub join: Vec<String>,
+    /// Print received messages as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Dial attempts per --peer before giving up (1 s back-off doubling to 30 s).
+    #[arg(long, value_name = "N", default_value_t = DIAL_MAX_ATTEMPTS)]
+    pub dial_attempts: u32,
+}
+
+/// Runs `hush node` with real stdin/stdout/stderr until `/quit`.
+pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let secret_key = load_or_create(&args.data_dir, &mut OsRng)?;
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    let clock = Clock::new();
+
+    smol::block_on(async move {
+        let listener = smol::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding --listen {}", args.listen))?;
+        let port = listener.local_addr().context("listener address")?.port();
+        let config = NodeConfig {
+            listen_port: port,
+            ..NodeConfig::default()
+        };
+        let node = Node::new(config, secret_key, seed, clock.now()).context("creating the node")?;
+
+        let (line_tx, line_rx) = smol::channel::unbounded::<String>();
+        // Reading stdin blocks; `Unblock` moves it to a thread. Dropping `line_tx` at EOF closes
+        // the channel, which the driver treats as "no more commands", not as quit.
+        let stdin_task = smol::spawn(async move {
+            let mut lines = smol::io::BufReader::new(smol::Unblock::new(std::io::stdin())).lines();
+            while let Some(Ok(line)) = lines.next().await {
+                if line_tx.send(line).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let driver_config = DriverConfig {
+            data_dir: args.data_dir.clone(),
+            peers: args.peers.clone(),
+            join: args.join.clone(),
+            json: args.json,
+            dial: DialPolicy {
+                max_attempts: args.dial_attempts,
+                ..DialPolicy::default()
+            },
+        };
+        let io = Outputs {
+            out: Box::new(std::io::stdout()),
+            err: Box::new(std::io::stderr()),
+        };
+        let result = run(node, listener, clock, driver_config, line_rx, io).await;
+        drop(stdin_task);
+        result
+    })
+}

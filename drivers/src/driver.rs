@@ -1,0 +1,638 @@
+//! The smol TCP driver: moves bytes, time and commands between the OS and a [`Stack`]
+//! (in production `hush_core::node::Node`).
+//!
+//! Contract: [`run`] owns the stack and is its only caller. It makes exactly one `handle_*` call
+//! per input (an accepted or dialed connection, a chunk of bytes, a closed socket, a stdin line,
+//! the timer), then drains `poll_action` until `None`, performing each action in order:
+//! `Send` → the connection's writer task, `Close` → the writer closes the socket after the bytes
+//! queued before it, `Persist` → appended to `DATA_DIR/messages.jsonl` before the next action is
+//! performed (a failure to persist stops the driver with an error), `Event` → stdout/stderr.
+//! Then it arms a timer at `poll_timeout` and waits for the timer or the next input. It never
+//! branches on protocol state.
+//!
+//! `now` is the wall clock read once at start plus a monotonic elapsed time ([`Clock`]), so it
+//! never goes backwards even if the system clock is stepped.
+//!
+//! Tasks: one accept loop, one dialer per `--peer` (retrying a failed dial with a capped
+//! exponential back-off, [`DialPolicy`]), one stdin forwarder, and a reader and a writer per
+//! connection. They talk to the loop through one bounded channel ([`INPUT_QUEUE_CAPACITY`]), so
+//! a slow node applies back-pressure to the sockets instead of buffering without limit.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use async_io::Timer;
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use hush_core::node::{
+    Action, Command, ConnId, Direction, Event, Node, NodeError, NodePublicKey, Persist,
+};
+use hush_core::p2p::enode::Enode;
+use hush_core::Time;
+use smol::channel::{Receiver, Sender};
+use smol::net::{TcpListener, TcpStream};
+use smol::Task;
+
+use crate::commands::{parse_line, StdinCommand};
+use crate::output::{
+    message_human_line, message_json_line, persist_json_line, status_line, MESSAGES_FILE,
+};
+
+/// Bytes read from a socket per read call: 64 KiB, enough for a typical RLPx frame batch.
+pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Inputs waiting for the node loop. At most this many chunks (≤ 64 KiB each) are buffered
+/// before readers stop reading and TCP flow control pushes back on the peers.
+pub const INPUT_QUEUE_CAPACITY: usize = 256;
+
+/// Bytes queued for one connection's writer before the driver gives up on that peer and closes
+/// it: a peer that does not read is not allowed to make us buffer without limit. 8 MiB is several
+/// maximum-size Whisper envelopes (1 MiB each by default) in flight.
+pub const MAX_WRITE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The state machine the driver runs. `hush_core::node::Node` implements it; tests use a fake.
+/// The methods mean exactly what `Node`'s do (see `hush_core::node`).
+pub trait Stack {
+    /// Our public key in wire form.
+    fn public_key(&self) -> NodePublicKey;
+    /// A new connection.
+    fn handle_connection(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        direction: Direction,
+    ) -> Result<(), NodeError>;
+    /// Bytes received on a connection.
+    fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]);
+    /// A connection's socket closed.
+    fn handle_connection_closed(&mut self, now: Time, conn: ConnId);
+    /// An application command.
+    fn handle_command(&mut self, now: Time, command: Command) -> Result<(), NodeError>;
+    /// Timers.
+    fn handle_timeout(&mut self, now: Time);
+    /// The next output.
+    fn poll_action(&mut self) -> Option<Action>;
+    /// The next deadline.
+    fn poll_timeout(&self) -> Option<Time>;
+}
+
+impl Stack for Node {
+    fn public_key(&self) -> NodePublicKey {
+        Node::public_key(self)
+    }
+    fn handle_connection(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        direction: Direction,
+    ) -> Result<(), NodeError> {
+        Node::handle_connection(self, now, conn, direction)
+    }
+    fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]) {
+        Node::handle_bytes(self, now, conn, bytes)
+    }
+    fn handle_connection_closed(&mut self, now: Time, conn: ConnId) {
+        Node::handle_connection_closed(self, now, conn)
+    }
+    fn handle_command(&mut self, now: Time, command: Command) -> Result<(), NodeError> {
+        Node::handle_command(self, now, command)
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        Node::handle_timeout(self, now)
+    }
+    fn poll_action(&mut self) -> Option<Action> {
+        Node::poll_action(self)
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        Node::poll_timeout(self)
+    }
+}
+
+/// Wall-clock time as a monotonic function: the Unix time read once at start plus the
+/// monotonic time elapsed since.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start_instant: Instant,
+    start_time: Time,
+}
+
+impl Clock {
+    /// Reads the system clock and the monotonic clock once.
+    pub fn new() -> Clock {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        Clock {
+            start_instant: Instant::now(),
+            start_time: Time(u64::try_from(unix_ms).unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// The current time, never going backwards.
+    pub fn now(&self) -> Time {
+        let elapsed_ms =
+            u64::try_from(self.start_instant.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.start_time.plus_millis(elapsed_ms)
+    }
+
+    /// The monotonic instant at which [`Clock::now`] reaches `t` (now or earlier → start).
+    pub fn instant_at(&self, t: Time) -> Instant {
+        let ms = t.millis_since(self.start_time);
+        self.start_instant
+            .checked_add(std::time::Duration::from_millis(ms))
+            // Beyond what Instant can represent: a year from now is as good as never.
+            .unwrap_or_else(|| self.start_instant + std::time::Duration::from_secs(365 * 24 * 3600))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// First redial delay after a failed dial.
+pub const DIAL_INITIAL_BACKOFF_MS: u64 = 1_000;
+/// The redial delay doubles after each failure up to this cap.
+pub const DIAL_MAX_BACKOFF_MS: u64 = 30_000;
+/// Dial attempts per `--peer` before giving up (about 4 minutes with the delays above). The
+/// core takes over redialing in a later version; this only covers a peer that starts late.
+pub const DIAL_MAX_ATTEMPTS: u32 = 12;
+
+/// How the driver retries a failed dial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DialPolicy {
+    /// Delay after the first failure.
+    pub initial_backoff_ms: u64,
+    /// Cap on the doubling delay.
+    pub max_backoff_ms: u64,
+    /// Attempts in total (at least one is always made).
+    pub max_attempts: u32,
+}
+
+impl Default for DialPolicy {
+    fn default() -> Self {
+        DialPolicy {
+            initial_backoff_ms: DIAL_INITIAL_BACKOFF_MS,
+            max_backoff_ms: DIAL_MAX_BACKOFF_MS,
+            max_attempts: DIAL_MAX_ATTEMPTS,
+        }
+    }
+}
+
+impl DialPolicy {
+    /// Delay before attempt `failed + 1`, after `failed` (≥ 1) failures: `initial · 2^(failed-1)`,
+    /// capped.
+    pub fn backoff_ms(&self, failed: u32) -> u64 {
+        let doublings = failed.saturating_sub(1).min(63);
+        self.initial_backoff_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_backoff_ms)
+    }
+}
+
+/// What [`run`] needs besides the stack.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Where `messages.jsonl` is appended.
+    pub data_dir: PathBuf,
+    /// Nodes to dial at start.
+    pub peers: Vec<Enode>,
+    /// Public chats to join at start.
+    pub join: Vec<String>,
+    /// Print received messages as JSON lines.
+    pub json: bool,
+    /// Redial policy.
+    pub dial: DialPolicy,
+}
+
+/// Where [`run`] writes: `out` is stdout (enode line, messages), `err` is stderr (status).
+pub struct Outputs {
+    /// Machine-readable output.
+    pub out: Box<dyn Write>,
+    /// Status and errors.
+    pub err: Box<dyn Write>,
+}
+
+enum Input {
+    Accepted {
+        stream: TcpStream,
+        addr: SocketAddr,
+    },
+    AcceptFailed(String),
+    Dialed {
+        stream: TcpStream,
+        enode: Enode,
+    },
+    DialFailed {
+        enode: Enode,
+        attempt: u32,
+        error: String,
+        retry_in_ms: Option<u64>,
+    },
+    Bytes {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    Line(String),
+    StdinClosed,
+}
+
+enum WriteCmd {
+    Bytes(Vec<u8>),
+    Close,
+}
+
+struct Conn {
+    writer: Sender<WriteCmd>,
+    queued_bytes: Arc<AtomicUsize>,
+    closing: bool,
+    _reader: Task<()>,
+    _writer: Task<()>,
+}
+
+/// Runs the node until `/quit` (a [`StdinCommand::Quit`] line) or a fatal error.
+///
+/// Prints the enode (`stack.public_key()` at `listener`'s address) as the first `out` line.
+/// `lines` delivers stdin lines; its closing (EOF) does not stop the node.
+pub async fn run<S: Stack>(
+    stack: S,
+    listener: TcpListener,
+    clock: Clock,
+    config: DriverConfig,
+    lines: Receiver<String>,
+    mut io: Outputs,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr().context("listener address")?;
+    let enode = Enode::new(stack.public_key(), local);
+    writeln!(io.out, "{enode}").context("stdout")?;
+    io.out.flush().context("stdout")?;
+    tracing::info!(%local, "listening");
+
+    let (tx, rx) = smol::channel::bounded::<Input>(INPUT_QUEUE_CAPACITY);
+    let mut tasks: Vec<Task<()>> = Vec::new();
+    tasks.push(smol::spawn(accept_loop(listener, tx.clone())));
+    tasks.push(smol::spawn(forward_lines(lines, tx.clone())));
+    for peer in &config.peers {
+        tasks.push(smol::spawn(dial(*peer, config.dial, tx.clone())));
+    }
+
+    let mut driver = Driver {
+        stack,
+        clock,
+        conns: BTreeMap::new(),
+        next_conn: 1,
+        tx,
+        io,
+        persist_path: config.data_dir.join(MESSAGES_FILE),
+        persist_file: None,
+        json: config.json,
+        quit: false,
+    };
+
+    for name in &config.join {
+        let now = driver.clock.now();
+        if let Err(e) = driver
+            .stack
+            .handle_command(now, Command::JoinPublicChat { name: name.clone() })
+        {
+            anyhow::bail!("--join {name}: {e}");
+        }
+        driver.drain()?;
+    }
+
+    while !driver.quit {
+        let deadline = driver.stack.poll_timeout();
+        let timer = async {
+            match deadline {
+                Some(t) => {
+                    Timer::at(driver.clock.instant_at(t)).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+            None
+        };
+        let next = async { Some(rx.recv().await) }.or(timer).await;
+        match next {
+            // We hold a sender, so the channel never closes.
+            Some(Ok(input)) => driver.handle_input(input)?,
+            Some(Err(_)) => break,
+            None => {
+                let now = driver.clock.now();
+                driver.stack.handle_timeout(now);
+            }
+        }
+        driver.drain()?;
+    }
+    drop(tasks);
+    Ok(())
+}
+
+struct Driver<S> {
+    stack: S,
+    clock: Clock,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: ConnId,
+    tx: Sender<Input>,
+    io: Outputs,
+    persist_path: PathBuf,
+    persist_file: Option<File>,
+    json: bool,
+    quit: bool,
+}
+
+impl<S: Stack> Driver<S> {
+    fn err_line(&mut self, line: &str) {
+        // Best effort: a closed stderr must not stop the node.
+        let _ = writeln!(self.io.err, "{line}");
+        let _ = self.io.err.flush();
+    }
+
+    fn out_line(&mut self, line: &str) -> anyhow::Result<()> {
+        writeln!(self.io.out, "{line}").context("stdout")?;
+        self.io.out.flush().context("stdout")
+    }
+
+    fn new_conn(&mut self, stream: TcpStream, direction: Direction) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let (wtx, wrx) = smol::channel::unbounded();
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let reader = smol::spawn(read_loop(conn, stream.clone(), self.tx.clone()));
+        let writer = smol::spawn(write_loop(
+            conn,
+            stream,
+            wrx,
+            queued_bytes.clone(),
+            self.tx.clone(),
+        ));
+        self.conns.insert(
+            conn,
+            Conn {
+                writer: wtx,
+                queued_bytes,
+                closing: false,
+                _reader: reader,
+                _writer: writer,
+            },
+        );
+        let now = self.clock.now();
+        if let Err(e) = self.stack.handle_connection(now, conn, direction) {
+            self.err_line(&format!("hush: connection {conn} refused by node: {e}"));
+            if let Some(c) = self.conns.remove(&conn) {
+                let _ = c.writer.try_send(WriteCmd::Close);
+            }
+        }
+    }
+
+    fn handle_input(&mut self, input: Input) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        match input {
+            Input::Accepted { stream, addr } => {
+                tracing::debug!(%addr, conn = self.next_conn, "accepted");
+                self.new_conn(stream, Direction::Inbound);
+            }
+            Input::AcceptFailed(e) => self.err_line(&format!("hush: accept failed: {e}")),
+            Input::Dialed { stream, enode } => {
+                tracing::debug!(%enode, conn = self.next_conn, "dialed");
+                self.new_conn(
+                    stream,
+                    Direction::Outbound {
+                        remote: enode.public_key,
+                    },
+                );
+            }
+            Input::DialFailed {
+                enode,
+                attempt,
+                error,
+                retry_in_ms,
+            } => {
+                let what = match retry_in_ms {
+                    Some(ms) => format!("retrying in {ms} ms"),
+                    None => "giving up".to_string(),
+                };
+                self.err_line(&format!(
+                    "hush: dial {} failed (attempt {attempt}): {error}; {what}",
+                    enode.addr
+                ));
+            }
+            Input::Bytes { conn, bytes } => {
+                if self.conns.contains_key(&conn) {
+                    self.stack.handle_bytes(now, conn, &bytes);
+                }
+            }
+            Input::Closed { conn } => {
+                // The reader and the writer may both report; the first one counts.
+                if self.conns.remove(&conn).is_some() {
+                    self.stack.handle_connection_closed(now, conn);
+                }
+            }
+            Input::Line(line) => match parse_line(&line) {
+                Ok(None) => {}
+                Ok(Some(StdinCommand::Quit)) => self.quit = true,
+                Ok(Some(StdinCommand::Node(cmd))) => {
+                    if let Err(e) = self.stack.handle_command(now, cmd) {
+                        self.err_line(&format!("hush: error: {e}"));
+                    }
+                }
+                Err(e) => self.err_line(&format!("hush: error: {e}")),
+            },
+            Input::StdinClosed => {
+                tracing::debug!("stdin closed; still running until /quit or a signal")
+            }
+        }
+        Ok(())
+    }
+
+    /// Performs every pending action, in order.
+    fn drain(&mut self) -> anyhow::Result<()> {
+        while let Some(action) = self.stack.poll_action() {
+            match action {
+                Action::Send { conn, bytes } => self.send(conn, bytes),
+                Action::Close { conn } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        if !c.closing {
+                            c.closing = true;
+                            let _ = c.writer.try_send(WriteCmd::Close);
+                        }
+                    }
+                }
+                Action::Persist(p) => self.persist(&p)?,
+                Action::Event(Event::MessageReceived(m)) => {
+                    let line = if self.json {
+                        message_json_line(&m)
+                    } else {
+                        message_human_line(&m)
+                    };
+                    self.out_line(&line)?;
+                }
+                Action::Event(e) => {
+                    if let Some(line) = status_line(&e) {
+                        self.err_line(&line);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.closing {
+            return;
+        }
+        let len = bytes.len();
+        let queued = c.queued_bytes.fetch_add(len, Ordering::SeqCst) + len;
+        if queued > MAX_WRITE_QUEUE_BYTES {
+            c.closing = true;
+            let _ = c.writer.try_send(WriteCmd::Close);
+            self.err_line(&format!(
+                "hush: conn {conn}: peer is not reading ({queued} bytes queued, max {MAX_WRITE_QUEUE_BYTES}); closing"
+            ));
+            return;
+        }
+        let _ = c.writer.try_send(WriteCmd::Bytes(bytes));
+    }
+
+    fn persist(&mut self, p: &Persist) -> anyhow::Result<()> {
+        let line = match p {
+            Persist::ChatMessage(m) => persist_json_line(m),
+            other => {
+                tracing::warn!(?other, "persist record not stored by this driver version");
+                return Ok(());
+            }
+        };
+        if self.persist_file.is_none() {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.persist_path)
+                .with_context(|| format!("opening {}", self.persist_path.display()))?;
+            self.persist_file = Some(f);
+        }
+        if let Some(f) = self.persist_file.as_mut() {
+            // One write call per record so concurrent readers see whole lines.
+            f.write_all(format!("{line}\n").as_bytes())
+                .with_context(|| format!("appending to {}", self.persist_path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+async fn accept_loop(listener: TcpListener, tx: Sender<Input>) {
+    loop {
+        let input = match listener.accept().await {
+            Ok((stream, addr)) => Input::Accepted { stream, addr },
+            Err(e) => {
+                // E.g. out of file descriptors: report, pause briefly so we do not spin.
+                let _ = tx.send(Input::AcceptFailed(e.to_string())).await;
+                Timer::after(std::time::Duration::from_millis(ACCEPT_ERROR_PAUSE_MS)).await;
+                continue;
+            }
+        };
+        if tx.send(input).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Pause after a failed `accept` (typically EMFILE) before trying again.
+const ACCEPT_ERROR_PAUSE_MS: u64 = 100;
+
+async fn forward_lines(lines: Receiver<String>, tx: Sender<Input>) {
+    while let Ok(line) = lines.recv().await {
+        if tx.send(Input::Line(line)).await.is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(Input::StdinClosed).await;
+}
+
+async fn dial(enode: Enode, policy: DialPolicy, tx: Sender<Input>) {
+    let attempts = policy.max_attempts.max(1);
+    for attempt in 1..=attempts {
+        match TcpStream::connect(enode.addr).await {
+            Ok(stream) => {
+                let _ = tx.send(Input::Dialed { stream, enode }).await;
+                return;
+            }
+            Err(e) => {
+                let retry_in_ms = (attempt < attempts).then(|| policy.backoff_ms(attempt));
+                let failed = Input::DialFailed {
+                    enode,
+                    attempt,
+                    error: e.to_string(),
+                    retry_in_ms,
+                };
+                if tx.send(failed).await.is_err() {
+                    return;
+                }
+                match retry_in_ms {
+                    Some(ms) => {
+                        Timer::after(std::time::Duration::from_millis(ms)).await;
+                    }
+                    None => return,
+                }
+            }
+        }
+    }
+}
+
+async fn read_loop(conn: ConnId, mut stream: TcpStream, tx: Sender<Input>) {
+    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let bytes = buf.get(..n).unwrap_or_default().to_vec();
+                if tx.send(Input::Bytes { conn, bytes }).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = tx.send(Input::Closed { conn }).await;
+}
+
+async fn write_loop(
+    conn: ConnId,
+    mut stream: TcpStream,
+    cmds: Receiver<WriteCmd>,
+    queued_bytes: Arc<AtomicUsize>,
+    tx: Sender<Input>,
+) {
+    while let Ok(cmd) = cmds.recv().await {
+        match cmd {
+            WriteCmd::Bytes(bytes) => {
+                let result = stream.write_all(&bytes).await;
+                queued_bytes.fetch_sub(bytes.len(), Ordering::SeqCst);
+                if result.is_err() {
+                    break;
+                }
+            }
+            WriteCmd::Close => {
+                let _ = stream.flush().await;
+                break;
+            }
+        }
+    }
+    // Shutting down both directions also ends the reader's pending read.
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = tx.send(Input::Closed { conn }).await;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,402 @@
+//! The driver loop over real loopback TCP with a fake stack that speaks a toy line protocol:
+//! `hi <hex key>` on connect, `msg <chat> <text>` per message. This checks the driver's
+//! mechanics (accept, dial, bytes both ways, close, timer, persist, stdout/stderr, stdin) without
+//! the real node.
+
+use super::*;
+use crate::output::PEER_CONNECTED_PREFIX;
+use crate::test_util::temp_dir;
+use hush_core::node::ChatMessage;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+/// Bound on every wait in these tests; generous because the machine is shared.
+const WAIT_MS: u64 = 30_000;
+/// Fake stack timer period.
+const TICK_MS: u64 = 20;
+
+struct Fake {
+    key: NodePublicKey,
+    actions: VecDeque<Action>,
+    bufs: BTreeMap<ConnId, Vec<u8>>,
+    remotes: BTreeMap<ConnId, NodePublicKey>,
+    joined: BTreeSet<String>,
+    clock: u64,
+    next_tick: Option<Time>,
+    ticks: Arc<AtomicU64>,
+}
+
+impl Fake {
+    fn new(key_byte: u8, ticks: Arc<AtomicU64>) -> Fake {
+        Fake {
+            key: [key_byte; 64],
+            actions: VecDeque::new(),
+            bufs: BTreeMap::new(),
+            remotes: BTreeMap::new(),
+            joined: BTreeSet::new(),
+            clock: 0,
+            next_tick: None,
+            ticks,
+        }
+    }
+
+    fn line(&mut self, now: Time, conn: ConnId, line: &str) {
+        if let Some(hex_key) = line.strip_prefix("hi ") {
+            let mut remote = [0u8; 64];
+            hex::decode_to_slice(hex_key, &mut remote).unwrap();
+            self.remotes.insert(conn, remote);
+            self.actions.push_back(Action::Event(Event::PeerConnected {
+                conn,
+                remote,
+                client_id: "fake".into(),
+            }));
+        } else if let Some(rest) = line.strip_prefix("msg ") {
+            let (chat, text) = rest.split_once(' ').unwrap();
+            let remote = self.remotes[&conn];
+            if self.joined.contains(chat) {
+                self.clock += 1;
+                let mut from = [4u8; 65];
+                from[1..].copy_from_slice(&remote);
+                let m = ChatMessage {
+                    chat: chat.into(),
+                    from,
+                    text: text.into(),
+                    clock: self.clock,
+                    timestamp_ms: now.as_millis(),
+                    message_id: [1; 32],
+                };
+                self.actions
+                    .push_back(Action::Persist(Persist::ChatMessage(m.clone())));
+                self.actions
+                    .push_back(Action::Event(Event::MessageReceived(m)));
+            }
+        }
+    }
+}
+
+impl Stack for Fake {
+    fn public_key(&self) -> NodePublicKey {
+        self.key
+    }
+    fn handle_connection(
+        &mut self,
+        _now: Time,
+        conn: ConnId,
+        _d: Direction,
+    ) -> Result<(), NodeError> {
+        self.bufs.insert(conn, Vec::new());
+        self.actions.push_back(Action::Send {
+            conn,
+            bytes: format!("hi {}\n", hex::encode(self.key)).into_bytes(),
+        });
+        Ok(())
+    }
+    fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]) {
+        let buf = self.bufs.get_mut(&conn).unwrap();
+        buf.extend_from_slice(bytes);
+        let mut lines = Vec::new();
+        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            lines.push(String::from_utf8(line).unwrap().trim_end().to_string());
+        }
+        for line in lines {
+            self.line(now, conn, &line);
+        }
+    }
+    fn handle_connection_closed(&mut self, _now: Time, conn: ConnId) {
+        self.bufs.remove(&conn);
+        self.remotes.remove(&conn);
+        self.actions
+            .push_back(Action::Event(Event::PeerDisconnected {
+                conn,
+                reason: "closed".into(),
+            }));
+    }
+    fn handle_command(&mut self, now: Time, command: Command) -> Result<(), NodeError> {
+        match command {
+            Command::JoinPublicChat { name } => {
+                self.joined.insert(name);
+            }
+            // "Leaving" chat `drop` closes every connection, to exercise Action::Close.
+            Command::LeavePublicChat { name } if name == "drop" => {
+                for &conn in self.remotes.keys() {
+                    self.actions.push_back(Action::Close { conn });
+                }
+            }
+            Command::LeavePublicChat { name } => {
+                self.joined.remove(&name);
+            }
+            Command::SendPublicMessage { chat, text } => {
+                for &conn in self.remotes.keys() {
+                    self.actions.push_back(Action::Send {
+                        conn,
+                        bytes: format!("msg {chat} {text}\n").into_bytes(),
+                    });
+                }
+                let mut from = [4u8; 65];
+                from[1..].copy_from_slice(&self.key);
+                let m = ChatMessage {
+                    chat,
+                    from,
+                    text,
+                    clock: 0,
+                    timestamp_ms: now.as_millis(),
+                    message_id: [0; 32],
+                };
+                self.actions.push_back(Action::Event(Event::MessageSent(m)));
+            }
+        }
+        Ok(())
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        match self.next_tick {
+            Some(t) if now >= t => {
+                self.ticks.fetch_add(1, Ordering::SeqCst);
+                self.next_tick = Some(now.plus_millis(TICK_MS));
+            }
+            None => self.next_tick = Some(now.plus_millis(TICK_MS)),
+            Some(_) => {}
+        }
+    }
+    fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        // First deadline "now" (Time 0 is in the past), then every TICK_MS.
+        Some(self.next_tick.unwrap_or(Time::ZERO))
+    }
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buf {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+async fn wait_for(what: &str, buf: &Buf, pattern: &str) {
+    let deadline = Instant::now() + std::time::Duration::from_millis(WAIT_MS);
+    while !buf.text().contains(pattern) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no {pattern:?} within {WAIT_MS} ms; got:\n{}",
+            buf.text()
+        );
+        Timer::after(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+struct TestNode {
+    out: Buf,
+    err: Buf,
+    lines: Sender<String>,
+    ticks: Arc<AtomicU64>,
+    data_dir: PathBuf,
+}
+
+fn node(
+    key_byte: u8,
+    listener: TcpListener,
+    peers: Vec<Enode>,
+    dial: DialPolicy,
+) -> (
+    TestNode,
+    impl std::future::Future<Output = anyhow::Result<()>>,
+) {
+    let ticks = Arc::new(AtomicU64::new(0));
+    let (out, err) = (Buf::default(), Buf::default());
+    let (lines, line_rx) = smol::channel::unbounded();
+    let data_dir = temp_dir("driver");
+    let config = DriverConfig {
+        data_dir: data_dir.clone(),
+        peers,
+        join: vec!["e2e".into()],
+        json: true,
+        dial,
+    };
+    let io = Outputs {
+        out: Box::new(out.clone()),
+        err: Box::new(err.clone()),
+    };
+    let fut = run(
+        Fake::new(key_byte, ticks.clone()),
+        listener,
+        Clock::new(),
+        config,
+        line_rx,
+        io,
+    );
+    (
+        TestNode {
+            out,
+            err,
+            lines,
+            ticks,
+            data_dir,
+        },
+        fut,
+    )
+}
+
+async fn bind() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+#[test]
+fn two_drivers_exchange_messages_and_close() {
+    smol::block_on(async {
+        let la = bind().await;
+        let a_addr = la.local_addr().unwrap();
+        let (a, run_a) = node(0xaa, la, vec![], DialPolicy::default());
+        let (b, run_b) = node(
+            0xbb,
+            bind().await,
+            vec![Enode::new([0xaa; 64], a_addr)],
+            DialPolicy::default(),
+        );
+        let script = async {
+            wait_for(
+                "A enode",
+                &a.out,
+                &format!("enode://{}@{a_addr}\n", "aa".repeat(64)),
+            )
+            .await;
+            assert!(
+                a.out.text().starts_with("enode://"),
+                "enode is the first stdout line"
+            );
+            wait_for(
+                "A connected",
+                &a.err,
+                &format!("{PEER_CONNECTED_PREFIX} conn=1 key={}", "bb".repeat(64)),
+            )
+            .await;
+            wait_for(
+                "B connected",
+                &b.err,
+                &format!("{PEER_CONNECTED_PREFIX} conn=1 key={}", "aa".repeat(64)),
+            )
+            .await;
+
+            b.lines.send("/send e2e hello from B".into()).await.unwrap();
+            let from_b = format!("\"from\":\"0x04{}\"", "bb".repeat(64));
+            wait_for("A got B's message", &a.out, &from_b).await;
+            wait_for("B sent", &b.err, "hush: sent #e2e").await;
+            let json_line = a.out.text().lines().nth(1).unwrap().to_string();
+            let v: serde_json::Value = serde_json::from_str(&json_line).unwrap();
+            assert_eq!(v["text"], "hello from B");
+            assert_eq!(v["chat"], "e2e");
+            let persisted = std::fs::read_to_string(a.data_dir.join(MESSAGES_FILE)).unwrap();
+            assert!(
+                persisted.contains("hello from B") && persisted.ends_with('\n'),
+                "{persisted}"
+            );
+
+            a.lines.send("hello?".into()).await.unwrap();
+            wait_for("A rejects junk", &a.err, "unknown command").await;
+
+            // A closes; both sides see the socket go away.
+            a.lines.send("/leave drop".into()).await.unwrap();
+            wait_for("A disconnected", &a.err, "hush: peer disconnected conn=1").await;
+            wait_for("B disconnected", &b.err, "hush: peer disconnected conn=1").await;
+
+            // The timer fired repeatedly.
+            let deadline = Instant::now() + std::time::Duration::from_millis(WAIT_MS);
+            while a.ticks.load(Ordering::SeqCst) < 2 {
+                assert!(Instant::now() < deadline, "timer never fired");
+                Timer::after(std::time::Duration::from_millis(10)).await;
+            }
+            // EOF on stdin does not stop B: its loop keeps firing timers afterwards.
+            b.lines.close();
+            Timer::after(std::time::Duration::from_millis(50)).await;
+            let t = b.ticks.load(Ordering::SeqCst);
+            while b.ticks.load(Ordering::SeqCst) <= t {
+                assert!(Instant::now() < deadline, "B stopped after stdin EOF");
+                Timer::after(std::time::Duration::from_millis(10)).await;
+            }
+            a.lines.send("/quit".into()).await.unwrap();
+        };
+        // A ends on /quit; B must outlive the script (it is dropped when A is done).
+        let a_then_script = async {
+            let (ra, ()) = futures_lite::future::zip(run_a, script).await;
+            ra
+        };
+        let b_never_ends = async {
+            let rb = run_b.await;
+            panic!("B stopped on its own: {rb:?}\n{}", b.err.text());
+        };
+        a_then_script.or(b_never_ends).await.unwrap();
+        assert!(!b.err.text().contains("error"), "{}", b.err.text());
+        for n in [&a, &b] {
+            let _ = std::fs::remove_dir_all(&n.data_dir);
+        }
+    });
+}
+
+#[test]
+fn failed_dials_back_off_then_give_up() {
+    smol::block_on(async {
+        let dead = bind().await;
+        let dead_addr = dead.local_addr().unwrap();
+        drop(dead);
+        let policy = DialPolicy {
+            initial_backoff_ms: 5,
+            max_backoff_ms: 10,
+            max_attempts: 3,
+        };
+        let (n, run_n) = node(
+            0xcc,
+            bind().await,
+            vec![Enode::new([0xdd; 64], dead_addr)],
+            policy,
+        );
+        let script = async {
+            wait_for("retry 1", &n.err, "(attempt 1)").await;
+            wait_for("retry 2", &n.err, "(attempt 2)").await;
+            wait_for("give up", &n.err, "(attempt 3)").await;
+            wait_for("give up", &n.err, "giving up").await;
+            n.lines.send("/quit".into()).await.unwrap();
+        };
+        let (r, ()) = futures_lite::future::zip(run_n, script).await;
+        r.unwrap();
+        assert!(
+            n.err.text().contains("retrying in 5 ms") && n.err.text().contains("retrying in 10 ms")
+        );
+        let _ = std::fs::remove_dir_all(&n.data_dir);
+    });
+}
+
+#[test]
+fn backoff_doubles_and_caps() {
+    let p = DialPolicy::default();
+    let delays: Vec<u64> = (1..=7).map(|f| p.backoff_ms(f)).collect();
+    assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+    assert_eq!(p.backoff_ms(u32::MAX), 30_000);
+    assert_eq!(p.backoff_ms(0), 1_000);
+}
+
+#[test]
+fn clock_is_monotonic_and_maps_deadlines() {
+    let c = Clock::new();
+    let t0 = c.now();
+    assert!(t0.as_millis() > 1_500_000_000_000, "wall-clock based");
+    let t1 = c.now();
+    assert!(t1 >= t0);
+    assert!(c.instant_at(Time::ZERO) <= Instant::now());
+    let later = c.instant_at(t0.plus_millis(60_000));
+    assert!(later > Instant::now() + std::time::Duration::from_secs(50));
+    let _ = c.instant_at(Time(u64::MAX));
+}

@@ -1,0 +1,100 @@
+//! What `hush node` prints and appends to disk.
+//!
+//! Contract: stdout is machine-readable. Its first line is the node's enode URL; after that,
+//! each received chat message is one line, either JSON ([`message_json_line`]) with `--json` or
+//! a human-readable line ([`message_human_line`]) without. Everything else goes to stderr; the
+//! stable stderr lines (the e2e test and scripts watch them) come from [`status_line`].
+//! [`persist_json_line`] is the record appended to `DATA_DIR/messages.jsonl` for each
+//! `Persist::ChatMessage`. No function here adds the line terminator.
+
+use hush_core::node::{ChatMessage, Event};
+use serde::Serialize;
+
+/// File, inside the data directory, receiving one JSON line per accepted chat message.
+pub const MESSAGES_FILE: &str = "messages.jsonl";
+
+/// Prefix of the stderr line printed when a peer completes its handshakes.
+pub const PEER_CONNECTED_PREFIX: &str = "hush: peer connected";
+
+/// Formats a 65-byte uncompressed public key as `0x04…` (132 characters), as status-go does.
+pub fn key_hex(from: &[u8; 65]) -> String {
+    format!("0x{}", hex::encode(from))
+}
+
+#[derive(Serialize)]
+struct MessageLine<'a> {
+    chat: &'a str,
+    from: String,
+    text: &'a str,
+    clock: u64,
+    timestamp: u64,
+}
+
+#[derive(Serialize)]
+struct PersistLine<'a> {
+    chat: &'a str,
+    from: String,
+    text: &'a str,
+    clock: u64,
+    timestamp: u64,
+    message_id: String,
+}
+
+/// `{"chat":..,"from":"0x04…","text":..,"clock":..,"timestamp":..}` (timestamp in ms).
+pub fn message_json_line(m: &ChatMessage) -> String {
+    let line = MessageLine {
+        chat: &m.chat,
+        from: key_hex(&m.from),
+        text: &m.text,
+        clock: m.clock,
+        timestamp: m.timestamp_ms,
+    };
+    // Serialising a struct of strings and integers cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// The `messages.jsonl` record: the stdout JSON fields plus the `message_id` (`0x` + hex).
+pub fn persist_json_line(m: &ChatMessage) -> String {
+    let line = PersistLine {
+        chat: &m.chat,
+        from: key_hex(&m.from),
+        text: &m.text,
+        clock: m.clock,
+        timestamp: m.timestamp_ms,
+        message_id: format!("0x{}", hex::encode(m.message_id)),
+    };
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// `#chat <0x04abcd…> text`: the author abbreviated to its first 4 key bytes after the 0x04.
+pub fn message_human_line(m: &ChatMessage) -> String {
+    let short: String = hex::encode(m.from.get(1..5).unwrap_or_default());
+    let text = m.text.replace(['\n', '\r'], " ");
+    format!("#{} <0x04{}…> {}", m.chat, short, text)
+}
+
+/// The stderr line for an event other than `MessageReceived` (which goes to stdout).
+pub fn status_line(event: &Event) -> Option<String> {
+    match event {
+        Event::PeerConnected {
+            conn,
+            remote,
+            client_id,
+        } => Some(format!(
+            "{PEER_CONNECTED_PREFIX} conn={conn} key={} client={client_id:?}",
+            hex::encode(remote)
+        )),
+        Event::PeerDisconnected { conn, reason } => Some(format!(
+            "hush: peer disconnected conn={conn} reason={reason:?}"
+        )),
+        Event::MessageSent(m) => Some(format!(
+            "hush: sent #{} clock={} {:?}",
+            m.chat, m.clock, m.text
+        )),
+        Event::MessageReceived(_) => None,
+        other => Some(format!("hush: event {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,104 @@
+//! The `hush` binary's command line. Besides checking the CLI, this integration test makes
+//! `cargo test --workspace` build `target/<profile>/hush`, which hush-tests' e2e test runs.
+
+use std::process::{Command, Output};
+
+fn hush(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hush"))
+        .args(args)
+        .output()
+        .expect("running hush")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_subcommands() {
+    let o = hush(&["--help"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("node") && text.contains("sim"), "{text}");
+}
+
+#[test]
+fn node_help_lists_flags() {
+    let o = hush(&["node", "--help"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for flag in [
+        "--data-dir",
+        "--listen",
+        "--peer",
+        "--join",
+        "--json",
+        "--dial-attempts",
+    ] {
+        assert!(text.contains(flag), "missing {flag} in:\n{text}");
+    }
+}
+
+#[test]
+fn garbage_peer_is_a_clear_error() {
+    let o = hush(&[
+        "node",
+        "--data-dir",
+        "/nonexistent/never-created",
+        "--peer",
+        "garbage",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "usage error exit code; stderr:\n{}",
+        stderr(&o)
+    );
+    let err = stderr(&o);
+    assert!(err.contains("'garbage'") && err.contains("--peer"), "{err}");
+    assert!(
+        err.contains("enode://"),
+        "says what an enode looks like: {err}"
+    );
+    assert!(!std::path::Path::new("/nonexistent/never-created").exists());
+}
+
+#[test]
+fn short_enode_key_is_a_clear_error() {
+    let o = hush(&[
+        "node",
+        "--data-dir",
+        "/nonexistent/x",
+        "--peer",
+        "enode://abcd@127.0.0.1:30303",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("128 hex characters"), "{}", stderr(&o));
+}
+
+#[test]
+fn data_dir_is_required() {
+    let o = hush(&["node"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--data-dir"), "{}", stderr(&o));
+}
+
+#[test]
+fn corrupt_nodekey_is_reported_not_replaced() {
+    let dir = std::env::temp_dir().join(format!("hush-cli-badkey-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("nodekey"), "zz").unwrap();
+    let o = hush(&["node", "--data-dir", dir.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("expected 64 hex characters"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        o.stdout.is_empty(),
+        "nothing on stdout before the enode line"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("nodekey")).unwrap(), "zz");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
