@@ -5,10 +5,7 @@ use std::io::IsTerminal;
 use clap::{Parser, Subcommand};
 use hush_drivers::cli::{run_node, NodeArgs};
 
-// SWAP when hush-sim's cli lands: delete the next two lines and `drivers/src/sim_stub.rs`, and
-// use instead: `use hush_sim::cli as sim_cli;`
-mod sim_stub;
-use sim_stub as sim_cli;
+use hush_sim::cli as sim_cli;
 
 /// hush: the 2019 Status messaging stack (devp2p RLPx → Whisper v6 → public chat).
 #[derive(Parser, Debug)]
