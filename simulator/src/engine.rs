@@ -101,6 +101,11 @@ impl<T> EventQueue<T> {
         self.heap.pop().map(|Reverse(e)| (e.time, e.seq, e.item))
     }
 
+    /// The earliest item and its time.
+    pub fn peek(&self) -> Option<(Time, &T)> {
+        self.heap.peek().map(|Reverse(e)| (e.time, &e.item))
+    }
+
     /// The time of the earliest item.
     pub fn peek_time(&self) -> Option<Time> {
         self.heap.peek().map(|Reverse(e)| e.time)
@@ -376,6 +381,8 @@ impl<H: Host> Sim<H> {
     /// when stopped by the cap, at the last processed event.
     pub fn run_until(&mut self, end: Time, max_events: u64) -> RunOutcome {
         loop {
+            // Stale timers first: `step` skips them, and must not then run an event past `end`.
+            self.drop_stale_timers();
             match self.queue.peek_time() {
                 None => {
                     self.now = self.now.max(end);
@@ -409,6 +416,16 @@ impl<H: Host> Sim<H> {
             self.events += 1;
             self.process(event);
             return Some(self.now);
+        }
+    }
+
+    fn drop_stale_timers(&mut self) {
+        while let Some((_, Event::Timer { node, generation })) = self.queue.peek() {
+            if self.nodes.get(*node).map(|s| s.timer_generation) == Some(*generation) {
+                return;
+            }
+            self.queue.pop();
+            self.counters.stale_timers += 1;
         }
     }
 
