@@ -666,20 +666,19 @@ where
             .sum(),
         None => 0,
     };
-    let model = match &scenario.model {
-        Some(ModelSpec::WhisperScalability {
+    let model = scenario.model.as_ref().map(|spec| match spec {
+        ModelSpec::WhisperScalability {
             users,
             received_messages_per_day,
-        }) => Some(whisper_scalability(
+        } => whisper_scalability(
             users.unwrap_or(n as u64),
             *received_messages_per_day,
             n as u64,
             m.messages_sent,
             phase_down,
             amplification,
-        )),
-        None => None,
-    };
+        ),
+    });
     let mut role_counts = std::collections::BTreeMap::new();
     for r in &roles {
         *role_counts
