@@ -1,16 +1,43 @@
 //! The `hush sim` subcommand.
 //!
 //! Contract: `drivers/src/main.rs` flattens [`SimArgs`] into its `sim` subcommand and calls
-//! [`run`]. `run` prints the seed first, runs the scenario (built-in default, or `--scenario
-//! FILE`, then `--nodes` on top), prints a short summary and the command that reproduces the
-//! run, and with `--out DIR` writes `DIR/summary.json`.
+//! [`run`]. `run` prints the seed first, loads the scenario (built-in default, a bundled name
+//! or a TOML file given to `--scenario`, then each `--set PARAM=VALUE`, then `--nodes`), runs it
+//! with a progress bar on stderr, prints the summary table and the command that reproduces the
+//! run, and with `--out DIR` writes the files of [`crate::report::write_outputs`].
+//! `--check-determinism` runs the scenario a second time and fails unless the trace hash and
+//! every simulated figure agree. `hush sim sweep PARAM=v1,v2,..` runs once per value and writes
+//! `sweep.csv` and one plot per metric ([`crate::report::write_sweep`]).
+//!
+//! Seed precedence: `--seed`, else the scenario's `seed`, else 1.
 
 use crate::fake::{FloodConfig, FloodHost};
 use crate::metrics::Summary;
-use crate::run::{run_scenario, run_scenario_with};
+use crate::report::{summary_table, sweep_metrics, write_outputs, write_sweep};
+use crate::run::{run_scenario_full, spawn_node, RunOutput};
 use crate::scenario::Scenario;
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use std::path::PathBuf;
+
+/// Scenarios shipped with hush (`scenarios/*.toml` at the repository root), by name.
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("default", include_str!("../../scenarios/default.toml")),
+    (
+        "whisper-scalability",
+        include_str!("../../scenarios/whisper-scalability.toml"),
+    ),
+    (
+        "partition-heal",
+        include_str!("../../scenarios/partition-heal.toml"),
+    ),
+    (
+        "mvds-offline",
+        include_str!("../../scenarios/mvds-offline.toml"),
+    ),
+];
+
+/// The seed when neither the command line nor the scenario gives one.
+pub const DEFAULT_SEED: u64 = 1;
 
 /// Which host implementation to simulate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -22,51 +49,73 @@ pub enum HostKind {
     Flood,
 }
 
+/// Subcommands of `hush sim`.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum SimCommand {
+    /// Run the scenario once per value of one parameter and plot the metrics against it.
+    Sweep {
+        /// `PARAM=v1,v2,..`; PARAM is a dotted scenario path, e.g. `nodes`, `link.loss`,
+        /// `privacy.spy_fraction`, `partitions.0.heal_ms`.
+        spec: String,
+    },
+}
+
 /// Arguments of `hush sim`.
-#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
 pub struct SimArgs {
-    /// Master seed: every key, link, dial time and message author derives from it.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Master seed: every key, link, dial time, fault and message author derives from it
+    /// (default: the scenario's `seed`, else 1).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Override the scenario's node count.
     #[arg(long)]
     pub nodes: Option<usize>,
-    /// Directory for outputs (created if missing); writes summary.json.
+    /// Directory for outputs (created if missing): summary.json, messages.csv, nodes.csv and
+    /// SVG plots (or sweep.csv and sweep plots).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Scenario TOML file (missing fields take the built-in defaults).
+    /// Scenario: a bundled name (default, whisper-scalability, partition-heal, mvds-offline)
+    /// or a TOML file (missing fields take the built-in defaults).
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    /// Set a scenario parameter, `PARAM=VALUE` (TOML value; dotted path); repeatable.
+    #[arg(long = "set", value_name = "PARAM=VALUE")]
+    pub set: Vec<String>,
     /// Host implementation to run.
     #[arg(long, value_enum, default_value_t = HostKind::Node)]
     pub host: HostKind,
-}
-
-impl Default for SimArgs {
-    /// The same values as an empty command line.
-    fn default() -> Self {
-        SimArgs {
-            seed: 1,
-            nodes: None,
-            out: None,
-            scenario: None,
-            host: HostKind::Node,
-        }
-    }
+    /// Run twice and fail unless both runs agree (trace hash and every simulated figure).
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// A subcommand (`sweep`).
+    #[command(subcommand)]
+    pub command: Option<SimCommand>,
 }
 
 impl SimArgs {
     /// The command line that reproduces this run.
     pub fn reproduce_command(&self) -> String {
-        let mut cmd = format!("hush sim --seed {}", self.seed);
+        let mut cmd = String::from("hush sim");
+        if let Some(seed) = self.seed {
+            cmd.push_str(&format!(" --seed {seed}"));
+        }
         if let Some(path) = &self.scenario {
             cmd.push_str(&format!(" --scenario {}", path.display()));
+        }
+        for s in &self.set {
+            cmd.push_str(&format!(" --set {s}"));
         }
         if let Some(n) = self.nodes {
             cmd.push_str(&format!(" --nodes {n}"));
         }
         if self.host != HostKind::Node {
             cmd.push_str(" --host flood");
+        }
+        if let Some(SimCommand::Sweep { spec }) = &self.command {
+            cmd.push_str(&format!(" sweep {spec}"));
         }
         cmd
     }
@@ -75,86 +124,215 @@ impl SimArgs {
     pub fn load_scenario(&self) -> anyhow::Result<Scenario> {
         let mut scenario = match &self.scenario {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                let name = path.to_string_lossy();
+                let text = match BUNDLED.iter().find(|(n, _)| *n == name) {
+                    Some((_, text)) => (*text).to_string(),
+                    None => std::fs::read_to_string(path).with_context(|| {
+                        format!(
+                            "reading {} (bundled scenarios: {})",
+                            path.display(),
+                            BUNDLED
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })?,
+                };
                 Scenario::from_toml_str(&text)
                     .with_context(|| format!("parsing {}", path.display()))?
             }
             None => Scenario::default(),
         };
+        for s in &self.set {
+            let (param, value) = s
+                .split_once('=')
+                .with_context(|| format!("--set {s}: expected PARAM=VALUE"))?;
+            scenario = with_param(&scenario, param, value)?;
+        }
         if let Some(n) = self.nodes {
             scenario.nodes = n;
         }
         scenario.validate()?;
         Ok(scenario)
     }
+
+    /// The seed of this run.
+    pub fn effective_seed(&self, scenario: &Scenario) -> u64 {
+        self.seed.or(scenario.seed).unwrap_or(DEFAULT_SEED)
+    }
+}
+
+/// Parses `text` as a TOML value (`8`, `0.1`, `true`, `[1, 2]`, `"x"`), else as a bare string.
+fn toml_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_string()))
+}
+
+/// `scenario` with the dotted path `param` set to `value` (array elements by index).
+pub fn with_param(scenario: &Scenario, param: &str, value: &str) -> anyhow::Result<Scenario> {
+    let mut root = toml::Value::try_from(scenario)?;
+    let mut cur = &mut root;
+    let parts: Vec<&str> = param.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        cur = match cur {
+            toml::Value::Table(t) => {
+                if last {
+                    t.insert(part.to_string(), toml_value(value));
+                    break;
+                }
+                t.entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            }
+            toml::Value::Array(a) => {
+                let idx: usize = part
+                    .parse()
+                    .with_context(|| format!("{param}: `{part}` is not an array index"))?;
+                let len = a.len();
+                let slot = a
+                    .get_mut(idx)
+                    .with_context(|| format!("{param}: index {idx} past the {len} elements"))?;
+                if last {
+                    *slot = toml_value(value);
+                    break;
+                }
+                slot
+            }
+            _ => bail!("{param}: `{part}` is inside a value that is not a table or array"),
+        };
+    }
+    let text = toml::to_string(&root)?;
+    Scenario::from_toml_str(&text).with_context(|| format!("setting {param} = {value}"))
+}
+
+fn simulate(
+    args: &SimArgs,
+    scenario: &Scenario,
+    seed: u64,
+    progress: bool,
+) -> anyhow::Result<RunOutput> {
+    let bar = if progress && !args.no_progress {
+        let bar = indicatif::ProgressBar::new(scenario.end_ms());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} simulated ms (eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let mut on_progress = |done: u64, _total: u64| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    };
+    let out = match args.host {
+        HostKind::Node => run_scenario_full(scenario, seed, spawn_node, &mut on_progress),
+        HostKind::Flood => run_scenario_full(
+            scenario,
+            seed,
+            |s| FloodHost::new(FloodConfig::default(), s.secret_key, s.now),
+            &mut on_progress,
+        ),
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    out.with_context(|| format!("reproduce with: {}", args.reproduce_command()))
 }
 
 /// Runs `hush sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
-    println!("hush sim: seed {}", args.seed);
     let scenario = args.load_scenario()?;
+    let seed = args.effective_seed(&scenario);
+    println!("hush sim: seed {seed}");
+    if !scenario.description.is_empty() {
+        println!("{}", scenario.description);
+    }
     println!(
-        "scenario: {} nodes, degree {}, latency {}-{} ms, {} messages, {} ms",
+        "scenario: {} nodes, {:?}, {:?}, {} ms",
         scenario.nodes,
-        scenario.degree,
-        scenario.latency_min_ms,
-        scenario.latency_max_ms,
-        scenario.messages,
+        scenario.topology_spec(),
+        scenario.latency_dist(),
         scenario.end_ms()
     );
-    let summary = match args.host {
-        HostKind::Node => run_scenario(&scenario, args.seed),
-        HostKind::Flood => run_scenario_with(&scenario, args.seed, |_, secret_key, _, now| {
-            FloodHost::new(FloodConfig::default(), secret_key, now)
-        }),
+    if let Some(SimCommand::Sweep { spec }) = &args.command {
+        return sweep(&args, &scenario, seed, spec);
     }
-    .with_context(|| format!("reproduce with: {}", args.reproduce_command()))?;
-    print!("{}", human_summary(&summary));
+    let out = simulate(&args, &scenario, seed, true)?;
+    print!("{}", summary_table(&out.summary));
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join("summary.json");
-        let json = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(&path, json + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        for path in write_outputs(dir, &out)? {
+            println!("wrote {}", path.display());
+        }
+    }
+    if args.check_determinism {
+        let again = simulate(&args, &scenario, seed, false)?;
+        check_same(&out.summary, &again.summary)?;
+        println!(
+            "determinism: second run agrees (trace {})",
+            again.summary.trace_hash
+        );
     }
     println!("reproduce: {}", args.reproduce_command());
     Ok(())
 }
 
-fn ms(v: Option<u64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v} ms"))
+/// Fails unless two runs agree on everything simulated.
+pub fn check_same(a: &Summary, b: &Summary) -> anyhow::Result<()> {
+    if a.trace_hash != b.trace_hash {
+        bail!(
+            "determinism check failed: trace {} then {}",
+            a.trace_hash,
+            b.trace_hash
+        );
+    }
+    if a.deterministic_part() != b.deterministic_part() {
+        bail!("determinism check failed: same trace but different summaries");
+    }
+    Ok(())
 }
 
-/// A few lines for the terminal.
+fn sweep(args: &SimArgs, base: &Scenario, seed: u64, spec: &str) -> anyhow::Result<()> {
+    let (param, values) = spec
+        .split_once('=')
+        .with_context(|| format!("sweep {spec}: expected PARAM=v1,v2,.."))?;
+    let values: Vec<&str> = values
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.is_empty() {
+        bail!("sweep {spec}: no values");
+    }
+    let mut rows = Vec::new();
+    for v in values {
+        let scenario = with_param(base, param, v)?;
+        println!("{param} = {v}");
+        let out = simulate(args, &scenario, seed, true)?;
+        let metrics: Vec<String> = sweep_metrics(&out.summary)
+            .into_iter()
+            .map(|(n, x)| format!("{n} {x:.4}"))
+            .collect();
+        println!("  {}", metrics.join(", "));
+        rows.push((v.to_string(), out.summary));
+    }
+    if let Some(dir) = &args.out {
+        for path in write_sweep(dir, param, &rows)? {
+            println!("wrote {}", path.display());
+        }
+    }
+    println!("reproduce: {}", args.reproduce_command());
+    Ok(())
+}
+
+/// A few lines for the terminal (kept for callers of the first version; see
+/// [`summary_table`]).
 pub fn human_summary(s: &Summary) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "delivered {}/{} ({:.2}%), duplicates {}, messages sent {}/{}\n",
-        s.deliveries,
-        s.deliveries_expected,
-        s.delivery_ratio * 100.0,
-        s.duplicate_deliveries,
-        s.messages_sent,
-        s.messages_requested
-    ));
-    out.push_str(&format!(
-        "latency p50 {}, p99 {}, max {}\n",
-        ms(s.latency_ms_p50),
-        ms(s.latency_ms_p99),
-        ms(s.latency_ms_max)
-    ));
-    out.push_str(&format!(
-        "peers connected {}, bytes sent {}, events {}, simulated {} ms in {} ms wall\n",
-        s.peers_connected, s.bytes_sent_total, s.events, s.sim_duration_ms, s.wall_ms
-    ));
-    if s.messages_sent != s.messages_requested {
-        out.push_str("warning: some send commands produced no MessageSent\n");
-    }
-    if s.hit_event_cap {
-        out.push_str("warning: stopped at the event cap (liveness failure)\n");
-    }
-    out.push_str(&format!("trace {}\n", s.trace_hash));
-    out
+    summary_table(s)
 }

@@ -15,6 +15,15 @@
 //!   link latency, in order per direction; `Close` tells the local host at once (an event at
 //!   `now`) and the remote host after the link latency, behind any bytes already in flight.
 //!   Bytes sent from or to an end that has closed are dropped and counted.
+//! - The link model ([`crate::net`]) decides when sent bytes arrive (latency, bandwidth,
+//!   loss as retransmission delay, duplication, jitter); the engine counts wire bytes.
+//! - External faults: [`Sim::close_link`] closes a link at both ends at once (partitions, churn,
+//!   crashes); [`Sim::replace_host`] swaps a crashed node's host for a restarted one.
+//! - Attribution for the first-spy estimator: while a `Deliver` is being handled, application
+//!   events the host emits are attributed to the node at the other end of that connection
+//!   ([`crate::metrics::Metrics::on_event`]'s `source`).
+//! - Host CPU time: each `handle_*` call is timed with the host's monotonic clock
+//!   ([`HostTimes`]); it never enters the trace and never decides anything.
 //! - Every processed event enters the trace hash ([`crate::trace`]) as: time since start,
 //!   node, kind tag, connection id, then the kind's payload.
 
@@ -92,6 +101,11 @@ impl<T> EventQueue<T> {
         self.heap.pop().map(|Reverse(e)| (e.time, e.seq, e.item))
     }
 
+    /// The earliest item and its time.
+    pub fn peek(&self) -> Option<(Time, &T)> {
+        self.heap.peek().map(|Reverse(e)| (e.time, &e.item))
+    }
+
     /// The time of the earliest item.
     pub fn peek_time(&self) -> Option<Time> {
         self.heap.peek().map(|Reverse(e)| e.time)
@@ -134,6 +148,7 @@ mod tag {
     pub const CLOSED: u8 = 3;
     pub const TIMER: u8 = 4;
     pub const COMMAND: u8 = 5;
+    pub const REPLACE: u8 = 6;
 }
 
 /// Counters of things the engine dropped or refused.
@@ -155,6 +170,36 @@ pub struct Counters {
     pub persists: u64,
     /// Drains cut at [`MAX_ACTIONS_PER_DRAIN`].
     pub runaway_drains: u64,
+    /// Bytes put on the wire, counting retransmissions and duplicate segments.
+    pub wire_bytes: u64,
+    /// Chunk losses (each one a retransmission delay).
+    pub retransmits: u64,
+    /// Chunks sent twice.
+    pub duplicated_chunks: u64,
+    /// Links closed by [`Sim::close_link`].
+    pub links_cut: u64,
+}
+
+/// Wall time spent inside host calls, ns, by kind of call (measured, not simulated).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HostTimes {
+    /// `handle_connection` (RLPx auth: ECIES, ECDH, signatures).
+    pub connection_ns: u64,
+    /// `handle_bytes` (frame MACs and AES, handshakes, envelope checks, decryption).
+    pub bytes_ns: u64,
+    /// `handle_timeout` (gossip batches, expiry, keep-alives).
+    pub timeout_ns: u64,
+    /// `handle_command` (joins: PBKDF2 of the chat key; sends: sign, encrypt, PoW seal).
+    pub command_ns: u64,
+    /// `handle_connection_closed`.
+    pub closed_ns: u64,
+}
+
+impl HostTimes {
+    /// Sum over all kinds.
+    pub fn total_ns(&self) -> u64 {
+        self.connection_ns + self.bytes_ns + self.timeout_ns + self.command_ns + self.closed_ns
+    }
 }
 
 /// Why [`Sim::run_until`] returned.
@@ -208,12 +253,21 @@ pub struct Sim<H: Host> {
     trace: TraceHasher,
     events: u64,
     counters: Counters,
+    host_times: HostTimes,
+    /// The node at the other end of the connection whose bytes are being handled.
+    source: Option<NodeIndex>,
+}
+
+/// Nanoseconds since `t`, saturating.
+fn ns_since(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl<H: Host> Sim<H> {
     /// A simulation of `hosts` (already created at `start`) over `net`. Arms each host's timer.
     pub fn new(start: Time, hosts: Vec<H>, net: Network) -> Sim<H> {
-        let metrics = Metrics::new(hosts.len());
+        let mut metrics = Metrics::new(hosts.len());
+        metrics.set_start(start);
         let nodes = hosts
             .into_iter()
             .map(|host| Slot {
@@ -235,6 +289,8 @@ impl<H: Host> Sim<H> {
             trace: TraceHasher::new(),
             events: 0,
             counters: Counters::default(),
+            host_times: HostTimes::default(),
+            source: None,
         };
         for node in 0..sim.nodes.len() {
             sim.rearm(node);
@@ -325,6 +381,8 @@ impl<H: Host> Sim<H> {
     /// when stopped by the cap, at the last processed event.
     pub fn run_until(&mut self, end: Time, max_events: u64) -> RunOutcome {
         loop {
+            // Stale timers first: `step` skips them, and must not then run an event past `end`.
+            self.drop_stale_timers();
             match self.queue.peek_time() {
                 None => {
                     self.now = self.now.max(end);
@@ -361,6 +419,16 @@ impl<H: Host> Sim<H> {
         }
     }
 
+    fn drop_stale_timers(&mut self) {
+        while let Some((_, Event::Timer { node, generation })) = self.queue.peek() {
+            if self.nodes.get(*node).map(|s| s.timer_generation) == Some(*generation) {
+                return;
+            }
+            self.queue.pop();
+            self.counters.stale_timers += 1;
+        }
+    }
+
     fn trace_head(&mut self, node: NodeIndex, kind: u8, conn: ConnId) {
         let rel = self.now.millis_since(self.start);
         self.trace.u64(rel).u64(node as u64).u8(kind).u64(conn);
@@ -376,14 +444,19 @@ impl<H: Host> Sim<H> {
                 let now = self.now;
                 let slot = &mut self.nodes[node];
                 slot.armed = None;
+                let t = std::time::Instant::now();
                 slot.host.handle_timeout(now);
+                self.host_times.timeout_ns += ns_since(t);
                 self.after_handle(node);
             }
             Event::Command { node, command } => {
                 self.trace_head(node, tag::COMMAND, 0);
                 trace_command(&mut self.trace, &command);
                 let now = self.now;
-                if self.nodes[node].host.handle_command(now, command).is_err() {
+                let t = std::time::Instant::now();
+                let result = self.nodes[node].host.handle_command(now, command);
+                self.host_times.command_ns += ns_since(t);
+                if result.is_err() {
                     self.counters.host_errors += 1;
                 }
                 self.after_handle(node);
@@ -412,11 +485,12 @@ impl<H: Host> Sim<H> {
         }
         self.set_state(link, side, EndState::Open);
         let now = self.now;
-        if self.nodes[node]
+        let t = std::time::Instant::now();
+        let result = self.nodes[node]
             .host
-            .handle_connection(now, conn, direction)
-            .is_err()
-        {
+            .handle_connection(now, conn, direction);
+        self.host_times.connection_ns += ns_since(t);
+        if result.is_err() {
             // The host refused the connection: it never knew it, so it is closed without a
             // notification; the remote learns after the latency.
             self.counters.host_errors += 1;
@@ -440,8 +514,13 @@ impl<H: Host> Sim<H> {
         }
         self.metrics.on_receive(node, bytes.len());
         let now = self.now;
+        let remote = self.net.link(link).map(|l| l.end(side.other()).node);
+        let t = std::time::Instant::now();
         self.nodes[node].host.handle_bytes(now, conn, &bytes);
+        self.host_times.bytes_ns += ns_since(t);
+        self.source = remote;
         self.after_handle(node);
+        self.source = None;
     }
 
     fn process_closed(&mut self, link: LinkId, side: Side) {
@@ -454,7 +533,9 @@ impl<H: Host> Sim<H> {
             EndState::Open | EndState::Closing => {
                 self.set_state(link, side, EndState::Closed);
                 let now = self.now;
+                let t = std::time::Instant::now();
                 self.nodes[node].host.handle_connection_closed(now, conn);
+                self.host_times.closed_ns += ns_since(t);
                 self.after_handle(node);
             }
         }
@@ -508,7 +589,14 @@ impl<H: Host> Sim<H> {
                     self.counters.bytes_dropped += bytes.len() as u64;
                     return;
                 }
-                let at = self.net.arrival(link, side, self.now).unwrap_or(self.now);
+                let Some(tx) = self.net.transmit(link, side, self.now, bytes.len()) else {
+                    self.counters.invalid_actions += 1;
+                    return;
+                };
+                self.counters.wire_bytes += tx.wire_bytes;
+                self.counters.retransmits += u64::from(tx.retransmits);
+                self.counters.duplicated_chunks += u64::from(tx.duplicated);
+                let at = tx.at;
                 self.queue.push(
                     at,
                     Event::Deliver {
@@ -532,7 +620,9 @@ impl<H: Host> Sim<H> {
                 // Closing an end that is already closing or closed is a no-op, as on a socket.
             }
             Action::Persist(_) => self.counters.persists += 1,
-            Action::Event(event) => self.metrics.on_event(self.now, node, &event),
+            Action::Event(event) => self
+                .metrics
+                .on_event_from(self.now, node, &event, self.source),
         }
     }
 
@@ -551,6 +641,84 @@ impl<H: Host> Sim<H> {
             self.queue
                 .push(t.max(now), Event::Timer { node, generation });
         }
+    }
+
+    /// Closes `link` now at both ends, as a network fault: each end whose host knows the
+    /// connection gets `handle_connection_closed` (an event at `now`); bytes in flight are
+    /// dropped. Returns whether anything was open.
+    pub fn close_link(&mut self, link: LinkId) -> bool {
+        let Some(l) = self.net.link(link) else {
+            return false;
+        };
+        let states = [l.end(Side::Dialer).state, l.end(Side::Listener).state];
+        let mut any = false;
+        for (side, state) in [Side::Dialer, Side::Listener].into_iter().zip(states) {
+            match state {
+                EndState::Open => {
+                    self.set_state(link, side, EndState::Closing);
+                    self.queue.push(self.now, Event::Closed { link, side });
+                    any = true;
+                }
+                // Never told of the link: it just never opens.
+                EndState::Pending => {
+                    self.set_state(link, side, EndState::Closed);
+                    any = true;
+                }
+                EndState::Closing | EndState::Closed => {}
+            }
+        }
+        if any {
+            self.counters.links_cut += 1;
+        }
+        any
+    }
+
+    /// Whether both ends of `link` are open or about to open.
+    pub fn link_alive(&self, link: LinkId) -> bool {
+        self.net.link(link).is_some_and(|l| {
+            [Side::Dialer, Side::Listener]
+                .iter()
+                .all(|&s| matches!(l.end(s).state, EndState::Open | EndState::Pending))
+        })
+    }
+
+    /// Replaces `node`'s host (a restart after a crash) and returns the old one. The caller
+    /// closes the node's links first ([`Sim::close_link`]); connections the old host knew are
+    /// forgotten, so late events for them are dropped. Connection ids keep increasing.
+    pub fn replace_host(&mut self, node: NodeIndex, host: H) -> Result<H, EngineError> {
+        self.check_node(node)?;
+        let slot = &mut self.nodes[node];
+        slot.public_key = host.public_key();
+        let old = std::mem::replace(&mut slot.host, host);
+        // Every link of the old incarnation is dead to the new one.
+        let conns: Vec<(LinkId, Side)> = slot.conns.values().copied().collect();
+        slot.conns.clear();
+        for (link, side) in conns {
+            self.set_state(link, side, EndState::Closed);
+        }
+        self.trace_head(node, tag::REPLACE, 0);
+        self.trace.bytes(&self.nodes[node].public_key);
+        // Invalidate the old incarnation's timer even if the new host wants none.
+        let slot = &mut self.nodes[node];
+        slot.timer_generation += 1;
+        slot.armed = None;
+        self.rearm(node);
+        Ok(old)
+    }
+
+    /// Wall time spent in host calls so far.
+    pub fn host_times(&self) -> HostTimes {
+        self.host_times
+    }
+
+    /// Every host, by index.
+    pub fn hosts(&self) -> impl Iterator<Item = &H> {
+        self.nodes.iter().map(|s| &s.host)
+    }
+
+    /// The measurements so far, mutably (the runner registers chats, spies and restarts).
+    pub fn metrics_mut(&mut self) -> &mut Metrics {
+        &mut self.metrics
     }
 
     /// The current simulated time.

@@ -31,6 +31,39 @@ pub trait Host {
     fn poll_action(&mut self) -> Option<Action>;
     /// The next deadline.
     fn poll_timeout(&self) -> Option<Time>;
+    /// Protocol counters, where the host has them (the default: none).
+    fn stats(&self) -> HostStats {
+        HostStats::default()
+    }
+}
+
+/// Protocol counters read from a host at the end of a run (or before a restart discards it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HostStats {
+    /// Whisper envelopes received from peers (every copy).
+    pub envelopes_received: u64,
+    /// Of those, envelopes new to the node (entered its pool): the useful receptions.
+    pub envelopes_pooled: u64,
+    /// Of those, copies of envelopes already seen (gossip redundancy).
+    pub envelope_duplicates: u64,
+    /// Envelopes sent to peers.
+    pub envelopes_sent: u64,
+    /// Envelopes dropped by the topic bloom (light-node filtering at the sender).
+    pub dropped_bloom: u64,
+    /// Chat payloads rejected as duplicates by the chat layer.
+    pub chat_duplicates: u64,
+}
+
+impl HostStats {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &HostStats) {
+        self.envelopes_received += other.envelopes_received;
+        self.envelopes_pooled += other.envelopes_pooled;
+        self.envelope_duplicates += other.envelope_duplicates;
+        self.envelopes_sent += other.envelopes_sent;
+        self.dropped_bloom += other.dropped_bloom;
+        self.chat_duplicates += other.chat_duplicates;
+    }
 }
 
 /// Plain delegation to the node's inherent methods.
@@ -63,5 +96,16 @@ impl Host for Node {
     }
     fn poll_timeout(&self) -> Option<Time> {
         Node::poll_timeout(self)
+    }
+    fn stats(&self) -> HostStats {
+        let w = self.whisper().stats();
+        HostStats {
+            envelopes_received: w.envelopes_received,
+            envelopes_pooled: w.envelopes_pooled,
+            envelope_duplicates: w.duplicates,
+            envelopes_sent: w.envelopes_sent,
+            dropped_bloom: w.dropped_bloom,
+            chat_duplicates: self.stats().duplicates_dropped,
+        }
     }
 }

@@ -5,11 +5,76 @@
 //! `MessageReceived` of that id at another node counts one delivery with latency `now − send
 //! time`; a second `MessageReceived` of the same id at the same node counts as a duplicate (the
 //! node promises exactly-once) and not as a delivery. Percentiles use the nearest-rank method.
+//!
+//! Per message ([`MessageRecord`]): author, chat, send time, expected receivers (the chat's
+//! members other than the author, from [`Metrics::set_chat_members`]), receivers, latency
+//! sum and maximum, and the first-spy estimate. After [`Metrics::on_restart`], a node that
+//! receives again a message it had before its crash counts a `redelivery_after_restart`
+//! (its persisted chat messages cannot be loaded back into the node yet), not a duplicate.
+//!
+//! First-spy estimator (privacy): the adversary holds the nodes marked by
+//! [`Metrics::set_spies`]. For each message, the first spy to receive it (earliest
+//! `MessageReceived`, ties by processing order) names as originator the neighbour whose
+//! connection delivered the bytes that produced the event (the engine passes it as `source`).
+//! Precision = correct guesses / messages guessed, over messages whose author is not a spy.
 
 use hush_core::node::Event;
 use hush_core::Time;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Width of one bucket of the delivery-over-time series.
+pub const DELIVERY_BUCKET_MS: u64 = 1_000;
+
+/// What the adversary concluded about one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FirstSpy {
+    /// The spy that received the message first.
+    pub spy: usize,
+    /// The neighbour it names as originator (`None`: the event had no delivering connection).
+    pub guess: Option<usize>,
+    /// When, ms since the start.
+    pub at_ms: u64,
+}
+
+/// One message's fate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MessageRecord {
+    /// Message id, hex.
+    pub id: String,
+    /// Author node.
+    pub author: usize,
+    /// Chat name.
+    pub chat: String,
+    /// Send time, ms since the start.
+    pub sent_ms: u64,
+    /// Members other than the author.
+    pub expected: u64,
+    /// Distinct members (other than the author) that received it.
+    pub received: u64,
+    /// Sum of delivery latencies, ms.
+    pub latency_sum_ms: u64,
+    /// Largest delivery latency, ms.
+    pub latency_max_ms: Option<u64>,
+    /// The adversary's conclusion, if a spy received it.
+    pub first_spy: Option<FirstSpy>,
+    /// Receivers so far, one bit per node.
+    #[serde(skip)]
+    receivers: Vec<u64>,
+}
+
+impl MessageRecord {
+    fn has(&self, node: usize) -> bool {
+        self.receivers
+            .get(node / 64)
+            .is_some_and(|w| w & (1 << (node % 64)) != 0)
+    }
+    fn set(&mut self, node: usize) {
+        if let Some(w) = self.receivers.get_mut(node / 64) {
+            *w |= 1 << (node % 64);
+        }
+    }
+}
 
 /// A message id (Status: keccak256(author key ‖ payload)).
 pub type MessageId = [u8; 32];
@@ -28,8 +93,6 @@ pub struct NodeTraffic {
 pub struct Metrics {
     /// Author node and send time of every `MessageSent`, by id.
     sent: BTreeMap<MessageId, (usize, Time)>,
-    /// `(node, id)` pairs already received.
-    received: BTreeSet<(usize, MessageId)>,
     /// One latency sample per delivery, in ms.
     pub latencies_ms: Vec<u64>,
     /// Count of `MessageSent` events.
@@ -50,6 +113,19 @@ pub struct Metrics {
     pub bytes_sent_total: u64,
     /// Per node traffic, by node index.
     pub per_node: Vec<NodeTraffic>,
+    /// Receptions, after a restart, of messages the node had received before it.
+    pub redeliveries_after_restart: u64,
+    /// Deliveries per [`DELIVERY_BUCKET_MS`] since the start.
+    pub deliveries_per_bucket: Vec<u64>,
+    /// Every message, in send order.
+    pub messages: Vec<MessageRecord>,
+    /// Index into `messages` by id.
+    index: BTreeMap<MessageId, usize>,
+    start: Time,
+    chat_members: BTreeMap<String, u64>,
+    spies: Vec<bool>,
+    /// For restarted nodes: messages received in the current incarnation.
+    since_restart: BTreeMap<usize, BTreeSet<usize>>,
 }
 
 impl Metrics {
@@ -57,24 +133,108 @@ impl Metrics {
     pub fn new(nodes: usize) -> Metrics {
         Metrics {
             per_node: vec![NodeTraffic::default(); nodes],
+            spies: vec![false; nodes],
             ..Metrics::default()
         }
     }
 
-    /// Node `node` emitted `event` at `now`.
+    /// The simulation start (delivery-over-time buckets and record times are relative to it).
+    pub fn set_start(&mut self, start: Time) {
+        self.start = start;
+    }
+
+    /// Chat `chat` has `members` members (expected receivers = members − 1 per message).
+    pub fn set_chat_members(&mut self, chat: &str, members: u64) {
+        self.chat_members.insert(chat.to_string(), members);
+    }
+
+    /// Marks the adversary's nodes.
+    pub fn set_spies(&mut self, spies: &[usize]) {
+        for &s in spies {
+            if let Some(v) = self.spies.get_mut(s) {
+                *v = true;
+            }
+        }
+    }
+
+    /// Whether `node` is a spy.
+    pub fn is_spy(&self, node: usize) -> bool {
+        self.spies.get(node).copied().unwrap_or(false)
+    }
+
+    /// `node` restarted after a crash.
+    pub fn on_restart(&mut self, node: usize) {
+        self.since_restart.insert(node, BTreeSet::new());
+    }
+
+    /// Node `node` emitted `event` at `now` (no delivering connection).
     pub fn on_event(&mut self, now: Time, node: usize, event: &Event) {
+        self.on_event_from(now, node, event, None)
+    }
+
+    /// Node `node` emitted `event` at `now` while handling bytes from `source`.
+    pub fn on_event_from(&mut self, now: Time, node: usize, event: &Event, source: Option<usize>) {
         match event {
             Event::MessageSent(m) => {
                 self.messages_sent += 1;
                 self.sent.entry(m.message_id).or_insert((node, now));
+                if !self.index.contains_key(&m.message_id) {
+                    let members = self.chat_members.get(&m.chat).copied().unwrap_or(0);
+                    self.index.insert(m.message_id, self.messages.len());
+                    self.messages.push(MessageRecord {
+                        id: hex::encode(m.message_id),
+                        author: node,
+                        chat: m.chat.clone(),
+                        sent_ms: now.millis_since(self.start),
+                        expected: members.saturating_sub(1),
+                        received: 0,
+                        latency_sum_ms: 0,
+                        latency_max_ms: None,
+                        first_spy: None,
+                        receivers: vec![0; self.per_node.len().div_ceil(64)],
+                    });
+                }
             }
             Event::MessageReceived(m) => match self.sent.get(&m.message_id) {
                 None => self.unknown_deliveries += 1,
                 Some(&(author, _)) if author == node => self.self_deliveries += 1,
-                Some(&(_, sent_at)) => {
-                    if self.received.insert((node, m.message_id)) {
+                Some(&(author, sent_at)) => {
+                    let Some(&i) = self.index.get(&m.message_id) else {
+                        self.unknown_deliveries += 1;
+                        return;
+                    };
+                    let rel_ms = now.millis_since(self.start);
+                    let spy = self.is_spy(node) && !self.is_spy(author);
+                    let Some(rec) = self.messages.get_mut(i) else {
+                        return;
+                    };
+                    if spy && rec.first_spy.is_none() {
+                        rec.first_spy = Some(FirstSpy {
+                            spy: node,
+                            guess: source,
+                            at_ms: rel_ms,
+                        });
+                    }
+                    let restarted = self.since_restart.get_mut(&node);
+                    if !rec.has(node) {
+                        rec.set(node);
+                        if let Some(set) = restarted {
+                            set.insert(i);
+                        }
+                        let latency = now.millis_since(sent_at);
+                        rec.received += 1;
+                        rec.latency_sum_ms += latency;
+                        rec.latency_max_ms = Some(rec.latency_max_ms.unwrap_or(0).max(latency));
                         self.deliveries += 1;
-                        self.latencies_ms.push(now.millis_since(sent_at));
+                        self.latencies_ms.push(latency);
+                        let bucket = usize::try_from(rel_ms / DELIVERY_BUCKET_MS).unwrap_or(0);
+                        if self.deliveries_per_bucket.len() <= bucket {
+                            self.deliveries_per_bucket.resize(bucket + 1, 0);
+                        }
+                        self.deliveries_per_bucket[bucket] += 1;
+                    } else if let Some(set) = restarted.filter(|s| !s.contains(&i)) {
+                        set.insert(i);
+                        self.redeliveries_after_restart += 1;
                     } else {
                         self.duplicate_deliveries += 1;
                     }
@@ -101,6 +261,23 @@ impl Metrics {
         }
     }
 
+    /// First-spy estimator: `(messages guessed, correct guesses)` over messages not authored by
+    /// a spy.
+    pub fn first_spy_score(&self) -> (u64, u64) {
+        self.messages
+            .iter()
+            .filter_map(|r| r.first_spy.map(|f| f.guess == Some(r.author)))
+            .fold((0, 0), |(n, k), ok| (n + 1, k + u64::from(ok)))
+    }
+
+    /// Messages authored by a non-spy (those the adversary tries to attribute).
+    pub fn messages_by_honest(&self) -> u64 {
+        self.messages
+            .iter()
+            .filter(|r| !self.is_spy(r.author))
+            .count() as u64
+    }
+
     /// The latency samples, sorted ascending.
     pub fn sorted_latencies_ms(&self) -> Vec<u64> {
         let mut v = self.latencies_ms.clone();
@@ -125,21 +302,29 @@ pub fn percentile_nearest_rank(sorted: &[u64], percent: u32) -> Option<u64> {
 /// The outcome of one run (written as `summary.json`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
+    /// The scenario's description.
+    pub description: String,
     /// The master seed.
     pub seed: u64,
     /// Node count.
     pub nodes: usize,
-    /// Degree of the random regular topology.
+    /// The flat `degree` field (the topology is in `topology`).
     pub degree: usize,
-    /// Links created.
+    /// The topology, in words.
+    pub topology: String,
+    /// Nodes per role.
+    pub roles: BTreeMap<String, usize>,
+    /// Edges of the overlay.
     pub links: usize,
-    /// Nodes that joined the chat.
+    /// Members of the largest chat.
     pub members: usize,
-    /// `SendPublicMessage` commands issued by the traffic generator.
+    /// Send commands the traffic generator planned.
     pub messages_requested: u64,
+    /// Planned sends skipped because the author was offline or crashed.
+    pub messages_skipped_offline: u64,
     /// `MessageSent` events the nodes emitted.
     pub messages_sent: u64,
-    /// `messages_sent × (members − 1)`.
+    /// Σ over sent messages of (members of its chat − 1).
     pub deliveries_expected: u64,
     /// First-time receptions at non-authors.
     pub deliveries: u64,
@@ -147,12 +332,16 @@ pub struct Summary {
     pub delivery_ratio: f64,
     /// Repeated receptions of one id at one node (a bug in the node).
     pub duplicate_deliveries: u64,
+    /// Receptions after a restart of messages received before the crash.
+    pub redeliveries_after_restart: u64,
     /// Receptions at the author itself.
     pub self_deliveries: u64,
     /// Receptions of ids nobody reported sending.
     pub unknown_deliveries: u64,
     /// Median delivery latency (nearest rank), `null` without deliveries.
     pub latency_ms_p50: Option<u64>,
+    /// 90th percentile delivery latency.
+    pub latency_ms_p90: Option<u64>,
     /// 99th percentile delivery latency (nearest rank).
     pub latency_ms_p99: Option<u64>,
     /// Largest delivery latency.
@@ -161,10 +350,40 @@ pub struct Summary {
     pub peers_connected: u64,
     /// `PeerDisconnected` events.
     pub peers_disconnected: u64,
-    /// Sum of all `Action::Send` lengths.
+    /// Sum of all `Action::Send` lengths (p2p-layer bytes: RLPx frames incl. handshakes).
     pub bytes_sent_total: u64,
     /// Bytes that could not be delivered (the receiving end had closed).
     pub bytes_dropped: u64,
+    /// Bytes on the wire, counting retransmissions and duplicated segments.
+    pub wire_bytes: u64,
+    /// Chunk losses (each one a retransmission delay).
+    pub retransmits: u64,
+    /// Chunks duplicated on the wire.
+    pub duplicated_chunks: u64,
+    /// Links closed by partitions, churn and crashes.
+    pub links_cut: u64,
+    /// Node restarts.
+    pub restarts: u64,
+    /// Median per-node bytes sent.
+    pub node_bytes_up_p50: Option<u64>,
+    /// Largest per-node bytes sent.
+    pub node_bytes_up_max: Option<u64>,
+    /// Median per-node bytes received.
+    pub node_bytes_down_p50: Option<u64>,
+    /// Largest per-node bytes received.
+    pub node_bytes_down_max: Option<u64>,
+    /// Bytes received by all nodes from the first message on (handshakes mostly excluded).
+    pub message_phase_bytes_down: u64,
+    /// Whisper envelope counters summed over all nodes (and incarnations).
+    pub envelopes: crate::host::HostStats,
+    /// Envelope copies received per useful (new) envelope: gossip amplification.
+    pub amplification: Option<f64>,
+    /// First-spy estimator (absent without spies).
+    pub privacy: Option<crate::run::PrivacySummary>,
+    /// Wall time inside host calls by kind (crypto and PoW live there).
+    pub host_times: crate::engine::HostTimes,
+    /// Analytical model beside the measurement, if the scenario asks for one.
+    pub model: Option<crate::model::ModelComparison>,
     /// Events processed (stale timers excluded).
     pub events: u64,
     /// Errors returned by hosts (`handle_connection`, `handle_command`).
@@ -181,6 +400,18 @@ pub struct Summary {
     pub wall_ms: u64,
     /// Traffic per node, by node index.
     pub per_node: Vec<NodeTraffic>,
+}
+
+impl Summary {
+    /// The summary without the fields that legitimately vary between identical runs (wall
+    /// time, host CPU time), for determinism checks.
+    pub fn deterministic_part(&self) -> Summary {
+        Summary {
+            wall_ms: 0,
+            host_times: crate::engine::HostTimes::default(),
+            ..self.clone()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,33 +1,58 @@
-//! Running a scenario: seeds, topology, traffic, and the [`Summary`].
+//! Running a scenario: seeds, roles, topology, faults, traffic, and the [`Summary`].
 //!
-//! Contract: [`run_scenario_with`] derives everything from the master `seed`, in this order,
-//! each from its own ChaCha20 stream drawn from the master one: node identities (per node a
-//! 32-byte node seed, then secret keys drawn until the host accepts one), the topology, the
-//! network (link latencies), dial times, and traffic (message authors). It then builds a
-//! [`Sim`], schedules the joins, the dials (for each edge `(a, b)`, `a < b`, `a` dials `b`),
-//! and the messages, runs to the scenario's end and summarises.
+//! Contract: [`run_scenario_full`] derives everything from the master `seed`, each part from
+//! its own ChaCha20 stream drawn from the master one, in this order: node identities (per node
+//! a 32-byte node seed, then secret keys drawn until the host accepts one), the topology, the
+//! network (link latencies and per-chunk draws), dial times, traffic (members, authors, Poisson
+//! gaps), roles, faults (partition sides, churn sessions, crashed nodes, restart identities)
+//! and spies. It builds a [`Sim`], then plays a schedule of *controls* between engine events:
+//!
+//! - joins (members join their chats at `join_at_ms`) and sends (skipped and counted while the
+//!   author is offline or crashed: a user who is away does not type);
+//! - dials: each edge `(a, b)`, `a < b`, is dialed by `a` at a random time in the connect
+//!   window, and redialed `redial_delay_ms` after it becomes possible again;
+//! - partitions ([`crate::scenario::PartitionMode::Close`]): crossing links are closed at both
+//!   ends at once; at the heal they are redialed;
+//! - churn: an offline node's links are closed; it keeps running (timers, pool) and redials
+//!   its edges when it comes back;
+//! - crashes: the node's links are closed and it is inert until its restart, which replaces the
+//!   host: `kept` rebuilds it with the same identity key (what `Persist` and the keystore
+//!   would restore; the persisted chat messages cannot be loaded back into the node yet),
+//!   `lost` with a new one; either way it rejoins its chats and redials.
+//!
+//! A link is *allowed* when both ends are up (online, not crashed) and no active partition
+//! separates them. Links closed by the nodes themselves (a protocol error, light↔light refusal)
+//! are not redialed: the simulator plays the network and the dialer, not a peer manager.
 
-use crate::engine::{EngineError, NodeIndex, RunOutcome, Sim};
-use crate::host::Host;
-use crate::metrics::{percentile_nearest_rank, Summary};
-use crate::net::{NetConfig, Network};
-use crate::scenario::{Scenario, ScenarioError};
-use crate::topology::{random_regular, TopologyError};
+use crate::engine::{EngineError, EventQueue, NodeIndex, RunOutcome, Sim};
+use crate::host::{Host, HostStats};
+use crate::metrics::{percentile_nearest_rank, MessageRecord, NodeTraffic, Summary};
+use crate::model::whisper_scalability;
+use crate::net::{LinkId, LinkModel, Network};
+use crate::scenario::{
+    CrashState, ModelSpec, NodeSelect, Role, Scenario, ScenarioError, DEFAULT_RTO_MS,
+};
+use crate::topology::{build, TopologyError};
 use hush_core::node::{Command, Node, NodeConfig, NodeError};
-use hush_core::rng::{child_seed, rng_from_seed, seed_from_u64, Seed};
+use hush_core::rng::{child_seed, rng_from_seed, seed_from_u64, Rng, Seed};
 use hush_core::Time;
+use rand::seq::SliceRandom as _;
 use rand::Rng as _;
+use serde::Serialize;
 use thiserror::Error;
 
 /// Secret keys tried per node before giving up. A uniformly random 32-byte string is a valid
 /// secp256k1 scalar with probability ≈ 1 − 2⁻¹²⁸, so more than one try never happens in practice.
 pub const MAX_KEY_ATTEMPTS: u32 = 64;
 
+/// Progress callbacks per run (the run is cut into this many slices of simulated time).
+pub const PROGRESS_STEPS: u64 = 200;
+
 /// Why a run could not start.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SimError {
-    /// Invalid scenario parameters.
+    /// Invalid scenario parameters, or a feature the node does not have yet.
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
     /// No topology with those parameters.
@@ -46,19 +71,65 @@ pub enum SimError {
     },
 }
 
-/// Runs `scenario` with real [`Node`]s.
-pub fn run_scenario(scenario: &Scenario, seed: u64) -> Result<Summary, SimError> {
-    run_scenario_with(scenario, seed, |i, secret_key, node_seed, now| {
-        let config = NodeConfig {
-            client_id: format!("hush-sim/{i}"),
-            ..NodeConfig::default()
-        };
-        Node::new(config, secret_key, node_seed, now)
-    })
+/// What a host factory is asked to build.
+#[derive(Clone, Copy, Debug)]
+pub struct Spawn {
+    /// Node index.
+    pub index: NodeIndex,
+    /// The node's role.
+    pub role: Role,
+    /// Identity key candidate.
+    pub secret_key: [u8; 32],
+    /// The node's RNG seed.
+    pub seed: Seed,
+    /// Creation time.
+    pub now: Time,
 }
 
-/// Runs `scenario` with hosts built by `make(index, secret_key, node_seed, start)`. A
-/// `NodeError::InvalidSecretKey` makes the runner draw another key; other errors abort.
+/// The real node's configuration for a role.
+pub fn node_config(index: NodeIndex, role: Role) -> NodeConfig {
+    let mut config = NodeConfig {
+        client_id: format!("hush-sim/{index}"),
+        ..NodeConfig::default()
+    };
+    if role == Role::Light {
+        config.whisper.light_node = true;
+        config.whisper.topic_bloom = true;
+    }
+    config
+}
+
+/// Builds a real [`Node`] for `spawn` (the mailserver role is refused before this is called).
+pub fn spawn_node(spawn: Spawn) -> Result<Node, NodeError> {
+    Node::new(
+        node_config(spawn.index, spawn.role),
+        spawn.secret_key,
+        spawn.seed,
+        spawn.now,
+    )
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// The summary (`summary.json`).
+    pub summary: Summary,
+    /// Every message's record (`messages.csv`).
+    pub messages: Vec<MessageRecord>,
+    /// Delivery latencies, sorted (the latency CDF).
+    pub latencies_ms: Vec<u64>,
+    /// Deliveries per second since the start.
+    pub deliveries_per_bucket: Vec<u64>,
+}
+
+/// Runs `scenario` with real [`Node`]s.
+pub fn run_scenario(scenario: &Scenario, seed: u64) -> Result<Summary, SimError> {
+    run_scenario_full(scenario, seed, spawn_node, &mut |_, _| {}).map(|o| o.summary)
+}
+
+/// Runs `scenario` with hosts built by `make(index, secret_key, node_seed, start)` (roles are
+/// not passed; use [`run_scenario_full`] for that). A `NodeError::InvalidSecretKey` makes the
+/// runner draw another key; other errors abort.
 pub fn run_scenario_with<H, F>(
     scenario: &Scenario,
     seed: u64,
@@ -68,10 +139,123 @@ where
     H: Host,
     F: FnMut(NodeIndex, [u8; 32], Seed, Time) -> Result<H, NodeError>,
 {
+    run_scenario_full(
+        scenario,
+        seed,
+        |s: Spawn| make(s.index, s.secret_key, s.seed, s.now),
+        &mut |_, _| {},
+    )
+    .map(|o| o.summary)
+}
+
+/// What the runner does between engine events.
+#[derive(Clone, Debug)]
+enum Control {
+    Join {
+        node: NodeIndex,
+        chat: usize,
+    },
+    Send {
+        node: NodeIndex,
+        chat: usize,
+        n: u32,
+    },
+    Dial {
+        edge: usize,
+    },
+    PartitionStart {
+        p: usize,
+    },
+    PartitionHeal {
+        p: usize,
+    },
+    Offline {
+        node: NodeIndex,
+    },
+    Online {
+        node: NodeIndex,
+    },
+    Crash {
+        node: NodeIndex,
+    },
+    Restart {
+        node: NodeIndex,
+        state: CrashState,
+    },
+    Snapshot,
+    Tick,
+}
+
+/// `sel` drawn from `pool` (explicit nodes first, then `count` and `fraction × nodes` more at
+/// random among the rest of the pool), sorted.
+fn select(sel: &NodeSelect, nodes: usize, pool: &[usize], rng: &mut Rng) -> Vec<usize> {
+    let mut out: Vec<usize> = sel.nodes.iter().copied().filter(|&v| v < nodes).collect();
+    let extra = sel.count.unwrap_or(0)
+        + sel
+            .fraction
+            .map_or(0, |f| (f.clamp(0.0, 1.0) * nodes as f64).floor() as usize);
+    if extra > 0 {
+        let mut rest: Vec<usize> = pool.iter().copied().filter(|v| !out.contains(v)).collect();
+        rest.shuffle(rng);
+        out.extend(rest.into_iter().take(extra));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Exponential sample with mean `mean_ms` (at least 1 ms).
+fn exp_ms(mean_ms: f64, rng: &mut Rng) -> u64 {
+    let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+    ((-u.ln() * mean_ms).round() as u64).max(1)
+}
+
+struct State {
+    edges: Vec<(usize, usize)>,
+    edge_link: Vec<Option<LinkId>>,
+    incident: Vec<Vec<usize>>,
+    offline: Vec<bool>,
+    crashed: Vec<bool>,
+    /// Per partition: active, and which nodes are on the cut-off side.
+    partitions: Vec<(bool, Vec<bool>)>,
+    joined: Vec<Vec<usize>>,
+    redial_delay_ms: u64,
+}
+
+impl State {
+    fn up(&self, v: usize) -> bool {
+        !self.offline[v] && !self.crashed[v]
+    }
+    fn allowed(&self, e: usize) -> bool {
+        let (a, b) = self.edges[e];
+        self.up(a)
+            && self.up(b)
+            && !self
+                .partitions
+                .iter()
+                .any(|(active, side)| *active && side[a] != side[b])
+    }
+}
+
+/// Runs `scenario` with hosts from `make`, calling `progress(simulated_ms, end_ms)` as it goes.
+pub fn run_scenario_full<H, F>(
+    scenario: &Scenario,
+    seed: u64,
+    mut make: F,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RunOutput, SimError>
+where
+    H: Host,
+    F: FnMut(Spawn) -> Result<H, NodeError>,
+{
     // Measures the host program, not the simulation: wall time never enters the trace.
     let wall_start = std::time::Instant::now();
     scenario.validate()?;
+    scenario.unsupported()?;
+    let n = scenario.nodes;
     let start = Time::from_millis(scenario.start_ms);
+    let end_ms = scenario.end_ms();
+    let end = start.plus_millis(end_ms);
 
     let mut master = rng_from_seed(seed_from_u64(seed));
     let mut keys_rng = rng_from_seed(child_seed(&mut master));
@@ -79,96 +263,470 @@ where
     let net_seed = child_seed(&mut master);
     let mut dial_rng = rng_from_seed(child_seed(&mut master));
     let mut traffic_rng = rng_from_seed(child_seed(&mut master));
+    let mut role_rng = rng_from_seed(child_seed(&mut master));
+    let mut fault_rng = rng_from_seed(child_seed(&mut master));
+    let mut spy_rng = rng_from_seed(child_seed(&mut master));
 
-    let mut hosts = Vec::with_capacity(scenario.nodes);
-    for i in 0..scenario.nodes {
-        let node_seed = child_seed(&mut keys_rng);
+    let all: Vec<usize> = (0..n).collect();
+    let mut roles = vec![Role::Full; n];
+    for spec in &scenario.roles {
+        let pool: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&v| roles[v] == Role::Full)
+            .collect();
+        for v in select(&spec.select, n, &pool, &mut role_rng) {
+            roles[v] = spec.role;
+        }
+    }
+
+    fn spawn<H, F: FnMut(Spawn) -> Result<H, NodeError>>(
+        make: &mut F,
+        index: usize,
+        role: Role,
+        keys: &mut Rng,
+        now: Time,
+    ) -> Result<(H, [u8; 32]), SimError> {
+        let node_seed = child_seed(keys);
         let mut attempt = 0;
-        let host = loop {
-            let secret_key = child_seed(&mut keys_rng);
-            match make(i, secret_key, node_seed, start) {
-                Ok(h) => break h,
+        loop {
+            let secret_key = child_seed(keys);
+            let s = Spawn {
+                index,
+                role,
+                secret_key,
+                seed: node_seed,
+                now,
+            };
+            match make(s) {
+                Ok(h) => return Ok((h, secret_key)),
                 Err(NodeError::InvalidSecretKey) if attempt + 1 < MAX_KEY_ATTEMPTS => attempt += 1,
-                Err(source) => return Err(SimError::Host { node: i, source }),
+                Err(source) => {
+                    return Err(SimError::Host {
+                        node: index,
+                        source,
+                    })
+                }
+            }
+        }
+    }
+    let mut hosts = Vec::with_capacity(n);
+    let mut secret_keys = Vec::with_capacity(n);
+    for (i, &role) in roles.iter().enumerate() {
+        let (h, sk) = spawn(&mut make, i, role, &mut keys_rng, start)?;
+        hosts.push(h);
+        secret_keys.push(sk);
+    }
+
+    let topology = scenario.topology_spec();
+    let edges = build(&topology, n, &mut topology_rng)?;
+    let model = LinkModel {
+        latency: scenario.latency_dist(),
+        bandwidth_kbps: scenario.link.bandwidth_kbps,
+        loss: scenario.link.loss,
+        rto_ms: scenario.link.rto_ms.unwrap_or(DEFAULT_RTO_MS),
+        duplication: scenario.link.duplication,
+        jitter_ms: scenario.link.jitter_ms,
+    };
+    let mut sim = Sim::new(start, hosts, Network::with_model(model, net_seed));
+    let mut controls: EventQueue<Control> = EventQueue::new();
+
+    // Dials.
+    for e in 0..edges.len() {
+        let at = start.plus_millis(dial_rng.gen_range(0..=scenario.connect_window_ms));
+        controls.push(at, Control::Dial { edge: e });
+    }
+
+    // Traffic.
+    let chats = scenario.public_chats();
+    let mut members_of = Vec::with_capacity(chats.len());
+    let mut first_message_ms = u64::MAX;
+    let mut members_total = 0;
+    for (c, chat) in chats.iter().enumerate() {
+        let members = if chat.members.is_empty() {
+            all.clone()
+        } else {
+            select(&chat.members, n, &all, &mut traffic_rng)
+        };
+        sim.metrics_mut()
+            .set_chat_members(&chat.chat, members.len() as u64);
+        members_total = members_total.max(members.len());
+        for &v in &members {
+            controls.push(
+                start.plus_millis(scenario.join_at_ms),
+                Control::Join { node: v, chat: c },
+            );
+        }
+        let s = &chat.schedule;
+        let mut t = s.first_at_ms;
+        for i in 0..s.messages {
+            if members.is_empty() || t > end_ms {
+                break;
+            }
+            first_message_ms = first_message_ms.min(t);
+            let author = members[traffic_rng.gen_range(0..members.len())];
+            controls.push(
+                start.plus_millis(t),
+                Control::Send {
+                    node: author,
+                    chat: c,
+                    n: i,
+                },
+            );
+            t = t.saturating_add(if s.poisson {
+                exp_ms(s.interval_ms as f64, &mut traffic_rng)
+            } else {
+                s.interval_ms
+            });
+        }
+        members_of.push(members);
+    }
+    if first_message_ms != u64::MAX {
+        controls.push(start.plus_millis(first_message_ms), Control::Snapshot);
+    }
+
+    // Faults.
+    let mut partitions = Vec::new();
+    for (p, spec) in scenario.partitions.iter().enumerate() {
+        let side_nodes = select(&spec.side, n, &all, &mut fault_rng);
+        let mut side = vec![false; n];
+        for v in side_nodes {
+            side[v] = true;
+        }
+        partitions.push((false, side));
+        controls.push(start.plus_millis(spec.at_ms), Control::PartitionStart { p });
+        if let Some(h) = spec.heal_ms {
+            controls.push(start.plus_millis(h), Control::PartitionHeal { p });
+        }
+    }
+    let spies = select(
+        &NodeSelect {
+            fraction: Some(scenario.privacy.spy_fraction),
+            ..NodeSelect::default()
+        },
+        n,
+        &all,
+        &mut spy_rng,
+    );
+    sim.metrics_mut().set_spies(&spies);
+    if let Some(churn) = &scenario.churn {
+        let pool: Vec<usize> = all.iter().copied().filter(|v| !spies.contains(v)).collect();
+        let churners = if churn.select.is_empty() {
+            pool
+        } else {
+            select(&churn.select, n, &pool, &mut fault_rng)
+        };
+        let f = churn.offline_fraction;
+        let on_mean = churn.mean_online_ms as f64;
+        let off_mean = on_mean * f / (1.0 - f);
+        if f > 0.0 {
+            for v in churners {
+                // Start in the stationary state: offline with probability f.
+                let mut offline = fault_rng.gen_bool(f);
+                let mut t = churn.start_ms;
+                if offline {
+                    controls.push(start.plus_millis(t), Control::Offline { node: v });
+                }
+                while t < end_ms {
+                    t = t.saturating_add(exp_ms(
+                        if offline { off_mean } else { on_mean },
+                        &mut fault_rng,
+                    ));
+                    offline = !offline;
+                    if t < end_ms {
+                        let c = if offline {
+                            Control::Offline { node: v }
+                        } else {
+                            Control::Online { node: v }
+                        };
+                        controls.push(start.plus_millis(t), c);
+                    }
+                }
+            }
+        }
+    }
+    for spec in &scenario.crashes {
+        for v in select(&spec.select, n, &all, &mut fault_rng) {
+            controls.push(start.plus_millis(spec.at_ms), Control::Crash { node: v });
+            if let Some(after) = spec.restart_after_ms {
+                controls.push(
+                    start.plus_millis(spec.at_ms.saturating_add(after)),
+                    Control::Restart {
+                        node: v,
+                        state: spec.state,
+                    },
+                );
+            }
+        }
+    }
+    let step = (end_ms / PROGRESS_STEPS).max(1);
+    let mut t = step;
+    while t < end_ms {
+        controls.push(start.plus_millis(t), Control::Tick);
+        t += step;
+    }
+
+    let mut incident = vec![Vec::new(); n];
+    for (e, &(a, b)) in edges.iter().enumerate() {
+        incident[a].push(e);
+        incident[b].push(e);
+    }
+    let mut st = State {
+        edge_link: vec![None; edges.len()],
+        edges: edges.clone(),
+        incident,
+        offline: vec![false; n],
+        crashed: vec![false; n],
+        partitions,
+        joined: vec![Vec::new(); n],
+        redial_delay_ms: scenario.redial_delay_ms,
+    };
+    let mut retired_stats = HostStats::default();
+    let mut messages_skipped = 0u64;
+    let mut restarts = 0u64;
+    let mut snapshot: Option<Vec<NodeTraffic>> = None;
+
+    let mut outcome = RunOutcome::ReachedEnd;
+    while let Some(at) = controls.peek_time() {
+        if at > end {
+            break;
+        }
+        outcome = sim.run_until(at, scenario.max_events);
+        if outcome == RunOutcome::EventCap {
+            break;
+        }
+        let Some((now, _, control)) = controls.pop() else {
+            break;
+        };
+        let dial_later = |st: &State, e: usize, controls: &mut EventQueue<Control>| {
+            if st.allowed(e) {
+                controls.push(
+                    now.plus_millis(st.redial_delay_ms),
+                    Control::Dial { edge: e },
+                );
             }
         };
-        hosts.push(host);
+        match control {
+            Control::Join { node, chat } => {
+                if !st.joined[node].contains(&chat) {
+                    st.joined[node].push(chat);
+                }
+                if !st.crashed[node] {
+                    let name = chats[chat].chat.clone();
+                    sim.schedule_command(now, node, Command::JoinPublicChat { name })?;
+                }
+            }
+            Control::Send { node, chat, n: i } => {
+                if st.up(node) {
+                    let text = format!("message {i} in {} from node {node}", chats[chat].chat);
+                    sim.schedule_command(
+                        now,
+                        node,
+                        Command::SendPublicMessage {
+                            chat: chats[chat].chat.clone(),
+                            text,
+                        },
+                    )?;
+                } else {
+                    messages_skipped += 1;
+                }
+            }
+            Control::Dial { edge } => {
+                let alive = st.edge_link[edge].is_some_and(|l| sim.link_alive(l));
+                if st.allowed(edge) && !alive {
+                    let (a, b) = st.edges[edge];
+                    st.edge_link[edge] = Some(sim.connect(now, a, b)?);
+                }
+            }
+            Control::PartitionStart { p } => {
+                st.partitions[p].0 = true;
+                for e in 0..st.edges.len() {
+                    if !st.allowed(e) {
+                        if let Some(l) = st.edge_link[e] {
+                            sim.close_link(l);
+                        }
+                    }
+                }
+            }
+            Control::PartitionHeal { p } => {
+                st.partitions[p].0 = false;
+                let side = &st.partitions[p].1;
+                let crossing: Vec<usize> = (0..st.edges.len())
+                    .filter(|&e| {
+                        let (a, b) = st.edges[e];
+                        side[a] != side[b]
+                    })
+                    .collect();
+                for e in crossing {
+                    dial_later(&st, e, &mut controls);
+                }
+            }
+            Control::Offline { node } | Control::Crash { node } => {
+                if matches!(control, Control::Crash { .. }) {
+                    st.crashed[node] = true;
+                    if let Some(h) = sim.host(node) {
+                        retired_stats.add(&h.stats());
+                    }
+                } else {
+                    st.offline[node] = true;
+                }
+                for &e in &st.incident[node] {
+                    if let Some(l) = st.edge_link[e] {
+                        sim.close_link(l);
+                    }
+                }
+            }
+            Control::Online { node } => {
+                st.offline[node] = false;
+                for &e in &st.incident[node] {
+                    dial_later(&st, e, &mut controls);
+                }
+            }
+            Control::Restart { node, state } => {
+                let (host, sk) = match state {
+                    CrashState::Kept => {
+                        let s = Spawn {
+                            index: node,
+                            role: roles[node],
+                            secret_key: secret_keys[node],
+                            seed: child_seed(&mut fault_rng),
+                            now,
+                        };
+                        let h = make(s).map_err(|source| SimError::Host { node, source })?;
+                        (h, secret_keys[node])
+                    }
+                    CrashState::Lost => spawn(&mut make, node, roles[node], &mut fault_rng, now)?,
+                };
+                secret_keys[node] = sk;
+                sim.replace_host(node, host)?;
+                sim.metrics_mut().on_restart(node);
+                restarts += 1;
+                st.crashed[node] = false;
+                for &chat in &st.joined[node] {
+                    let name = chats[chat].chat.clone();
+                    sim.schedule_command(now, node, Command::JoinPublicChat { name })?;
+                }
+                for &e in &st.incident[node] {
+                    dial_later(&st, e, &mut controls);
+                }
+            }
+            Control::Snapshot => snapshot = Some(sim.metrics().per_node.clone()),
+            Control::Tick => progress(now.millis_since(start), end_ms),
+        }
     }
-
-    let edges = random_regular(scenario.nodes, scenario.degree, &mut topology_rng)?;
-    let net = Network::new(
-        NetConfig {
-            latency_min_ms: scenario.latency_min_ms,
-            latency_max_ms: scenario.latency_max_ms,
-        },
-        net_seed,
-    );
-    let mut sim = Sim::new(start, hosts, net);
-
-    let join_at = start.plus_millis(scenario.join_at_ms);
-    for node in 0..scenario.nodes {
-        sim.schedule_command(
-            join_at,
-            node,
-            Command::JoinPublicChat {
-                name: scenario.chat.clone(),
-            },
-        )?;
+    if outcome != RunOutcome::EventCap {
+        outcome = sim.run_until(end, scenario.max_events);
     }
-    for &(a, b) in &edges {
-        let at = start.plus_millis(dial_rng.gen_range(0..=scenario.connect_window_ms));
-        sim.connect(at, a, b)?;
-    }
-    for i in 0..scenario.messages {
-        let author = traffic_rng.gen_range(0..scenario.nodes);
-        let text = format!("message {i} from node {author}");
-        let at = start.plus_millis(scenario.message_at_ms(i));
-        sim.schedule_command(
-            at,
-            author,
-            Command::SendPublicMessage {
-                chat: scenario.chat.clone(),
-                text,
-            },
-        )?;
-    }
-
-    let end = start.plus_millis(scenario.end_ms());
-    let outcome = sim.run_until(end, scenario.max_events);
+    progress(sim.now().millis_since(start), end_ms);
 
     let m = sim.metrics();
     let c = sim.counters();
-    let members = scenario.nodes;
-    let deliveries_expected = m
-        .messages_sent
-        .saturating_mul(members.saturating_sub(1) as u64);
+    let deliveries_expected: u64 = m.messages.iter().map(|r| r.expected).sum();
     let delivery_ratio = if deliveries_expected == 0 {
         1.0
     } else {
         m.deliveries as f64 / deliveries_expected as f64
     };
     let lat = m.sorted_latencies_ms();
-    Ok(Summary {
+    let mut host_stats = retired_stats;
+    for h in sim.hosts() {
+        host_stats.add(&h.stats());
+    }
+    let (guessed, correct) = m.first_spy_score();
+    let honest = n - spies.len();
+    let privacy = (!spies.is_empty()).then(|| PrivacySummary {
+        spies: spies.len(),
+        messages_by_honest: m.messages_by_honest(),
+        messages_seen_by_spies: guessed,
+        correct_guesses: correct,
+        precision: if guessed == 0 {
+            None
+        } else {
+            Some(correct as f64 / guessed as f64)
+        },
+        random_guess_baseline: if honest == 0 {
+            0.0
+        } else {
+            1.0 / honest as f64
+        },
+    });
+    let mut ups: Vec<u64> = m.per_node.iter().map(|t| t.bytes_up).collect();
+    let mut downs: Vec<u64> = m.per_node.iter().map(|t| t.bytes_down).collect();
+    ups.sort_unstable();
+    downs.sort_unstable();
+    let amplification = (host_stats.envelopes_pooled > 0)
+        .then(|| host_stats.envelopes_received as f64 / host_stats.envelopes_pooled as f64);
+    // Traffic during the message phase only: from the first message to the end.
+    let phase_down: u64 = match &snapshot {
+        Some(snap) => m
+            .per_node
+            .iter()
+            .zip(snap)
+            .map(|(now, then)| now.bytes_down - then.bytes_down)
+            .sum(),
+        None => 0,
+    };
+    let model = scenario.model.as_ref().map(|spec| match spec {
+        ModelSpec::WhisperScalability {
+            users,
+            received_messages_per_day,
+        } => whisper_scalability(
+            users.unwrap_or(n as u64),
+            *received_messages_per_day,
+            n as u64,
+            m.messages_sent,
+            phase_down,
+            amplification,
+        ),
+    });
+    let mut role_counts = std::collections::BTreeMap::new();
+    for r in &roles {
+        *role_counts
+            .entry(format!("{r:?}").to_lowercase())
+            .or_insert(0usize) += 1;
+    }
+    let summary = Summary {
+        description: scenario.description.clone(),
         seed,
-        nodes: scenario.nodes,
+        nodes: n,
         degree: scenario.degree,
+        topology: format!("{topology:?}"),
+        roles: role_counts,
         links: edges.len(),
-        members,
-        messages_requested: u64::from(scenario.messages),
+        members: members_total,
+        messages_requested: chats.iter().map(|c| u64::from(c.schedule.messages)).sum(),
+        messages_skipped_offline: messages_skipped,
         messages_sent: m.messages_sent,
         deliveries_expected,
         deliveries: m.deliveries,
         delivery_ratio,
         duplicate_deliveries: m.duplicate_deliveries,
+        redeliveries_after_restart: m.redeliveries_after_restart,
         self_deliveries: m.self_deliveries,
         unknown_deliveries: m.unknown_deliveries,
         latency_ms_p50: percentile_nearest_rank(&lat, 50),
+        latency_ms_p90: percentile_nearest_rank(&lat, 90),
         latency_ms_p99: percentile_nearest_rank(&lat, 99),
         latency_ms_max: lat.last().copied(),
         peers_connected: m.peers_connected,
         peers_disconnected: m.peers_disconnected,
         bytes_sent_total: m.bytes_sent_total,
         bytes_dropped: c.bytes_dropped,
+        wire_bytes: c.wire_bytes,
+        retransmits: c.retransmits,
+        duplicated_chunks: c.duplicated_chunks,
+        links_cut: c.links_cut,
+        restarts,
+        node_bytes_up_p50: percentile_nearest_rank(&ups, 50),
+        node_bytes_up_max: ups.last().copied(),
+        node_bytes_down_p50: percentile_nearest_rank(&downs, 50),
+        node_bytes_down_max: downs.last().copied(),
+        message_phase_bytes_down: phase_down,
+        envelopes: host_stats,
+        amplification,
+        privacy,
+        host_times: sim.host_times(),
+        model,
         events: sim.events(),
         host_errors: c.host_errors,
         invalid_actions: c.invalid_actions,
@@ -177,7 +735,30 @@ where
         trace_hash: sim.trace_hash(),
         wall_ms: u64::try_from(wall_start.elapsed().as_millis()).unwrap_or(u64::MAX),
         per_node: m.per_node.clone(),
+    };
+    Ok(RunOutput {
+        summary,
+        messages: m.messages.clone(),
+        latencies_ms: lat,
+        deliveries_per_bucket: m.deliveries_per_bucket.clone(),
     })
+}
+
+/// The first-spy estimator's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PrivacySummary {
+    /// Nodes the adversary holds.
+    pub spies: usize,
+    /// Messages authored by honest nodes.
+    pub messages_by_honest: u64,
+    /// Of those, messages some spy received (the adversary guessed an originator).
+    pub messages_seen_by_spies: u64,
+    /// Guesses naming the true author.
+    pub correct_guesses: u64,
+    /// `correct_guesses / messages_seen_by_spies`.
+    pub precision: Option<f64>,
+    /// A uniform guess among honest nodes: `1 / honest nodes`.
+    pub random_guess_baseline: f64,
 }
 
 #[cfg(test)]

@@ -1,10 +1,21 @@
 //! Scenarios: what to simulate.
 //!
-//! Contract: a [`Scenario`] is plain data. [`Scenario::default`] is the built-in default
+//! Contract: a [`Scenario`] is plain data, parsed from TOML (`docs/scenarios.md` documents
+//! every field; `scenarios/*.toml` are examples). [`Scenario::default`] is the built-in default
 //! (50 nodes, degree 4, 20–100 ms links, everyone in public chat `hush-sim`, 10 messages one
 //! every 2 s from t = 5 s, 30 s to drain); `scenarios/default.toml` spells the same values out.
-//! TOML files may give any subset of fields; the rest take the defaults. All times are
-//! relative to `start_ms` unless named otherwise.
+//!
+//! Two layers of fields: the flat "simple" fields (`degree`, `latency_*`, `chat`, `messages`,
+//! …) describe a random regular overlay with one public chat everyone joins; the optional
+//! sections (`[topology]`, `[[roles]]`, `[link]`, `[[partitions]]`, `[churn]`, `[[crashes]]`,
+//! `[[traffic.public]]`, `[[traffic.one_to_one]]`, `[[traffic.groups]]`, `[privacy]`,
+//! `[model]`) override or extend them. Missing fields take the defaults, unknown fields are an
+//! error. All times are ms relative to `start_ms` unless named otherwise.
+//!
+//! [`Scenario::validate`] rejects what cannot run with a typed [`ScenarioError`]. Features the
+//! node does not have yet (mailserver role, 1:1 and group traffic, MVDS) parse, and are refused
+//! at run time by [`Scenario::unsupported`], so a scenario file written today keeps working
+//! when they land.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -12,27 +23,40 @@ use thiserror::Error;
 /// 2019-12-01T00:00:00Z in ms since the Unix epoch: the era of the protocol we simulate.
 pub const DEFAULT_START_MS: u64 = 1_575_158_400_000;
 
+/// Linux's minimum TCP retransmission timeout (`TCP_RTO_MIN`, 200 ms): the default cost of
+/// one lost segment in the loss model.
+pub const DEFAULT_RTO_MS: u64 = 200;
+
+/// How long after a link becomes possible again (heal, return from churn, restart) its dialer
+/// redials: a driver's reconnect back-off.
+pub const DEFAULT_REDIAL_DELAY_MS: u64 = 1_000;
+
 /// A scenario.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
+    /// A one-line description, printed at start.
+    pub description: String,
+    /// The master seed used when the command line gives none.
+    pub seed: Option<u64>,
     /// Simulated wall-clock time at the start, ms since the Unix epoch.
     pub start_ms: u64,
     /// Number of nodes.
     pub nodes: usize,
-    /// Degree of the random regular topology (`nodes × degree` must be even).
+    /// Degree of the random regular topology (`nodes × degree` must be even), used when there
+    /// is no `[topology]` section.
     pub degree: usize,
-    /// Smallest one-way link latency.
+    /// Smallest one-way link latency (uniform), used when `[link].latency` is absent.
     pub latency_min_ms: u64,
     /// Largest one-way link latency (inclusive).
     pub latency_max_ms: u64,
     /// Dials happen at uniformly random times in `[0, connect_window_ms]`.
     pub connect_window_ms: u64,
-    /// The public chat every node joins.
+    /// The public chat every node joins, used when there is no `[[traffic.public]]`.
     pub chat: String,
-    /// When every node joins the chat.
+    /// When members join their chats.
     pub join_at_ms: u64,
-    /// Number of messages, each from a uniformly random member.
+    /// Number of messages in `chat`, each from a uniformly random member.
     pub messages: u32,
     /// When the first message is sent.
     pub first_message_at_ms: u64,
@@ -44,11 +68,331 @@ pub struct Scenario {
     pub duration_ms: Option<u64>,
     /// Cap on processed events; hitting it is reported as a liveness failure.
     pub max_events: u64,
+    /// Delay before a link that became possible again is redialed.
+    pub redial_delay_ms: u64,
+    /// Overlay shape (default: random regular of `degree`).
+    pub topology: Option<TopologySpec>,
+    /// Node roles; nodes not assigned are full nodes.
+    pub roles: Vec<RoleSpec>,
+    /// Link model.
+    pub link: LinkSpec,
+    /// Partitions and their heals.
+    pub partitions: Vec<PartitionSpec>,
+    /// Nodes going offline and back.
+    pub churn: Option<ChurnSpec>,
+    /// Crashes and restarts.
+    pub crashes: Vec<CrashSpec>,
+    /// Traffic (default: the flat `chat`/`messages` fields).
+    pub traffic: TrafficSpec,
+    /// The adversary for the privacy metric.
+    pub privacy: PrivacySpec,
+    /// An analytical model to print beside the measurement.
+    pub model: Option<ModelSpec>,
+}
+
+/// The overlay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum TopologySpec {
+    /// Random simple connected `degree`-regular graph.
+    RandomRegular {
+        /// Neighbours per node.
+        degree: usize,
+    },
+    /// Erdős–Rényi G(n, p), redrawn until connected.
+    ErdosRenyi {
+        /// Probability of each edge.
+        p: f64,
+    },
+    /// Barabási–Albert preferential attachment: each new node links to `m` existing ones.
+    BarabasiAlbert {
+        /// Edges per new node.
+        m: usize,
+    },
+    /// An explicit edge list of node indices; the lower index dials.
+    Edges {
+        /// `[a, b]` pairs.
+        edges: Vec<[usize; 2]>,
+    },
+}
+
+/// What a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Relays every envelope (Whisper full node).
+    Full,
+    /// Whisper light node: advertises a topic bloom, does not relay (`whisper.light_node` +
+    /// `whisper.topic_bloom`); Go refuses light↔light links, so do we.
+    Light,
+    /// A mailserver (archive + p2p request/response). Parsed; not runnable until core has one.
+    Mailserver,
+}
+
+/// Which nodes: explicit indices, a count or a fraction of the nodes (drawn by the seed).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeSelect {
+    /// Explicit node indices.
+    pub nodes: Vec<usize>,
+    /// This many more nodes, drawn at random.
+    pub count: Option<usize>,
+    /// This fraction of all nodes (rounded down), drawn at random.
+    pub fraction: Option<f64>,
+}
+
+impl NodeSelect {
+    /// Whether nothing at all is selected.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.count.is_none() && self.fraction.is_none()
+    }
+}
+
+/// A role for some nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+
+pub struct RoleSpec {
+    /// The role.
+    pub role: Role,
+    /// Which nodes.
+    #[serde(flatten)]
+    pub select: NodeSelect,
+}
+
+/// A one-way latency distribution, drawn once per link.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LatencyDist {
+    /// Always `ms`.
+    Constant {
+        /// Latency.
+        ms: u64,
+    },
+    /// Uniform in `[min_ms, max_ms]`.
+    Uniform {
+        /// Lower bound.
+        min_ms: u64,
+        /// Upper bound (inclusive).
+        max_ms: u64,
+    },
+    /// Normal, clamped to at least 0 ms.
+    Normal {
+        /// Mean.
+        mean_ms: f64,
+        /// Standard deviation.
+        sd_ms: f64,
+    },
+    /// Log-normal: `exp(N(ln median_ms, sigma²))`.
+    Lognormal {
+        /// Median.
+        median_ms: f64,
+        /// Shape (standard deviation of the log).
+        sigma: f64,
+    },
+}
+
+/// The link model (see `crate::net` for the semantics).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkSpec {
+    /// Per-link one-way latency (default: uniform `latency_min_ms..=latency_max_ms`).
+    pub latency: Option<LatencyDist>,
+    /// Per-direction bandwidth in kbit/s (serialisation delay, queued); absent = unlimited.
+    pub bandwidth_kbps: Option<u64>,
+    /// Probability that a chunk is lost once and retransmitted after `rto_ms` (repeatable).
+    pub loss: f64,
+    /// Retransmission timeout charged per loss (default [`DEFAULT_RTO_MS`]).
+    pub rto_ms: Option<u64>,
+    /// Probability that a chunk is sent twice (the copy costs bandwidth; TCP drops it).
+    pub duplication: f64,
+    /// Per-chunk extra delay, uniform in `[0, jitter_ms]`, still in order per direction: the
+    /// only reordering a TCP stream shows is across connections.
+    pub jitter_ms: u64,
+}
+
+/// How a partition treats the links crossing it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionMode {
+    /// Crossing links are closed at `at_ms` (both ends told) and redialed after the heal.
+    #[default]
+    Close,
+}
+
+/// A partition: the selected nodes are cut off from the rest between `at_ms` and `heal_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+
+pub struct PartitionSpec {
+    /// When it starts.
+    pub at_ms: u64,
+    /// When it heals (never, if absent).
+    pub heal_ms: Option<u64>,
+    /// What happens to crossing links.
+    #[serde(default)]
+    pub mode: PartitionMode,
+    /// One side of the cut.
+    #[serde(flatten)]
+    pub side: NodeSelect,
+}
+
+/// Churn: nodes alternate online and offline sessions with exponential lengths.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+
+pub struct ChurnSpec {
+    /// Long-run fraction of time a churning node is offline, in `[0, 1)`.
+    pub offline_fraction: f64,
+    /// Mean online session length.
+    pub mean_online_ms: u64,
+    /// Churn starts here (before, everyone is online).
+    #[serde(default)]
+    pub start_ms: u64,
+    /// Which nodes churn (default: all but spies).
+    #[serde(default, flatten)]
+    pub select: NodeSelect,
+}
+
+/// What survives a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashState {
+    /// Rebuild from what the node persisted: its identity key and chat memberships (chat
+    /// messages are persisted too, but the node has no API to load them back yet).
+    #[default]
+    Kept,
+    /// Start afresh with a new identity.
+    Lost,
+}
+
+/// Crashes: the selected nodes stop at `at_ms` (links closed, state gone) and restart later.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+
+pub struct CrashSpec {
+    /// When.
+    pub at_ms: u64,
+    /// Down time before the restart (never restarts, if absent).
+    pub restart_after_ms: Option<u64>,
+    /// What survives.
+    #[serde(default)]
+    pub state: CrashState,
+    /// Which nodes.
+    #[serde(flatten)]
+    pub select: NodeSelect,
+}
+
+/// All traffic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrafficSpec {
+    /// Public chats (when empty: the flat `chat`/`messages` fields, everyone a member).
+    pub public: Vec<PublicChatSpec>,
+    /// 1:1 conversations (needs 1:1 chat in core, issue 8).
+    pub one_to_one: Vec<OneToOneSpec>,
+    /// Private group chats (needs group chat in core).
+    pub groups: Vec<GroupSpec>,
+}
+
+/// Message timing within a chat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Schedule {
+    /// Number of messages.
+    pub messages: u32,
+    /// First message time.
+    pub first_at_ms: u64,
+    /// Mean gap between messages.
+    pub interval_ms: u64,
+    /// Exponential gaps (a Poisson process) instead of a fixed interval.
+    pub poisson: bool,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            messages: 10,
+            first_at_ms: 5_000,
+            interval_ms: 2_000,
+            poisson: false,
+        }
+    }
+}
+
+/// A public chat with members and a message rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+
+pub struct PublicChatSpec {
+    /// Chat name.
+    pub chat: String,
+    /// Members (default: every node). Authors are drawn among members.
+    #[serde(default)]
+    pub members: NodeSelect,
+    /// Message timing.
+    #[serde(default, flatten)]
+    pub schedule: Schedule,
+}
+
+/// 1:1 conversations between random pairs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+
+pub struct OneToOneSpec {
+    /// Number of pairs.
+    pub pairs: usize,
+    /// Reliable delivery through MVDS.
+    #[serde(default)]
+    pub mvds: bool,
+    /// Message timing per pair.
+    #[serde(default, flatten)]
+    pub schedule: Schedule,
+}
+
+/// Private group chats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+
+pub struct GroupSpec {
+    /// Number of groups.
+    pub groups: usize,
+    /// Members per group.
+    pub size: usize,
+    /// Reliable delivery through MVDS.
+    #[serde(default)]
+    pub mvds: bool,
+    /// Message timing per group.
+    #[serde(default, flatten)]
+    pub schedule: Schedule,
+}
+
+/// The privacy adversary: a fraction of nodes are spies running the first-spy estimator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacySpec {
+    /// Fraction of nodes the adversary holds (0 disables the metric).
+    pub spy_fraction: f64,
+}
+
+/// An analytical model printed beside the measurement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// vacp2p/research `whisper_scalability/whisper.py` (2019): receive bandwidth per user
+    /// per day, cases 1, 2 and 6, for `users` users, beside the measured figure extrapolated to
+    /// `received_messages_per_day` messages per user per day.
+    WhisperScalability {
+        /// Users in the model (default: the node count).
+        users: Option<u64>,
+        /// The model's `received_messages_per_day` (100).
+        #[serde(default = "default_msgs_per_day")]
+        received_messages_per_day: u64,
+    },
+}
+
+fn default_msgs_per_day() -> u64 {
+    100
 }
 
 impl Default for Scenario {
     fn default() -> Self {
         Scenario {
+            description: String::new(),
+            seed: None,
             start_ms: DEFAULT_START_MS,
             nodes: 50,
             degree: 4,
@@ -64,12 +408,22 @@ impl Default for Scenario {
             duration_ms: None,
             // Generous: the default run needs a few hundred thousand events at most.
             max_events: 50_000_000,
+            redial_delay_ms: DEFAULT_REDIAL_DELAY_MS,
+            topology: None,
+            roles: Vec::new(),
+            link: LinkSpec::default(),
+            partitions: Vec::new(),
+            churn: None,
+            crashes: Vec::new(),
+            traffic: TrafficSpec::default(),
+            privacy: PrivacySpec::default(),
+            model: None,
         }
     }
 }
 
 /// A scenario that cannot run.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
 pub enum ScenarioError {
     /// Fewer than two nodes.
@@ -86,20 +440,120 @@ pub enum ScenarioError {
     /// The TOML text did not parse.
     #[error("scenario TOML: {0}")]
     Toml(String),
+    /// A probability or fraction outside its range.
+    #[error("{field} = {value} is outside {range}")]
+    OutOfRange {
+        /// Which field.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+        /// The allowed range, in words.
+        range: &'static str,
+    },
+    /// A node index past the node count.
+    #[error("{field} names node {node}, but there are only {nodes} nodes")]
+    NoSuchNode {
+        /// Which field.
+        field: &'static str,
+        /// The index.
+        node: usize,
+        /// Node count.
+        nodes: usize,
+    },
+    /// A selection asks for more nodes than there are.
+    #[error("{field} selects {wanted} nodes, but there are only {nodes}")]
+    TooManySelected {
+        /// Which field.
+        field: &'static str,
+        /// Requested.
+        wanted: usize,
+        /// Node count.
+        nodes: usize,
+    },
+    /// A zero where a positive value is needed.
+    #[error("{0} must be positive")]
+    MustBePositive(&'static str),
+    /// The scenario asks for something the node cannot do yet.
+    #[error("not yet supported: {0}")]
+    Unsupported(String),
+}
+
+fn check_fraction(field: &'static str, v: f64, max_inclusive: bool) -> Result<(), ScenarioError> {
+    let ok = v >= 0.0 && if max_inclusive { v <= 1.0 } else { v < 1.0 };
+    if ok {
+        Ok(())
+    } else {
+        Err(ScenarioError::OutOfRange {
+            field,
+            value: v,
+            range: if max_inclusive { "[0, 1]" } else { "[0, 1)" },
+        })
+    }
+}
+
+fn check_select(field: &'static str, s: &NodeSelect, nodes: usize) -> Result<(), ScenarioError> {
+    if let Some(&node) = s.nodes.iter().find(|&&n| n >= nodes) {
+        return Err(ScenarioError::NoSuchNode { field, node, nodes });
+    }
+    if let Some(f) = s.fraction {
+        check_fraction(field, f, true)?;
+    }
+    let wanted = s.nodes.len() + s.count.unwrap_or(0);
+    if wanted > nodes {
+        return Err(ScenarioError::TooManySelected {
+            field,
+            wanted,
+            nodes,
+        });
+    }
+    Ok(())
+}
+
+/// The first key path in `written` that `understood` lacks.
+fn unknown_key(written: &toml::Value, understood: &toml::Value, path: &str) -> Option<String> {
+    match (written, understood) {
+        (toml::Value::Table(w), toml::Value::Table(u)) => w.iter().find_map(|(k, v)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            match u.get(k) {
+                None => Some(p),
+                Some(uv) => unknown_key(v, uv, &p),
+            }
+        }),
+        (toml::Value::Array(w), toml::Value::Array(u)) => w
+            .iter()
+            .zip(u)
+            .enumerate()
+            .find_map(|(i, (wv, uv))| unknown_key(wv, uv, &format!("{path}[{i}]"))),
+        _ => None,
+    }
 }
 
 impl Scenario {
-    /// Parses a TOML scenario (missing fields take the defaults).
+    /// Parses a TOML scenario (missing fields take the defaults) and validates it.
     pub fn from_toml_str(text: &str) -> Result<Scenario, ScenarioError> {
         let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+        // serde cannot deny unknown fields inside flattened sections: compare what was written
+        // with what was understood instead, so a typo is an error, never silently a default.
+        let written: toml::Value =
+            toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+        let understood =
+            toml::Value::try_from(&s).map_err(|e| ScenarioError::Toml(e.to_string()))?;
+        if let Some(path) = unknown_key(&written, &understood, "") {
+            return Err(ScenarioError::Toml(format!("unknown field `{path}`")));
+        }
         s.validate()?;
         Ok(s)
     }
 
     /// Checks the parameters the engine cannot handle (the topology checks its own).
     pub fn validate(&self) -> Result<(), ScenarioError> {
-        if self.nodes < 2 {
-            return Err(ScenarioError::TooFewNodes(self.nodes));
+        let n = self.nodes;
+        if n < 2 {
+            return Err(ScenarioError::TooFewNodes(n));
         }
         if self.latency_min_ms > self.latency_max_ms {
             return Err(ScenarioError::LatencyRange {
@@ -107,68 +561,172 @@ impl Scenario {
                 max: self.latency_max_ms,
             });
         }
+        match &self.link.latency {
+            Some(LatencyDist::Uniform { min_ms, max_ms }) if min_ms > max_ms => {
+                return Err(ScenarioError::LatencyRange {
+                    min: *min_ms,
+                    max: *max_ms,
+                })
+            }
+            Some(LatencyDist::Normal { mean_ms, sd_ms })
+                if !(mean_ms.is_finite() && sd_ms.is_finite() && *sd_ms >= 0.0) =>
+            {
+                return Err(ScenarioError::OutOfRange {
+                    field: "link.latency.sd_ms",
+                    value: *sd_ms,
+                    range: "finite, ≥ 0",
+                })
+            }
+            Some(LatencyDist::Lognormal { median_ms, sigma })
+                if !(*median_ms > 0.0
+                    && median_ms.is_finite()
+                    && sigma.is_finite()
+                    && *sigma >= 0.0) =>
+            {
+                return Err(ScenarioError::OutOfRange {
+                    field: "link.latency.median_ms",
+                    value: *median_ms,
+                    range: "median > 0, sigma ≥ 0",
+                })
+            }
+            _ => {}
+        }
+        if self.link.bandwidth_kbps == Some(0) {
+            return Err(ScenarioError::MustBePositive("link.bandwidth_kbps"));
+        }
+        // A loss of 1 would retransmit forever.
+        check_fraction("link.loss", self.link.loss, false)?;
+        check_fraction("link.duplication", self.link.duplication, true)?;
+        if let Some(TopologySpec::ErdosRenyi { p }) = &self.topology {
+            check_fraction("topology.p", *p, true)?;
+        }
+        if let Some(TopologySpec::Edges { edges }) = &self.topology {
+            if let Some(&node) = edges.iter().flatten().find(|&&v| v >= n) {
+                return Err(ScenarioError::NoSuchNode {
+                    field: "topology.edges",
+                    node,
+                    nodes: n,
+                });
+            }
+        }
+        for r in &self.roles {
+            check_select("roles", &r.select, n)?;
+        }
+        for p in &self.partitions {
+            check_select("partitions", &p.side, n)?;
+        }
+        for c in &self.crashes {
+            check_select("crashes", &c.select, n)?;
+        }
+        if let Some(c) = &self.churn {
+            check_fraction("churn.offline_fraction", c.offline_fraction, false)?;
+            check_select("churn", &c.select, n)?;
+            if c.mean_online_ms == 0 {
+                return Err(ScenarioError::MustBePositive("churn.mean_online_ms"));
+            }
+        }
+        for p in &self.traffic.public {
+            check_select("traffic.public.members", &p.members, n)?;
+        }
+        check_fraction("privacy.spy_fraction", self.privacy.spy_fraction, true)?;
         Ok(())
     }
 
-    /// Time of message `i` (0-based) relative to the start.
+    /// The first feature this scenario needs that the node does not have yet, as an error.
+    pub fn unsupported(&self) -> Result<(), ScenarioError> {
+        if self.roles.iter().any(|r| r.role == Role::Mailserver) {
+            return Err(ScenarioError::Unsupported(
+                "the mailserver role needs a mailserver in hush-core (archive + Whisper p2p \
+                 request/response, codes 123–127); hush_core::node::NodeConfig has no \
+                 mailserver option yet"
+                    .into(),
+            ));
+        }
+        if self.traffic.one_to_one.iter().any(|t| t.mvds)
+            || self.traffic.groups.iter().any(|g| g.mvds)
+        {
+            return Err(ScenarioError::Unsupported(
+                "MVDS traffic needs hush_core::mvds and 1:1 chat in the node (issues 8 and \
+                 MVDS); hush_core::node::Command has no 1:1 or MVDS command yet"
+                    .into(),
+            ));
+        }
+        if !self.traffic.one_to_one.is_empty() {
+            return Err(ScenarioError::Unsupported(
+                "1:1 chat traffic needs 1:1 chat in hush-core (issue 8); \
+                 hush_core::node::Command has no 1:1 command yet"
+                    .into(),
+            ));
+        }
+        if !self.traffic.groups.is_empty() {
+            return Err(ScenarioError::Unsupported(
+                "group chat traffic needs private group chats in hush-core; \
+                 hush_core::node::Command has no group command yet"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The public chats to simulate: `[[traffic.public]]`, or the flat fields.
+    pub fn public_chats(&self) -> Vec<PublicChatSpec> {
+        if !self.traffic.public.is_empty() {
+            return self.traffic.public.clone();
+        }
+        vec![PublicChatSpec {
+            chat: self.chat.clone(),
+            members: NodeSelect::default(),
+            schedule: Schedule {
+                messages: self.messages,
+                first_at_ms: self.first_message_at_ms,
+                interval_ms: self.message_interval_ms,
+                poisson: false,
+            },
+        }]
+    }
+
+    /// The topology: `[topology]`, or random regular of `degree`.
+    pub fn topology_spec(&self) -> TopologySpec {
+        self.topology
+            .clone()
+            .unwrap_or(TopologySpec::RandomRegular {
+                degree: self.degree,
+            })
+    }
+
+    /// The latency distribution: `[link].latency`, or uniform from the flat fields.
+    pub fn latency_dist(&self) -> LatencyDist {
+        self.link.latency.clone().unwrap_or(LatencyDist::Uniform {
+            min_ms: self.latency_min_ms,
+            max_ms: self.latency_max_ms,
+        })
+    }
+
+    /// Time of message `i` (0-based) of the flat schedule, relative to the start.
     pub fn message_at_ms(&self, i: u32) -> u64 {
         self.first_message_at_ms
             .saturating_add(u64::from(i).saturating_mul(self.message_interval_ms))
     }
 
-    /// Run length relative to the start: `duration_ms`, or the last message + `drain_ms`.
+    /// Run length relative to the start: `duration_ms`, or the last scheduled (fixed-interval)
+    /// message of any public chat + `drain_ms`.
     pub fn end_ms(&self) -> u64 {
         self.duration_ms.unwrap_or_else(|| {
-            let last = self.message_at_ms(self.messages.saturating_sub(1));
+            let last = self
+                .public_chats()
+                .iter()
+                .map(|c| {
+                    let s = &c.schedule;
+                    s.first_at_ms.saturating_add(
+                        u64::from(s.messages.saturating_sub(1)).saturating_mul(s.interval_ms),
+                    )
+                })
+                .max()
+                .unwrap_or(0);
             last.saturating_add(self.drain_ms)
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bundled_default_toml_matches_the_builtin_default() {
-        let text = include_str!("../scenarios/default.toml");
-        assert_eq!(Scenario::from_toml_str(text).unwrap(), Scenario::default());
-    }
-
-    #[test]
-    fn partial_toml_takes_defaults_and_unknown_fields_fail() {
-        let s = Scenario::from_toml_str("nodes = 8\ndegree = 2\n").unwrap();
-        assert_eq!(
-            s,
-            Scenario {
-                nodes: 8,
-                degree: 2,
-                ..Scenario::default()
-            }
-        );
-        assert!(matches!(
-            Scenario::from_toml_str("nodez = 8"),
-            Err(ScenarioError::Toml(_))
-        ));
-        assert!(matches!(
-            Scenario::from_toml_str("nodes = 1"),
-            Err(ScenarioError::TooFewNodes(1))
-        ));
-    }
-
-    #[test]
-    fn default_timing() {
-        let s = Scenario::default();
-        assert_eq!(s.message_at_ms(0), 5_000);
-        assert_eq!(s.message_at_ms(9), 23_000);
-        assert_eq!(s.end_ms(), 53_000);
-        assert_eq!(
-            Scenario {
-                duration_ms: Some(7),
-                ..s
-            }
-            .end_ms(),
-            7
-        );
-    }
-}
+mod tests;

@@ -323,3 +323,30 @@ fn unknown_connections_in_actions_are_counted() {
     sim.run_until(Time(10), 100);
     assert_eq!(sim.counters().invalid_actions, 2);
 }
+
+#[test]
+fn run_until_never_passes_end_behind_a_stale_timer() {
+    let net = Network::new(
+        NetConfig {
+            latency_min_ms: 1,
+            latency_max_ms: 1,
+        },
+        [0; 32],
+    );
+    let mut sim = Sim::new(Time(0), vec![Recorder::new(1)], net);
+    sim.schedule_command(Time(0), 0, script("timer:100"))
+        .unwrap();
+    // Moved later: the t = 100 timer is stale, the live one is at 300.
+    sim.schedule_command(Time(50), 0, script("timer:300"))
+        .unwrap();
+    assert_eq!(sim.run_until(Time(150), 1_000), RunOutcome::ReachedEnd);
+    assert_eq!(sim.now(), Time(150), "the t = 300 timer must not run");
+    assert_eq!(log(&sim, 0).len(), 0);
+    // Scheduling at the end time is still possible (the runner relies on it).
+    sim.schedule_command(Time(150), 0, script("timer:300"))
+        .unwrap();
+    let mut q: EventQueue<u8> = EventQueue::new();
+    q.push(Time(5), 1);
+    q.push(Time(3), 2);
+    assert_eq!(q.peek(), Some((Time(3), &2)));
+}

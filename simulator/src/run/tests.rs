@@ -47,13 +47,7 @@ fn same_seed_same_trace_other_seed_other_trace() {
     let b = flood(&scenario, 7, Some(1_000));
     let c = flood(&scenario, 8, Some(1_000));
     assert_eq!(a.trace_hash, b.trace_hash);
-    assert_eq!(
-        Summary {
-            wall_ms: 0,
-            ..a.clone()
-        },
-        Summary { wall_ms: 0, ..b }
-    );
+    assert_eq!(a.deterministic_part(), b.deterministic_part());
     assert_ne!(a.trace_hash, c.trace_hash);
     assert_eq!(a.trace_hash.len(), 64);
 }
@@ -126,6 +120,8 @@ fn host_construction_errors_other_than_bad_keys_abort() {
 fn pinned_trace_hash_of_seed_1() {
     // Guards the engine's semantics and the trace format: if a change here is intended (event
     // order, trace serialization, seed derivation), update the constant and say so in review.
+    // Changed for issue 7: dials are now runner controls (so faults can redial), and the
+    // link model draws per chunk.
     let s = flood(
         &Scenario {
             nodes: 10,
@@ -137,6 +133,6 @@ fn pinned_trace_hash_of_seed_1() {
     );
     assert_eq!(
         s.trace_hash,
-        "b7e7ec16c23d5bef0a1321da00336a3fd1e573ed68da9dde1f320538bb912180"
+        "4cd57911fc50e28476050f82121d240d93e51a57a1f1eada48e1b9e400a784ec"
     );
 }

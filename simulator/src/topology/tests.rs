@@ -93,3 +93,57 @@ fn graphs_are_connected_even_at_degree_two() {
         Err(TopologyError::CannotBeConnected { .. })
     ));
 }
+
+#[test]
+fn erdos_renyi_is_connected_simple_and_deterministic() {
+    use rand::SeedableRng;
+    let mut r1 = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let mut r2 = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let a = erdos_renyi(60, 0.1, &mut r1).unwrap();
+    assert_eq!(a, erdos_renyi(60, 0.1, &mut r2).unwrap());
+    assert!(is_connected(60, &a));
+    assert!(a.iter().all(|&(x, y)| x < y && y < 60));
+    assert!(a.windows(2).all(|w| w[0] < w[1]));
+    // ~ p × n(n−1)/2 = 177 edges.
+    assert!((100..260).contains(&a.len()), "{}", a.len());
+    assert!(matches!(
+        erdos_renyi(50, 0.0, &mut r1),
+        Err(TopologyError::NeverConnected { .. })
+    ));
+}
+
+#[test]
+fn barabasi_albert_has_the_right_edge_count_and_hubs() {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    let (n, m) = (300, 2);
+    let e = barabasi_albert(n, m, &mut rng).unwrap();
+    // Clique of m+1 = 3 nodes (3 edges), then m edges for each of the other n − 3 nodes.
+    assert_eq!(e.len(), 3 + m * (n - 3));
+    assert!(is_connected(n, &e));
+    let mut deg = vec![0usize; n];
+    for &(a, b) in &e {
+        deg[a] += 1;
+        deg[b] += 1;
+    }
+    assert!(deg.iter().all(|&d| d >= m));
+    // Preferential attachment makes hubs far above the mean degree of ~4.
+    assert!(*deg.iter().max().unwrap() > 15, "{:?}", deg.iter().max());
+    assert!(matches!(
+        barabasi_albert(3, 3, &mut rng),
+        Err(TopologyError::BadAttachment { .. })
+    ));
+}
+
+#[test]
+fn explicit_edges_are_normalised_and_checked() {
+    assert_eq!(
+        explicit(4, &[[2, 1], [0, 3], [1, 2]]).unwrap(),
+        vec![(0, 3), (1, 2)]
+    );
+    assert_eq!(explicit(4, &[[1, 1]]), Err(TopologyError::SelfLoop(1)));
+    assert_eq!(
+        explicit(4, &[[1, 4]]),
+        Err(TopologyError::NoSuchNode { node: 4, nodes: 4 })
+    );
+}

@@ -1,0 +1,150 @@
+//! Scale benchmark (issue 7): N nodes, degree 8, one public chat at 1 message/s for 10 simulated
+//! minutes, real crypto (the real `hush_core::node::Node`).
+//!
+//! Prints, per size: nodes, events, wall time, events/s, peak memory (VmHWM of a child process
+//! that runs only that size), host time by kind, and beside it the baseline of the same run's
+//! simulator alone (the flood test host over the same engine, topology and traffic), so the
+//! ratio says how much of the cost is the node.
+//!
+//! Sizes: `HUSH_SCALE_NODES` (comma-separated, default `1000,10000`); simulated minutes:
+//! `HUSH_SCALE_MINUTES` (default 10). Run:
+//!   cargo bench -p hush-sim --bench scale
+//!   HUSH_SCALE_NODES=1000 HUSH_SCALE_MINUTES=1 cargo bench -p hush-sim --bench scale
+
+use hush_core::node::{Command, Node};
+use hush_core::rng::seed_from_u64;
+use hush_core::Time;
+use hush_sim::fake::{FloodConfig, FloodHost};
+use hush_sim::run::{node_config, run_scenario_full, spawn_node, RunOutput};
+use hush_sim::scenario::{PublicChatSpec, Role, Scenario, Schedule};
+use std::time::Instant;
+
+fn scenario(nodes: usize, minutes: u64) -> Scenario {
+    Scenario {
+        nodes,
+        degree: 8,
+        connect_window_ms: 5_000,
+        duration_ms: Some(minutes * 60_000 + 15_000),
+        max_events: u64::MAX,
+        traffic: hush_sim::scenario::TrafficSpec {
+            public: vec![PublicChatSpec {
+                chat: "status".into(),
+                members: Default::default(),
+                schedule: Schedule {
+                    messages: u32::try_from(minutes * 60).unwrap_or(u32::MAX),
+                    first_at_ms: 10_000,
+                    interval_ms: 1_000,
+                    poisson: false,
+                },
+            }],
+            ..Default::default()
+        },
+        ..Scenario::default()
+    }
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn report(label: &str, out: &RunOutput, wall: f64) {
+    let s = &out.summary;
+    let t = &s.host_times;
+    println!(
+        "{label:>6} nodes={} events={} wall={wall:.1}s events/s={:.0} delivered={:.4} p50={:?}ms \
+         host: command={:.1}s bytes={:.1}s connection={:.1}s timer={:.1}s engine+rest={:.1}s",
+        s.nodes,
+        s.events,
+        s.events as f64 / wall,
+        s.delivery_ratio,
+        s.latency_ms_p50,
+        t.command_ns as f64 / 1e9,
+        t.bytes_ns as f64 / 1e9,
+        t.connection_ns as f64 / 1e9,
+        t.timeout_ns as f64 / 1e9,
+        wall - t.total_ns() as f64 / 1e9,
+    );
+}
+
+fn child(nodes: usize, minutes: u64) {
+    let sc = scenario(nodes, minutes);
+    // One join in isolation: PBKDF2 of the chat key (65,356 iterations) dominates it.
+    let mut node = Node::new(
+        node_config(0, Role::Full),
+        [7; 32],
+        seed_from_u64(1),
+        Time(0),
+    )
+    .unwrap();
+    let t = Instant::now();
+    node.handle_command(
+        Time(0),
+        Command::JoinPublicChat {
+            name: "status".into(),
+        },
+    )
+    .unwrap();
+    let join = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let flood = run_scenario_full(
+        &sc,
+        1,
+        |s| FloodHost::new(FloodConfig::default(), s.secret_key, s.now),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let flood_wall = t.elapsed().as_secs_f64();
+    report("flood", &flood, flood_wall);
+
+    let t = Instant::now();
+    let real = run_scenario_full(&sc, 1, spawn_node, &mut |_, _| {}).unwrap();
+    let wall = t.elapsed().as_secs_f64();
+    report("node", &real, wall);
+    println!(
+        "RESULT nodes={nodes} minutes={minutes} events={} wall_s={wall:.1} events_per_s={:.0} \
+         peak_rss_mib={:.0} baseline_flood_events_per_s={:.0} ratio_node_vs_flood_us_per_event={:.1} \
+         join_ms={:.1} joins_total_s={:.1} trace={}",
+        real.summary.events,
+        real.summary.events as f64 / wall,
+        peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
+        flood.summary.events as f64 / flood_wall,
+        (wall / real.summary.events.max(1) as f64) / (flood_wall / flood.summary.events.max(1) as f64),
+        join * 1e3,
+        join * nodes as f64,
+        real.summary.trace_hash,
+    );
+}
+
+fn main() {
+    let minutes: u64 = std::env::var("HUSH_SCALE_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    if let Some(n) = std::env::var("HUSH_SCALE_CHILD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        child(n, minutes);
+        return;
+    }
+    // cargo bench passes `--bench`; ignore arguments.
+    let sizes = std::env::var("HUSH_SCALE_NODES").unwrap_or_else(|_| "1000,10000".into());
+    println!("scale benchmark: degree 8, 1 msg/s for {minutes} simulated min, real crypto (loaded shared 2-core box)");
+    for n in sizes
+        .split(',')
+        .filter_map(|v| v.trim().parse::<usize>().ok())
+    {
+        let exe = std::env::current_exe().expect("own path");
+        let status = std::process::Command::new(exe)
+            .env("HUSH_SCALE_CHILD", n.to_string())
+            .env("HUSH_SCALE_MINUTES", minutes.to_string())
+            .status()
+            .expect("spawn child");
+        if !status.success() {
+            println!("nodes={n}: child failed ({status})");
+        }
+    }
+}

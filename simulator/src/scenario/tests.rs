@@ -1,0 +1,156 @@
+use super::*;
+
+#[test]
+fn bundled_default_toml_matches_the_builtin_default() {
+    let text = include_str!("../../../scenarios/default.toml");
+    assert_eq!(Scenario::from_toml_str(text).unwrap(), Scenario::default());
+}
+
+#[test]
+fn partial_toml_takes_defaults_and_unknown_fields_fail() {
+    let s = Scenario::from_toml_str("nodes = 8\ndegree = 2\n").unwrap();
+    assert_eq!(
+        s,
+        Scenario {
+            nodes: 8,
+            degree: 2,
+            ..Scenario::default()
+        }
+    );
+    assert!(matches!(
+        Scenario::from_toml_str("nodez = 8"),
+        Err(ScenarioError::Toml(_))
+    ));
+    assert!(matches!(
+        Scenario::from_toml_str("nodes = 1"),
+        Err(ScenarioError::TooFewNodes(1))
+    ));
+    // Typos inside flattened sections are caught too.
+    let e = Scenario::from_toml_str("[[partitions]]\nat_ms = 1\nfractoin = 0.5\n").unwrap_err();
+    assert_eq!(
+        e,
+        ScenarioError::Toml("unknown field `partitions[0].fractoin`".into())
+    );
+}
+
+#[test]
+fn default_timing() {
+    let s = Scenario::default();
+    assert_eq!(s.message_at_ms(0), 5_000);
+    assert_eq!(s.message_at_ms(9), 23_000);
+    assert_eq!(s.end_ms(), 53_000);
+    assert_eq!(
+        Scenario {
+            duration_ms: Some(7),
+            ..s
+        }
+        .end_ms(),
+        7
+    );
+}
+
+#[test]
+fn every_section_parses() {
+    let text = r#"
+        nodes = 20
+        [topology]
+        kind = "barabasi-albert"
+        m = 2
+        [[roles]]
+        role = "light"
+        fraction = 0.25
+        [[roles]]
+        role = "full"
+        nodes = [0, 1]
+        [link]
+        latency = { dist = "lognormal", median_ms = 50.0, sigma = 0.5 }
+        bandwidth_kbps = 1000
+        loss = 0.01
+        rto_ms = 300
+        duplication = 0.001
+        jitter_ms = 5
+        [[partitions]]
+        at_ms = 1000
+        heal_ms = 2000
+        nodes = [3, 4]
+        [churn]
+        offline_fraction = 0.2
+        mean_online_ms = 10000
+        [[crashes]]
+        at_ms = 500
+        restart_after_ms = 100
+        state = "lost"
+        count = 2
+        [[traffic.public]]
+        chat = "a"
+        members = { fraction = 0.5 }
+        messages = 3
+        poisson = true
+        [privacy]
+        spy_fraction = 0.1
+        [model]
+        kind = "whisper-scalability"
+    "#;
+    let s = Scenario::from_toml_str(text).unwrap();
+    assert_eq!(s.topology, Some(TopologySpec::BarabasiAlbert { m: 2 }));
+    assert_eq!(s.roles[0].role, Role::Light);
+    assert_eq!(s.roles[0].select.fraction, Some(0.25));
+    assert_eq!(
+        s.link.latency,
+        Some(LatencyDist::Lognormal {
+            median_ms: 50.0,
+            sigma: 0.5
+        })
+    );
+    assert_eq!(s.partitions[0].side.nodes, vec![3, 4]);
+    assert_eq!(s.crashes[0].state, CrashState::Lost);
+    assert_eq!(s.traffic.public[0].schedule.messages, 3);
+    assert!(s.traffic.public[0].schedule.poisson);
+    assert_eq!(s.traffic.public[0].schedule.interval_ms, 2_000);
+    assert!(s.unsupported().is_ok());
+}
+
+#[test]
+fn invalid_values_are_typed_errors() {
+    let bad = |t: &str| Scenario::from_toml_str(t).unwrap_err();
+    assert!(matches!(
+        bad("[link]\nloss = 1.0"),
+        ScenarioError::OutOfRange {
+            field: "link.loss",
+            ..
+        }
+    ));
+    assert!(matches!(
+        bad("nodes = 5\n[[partitions]]\nat_ms = 1\nnodes = [5]"),
+        ScenarioError::NoSuchNode { node: 5, .. }
+    ));
+    assert!(matches!(
+        bad("nodes = 5\n[[crashes]]\nat_ms = 1\ncount = 6"),
+        ScenarioError::TooManySelected { wanted: 6, .. }
+    ));
+    assert!(matches!(
+        bad("[link]\nbandwidth_kbps = 0"),
+        ScenarioError::MustBePositive(_)
+    ));
+    assert!(matches!(
+        bad("[churn]\noffline_fraction = 0.5\nmean_online_ms = 0"),
+        ScenarioError::MustBePositive(_)
+    ));
+}
+
+#[test]
+fn features_core_lacks_are_accepted_then_refused_at_run() {
+    for (text, needle) in [
+        ("[[roles]]\nrole = \"mailserver\"\ncount = 1", "mailserver"),
+        ("[[traffic.one_to_one]]\npairs = 2", "1:1"),
+        ("[[traffic.one_to_one]]\npairs = 2\nmvds = true", "MVDS"),
+        ("[[traffic.groups]]\ngroups = 1\nsize = 3", "group"),
+    ] {
+        let s = Scenario::from_toml_str(text).unwrap();
+        let e = s.unsupported().unwrap_err();
+        assert!(
+            matches!(&e, ScenarioError::Unsupported(m) if m.contains(needle)),
+            "{e}"
+        );
+    }
+}
