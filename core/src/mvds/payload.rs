@@ -384,7 +384,9 @@ impl FrameDecoder {
             if header >= MAX_VARINT_BYTES {
                 return Err(MvdsError::BadFrameLength);
             }
-            len |= u64::from(b & 0x7f).checked_shl(7 * header as u32).unwrap_or(0);
+            len |= u64::from(b & 0x7f)
+                .checked_shl(7 * header as u32)
+                .unwrap_or(0);
             header += 1;
             if b & 0x80 == 0 {
                 break;

@@ -370,7 +370,8 @@ impl Builder {
     }
 
     fn slot(&mut self, len: usize, max: usize) -> &mut Payload {
-        let fits = matches!(self.payloads.last(), Some((_, size)) if size.saturating_add(len) <= max);
+        let fits =
+            matches!(self.payloads.last(), Some((_, size)) if size.saturating_add(len) <= max);
         if !fits {
             self.payloads.push((Payload::default(), 0));
         }
@@ -702,7 +703,10 @@ impl Mvds {
         }
         if options.ephemeral {
             for p in distinct {
-                self.ephemeral_out.entry(p).or_default().push(message.clone());
+                self.ephemeral_out
+                    .entry(p)
+                    .or_default()
+                    .push(message.clone());
                 self.ephemeral_out_len += 1;
             }
             return Ok(id);
@@ -1050,7 +1054,8 @@ impl Mvds {
         kind: RecordKind,
         group: Option<GroupId>,
     ) {
-        if !self.states.contains_key(&(peer, id)) && self.states.len() >= self.config.max_sync_states
+        if !self.states.contains_key(&(peer, id))
+            && self.states.len() >= self.config.max_sync_states
         {
             self.stats.states_dropped += 1;
             return;
@@ -1144,10 +1149,11 @@ impl Mvds {
             let count = state.send_count.saturating_add(1);
             let next = SyncState {
                 send_count: count,
-                send_epoch: self
-                    .config
-                    .retransmission
-                    .next_send_epoch(count, epoch, state.send_epoch),
+                send_epoch: self.config.retransmission.next_send_epoch(
+                    count,
+                    epoch,
+                    state.send_epoch,
+                ),
                 ..state
             };
             self.set_state_raw(peer, id, next);
