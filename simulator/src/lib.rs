@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod net;
 pub mod run;
 pub mod scenario;
+pub mod scenarios;
 pub mod topology;
 pub mod trace;
 
