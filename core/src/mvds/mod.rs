@@ -5,6 +5,7 @@
 //! - Codec ([`payload`]): [`Payload`] in both field numberings ([`Numbering`], status-go's
 //!   5001/6001 by default), [`message_id`], and a varint-delimited stream framing
 //!   ([`encode_frame`], [`FrameDecoder`]) for byte-stream transports. Decoders are total.
+//! - Status ids: [`one_to_one_group_id`], [`peer_id_from_public_key`].
 //! - Machine ([`Mvds`]): transport-agnostic. Peers are opaque [`PeerId`]s (Status uses the
 //!   65-byte uncompressed public key, status-go `PublicKeyToPeerID`); the caller moves
 //!   [`Action::Send`] bytes to that peer by any means (Whisper 1:1, TCP, memory) and feeds what
@@ -23,6 +24,7 @@
 
 mod payload;
 mod persist;
+mod status;
 mod sync;
 
 pub use payload::{
@@ -30,6 +32,7 @@ pub use payload::{
     GroupId, Message, MessageId, Metadata, Numbering, Payload, DEFAULT_MAX_FRAME_BYTES,
     GROUP_ID_LEN, MESSAGE_ID_LEN, MESSAGE_ID_PREFIX,
 };
+pub use status::{one_to_one_group_id, peer_id_from_public_key};
 pub use sync::{
     Action, Config, Mode, Mvds, Parents, PeerId, PersistRecord, RecordKind, Resolution,
     Retransmission, SendOptions, Stats, SyncState, DEFAULT_EPOCH_INTERVAL_MS,

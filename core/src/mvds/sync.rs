@@ -369,18 +369,21 @@ impl Builder {
         }
     }
 
-    fn slot(&mut self, len: usize, max: usize) -> &mut Payload {
-        let fits =
-            matches!(self.payloads.last(), Some((_, size)) if size.saturating_add(len) <= max);
-        if !fits {
-            self.payloads.push((Payload::default(), 0));
+    /// Appends an item of `len` encoded bytes (written by `put`) to the last payload if it
+    /// stays within `max`, else to a new one (an item alone always fits: `send` checks
+    /// messages, `Config::validate` checks ids).
+    fn add(&mut self, len: usize, max: usize, put: impl FnOnce(&mut Payload)) {
+        match self.payloads.last_mut() {
+            Some((payload, size)) if size.saturating_add(len) <= max => {
+                *size = size.saturating_add(len);
+                put(payload);
+            }
+            _ => {
+                let mut payload = Payload::default();
+                put(&mut payload);
+                self.payloads.push((payload, len));
+            }
         }
-        let last = self
-            .payloads
-            .last_mut()
-            .expect("a payload was just pushed or already present");
-        last.1 = last.1.saturating_add(len);
-        &mut last.0
     }
 }
 
@@ -1118,11 +1121,11 @@ impl Mvds {
             let b = builders.entry(peer).or_insert_with(Builder::new);
             match state.kind {
                 RecordKind::Offer => {
-                    b.slot(id_entry_len(numbering, 1), max).offers.push(id);
+                    b.add(id_entry_len(numbering, 1), max, |p| p.offers.push(id));
                     self.stats.offers_sent += 1;
                 }
                 RecordKind::Request => {
-                    b.slot(id_entry_len(numbering, 2), max).requests.push(id);
+                    b.add(id_entry_len(numbering, 2), max, |p| p.requests.push(id));
                     self.stats.requests_sent += 1;
                 }
                 RecordKind::Message => {
@@ -1139,7 +1142,7 @@ impl Mvds {
                         continue;
                     };
                     let len = message_entry_len(&msg, numbering);
-                    b.slot(len, max).messages.push(msg);
+                    b.add(len, max, |p| p.messages.push(msg));
                     self.stats.messages_sent += 1;
                 }
             }
@@ -1167,7 +1170,7 @@ impl Mvds {
             let b = builders.entry(peer).or_insert_with(Builder::new);
             for msg in messages {
                 let len = message_entry_len(&msg, numbering);
-                b.slot(len, max).messages.push(msg);
+                b.add(len, max, |p| p.messages.push(msg));
                 self.stats.messages_sent += 1;
             }
         }
@@ -1175,7 +1178,7 @@ impl Mvds {
         for (peer, acks) in std::mem::take(&mut self.pending_acks) {
             let b = builders.entry(peer).or_insert_with(Builder::new);
             for id in acks {
-                b.slot(id_entry_len(numbering, 0), max).acks.push(id);
+                b.add(id_entry_len(numbering, 0), max, |p| p.acks.push(id));
                 self.stats.acks_sent += 1;
             }
         }

@@ -379,6 +379,15 @@ impl Net {
         }
     }
 
+    /// Crash and restart node `i` from its persisted records (pending acks, queued actions
+    /// and ephemeral memory are lost, as in a real crash).
+    fn restart(&mut self, i: usize) {
+        let config = self.nodes[i].config().clone();
+        let records = self.records[i].clone();
+        self.nodes[i] = Mvds::restore(config, self.now, records).unwrap();
+        self.drain(i);
+    }
+
     fn send(&mut self, i: usize, body: Vec<u8>, opts: SendOptions) -> MessageId {
         let id = self.nodes[i].send(self.now, GROUP, body, opts).unwrap();
         self.drain(i);
@@ -1040,6 +1049,7 @@ proptest! {
         relay in any::<bool>(),
         head in any::<bool>(),
         retransmission in retransmission_strategy(),
+        restarts in proptest::collection::vec(0usize..4, 0..5),
     ) {
         let config = Config {
             mode: if interactive { Mode::Interactive } else { Mode::Batch },
@@ -1066,6 +1076,12 @@ proptest! {
             }
             let step = net.now.plus_millis(lossy_ms / per_node as u64 + 1000);
             net.run_until(step);
+            if let Some(i) = restarts.get(round) {
+                net.restart(i % nodes);
+            }
+        }
+        for i in restarts.iter().skip(per_node) {
+            net.restart(i % nodes);
         }
         // Heal: every pair exchanges payloads reliably from now on.
         net.faults = RELIABLE;
@@ -1123,4 +1139,32 @@ fn heavy_loss_is_overcome_by_retransmission() {
         net.sends,
         net.now.millis_since(T0)
     );
+}
+
+#[test]
+fn status_one_to_one_group_id_vector() {
+    let v: serde_json::Value = serde_json::from_str(DERIVED).unwrap();
+    let v = &v["status_one_to_one_mvds_group_id"];
+    let keys: Vec<secp256k1::PublicKey> = v["private_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let sk = secp256k1::SecretKey::from_slice(&hex::decode(k.as_str().unwrap()).unwrap())
+                .unwrap();
+            secp256k1::PublicKey::from_secret_key(crate::ecies::secp(), &sk)
+        })
+        .collect();
+    let expected = v["group_id"].as_str().unwrap();
+    assert_eq!(
+        hex::encode(one_to_one_group_id(&keys[0], &keys[1])),
+        expected
+    );
+    assert_eq!(
+        hex::encode(one_to_one_group_id(&keys[1], &keys[0])),
+        expected
+    );
+    let p = peer_id_from_public_key(&keys[0]);
+    assert_eq!(p.0[0], 4);
+    assert_eq!(&p.0[..], &keys[0].serialize_uncompressed()[..]);
 }
