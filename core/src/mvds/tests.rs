@@ -316,6 +316,8 @@ struct Net {
     delivered: Vec<BTreeMap<MessageId, u32>>,
     records: Vec<Vec<PersistRecord>>,
     sends: u64,
+    /// Directed links (from, to) that lose everything.
+    blocked: std::collections::BTreeSet<(usize, usize)>,
 }
 
 impl Net {
@@ -342,6 +344,7 @@ impl Net {
             delivered: vec![BTreeMap::new(); n],
             records: vec![Vec::new(); n],
             sends: 0,
+            blocked: Default::default(),
         };
         for i in 0..n {
             net.drain(i);
@@ -362,7 +365,7 @@ impl Net {
                     self.sends += 1;
                     let to = self.ids.iter().position(|p| *p == peer).unwrap();
                     let f = self.faults;
-                    if self.pct(f.loss_pct) {
+                    if self.blocked.contains(&(i, to)) || self.pct(f.loss_pct) {
                         continue;
                     }
                     let copies = if self.pct(f.dup_pct) { 2 } else { 1 };
@@ -1167,4 +1170,91 @@ fn status_one_to_one_group_id_vector() {
     let p = peer_id_from_public_key(&keys[0]);
     assert_eq!(p.0[0], 4);
     assert_eq!(&p.0[..], &keys[0].serialize_uncompressed()[..]);
+}
+
+#[test]
+fn relay_reaches_members_the_author_cannot() {
+    let mut net = Net::new(3, &Config::default(), 11);
+    net.blocked.insert((0, 2));
+    net.blocked.insert((2, 0));
+    let id = net.send(0, b"via 1".to_vec(), SendOptions::default());
+    net.run_until(T0.plus_millis(5_000));
+    assert_eq!(net.delivered[1].get(&id), Some(&1));
+    assert_eq!(
+        net.delivered[2].get(&id),
+        Some(&1),
+        "node 1 re-shares with node 2"
+    );
+    // Node 0 keeps retrying node 2 (it never hears an ack from it): that is MVDS.
+    assert!(net.nodes[0].state(&net.ids[2], &id).is_some());
+    assert_eq!(net.nodes[1].state_len(), 0);
+    net.blocked.clear();
+    net.run_until(T0.plus_millis(3_600_000));
+    assert!(net.quiescent());
+    assert_eq!(net.delivered[2].get(&id), Some(&1));
+}
+
+#[test]
+fn sync_over_a_framed_byte_stream() {
+    // Two machines whose payloads travel as varint-delimited frames over one byte stream per
+    // direction, cut into arbitrary chunks (what a TCP connection to a vacp2p/mvds adapter does).
+    let config = Config {
+        numbering: Numbering::VacHead,
+        ..Config::default()
+    };
+    let mut n = [
+        Mvds::new(config.clone(), T0).unwrap(),
+        Mvds::new(config, T0).unwrap(),
+    ];
+    n[0].add_peer(T0, GROUP, peer(2)).unwrap();
+    n[1].add_peer(T0, GROUP, peer(1)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        ids.push(
+            n[0].send(T0, GROUP, vec![i; 1000], SendOptions::default())
+                .unwrap(),
+        );
+    }
+    let back = n[1]
+        .send(T0, GROUP, b"reply".to_vec(), SendOptions::default())
+        .unwrap();
+    let mut streams: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut decoders = [FrameDecoder::default(), FrameDecoder::default()];
+    let mut got: [Vec<MessageId>; 2] = [Vec::new(), Vec::new()];
+    let mut rng = rng_from_seed(seed_from_u64(3));
+    let mut now = T0;
+    for _ in 0..100 {
+        now = now.plus_millis(300);
+        for x in 0..2 {
+            n[x].handle_timeout(now);
+            for a in collect(&mut n[x]) {
+                match a {
+                    Action::Send { bytes, .. } => streams[x].extend(encode_frame(&bytes)),
+                    Action::Deliver { id, .. } => got[x].push(id),
+                    Action::Persist(_) => {}
+                }
+            }
+            // Deliver a random prefix of the stream to the other side.
+            let cut = (rng.next_u32() as usize) % (streams[x].len() + 1);
+            let chunk: Vec<u8> = streams[x].drain(..cut).collect();
+            decoders[1 - x].push(&chunk);
+            while let Some(frame) = decoders[1 - x].next_frame().unwrap() {
+                n[1 - x]
+                    .handle_payload(now, peer(x as u8 + 1), &frame)
+                    .unwrap();
+            }
+            for a in collect(&mut n[1 - x]) {
+                match a {
+                    // Payload handling first catches up on a due tick, which may send.
+                    Action::Send { bytes, .. } => streams[1 - x].extend(encode_frame(&bytes)),
+                    Action::Deliver { id, .. } => got[1 - x].push(id),
+                    Action::Persist(_) => {}
+                }
+            }
+        }
+    }
+    ids.sort();
+    got[1].sort();
+    assert_eq!(got[1], ids);
+    assert_eq!(got[0], vec![back]);
 }
