@@ -81,3 +81,29 @@ fn rejects_bad_parameters() {
     assert_eq!(s.nodes, 5);
     assert_eq!(s.offline_model, OfflineModel::Churn);
 }
+
+/// A simulated day of the published case (virtual time: well under a second of CPU).
+#[test]
+fn ninety_percent_offline_for_a_day() {
+    for model in [OfflineModel::Drop, OfflineModel::Churn] {
+        for backoff in [
+            BackoffKind::StatusGo,
+            BackoffKind::Linear,
+            BackoffKind::Exponential,
+        ] {
+            let s = MvdsOfflineScenario {
+                offline_model: model,
+                backoff,
+                duration_ms: 24 * 3_600_000,
+                ..MvdsOfflineScenario::default()
+            };
+            let r = run_mvds_offline(&s, 1).unwrap();
+            eprintln!(
+                "{model:?}/{backoff:?}: delivery {:.3} latency p50 {:?} p95 {:?} ms, bandwidth ×{:.2}, left {}",
+                r.delivery_ratio, r.latency_p50_ms, r.latency_p95_ms, r.bandwidth_multiplier,
+                r.final_sync_states
+            );
+            assert_eq!(r.duplicate_deliveries, 0);
+        }
+    }
+}
