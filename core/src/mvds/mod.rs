@@ -2,7 +2,7 @@
 //! with vacp2p/mvds v0.0.23 (status-go 2019) and HEAD (mvds.md).
 //!
 //! Contract:
-//! - Codec ([`payload`]): [`Payload`] in both field numberings ([`Numbering`], status-go's
+//! - Codec (`payload.rs`): [`Payload`] in both field numberings ([`Numbering`], status-go's
 //!   5001/6001 by default), [`message_id`], and a varint-delimited stream framing
 //!   ([`encode_frame`], [`FrameDecoder`]) for byte-stream transports. Decoders are total.
 //! - Status ids: [`one_to_one_group_id`], [`peer_id_from_public_key`].
