@@ -16,6 +16,7 @@
 pub mod chat;
 pub mod ecies;
 pub mod keccak;
+pub mod mvds;
 pub mod node;
 pub mod p2p;
 pub mod rlp;

@@ -25,6 +25,7 @@ pub mod net;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod scenarios;
 pub mod topology;
 pub mod trace;
 
