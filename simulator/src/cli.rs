@@ -16,6 +16,7 @@ use crate::metrics::Summary;
 use crate::report::{summary_table, sweep_metrics, write_outputs, write_sweep};
 use crate::run::{run_scenario_full, spawn_node, RunOutput};
 use crate::scenario::Scenario;
+use crate::scenarios::mvds_offline::{run_mvds_offline, MvdsOfflineScenario};
 use anyhow::{bail, Context as _};
 use std::path::PathBuf;
 
@@ -35,6 +36,11 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/mvds-offline.toml"),
     ),
 ];
+
+/// Top-level key that marks a scenario file for another runner than the network simulator.
+pub const MVDS_OFFLINE_KIND_KEY: &str = "kind";
+/// The MVDS-only runner ([`crate::scenarios::mvds_offline`]).
+pub const MVDS_OFFLINE_KIND: &str = "mvds-offline";
 
 /// The seed when neither the command line nor the scenario gives one.
 pub const DEFAULT_SEED: u64 = 1;
@@ -121,27 +127,67 @@ impl SimArgs {
     }
 
     /// The scenario these arguments select.
-    pub fn load_scenario(&self) -> anyhow::Result<Scenario> {
-        let mut scenario = match &self.scenario {
-            Some(path) => {
-                let name = path.to_string_lossy();
-                let text = match BUNDLED.iter().find(|(n, _)| *n == name) {
-                    Some((_, text)) => (*text).to_string(),
-                    None => std::fs::read_to_string(path).with_context(|| {
-                        format!(
-                            "reading {} (bundled scenarios: {})",
-                            path.display(),
-                            BUNDLED
-                                .iter()
-                                .map(|(n, _)| *n)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    })?,
-                };
-                Scenario::from_toml_str(&text)
-                    .with_context(|| format!("parsing {}", path.display()))?
+    /// The text of the scenario named by `--scenario` (bundled name or file), if any.
+    fn scenario_text(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.scenario else {
+            return Ok(None);
+        };
+        let name = path.to_string_lossy();
+        if let Some((_, text)) = BUNDLED.iter().find(|(n, _)| *n == name) {
+            return Ok(Some((*text).to_string()));
+        }
+        std::fs::read_to_string(path).map(Some).with_context(|| {
+            format!(
+                "reading {} (bundled scenarios: {})",
+                path.display(),
+                BUNDLED
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
+    /// An MVDS-only scenario (top-level `kind = "mvds-offline"`), with `--nodes` applied.
+    pub fn load_mvds_offline(&self) -> anyhow::Result<Option<MvdsOfflineScenario>> {
+        let Some(text) = self.scenario_text()? else {
+            return Ok(None);
+        };
+        let mut table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            // Not TOML at all: let the network-scenario parser report it.
+            Err(_) => return Ok(None),
+        };
+        match table.remove(MVDS_OFFLINE_KIND_KEY) {
+            Some(toml::Value::String(kind)) if kind == MVDS_OFFLINE_KIND => {}
+            Some(other) => {
+                bail!("unknown scenario kind {other}; the only kind is \"{MVDS_OFFLINE_KIND}\"")
             }
+            None => return Ok(None),
+        }
+        let mut scenario: MvdsOfflineScenario = table
+            .try_into()
+            .context("parsing the mvds-offline scenario")?;
+        if let Some(n) = self.nodes {
+            scenario.nodes = n;
+        }
+        Ok(Some(scenario))
+    }
+
+    /// The network scenario: `--scenario` (bundled name or TOML file) or the default, with
+    /// `--set` and `--nodes` applied.
+    pub fn load_scenario(&self) -> anyhow::Result<Scenario> {
+        let mut scenario = match self.scenario_text()? {
+            Some(text) => Scenario::from_toml_str(&text).with_context(|| {
+                format!(
+                    "parsing {}",
+                    self.scenario
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new("?"))
+                        .display()
+                )
+            })?,
             None => Scenario::default(),
         };
         for s in &self.set {
@@ -248,6 +294,9 @@ fn simulate(
 
 /// Runs `hush sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
+    if let Some(mvds) = args.load_mvds_offline()? {
+        return run_mvds_offline_cli(&args, &mvds);
+    }
     let scenario = args.load_scenario()?;
     let seed = args.effective_seed(&scenario);
     println!("hush sim: seed {seed}");
@@ -280,6 +329,59 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         );
     }
     println!("reproduce: {}", args.reproduce_command());
+    Ok(())
+}
+
+/// Runs an MVDS-only scenario: prints its figures, writes `summary.json` to `--out`.
+fn run_mvds_offline_cli(args: &SimArgs, scenario: &MvdsOfflineScenario) -> anyhow::Result<()> {
+    let seed = args.seed.unwrap_or(DEFAULT_SEED);
+    println!("hush sim: seed {seed}");
+    println!(
+        "mvds-offline: {} nodes ({} sending {} messages each), {}% offline ({:?}), {:?} back-off, {} ms",
+        scenario.nodes,
+        scenario.communicating,
+        scenario.messages_per_node,
+        scenario.offline_pct,
+        scenario.offline_model,
+        scenario.backoff,
+        scenario.duration_ms
+    );
+    let summary = run_mvds_offline(scenario, seed)?;
+    let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+    println!(
+        "delivered {}/{} ({:.2}%), duplicates {}",
+        summary.deliveries,
+        summary.expected_deliveries,
+        summary.delivery_ratio * 100.0,
+        summary.duplicate_deliveries
+    );
+    println!(
+        "latency p50 {}, p95 {}, max {}",
+        ms(summary.latency_p50_ms),
+        ms(summary.latency_p95_ms),
+        ms(summary.latency_max_ms)
+    );
+    println!(
+        "bandwidth multiplier {:.1} ({} bytes sent, {} ideal), sync records left {}",
+        summary.bandwidth_multiplier,
+        summary.bytes_sent,
+        summary.ideal_bytes,
+        summary.final_sync_states
+    );
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("summary.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if args.check_determinism {
+        let again = run_mvds_offline(scenario, seed)?;
+        if again != summary {
+            bail!("determinism check failed: two mvds-offline runs differ");
+        }
+        println!("determinism: second run agrees");
+    }
     Ok(())
 }
 

@@ -87,7 +87,10 @@ fn defaults_bundled_names_and_scenario_file() {
     );
     for name in hush_sim::cli::BUNDLED.iter().map(|(n, _)| *n) {
         let cli = Cli::parse_from(["sim", "--scenario", name]);
-        cli.sim.load_scenario().unwrap();
+        // Every bundled scenario loads as the network simulator's or as the MVDS runner's.
+        if cli.sim.load_mvds_offline().unwrap().is_none() {
+            cli.sim.load_scenario().unwrap();
+        }
     }
     let cli = Cli::parse_from(["sim", "--scenario", "no-such-scenario"]);
     let e = format!("{:#}", cli.sim.load_scenario().unwrap_err());
@@ -153,8 +156,58 @@ fn sweep_writes_csv_and_plots() {
 }
 
 #[test]
-fn mvds_offline_says_not_yet_supported() {
-    let cli = Cli::parse_from(["sim", "--scenario", "mvds-offline", "--no-progress"]);
+fn mvds_offline_runs_the_published_case_and_writes_its_summary() {
+    let dir = std::env::temp_dir().join(format!("hush-mvds-offline-{}", std::process::id()));
+    let cli = Cli::parse_from([
+        "sim",
+        "--scenario",
+        "mvds-offline",
+        "--no-progress",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let loaded = cli
+        .sim
+        .load_mvds_offline()
+        .unwrap()
+        .expect("bundled mvds-offline is the MVDS kind");
+    assert_eq!(
+        (loaded.nodes, loaded.communicating, loaded.offline_pct),
+        (3, 2, 90)
+    );
+    run(cli.sim).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["expected_deliveries"], 2 * 10 * 2);
+    assert_eq!(summary["duplicate_deliveries"], 0);
+    assert!(
+        summary["delivery_ratio"].as_f64().unwrap() > 0.5,
+        "{summary}"
+    );
+    assert!(
+        summary["bandwidth_multiplier"].as_f64().unwrap() > 1.0,
+        "{summary}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_to_one_mvds_churn_says_not_yet_supported() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/one-to-one-mvds-churn.toml"
+    );
+    let cli = Cli::parse_from(["sim", "--scenario", path, "--no-progress"]);
     let e = format!("{:#}", run(cli.sim).unwrap_err());
     assert!(e.contains("not yet supported") && e.contains("MVDS"), "{e}");
+}
+
+#[test]
+fn unknown_scenario_kind_is_an_error() {
+    let path = std::env::temp_dir().join(format!("hush-kind-{}.toml", std::process::id()));
+    std::fs::write(&path, "kind = \"bogus\"\n").unwrap();
+    let cli = Cli::parse_from(["sim", "--scenario", path.to_str().unwrap(), "--no-progress"]);
+    let e = format!("{:#}", run(cli.sim).unwrap_err());
+    assert!(e.contains("unknown scenario kind"), "{e}");
+    let _ = std::fs::remove_file(&path);
 }
