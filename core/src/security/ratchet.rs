@@ -511,7 +511,7 @@ impl RatchetState {
         // 2./3. Work on a copy; commit only after authentication.
         let mut next = self.clone();
         if header.dh != next.remote_public {
-            if next.previous_remote.iter().any(|k| *k == header.dh) {
+            if next.previous_remote.contains(&header.dh) {
                 // An old chain whose key for this N is gone: used already or evicted.
                 return Err(RatchetError::Replay);
             }

@@ -1170,7 +1170,7 @@ impl SecurityService {
                         && s.bundle_id == dr.id
                 })
                 .collect();
-            found.sort_by(|a, b| b.last_used_ms.cmp(&a.last_used_ms));
+            found.sort_by_key(|s| std::cmp::Reverse(s.last_used_ms));
             candidates = found.into_iter().map(SessionRecord::key).collect();
             if candidates.is_empty() {
                 return Err(SecurityError::SessionNotFound);

@@ -4,8 +4,8 @@
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use prost::Message as _;
 use proptest::prelude::*;
+use prost::Message as _;
 use secp256k1::{PublicKey, SecretKey};
 use sha2::Sha256;
 
@@ -93,18 +93,31 @@ fn bundle_signature_material_is_status_go_layout() {
     assert_eq!(v.identity, public_key(&key_of(0x30)));
     // protocol_version is not signed: changing it keeps the bundle valid.
     let mut unsigned = b.clone();
-    unsigned.signed_pre_keys.get_mut("a-inst").unwrap().protocol_version = 9;
+    unsigned
+        .signed_pre_keys
+        .get_mut("a-inst")
+        .unwrap()
+        .protocol_version = 9;
     assert!(bundle::verify_bundle(&unsigned, 16).is_ok());
     // Any signed field changed → mismatch.
     let mut bad = b.clone();
     bad.signed_pre_keys.get_mut("a-inst").unwrap().version = 13;
-    assert_eq!(bundle::verify_bundle(&bad, 16), Err(BundleError::SignatureMismatch));
+    assert_eq!(
+        bundle::verify_bundle(&bad, 16),
+        Err(BundleError::SignatureMismatch)
+    );
     let mut bad = b.clone();
     bad.timestamp += 1;
-    assert_eq!(bundle::verify_bundle(&bad, 16), Err(BundleError::SignatureMismatch));
+    assert_eq!(
+        bundle::verify_bundle(&bad, 16),
+        Err(BundleError::SignatureMismatch)
+    );
     let mut bad = b.clone();
     bad.signature.truncate(64);
-    assert_eq!(bundle::verify_bundle(&bad, 16), Err(BundleError::MalformedSignature));
+    assert_eq!(
+        bundle::verify_bundle(&bad, 16),
+        Err(BundleError::MalformedSignature)
+    );
     assert!(matches!(
         bundle::verify_bundle(&b, 1),
         Err(BundleError::BadInstallations(_))
@@ -113,10 +126,14 @@ fn bundle_signature_material_is_status_go_layout() {
 
 #[test]
 fn hush_extension_is_invisible_to_status_go_and_signed() {
-    let mut s = service(1, "dev-a", SecurityConfig {
-        offer_modern_suite: true,
-        ..Default::default()
-    });
+    let mut s = service(
+        1,
+        "dev-a",
+        SecurityConfig {
+            offer_modern_suite: true,
+            ..Default::default()
+        },
+    );
     let mut rng = rng_from_seed(seed_from_u64(1));
     let (_, b) = s.own_bundle(T0, &mut rng).unwrap();
     assert_eq!(b.hush_pre_keys.len(), 1);
@@ -128,12 +145,18 @@ fn hush_extension_is_invisible_to_status_go_and_signed() {
         ..b.clone()
     };
     assert!(bundle::verify_bundle(&stripped, 16).is_ok());
-    assert!(bundle::verify_bundle(&stripped, 16).unwrap().installations["dev-a"]
-        .modern_pre_key
-        .is_none());
+    assert!(
+        bundle::verify_bundle(&stripped, 16).unwrap().installations["dev-a"]
+            .modern_pre_key
+            .is_none()
+    );
     // Forged modern key → the bundle is rejected.
     let mut forged = b.clone();
-    forged.hush_pre_keys.get_mut("dev-a").unwrap().x25519_pre_key = vec![9; 32];
+    forged
+        .hush_pre_keys
+        .get_mut("dev-a")
+        .unwrap()
+        .x25519_pre_key = vec![9; 32];
     assert_eq!(
         bundle::verify_bundle(&forged, 16),
         Err(BundleError::HushSignatureMismatch)
@@ -152,10 +175,15 @@ fn prekey_rotates_after_24h_with_version_bump() {
     assert_eq!(p.len(), 1);
     assert_eq!(b1.signed_pre_keys["dev-a"].version, 1);
     assert_eq!(b1.timestamp, T0.0 as i64 * 1_000_000);
-    let (p, b2) = s.own_bundle(T0 + crate::Duration(DAY - 1), &mut rng).unwrap();
+    let (p, b2) = s
+        .own_bundle(T0 + crate::Duration(DAY - 1), &mut rng)
+        .unwrap();
     assert!(p.is_empty());
     assert_eq!(b2.signed_pre_keys, b1.signed_pre_keys);
-    assert_ne!(b2.signature, b1.signature, "re-signed with a fresh timestamp");
+    assert_ne!(
+        b2.signature, b1.signature,
+        "re-signed with a fresh timestamp"
+    );
     let (p, b3) = s.own_bundle(T0 + crate::Duration(DAY), &mut rng).unwrap();
     assert_eq!(p.len(), 2, "old expired + new");
     assert_eq!(b3.signed_pre_keys["dev-a"].version, 2);
@@ -344,7 +372,10 @@ fn ratchet_rejects_beyond_skip_limit_then_recovers() {
     let before = p.b.clone();
     assert_eq!(
         p.b.decrypt(&limits, &msgs[6].0, &msgs[6].1, &[], &mut p.rng),
-        Err(RatchetError::TooManySkipped { needed: 6, limit: 5 })
+        Err(RatchetError::TooManySkipped {
+            needed: 6,
+            limit: 5
+        })
     );
     assert_eq!(p.b, before);
     for (h, ct) in &msgs[..6] {
@@ -357,8 +388,14 @@ fn ratchet_rejects_beyond_skip_limit_then_recovers() {
         p.b.decrypt(&limits, &h, &msgs[7].1, &[], &mut p.rng),
         Err(RatchetError::BadTag)
     );
-    assert!(p.b.decrypt(&limits, &msgs[7].0, &msgs[7].1, &[], &mut p.rng).is_ok());
-    assert!(p.b.decrypt(&limits, &msgs[6].0, &msgs[6].1, &[], &mut p.rng).is_ok());
+    assert!(p
+        .b
+        .decrypt(&limits, &msgs[7].0, &msgs[7].1, &[], &mut p.rng)
+        .is_ok());
+    assert!(p
+        .b
+        .decrypt(&limits, &msgs[6].0, &msgs[6].1, &[], &mut p.rng)
+        .is_ok());
     // Skipped-key store bound: oldest evicted.
     let small = RatchetLimits {
         max_skip: 10,
@@ -367,13 +404,17 @@ fn ratchet_rejects_beyond_skip_limit_then_recovers() {
     };
     let mut p = pair(Suite::Status, 10, small);
     let msgs: Vec<_> = (0..6).map(|i| p.a.encrypt(&[i], &[]).unwrap()).collect();
-    p.b.decrypt(&small, &msgs[5].0, &msgs[5].1, &[], &mut p.rng).unwrap();
+    p.b.decrypt(&small, &msgs[5].0, &msgs[5].1, &[], &mut p.rng)
+        .unwrap();
     assert_eq!(p.b.skipped.len(), 3);
     assert_eq!(
         p.b.decrypt(&small, &msgs[0].0, &msgs[0].1, &[], &mut p.rng),
         Err(RatchetError::Replay)
     );
-    assert!(p.b.decrypt(&small, &msgs[4].0, &msgs[4].1, &[], &mut p.rng).is_ok());
+    assert!(p
+        .b
+        .decrypt(&small, &msgs[4].0, &msgs[4].1, &[], &mut p.rng)
+        .is_ok());
 }
 
 // ------------------------------------------- independent status-go derivations (raw primitives)
@@ -390,7 +431,10 @@ fn raw_kdf_rk(rk: &[u8], dh: &[u8]) -> ([u8; 32], [u8; 32]) {
     Hkdf::<Sha256>::new(Some(rk), dh)
         .expand(b"rsZUpEuXUqqwXBvSy3EcievAh4cMj6QL", &mut okm)
         .unwrap();
-    (okm[..32].try_into().unwrap(), okm[32..64].try_into().unwrap())
+    (
+        okm[..32].try_into().unwrap(),
+        okm[32..64].try_into().unwrap(),
+    )
 }
 
 fn raw_hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -441,7 +485,8 @@ fn status_go_layout_round_trip_with_independent_implementation() {
     let mut rng = rng_from_seed(seed_from_u64(77));
     let mut bob = service(0x32, "bob-dev", SecurityConfig::default());
     let (_, bob_bundle) = bob.own_bundle(T0, &mut rng).unwrap();
-    let spk_b = PublicKey::from_slice(&bob_bundle.signed_pre_keys["bob-dev"].signed_pre_key).unwrap();
+    let spk_b =
+        PublicKey::from_slice(&bob_bundle.signed_pre_keys["bob-dev"].signed_pre_key).unwrap();
     let ik_b = public_key(&key_of(0x32));
 
     // Independent Alice: raw keccak/ECDH/HKDF/HMAC/AES-CTR per security.md §2, §4.
@@ -473,7 +518,8 @@ fn status_go_layout_round_trip_with_independent_implementation() {
             protocol_version: 1,
         },
     );
-    alice_bundle.signature = bundle::sign_material(&bundle::signature_material(&alice_bundle), &ik_a).to_vec();
+    alice_bundle.signature =
+        bundle::sign_material(&bundle::signature_material(&alice_bundle), &ik_a).to_vec();
     let mut msg = ProtocolMessage {
         installation_id: "alice-dev".into(),
         bundles: vec![alice_bundle],
@@ -506,7 +552,10 @@ fn status_go_layout_round_trip_with_independent_implementation() {
             assert_eq!(d.plaintext, b"hello from go-alice");
             assert!(d.forward_secrecy);
             assert_eq!(d.suite, Some(Suite::Status));
-            assert_eq!(d.negotiated_secret, Some(raw_ecdh(&key_of(0x32), &public_key(&ik_a))));
+            assert_eq!(
+                d.negotiated_secret,
+                Some(raw_ecdh(&key_of(0x32), &public_key(&ik_a)))
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -519,7 +568,11 @@ fn status_go_layout_round_trip_with_independent_implementation() {
     let dm = &reply.direct_message["alice-dev"];
     assert!(dm.x3dh_header.is_none(), "responder sends no X3DH header");
     let dr = dm.dr_header.as_ref().unwrap();
-    assert_eq!(dr.id, spk_b.serialize().to_vec(), "bundle id in both directions");
+    assert_eq!(
+        dr.id,
+        spk_b.serialize().to_vec(),
+        "bundle id in both directions"
+    );
     assert_eq!((dr.n, dr.pn), (0, 0));
     let dhs_b = PublicKey::from_slice(&dr.key).unwrap();
     let (_rk2, ckr) = raw_kdf_rk(&rk1, &raw_ecdh(&dhs_a, &dhs_b));
@@ -594,7 +647,12 @@ impl Dev {
         self.log.extend(p);
         m
     }
-    fn recv(&mut self, now: Time, from: &PublicKey, m: &ProtocolMessage) -> Result<Received, SecurityError> {
+    fn recv(
+        &mut self,
+        now: Time,
+        from: &PublicKey,
+        m: &ProtocolMessage,
+    ) -> Result<Received, SecurityError> {
         let wire = m.encode_to_vec();
         let m = ProtocolMessage::decode(wire.as_slice()).unwrap();
         let (p, r) = self.s.decrypt(now, &mut self.rng, from, &m);
@@ -640,13 +698,19 @@ fn conversation_x3dh_confirmation_and_crash_restore() {
     alice.learn(t, &bb);
     let m1 = alice.send(t, &bob.pubkey(), b"one");
     let m2 = alice.send(t, &bob.pubkey(), b"two");
-    assert!(m2.direct_message["b1"].x3dh_header.is_some(), "X3DH repeated until confirmed");
+    assert!(
+        m2.direct_message["b1"].x3dh_header.is_some(),
+        "X3DH repeated until confirmed"
+    );
     alice.restart();
     bob.restart();
     assert_eq!(bob.recv_text(t, &alice.pubkey(), &m2), b"two");
     bob.restart();
     assert_eq!(bob.recv_text(t, &alice.pubkey(), &m1), b"one");
-    assert_eq!(bob.recv(t, &alice.pubkey(), &m1), Err(SecurityError::Replay));
+    assert_eq!(
+        bob.recv(t, &alice.pubkey(), &m1),
+        Err(SecurityError::Replay)
+    );
     let r1 = bob.send(t, &alice.pubkey(), b"reply");
     bob.restart();
     assert_eq!(alice.recv_text(t, &bob.pubkey(), &r1), b"reply");
@@ -667,7 +731,10 @@ fn conversation_x3dh_confirmation_and_crash_restore() {
         m.direct_message.get_mut("b1").unwrap().payload[20] ^= 1;
         m
     };
-    assert_eq!(bob.recv(t, &alice.pubkey(), &bad), Err(SecurityError::Tampered));
+    assert_eq!(
+        bob.recv(t, &alice.pubkey(), &bad),
+        Err(SecurityError::Tampered)
+    );
     assert_eq!(bob.recv_text(t, &alice.pubkey(), &m4), b"four");
     // A bad bundle rejects the whole message.
     m4.bundles[0].timestamp += 1;
@@ -682,7 +749,9 @@ fn multi_device_cap_three_by_activity_and_own_devices() {
     let cfg = SecurityConfig::default();
     let mut alice1 = Dev::new(1, "a1", cfg.clone());
     let mut alice2 = Dev::new(1, "a2", cfg.clone());
-    let mut bobs: Vec<Dev> = (0..4).map(|i| Dev::new(2, &format!("b{i}"), cfg.clone())).collect();
+    let mut bobs: Vec<Dev> = (0..4)
+        .map(|i| Dev::new(2, &format!("b{i}"), cfg.clone()))
+        .collect();
     // Bob's devices become known one after the other (activity order b0 < b1 < b2 < b3).
     for (i, b) in bobs.iter_mut().enumerate() {
         let t = T0 + crate::Duration(i as u64 * 1000);
@@ -696,7 +765,11 @@ fn multi_device_cap_three_by_activity_and_own_devices() {
     let m = alice1.send(t, &bobs[0].pubkey(), b"x");
     let mut targets: Vec<&str> = m.direct_message.keys().map(String::as_str).collect();
     targets.sort();
-    assert_eq!(targets, vec!["b1", "b2", "b3"], "top 3 by activity, own a2 not paired");
+    assert_eq!(
+        targets,
+        vec!["b1", "b2", "b3"],
+        "top 3 by activity, own a2 not paired"
+    );
     alice1
         .s
         .set_installation_enabled(&alice1.pubkey(), "a2", true)
@@ -716,7 +789,13 @@ fn multi_device_cap_three_by_activity_and_own_devices() {
             assert!(reply.direct_message.contains_key(NO_INSTALLATION_ID));
             // Alice reads it as an empty DH message and learns b0 again.
             let r = alice1.recv(t, &bobs[0].pubkey(), &reply).unwrap();
-            assert!(matches!(r, Received::Direct(Decrypted { forward_secrecy: false, .. })));
+            assert!(matches!(
+                r,
+                Received::Direct(Decrypted {
+                    forward_secrecy: false,
+                    ..
+                })
+            ));
         }
         other => panic!("{other:?}"),
     }
@@ -730,7 +809,10 @@ fn multi_device_cap_three_by_activity_and_own_devices() {
     assert!(!m.direct_message.contains_key("b1"));
     // Own device not paired with us: NotPairedDevice.
     let mut alice3 = Dev::new(1, "a3", cfg);
-    assert_eq!(alice3.recv(t, &apub, &m), Err(SecurityError::NotPairedDevice));
+    assert_eq!(
+        alice3.recv(t, &apub, &m),
+        Err(SecurityError::NotPairedDevice)
+    );
 }
 
 #[test]
@@ -749,7 +831,10 @@ fn concurrent_sessions_converge_on_smallest_tie_break() {
     let b_active = bob.active_sessions(&alice.pubkey());
     assert_eq!(a_active.len(), 1);
     assert_eq!(b_active.len(), 1);
-    assert_eq!(a_active[0].tie_break, b_active[0].tie_break, "same session kept");
+    assert_eq!(
+        a_active[0].tie_break, b_active[0].tie_break,
+        "same session kept"
+    );
     let mut all: Vec<Vec<u8>> = alice.s.sessions().map(|s| s.tie_break.clone()).collect();
     all.sort();
     assert_eq!(a_active[0].tie_break, all[0]);
@@ -773,14 +858,20 @@ fn rekey_on_newer_bundle_expired_sessions_kept_14_days_and_stale_devices() {
     let r = bob.send(t1, &alice.pubkey(), b"rotated");
     assert_eq!(r.bundles[0].signed_pre_keys["b1"].version, 2);
     assert_eq!(alice.recv_text(t1, &bob.pubkey(), &r), b"rotated");
-    assert!(alice.active_sessions(&bob.pubkey()).is_empty(), "old session expired by re-key");
+    assert!(
+        alice.active_sessions(&bob.pubkey()).is_empty(),
+        "old session expired by re-key"
+    );
     let m2 = alice.send(t1, &bob.pubkey(), b"new session");
     let x = m2.direct_message["b1"].x3dh_header.clone().unwrap();
     assert_eq!(x.id, r.bundles[0].signed_pre_keys["b1"].signed_pre_key);
     assert_eq!(bob.recv_text(t1, &alice.pubkey(), &m2), b"new session");
     let b_active = bob.active_sessions(&alice.pubkey());
     assert_eq!(b_active.len(), 1);
-    assert_eq!(b_active[0].bundle_id, x.id, "session on the expired prekey superseded");
+    assert_eq!(
+        b_active[0].bundle_id, x.id,
+        "session on the expired prekey superseded"
+    );
     // Late message of the expired session still decrypts within 14 days.
     let t2 = t1 + crate::Duration(13 * DAY);
     let p = bob.s.handle_timeout(t2);
@@ -790,7 +881,9 @@ fn rekey_on_newer_bundle_expired_sessions_kept_14_days_and_stale_devices() {
     let t3 = t1 + crate::Duration(14 * DAY);
     let p = bob.s.handle_timeout(t3);
     assert!(p.iter().any(|p| matches!(p, Persist::SessionDeleted(_))));
-    assert!(p.iter().any(|p| matches!(p, Persist::OwnPreKeyDeleted { version: 1 })));
+    assert!(p
+        .iter()
+        .any(|p| matches!(p, Persist::OwnPreKeyDeleted { version: 1 })));
     assert_eq!(bob.s.handle_timeout(t3), vec![], "idempotent");
     // Stale: Bob's installation not seen in a bundle for > 7 days → DH-only fallback.
     let t4 = t1 + crate::Duration(8 * DAY);
@@ -835,7 +928,10 @@ fn modern_suite_only_when_both_offer() {
     alice.learn(T0, &cb);
     let m = alice.send(T0, &carol.pubkey(), b"status");
     assert_eq!(m.direct_message["c1"].hush_suite, 0);
-    assert_eq!(m.direct_message["c1"].dr_header.as_ref().unwrap().key.len(), 33);
+    assert_eq!(
+        m.direct_message["c1"].dr_header.as_ref().unwrap().key.len(),
+        33
+    );
     assert_eq!(carol.recv_text(T0, &alice.pubkey(), &m), b"status");
     // Only Carol... a modern message to a peer that does not offer it is refused.
     let mut forged = alice.send(T0, &bob.pubkey(), b"x");
@@ -876,8 +972,14 @@ fn unknown_session_and_contact_code_message() {
     let dm = no_key.direct_message.get_mut("b1").unwrap();
     dm.x3dh_header = None;
     dm.dr_header = None;
-    assert_eq!(bob.recv(T0, &alice.pubkey(), &no_key), Err(SecurityError::NoKeySpecified));
+    assert_eq!(
+        bob.recv(T0, &alice.pubkey(), &no_key),
+        Err(SecurityError::NoKeySpecified)
+    );
     let (_, cc) = alice.s.contact_code_message(T0, &mut alice.rng).unwrap();
-    assert_eq!(bob.recv(T0, &alice.pubkey(), &cc), Ok(Received::BundlesOnly));
+    assert_eq!(
+        bob.recv(T0, &alice.pubkey(), &cc),
+        Ok(Received::BundlesOnly)
+    );
     assert!(bob.s.installation(&alice.pubkey(), "a1").is_some());
 }
