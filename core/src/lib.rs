@@ -21,6 +21,7 @@ pub mod node;
 pub mod p2p;
 pub mod rlp;
 pub mod rng;
+pub mod security;
 pub mod time;
 pub mod whisper;
 
