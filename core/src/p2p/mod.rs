@@ -11,5 +11,5 @@ pub mod rlpx;
 pub mod session;
 
 pub use session::{
-    Action, Capability, Config, DisconnectReason, Event, Role, Session, SessionError,
+    Action, Capability, Config, DisconnectReason, Event, Fault, Role, Session, SessionError,
 };

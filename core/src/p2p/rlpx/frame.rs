@@ -205,6 +205,12 @@ impl FrameCodec {
         )
     }
 
+    /// Changes the frame-size limit (clamped to [`MAX_FRAME_SIZE_BYTES`]); a frame whose header
+    /// was already accepted is still read under the old limit.
+    pub fn set_max_frame_size(&mut self, max_frame_size: usize) {
+        self.max_frame_size = max_frame_size.min(MAX_FRAME_SIZE_BYTES);
+    }
+
     /// The frame-size limit in force.
     pub fn max_frame_size(&self) -> usize {
         self.max_frame_size
