@@ -11,6 +11,15 @@
 //!   [`Action::Close`] (after the bytes queued before it), commit [`Action::Persist`] before the
 //!   next action, surface [`Action::Event`]s. Then it arms a timer for [`Node::poll_timeout`] and
 //!   calls [`Node::handle_timeout`] when it fires (early or repeated calls are harmless).
+//! - Dialing: [`Command::AddStaticPeer`] makes the node own a peer's connection. It emits
+//!   [`Action::Dial`] with a connection id it chose (from
+//!   [`crate::p2p::peers::DIAL_CONN_ID_BASE`] up; driver-assigned ids must stay below it); the
+//!   driver opens TCP to the enode's address and reports success with
+//!   [`Node::handle_connection`] (`Direction::Outbound` with the enode's key, same id) or
+//!   failure with [`Node::handle_dial_failed`]. The node redials with backoff when the dial
+//!   fails or the connection ends. Driver-initiated connections work as before.
+//! - Peer limits, duplicate and self connections are decided by [`crate::p2p::peers`]; every
+//!   session end is counted by reason (and by fault when the peer misbehaved) in [`NodeStats`].
 //! - `now` never goes backwards.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -21,7 +30,9 @@ use thiserror::Error;
 
 use crate::chat::service::{ChatConfig, ChatServiceError, PublicChats, Rejected};
 use crate::ecies::{pubkey_from_wire, pubkey_to_wire, public_key};
-use crate::p2p::session::{self, Capability, DisconnectReason, Role, Session};
+use crate::p2p::enode::Enode;
+use crate::p2p::peers::{self, Admission, PeerStats, Peers, PeersError};
+use crate::p2p::session::{self, Capability, DisconnectReason, Fault, Role, Session, SessionError};
 use crate::rng::{child_seed, rng_from_seed, Rng, Seed};
 use crate::time::{earliest, Time};
 use crate::whisper::{self, FilterId, Whisper};
@@ -68,6 +79,11 @@ pub struct NodeConfig {
     /// devp2p session timings and limits (`client_id`, `listen_port` and the capability list
     /// are filled in from this config).
     pub p2p: session::Config,
+    /// Peer limits, static-peer redial backoff.
+    pub peers: peers::Config,
+    /// Capabilities run beside `shh`/6; their messages surface as
+    /// [`Event::CapabilityMessage`] and are sent with [`Command::SendCapabilityMessage`].
+    pub extra_capabilities: Vec<Capability>,
     /// Whisper node settings.
     pub whisper: whisper::Config,
     /// Chat settings.
@@ -81,6 +97,8 @@ impl Default for NodeConfig {
             listen_port: 0,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             p2p: session::Config::default(),
+            peers: peers::Config::default(),
+            extra_capabilities: Vec::new(),
             whisper: whisper::Config::default(),
             chat: ChatConfig::default(),
         }
@@ -107,6 +125,22 @@ pub enum Command {
         /// Message text.
         text: String,
     },
+    /// Keep a connection to this node: dial it now and redial with backoff whenever it is
+    /// lost (see [`Action::Dial`]). Updating the address of a known static peer is allowed.
+    AddStaticPeer(Enode),
+    /// Stop redialing a static peer (an open connection stays).
+    RemoveStaticPeer(NodePublicKey),
+    /// Send a message of an extra capability ([`NodeConfig::extra_capabilities`]) to a peer.
+    SendCapabilityMessage {
+        /// The peer's connection.
+        conn: ConnId,
+        /// Capability name.
+        capability: String,
+        /// Code relative to the capability.
+        code: u64,
+        /// Payload (uncompressed).
+        payload: Vec<u8>,
+    },
 }
 
 /// Things that happened, for the application.
@@ -128,6 +162,17 @@ pub enum Event {
         conn: ConnId,
         /// Why, in words.
         reason: String,
+    },
+    /// A message of an extra capability arrived.
+    CapabilityMessage {
+        /// The peer's connection.
+        conn: ConnId,
+        /// Capability name.
+        capability: String,
+        /// Code relative to the capability.
+        code: u64,
+        /// Payload (uncompressed).
+        payload: Vec<u8>,
     },
     /// A message we sent was accepted and posted.
     MessageSent(ChatMessage),
@@ -157,6 +202,15 @@ pub enum Action {
     Close {
         /// The connection.
         conn: ConnId,
+    },
+    /// Open a TCP connection to `enode.addr` for connection id `conn`, then report it with
+    /// [`Node::handle_connection`] (outbound to `enode.public_key`) or
+    /// [`Node::handle_dial_failed`].
+    Dial {
+        /// The id the connection gets (≥ [`crate::p2p::peers::DIAL_CONN_ID_BASE`]).
+        conn: ConnId,
+        /// Whom to dial.
+        enode: Enode,
     },
     /// Commit before performing the next action.
     Persist(Persist),
@@ -189,6 +243,28 @@ pub enum NodeError {
     /// Whisper refused a post (too large, could not seal, pool full).
     #[error("whisper refused the post: {0}")]
     Post(String),
+    /// Asked to dial our own key.
+    #[error("refusing to dial our own node key")]
+    SelfDial,
+    /// A peer-management request was refused (limits, unknown dial id).
+    #[error(transparent)]
+    Peers(PeersError),
+    /// No such connection.
+    #[error("no connection {0}")]
+    UnknownConnection(ConnId),
+    /// The session refused a send (not established, unknown capability, too large, queue
+    /// full).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl From<PeersError> for NodeError {
+    fn from(e: PeersError) -> Self {
+        match e {
+            PeersError::SelfDial => NodeError::SelfDial,
+            e => NodeError::Peers(e),
+        }
+    }
 }
 
 /// Counters of things a peer or the network did to us (monotonic).
@@ -204,6 +280,16 @@ pub struct NodeStats {
     pub messages_rejected: u64,
     /// Whisper packets for a connection that had already gone.
     pub sends_to_gone_peers: u64,
+    /// Sessions we ended, by the reason we sent.
+    pub disconnects_sent: BTreeMap<DisconnectReason, u64>,
+    /// Sessions the peer ended, by the reason it sent.
+    pub disconnects_received: BTreeMap<DisconnectReason, u64>,
+    /// Sessions we ended because the peer misbehaved (or went silent), by fault.
+    pub peer_faults: BTreeMap<Fault, u64>,
+    /// New connections closed unanswered (connection or handshake limits).
+    pub connections_refused: u64,
+    /// Peer manager counters (dials, limits, duplicates, self connections).
+    pub peers: PeerStats,
 }
 
 struct Peer {
@@ -222,6 +308,7 @@ pub struct Node {
     public: NodePublicKey,
     rng: Rng,
     peers: BTreeMap<ConnId, Peer>,
+    manager: Peers,
     whisper: Whisper,
     chats: PublicChats,
     /// Whisper filter of each joined chat, and back.
@@ -252,6 +339,14 @@ impl Node {
             WHISPER_VERSION,
             WHISPER_CODE_COUNT,
         )];
+        p2p.capabilities.extend(
+            config
+                .extra_capabilities
+                .iter()
+                .filter(|c| c.name != WHISPER_CAPABILITY)
+                .cloned(),
+        );
+        let manager = Peers::new(config.peers.clone(), public);
         let whisper = Whisper::new(config.whisper.clone(), child_seed(&mut rng), now);
         let chats = PublicChats::new(config.chat.clone(), secret);
         Ok(Node {
@@ -261,6 +356,7 @@ impl Node {
             public,
             rng,
             peers: BTreeMap::new(),
+            manager,
             whisper,
             chats,
             filters: BTreeMap::new(),
@@ -308,19 +404,38 @@ impl Node {
             return Err(NodeError::DuplicateConnection(conn));
         }
         let role = match direction {
-            Direction::Outbound { remote } => Role::Initiator {
-                remote: pubkey_from_wire(&remote).map_err(|_| NodeError::InvalidRemoteKey)?,
-            },
+            Direction::Outbound { remote } => {
+                if remote == self.public {
+                    return Err(NodeError::SelfDial);
+                }
+                Role::Initiator {
+                    remote: pubkey_from_wire(&remote).map_err(|_| NodeError::InvalidRemoteKey)?,
+                }
+            }
             Direction::Inbound => Role::Responder,
         };
-        if self.connection_count() >= self.config.max_connections {
+        // Our own dials are bounded by the static peer limit, not by `max_connections`.
+        let own_dial = conn >= peers::DIAL_CONN_ID_BASE;
+        if !own_dial && self.connection_count() >= self.config.max_connections {
             // Inbound: answer nothing and close; outbound: the caller dialed past its budget.
             if matches!(direction, Direction::Outbound { .. }) {
                 return Err(NodeError::TooManyConnections {
                     max: self.config.max_connections,
                 });
             }
+            self.stats.connections_refused += 1;
             self.actions.push_back(Action::Close { conn });
+            return Ok(());
+        }
+        let admission = match direction {
+            Direction::Outbound { remote } => self.manager.handle_outbound(now, conn, &remote)?,
+            Direction::Inbound => self.manager.handle_inbound(now, conn)?,
+        };
+        if let Admission::Reject(_) = admission {
+            // Too many handshakes in flight: close without spending any crypto on it.
+            self.stats.connections_refused += 1;
+            self.actions.push_back(Action::Close { conn });
+            self.sync_stats();
             return Ok(());
         }
         let session = Session::new(
@@ -343,6 +458,14 @@ impl Node {
         Ok(())
     }
 
+    /// A dial from [`Action::Dial`] could not connect.
+    pub fn handle_dial_failed(&mut self, now: Time, conn: ConnId) -> Result<(), NodeError> {
+        self.observe(now);
+        self.manager.handle_dial_failed(now, conn)?;
+        self.sync_stats();
+        Ok(())
+    }
+
     /// Bytes received on a connection.
     pub fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]) {
         self.observe(now);
@@ -357,7 +480,9 @@ impl Node {
     /// The socket of a connection closed (by the remote or after our `Close`).
     pub fn handle_connection_closed(&mut self, now: Time, conn: ConnId) {
         self.observe(now);
+        self.manager.handle_closed(now, conn);
         let Some(peer) = self.peers.remove(&conn) else {
+            self.sync_stats();
             return;
         };
         if !peer.closed {
@@ -388,6 +513,28 @@ impl Node {
                 Ok(())
             }
             Command::SendPublicMessage { chat, text } => self.send_public(now, &chat, &text),
+            Command::AddStaticPeer(enode) => self
+                .manager
+                .add_static(now, enode)
+                .map_err(NodeError::from)
+                .map(|()| self.pump_peers(now)),
+            Command::RemoveStaticPeer(key) => {
+                self.manager.remove_static(&key);
+                Ok(())
+            }
+            Command::SendCapabilityMessage {
+                conn,
+                capability,
+                code,
+                payload,
+            } => match self.peers.get_mut(&conn) {
+                Some(p) if !p.closed => {
+                    let sent = p.session.send(now, &capability, code, &payload);
+                    self.pump_session(now, conn);
+                    sent.map_err(NodeError::from)
+                }
+                _ => Err(NodeError::UnknownConnection(conn)),
+            },
         };
         self.pump(now);
         result
@@ -403,6 +550,8 @@ impl Node {
             }
             self.pump_session(now, conn);
         }
+        self.manager.handle_timeout(now);
+        self.pump_peers(now);
         self.whisper.handle_timeout(now);
         self.pump(now);
     }
@@ -416,12 +565,10 @@ impl Node {
     /// The next deadline.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.peers
-            .values()
-            .filter(|p| !p.closed)
-            .fold(self.whisper.poll_timeout(), |acc, p| {
-                earliest(acc, p.session.poll_timeout())
-            })
+        self.peers.values().filter(|p| !p.closed).fold(
+            earliest(self.whisper.poll_timeout(), self.manager.poll_timeout()),
+            |acc, p| earliest(acc, p.session.poll_timeout()),
+        )
     }
 
     fn observe(&mut self, now: Time) {
@@ -489,13 +636,27 @@ impl Node {
                 session::Action::Event(session::Event::Established {
                     remote, client_id, ..
                 }) => {
-                    peer.whisper_attached = true;
-                    self.whisper.handle_peer_connected(now, conn);
-                    self.actions.push_back(Action::Event(Event::PeerConnected {
-                        conn,
-                        remote: pubkey_to_wire(&remote),
-                        client_id,
-                    }));
+                    let remote = pubkey_to_wire(&remote);
+                    match self.manager.handle_established(now, conn, &remote) {
+                        Admission::Accept => {
+                            if let Some(peer) = self.peers.get_mut(&conn) {
+                                peer.whisper_attached = true;
+                            }
+                            self.whisper.handle_peer_connected(now, conn);
+                            self.actions.push_back(Action::Event(Event::PeerConnected {
+                                conn,
+                                remote,
+                                client_id,
+                            }));
+                        }
+                        Admission::Reject(reason) => {
+                            if let Some(peer) = self.peers.get_mut(&conn) {
+                                peer.session.disconnect(now, reason);
+                            }
+                        }
+                    }
+                    // A duplicate contest may have ended another connection.
+                    self.pump_peers(now);
                 }
                 session::Action::Event(session::Event::Message {
                     capability,
@@ -504,14 +665,34 @@ impl Node {
                 }) => {
                     if capability == WHISPER_CAPABILITY {
                         self.whisper.handle_peer_message(now, conn, code, &payload);
+                    } else {
+                        self.actions
+                            .push_back(Action::Event(Event::CapabilityMessage {
+                                conn,
+                                capability,
+                                code,
+                                payload,
+                            }));
                     }
                 }
                 session::Action::Event(session::Event::Disconnected { reason, by_peer }) => {
+                    let fault = peer.session.fault();
+                    let was_attached = std::mem::replace(&mut peer.whisper_attached, false);
                     self.stats.sessions_closed += 1;
-                    if peer.whisper_attached {
-                        peer.whisper_attached = false;
+                    let by_reason = if by_peer {
+                        &mut self.stats.disconnects_received
+                    } else {
+                        &mut self.stats.disconnects_sent
+                    };
+                    *by_reason.entry(reason).or_default() += 1;
+                    if let Some(fault) = fault {
+                        *self.stats.peer_faults.entry(fault).or_default() += 1;
+                    }
+                    if was_attached {
                         self.whisper.handle_peer_disconnected(now, conn);
                     }
+                    self.manager.handle_closed(now, conn);
+                    self.sync_stats();
                     let who = if by_peer { "by peer" } else { "by us" };
                     self.actions
                         .push_back(Action::Event(Event::PeerDisconnected {
@@ -520,6 +701,31 @@ impl Node {
                         }));
                 }
             }
+        }
+    }
+
+    /// Performs the peer manager's requests: dials become [`Action::Dial`], duplicate losers
+    /// are disconnected.
+    fn pump_peers(&mut self, now: Time) {
+        while let Some(action) = self.manager.poll_action() {
+            match action {
+                peers::Action::Dial { conn, enode } => {
+                    self.actions.push_back(Action::Dial { conn, enode })
+                }
+                peers::Action::Disconnect { conn, reason } => {
+                    if let Some(p) = self.peers.get_mut(&conn) {
+                        p.session.disconnect(now, reason);
+                    }
+                    self.pump_session(now, conn);
+                }
+            }
+        }
+        self.sync_stats();
+    }
+
+    fn sync_stats(&mut self) {
+        if self.stats.peers != *self.manager.stats() {
+            self.stats.peers = self.manager.stats().clone();
         }
     }
 

@@ -80,6 +80,8 @@ pub trait Stack {
     fn poll_action(&mut self) -> Option<Action>;
     /// The next deadline.
     fn poll_timeout(&self) -> Option<Time>;
+    /// A dial the stack asked for (`Action::Dial`) could not connect.
+    fn handle_dial_failed(&mut self, now: Time, conn: ConnId);
 }
 
 impl Stack for Node {
@@ -111,6 +113,10 @@ impl Stack for Node {
     }
     fn poll_timeout(&self) -> Option<Time> {
         Node::poll_timeout(self)
+    }
+    fn handle_dial_failed(&mut self, now: Time, conn: ConnId) {
+        // Err only for a conn the node does not know: then there is nothing to retry.
+        let _ = Node::handle_dial_failed(self, now, conn);
     }
 }
 
@@ -236,6 +242,18 @@ enum Input {
         attempt: u32,
         error: String,
         retry_in_ms: Option<u64>,
+    },
+    /// A dial the node asked for (`Action::Dial`) connected.
+    CoreDialed {
+        conn: ConnId,
+        stream: TcpStream,
+        enode: Enode,
+    },
+    /// A dial the node asked for failed; the node decides about retrying.
+    CoreDialFailed {
+        conn: ConnId,
+        enode: Enode,
+        error: String,
     },
     Bytes {
         conn: ConnId,
@@ -366,6 +384,11 @@ impl<S: Stack> Driver<S> {
     fn new_conn(&mut self, stream: TcpStream, direction: Direction) {
         let conn = self.next_conn;
         self.next_conn += 1;
+        self.attach_conn(conn, stream, direction);
+    }
+
+    /// Starts the reader and writer of `stream` as connection `conn` and tells the stack.
+    fn attach_conn(&mut self, conn: ConnId, stream: TcpStream, direction: Direction) {
         let (wtx, wrx) = smol::channel::unbounded();
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let reader = smol::spawn(read_loop(conn, stream.clone(), self.tx.clone()));
@@ -427,6 +450,24 @@ impl<S: Stack> Driver<S> {
                     enode.addr
                 ));
             }
+            Input::CoreDialed {
+                conn,
+                stream,
+                enode,
+            } => {
+                tracing::debug!(%enode, conn, "dialed for the node");
+                self.attach_conn(
+                    conn,
+                    stream,
+                    Direction::Outbound {
+                        remote: enode.public_key,
+                    },
+                );
+            }
+            Input::CoreDialFailed { conn, enode, error } => {
+                self.err_line(&format!("hush: dial {} failed: {error}", enode.addr));
+                self.stack.handle_dial_failed(now, conn);
+            }
             Input::Bytes { conn, bytes } => {
                 if self.conns.contains_key(&conn) {
                     self.stack.handle_bytes(now, conn, &bytes);
@@ -460,6 +501,10 @@ impl<S: Stack> Driver<S> {
         while let Some(action) = self.stack.poll_action() {
             match action {
                 Action::Send { conn, bytes } => self.send(conn, bytes),
+                // One attempt; the node owns redial and backoff (core::p2p::peers).
+                Action::Dial { conn, enode } => {
+                    smol::spawn(core_dial(conn, enode, self.tx.clone())).detach()
+                }
                 Action::Close { conn } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         if !c.closing {
@@ -589,6 +634,23 @@ async fn dial(enode: Enode, policy: DialPolicy, tx: Sender<Input>) {
             }
         }
     }
+}
+
+/// One connection attempt on behalf of the node.
+async fn core_dial(conn: ConnId, enode: Enode, tx: Sender<Input>) {
+    let input = match TcpStream::connect(enode.addr).await {
+        Ok(stream) => Input::CoreDialed {
+            conn,
+            stream,
+            enode,
+        },
+        Err(e) => Input::CoreDialFailed {
+            conn,
+            enode,
+            error: e.to_string(),
+        },
+    };
+    let _ = tx.send(input).await;
 }
 
 async fn read_loop(conn: ConnId, mut stream: TcpStream, tx: Sender<Input>) {

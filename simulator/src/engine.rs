@@ -577,6 +577,9 @@ impl<H: Host> Sim<H> {
 
     fn perform(&mut self, node: NodeIndex, action: Action) {
         match action {
+            // Links are opened by the runner from the topology; no scenario adds static peers
+            // yet, so a core-initiated dial is unexpected here and counted.
+            Action::Dial { .. } => self.counters.invalid_actions += 1,
             Action::Send { conn, bytes } => {
                 self.metrics.on_send(node, bytes.len());
                 let Some(&(link, side)) = self.nodes[node].conns.get(&conn) else {
@@ -780,6 +783,9 @@ fn trace_command(trace: &mut TraceHasher, command: &Command) {
         Command::SendPublicMessage { chat, text } => {
             trace.u8(3).bytes(chat.as_bytes()).bytes(text.as_bytes())
         }
+        // Commands scenarios do not issue yet: hashed by their debug form, which is
+        // deterministic for these plain-data values.
+        other => trace.u8(4).bytes(format!("{other:?}").as_bytes()),
     };
 }
 

@@ -244,6 +244,9 @@ impl Host for FloodHost {
             Command::LeavePublicChat { name } => {
                 self.joined.remove(&name);
             }
+            Command::AddStaticPeer(_)
+            | Command::RemoveStaticPeer(_)
+            | Command::SendCapabilityMessage { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 if chat.is_empty() || chat.len() > usize::from(u8::MAX) {
                     return Err(NodeError::Chat(

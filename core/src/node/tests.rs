@@ -2,6 +2,7 @@
 //! fake clock (the simulator does the same at scale).
 
 use super::*;
+use crate::p2p::peers::DIAL_CONN_ID_BASE;
 use crate::rng::seed_from_u64;
 
 const START: Time = Time(1_575_158_400_000);
@@ -21,20 +22,20 @@ struct Net {
     events: Vec<(usize, Event)>,
     persisted: Vec<(usize, Persist)>,
     closed: Vec<(usize, ConnId)>,
+    next_conn: ConnId,
+    /// Nodes whose dials are answered with "connection refused".
+    unreachable: Vec<usize>,
+    dials: Vec<(usize, ConnId, Enode)>,
 }
 
 impl Net {
     fn new(n: usize) -> Net {
+        Net::with_config(n, |_| NodeConfig::default())
+    }
+
+    fn with_config(n: usize, config: impl Fn(usize) -> NodeConfig) -> Net {
         let nodes = (0..n)
-            .map(|i| {
-                Node::new(
-                    NodeConfig::default(),
-                    key(i as u8),
-                    seed_from_u64(i as u64),
-                    START,
-                )
-                .unwrap()
-            })
+            .map(|i| Node::new(config(i), key(i as u8), seed_from_u64(i as u64), START).unwrap())
             .collect();
         Net {
             nodes,
@@ -43,11 +44,67 @@ impl Net {
             events: vec![],
             persisted: vec![],
             closed: vec![],
+            next_conn: 1,
+            unreachable: vec![],
+            dials: vec![],
         }
     }
 
+    fn enode(&self, i: usize) -> Enode {
+        Enode::new(
+            self.nodes[i].public_key(),
+            std::net::SocketAddr::from(([10, 0, 0, i as u8], 30303)),
+        )
+    }
+
+    /// Performs a node's dial: connects to the node with that key unless it is unreachable.
+    fn dial(&mut self, i: usize, conn: ConnId, enode: Enode) {
+        self.dials.push((i, conn, enode));
+        let target =
+            (0..self.nodes.len()).find(|&j| self.nodes[j].public_key() == enode.public_key);
+        match target {
+            Some(j) if !self.unreachable.contains(&j) => {
+                let inbound = self.next_conn;
+                self.next_conn += 1;
+                self.links.insert((i, conn), (j, inbound));
+                self.links.insert((j, inbound), (i, conn));
+                self.nodes[j]
+                    .handle_connection(self.now, inbound, Direction::Inbound)
+                    .unwrap();
+                self.nodes[i]
+                    .handle_connection(
+                        self.now,
+                        conn,
+                        Direction::Outbound {
+                            remote: enode.public_key,
+                        },
+                    )
+                    .unwrap();
+            }
+            _ => self.nodes[i].handle_dial_failed(self.now, conn).unwrap(),
+        }
+    }
+
+    /// Cuts every link of node `i` as a network failure would (both ends see a closed socket).
+    fn cut(&mut self, i: usize) {
+        let ends: Vec<((usize, ConnId), (usize, ConnId))> = self
+            .links
+            .iter()
+            .filter(|(a, _)| a.0 == i)
+            .map(|(a, b)| (*a, *b))
+            .collect();
+        for (a, b) in ends {
+            self.links.remove(&a);
+            self.links.remove(&b);
+            self.nodes[a.0].handle_connection_closed(self.now, a.1);
+            self.nodes[b.0].handle_connection_closed(self.now, b.1);
+        }
+        self.flush();
+    }
+
     fn connect(&mut self, a: usize, b: usize) {
-        let conn = self.links.len() as ConnId + 1;
+        let conn = self.next_conn;
+        self.next_conn += 1;
         self.links.insert((a, conn), (b, conn));
         self.links.insert((b, conn), (a, conn));
         let remote = self.nodes[b].public_key();
@@ -81,6 +138,7 @@ impl Net {
                             }
                             self.nodes[i].handle_connection_closed(self.now, conn);
                         }
+                        Action::Dial { conn, enode } => self.dial(i, conn, enode),
                         Action::Persist(p) => self.persisted.push((i, p)),
                         Action::Event(e) => self.events.push((i, e)),
                     }
@@ -289,4 +347,246 @@ fn same_seed_same_bytes() {
         out
     };
     assert_eq!(run(), run());
+}
+
+fn connected_events(net: &Net, node: usize) -> usize {
+    net.events
+        .iter()
+        .filter(|(i, e)| *i == node && matches!(e, Event::PeerConnected { .. }))
+        .count()
+}
+
+fn disconnected_events(net: &Net, node: usize) -> Vec<String> {
+    net.events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            Event::PeerDisconnected { reason, .. } if *i == node => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn with_test_capability(_: usize) -> NodeConfig {
+    NodeConfig {
+        extra_capabilities: vec![Capability::new("tst", 1, 8)],
+        ..NodeConfig::default()
+    }
+}
+
+/// The done-when run: two nodes sharing two capabilities (Whisper chat traffic and a second
+/// capability's messages both ways) over six simulated hours of pings stay connected.
+#[test]
+fn two_capabilities_of_traffic_stay_connected_over_a_long_run() {
+    let mut net = Net::with_config(2, with_test_capability);
+    net.connect(0, 1);
+    net.advance(100);
+    assert_eq!(connected_events(&net, 0), 1);
+    net.command(0, join("long"));
+    net.command(1, join("long"));
+    let conn = 1;
+    let hours = 6;
+    let minutes = hours * 60;
+    for minute in 0..minutes {
+        if minute % 10 == 0 {
+            net.command(0, send("long", &format!("m{minute}")));
+        }
+        for (node, code) in [(0usize, 1u64), (1, 7)] {
+            net.command(
+                node,
+                Command::SendCapabilityMessage {
+                    conn,
+                    capability: "tst".into(),
+                    code,
+                    payload: vec![minute as u8; 100],
+                },
+            );
+        }
+        net.advance(60_000);
+    }
+    assert!(net.closed.is_empty(), "{:?}", net.closed);
+    assert!(disconnected_events(&net, 0).is_empty());
+    for node in 0..2 {
+        assert_eq!(net.nodes[node].connection_count(), 1);
+        assert_eq!(net.nodes[node].stats().sessions_closed, 0);
+        let tst: Vec<u64> = net
+            .events
+            .iter()
+            .filter_map(|(i, e)| match e {
+                Event::CapabilityMessage {
+                    capability, code, ..
+                } if *i == node && capability == "tst" => Some(*code),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tst.len(), minutes as usize, "node {node}");
+        assert!(tst.iter().all(|&c| c == if node == 0 { 7 } else { 1 }));
+    }
+    assert_eq!(net.received(1).len(), (minutes / 10) as usize);
+    // Unknown capability / connection are errors, not panics.
+    assert!(matches!(
+        net.nodes[0].handle_command(
+            net.now,
+            Command::SendCapabilityMessage {
+                conn,
+                capability: "nope".into(),
+                code: 0,
+                payload: vec![],
+            }
+        ),
+        Err(NodeError::Session(SessionError::UnknownCapability { .. }))
+    ));
+    assert_eq!(
+        net.nodes[0].handle_command(
+            net.now,
+            Command::SendCapabilityMessage {
+                conn: 99,
+                capability: "tst".into(),
+                code: 0,
+                payload: vec![],
+            }
+        ),
+        Err(NodeError::UnknownConnection(99))
+    );
+}
+
+#[test]
+fn static_peer_is_dialed_by_the_node_and_redialed_after_loss() {
+    let mut net = Net::new(2);
+    let target = net.enode(1);
+    net.unreachable.push(1);
+    net.command(0, Command::AddStaticPeer(target));
+    assert_eq!(net.dials.len(), 1);
+    assert!(net.dials[0].1 >= DIAL_CONN_ID_BASE);
+    // Unreachable: redialed after 1 s, 2 s, 4 s...
+    net.advance(3_500);
+    assert_eq!(net.dials.len(), 3);
+    assert_eq!(net.nodes[0].stats().peers.dials_failed, 3);
+    net.unreachable.clear();
+    net.advance(5_000);
+    assert_eq!(net.dials.len(), 4);
+    assert_eq!(connected_events(&net, 0), 1);
+    assert_eq!(net.nodes[0].connection_count(), 1);
+    // The link is cut: node 0 redials on its own, node 1 just accepts.
+    net.cut(0);
+    assert_eq!(net.nodes[0].connection_count(), 0);
+    net.advance(60_000);
+    assert_eq!(connected_events(&net, 0), 2);
+    assert_eq!(net.nodes[0].connection_count(), 1);
+    assert_eq!(net.dials.len(), 5);
+    // Self-dial is refused.
+    let me = net.enode(0);
+    assert_eq!(
+        net.nodes[0].handle_command(net.now, Command::AddStaticPeer(me)),
+        Err(NodeError::SelfDial)
+    );
+    let own = net.nodes[0].public_key();
+    assert_eq!(
+        net.nodes[0].handle_connection(net.now, 7, Direction::Outbound { remote: own }),
+        Err(NodeError::SelfDial)
+    );
+}
+
+#[test]
+fn mutual_static_peers_keep_exactly_one_connection() {
+    let mut net = Net::new(2);
+    let (e0, e1) = (net.enode(0), net.enode(1));
+    // Both dial each other in the same instant.
+    net.nodes[0]
+        .handle_command(net.now, Command::AddStaticPeer(e1))
+        .unwrap();
+    net.nodes[1]
+        .handle_command(net.now, Command::AddStaticPeer(e0))
+        .unwrap();
+    net.advance(10_000);
+    for node in 0..2 {
+        assert_eq!(net.nodes[node].connection_count(), 1, "node {node}");
+    }
+    let dups: u64 = (0..2).map(|n| net.nodes[n].stats().peers.duplicates).sum();
+    assert!(dups >= 1);
+    let already: u64 = (0..2)
+        .map(|n| {
+            net.nodes[n]
+                .stats()
+                .disconnects_sent
+                .get(&DisconnectReason::AlreadyConnected)
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert!(already >= 1, "{:?}", net.nodes[0].stats());
+    // And it stays that way (no redial storm): one more minute changes nothing.
+    let dials = net.dials.len();
+    net.advance(60_000);
+    assert_eq!(net.dials.len(), dials);
+    assert_eq!(net.nodes[0].connection_count(), 1);
+    // The surviving connection carries traffic.
+    net.command(0, join("dup"));
+    net.command(1, join("dup"));
+    net.command(0, send("dup", "once"));
+    net.advance(2_000);
+    assert_eq!(net.received(1).len(), 1);
+}
+
+#[test]
+fn inbound_limit_answers_too_many_peers() {
+    let mut net = Net::with_config(3, |i| NodeConfig {
+        peers: crate::p2p::peers::Config {
+            max_inbound: if i == 0 { 1 } else { 16 },
+            ..Default::default()
+        },
+        ..NodeConfig::default()
+    });
+    net.connect(1, 0);
+    net.advance(100);
+    net.connect(2, 0);
+    net.advance(100);
+    assert_eq!(net.nodes[0].connection_count(), 1);
+    assert_eq!(
+        net.nodes[2]
+            .stats()
+            .disconnects_received
+            .get(&DisconnectReason::TooManyPeers),
+        Some(&1)
+    );
+    assert_eq!(net.nodes[0].stats().peers.rejected_too_many_peers, 1);
+}
+
+#[test]
+fn peer_faults_are_counted_by_reason_and_fault() {
+    let mut net = Net::new(2);
+    net.connect(0, 1);
+    net.advance(100);
+    net.nodes[0].handle_bytes(net.now, 1, &[0xde; 300]);
+    net.flush();
+    let s0 = net.nodes[0].stats();
+    assert_eq!(s0.peer_faults.get(&Fault::BadHeaderMac), Some(&1));
+    assert_eq!(
+        s0.disconnects_sent.get(&DisconnectReason::ProtocolError),
+        Some(&1)
+    );
+    // Node 1 got our Disconnect (its bytes were fine): counted as received, no fault.
+    let s1 = net.nodes[1].stats();
+    assert_eq!(
+        s1.disconnects_received
+            .get(&DisconnectReason::ProtocolError),
+        Some(&1)
+    );
+    assert!(s1.peer_faults.is_empty());
+}
+
+#[test]
+fn silent_peer_is_dropped_with_read_timeout() {
+    let mut net = Net::new(1);
+    // A peer that connects and never says anything.
+    net.nodes[0]
+        .handle_connection(net.now, 5, Direction::Inbound)
+        .unwrap();
+    net.advance(10_000);
+    let s = net.nodes[0].stats();
+    assert_eq!(s.peer_faults.get(&Fault::HandshakeTimeout), Some(&1));
+    assert_eq!(
+        s.disconnects_sent.get(&DisconnectReason::ReadTimeout),
+        Some(&1)
+    );
+    assert_eq!(net.nodes[0].connection_count(), 0);
 }

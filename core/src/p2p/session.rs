@@ -30,7 +30,9 @@ use secp256k1::{PublicKey, SecretKey};
 use thiserror::Error;
 
 use super::rlpx::frame::{FrameCodec, FrameError, MAX_FRAME_SIZE_BYTES};
-use super::rlpx::handshake::{Initiator, Responder, MAX_HANDSHAKE_PACKET_BYTES};
+use super::rlpx::handshake::{
+    HandshakeError, Initiator, PacketFormat, Responder, MAX_HANDSHAKE_PACKET_BYTES,
+};
 use crate::ecies;
 use crate::rlp::{Encoder, Rlp, RlpError};
 use crate::rng::{rng_from_seed, Rng, Seed};
@@ -55,6 +57,16 @@ pub const DEFAULT_PING_INTERVAL_MS: u64 = 15_000;
 pub const DEFAULT_PONG_TIMEOUT_MS: u64 = 30_000;
 /// Budget for the encryption handshake plus Hello (geth `handshakeTimeout`).
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// Lowest base protocol version we accept in a remote Hello. geth 1.9 checks none; hush
+/// refuses versions before 4 (devp2p as deployed since 2015, rlpx.md §7) with
+/// `IncompatibleVersion`. Version 4 peers get no snappy (EIP-706).
+pub const DEFAULT_MIN_REMOTE_PROTOCOL_VERSION: u64 = 4;
+/// Bytes the session may hold in its action queue (not yet taken by `poll_action`) before
+/// [`Session::send`] refuses more with [`SessionError::OutputQueueFull`]: one maximum message
+/// plus room for the base protocol's own frames.
+pub const DEFAULT_MAX_QUEUED_OUTPUT_BYTES: usize = MAX_MESSAGE_SIZE_BYTES + 64 * 1024;
+/// Largest RLP encoding of a message code (a `u64`: 1 prefix byte + 8).
+const MAX_CODE_BYTES: usize = 9;
 
 /// Base protocol message ids (rlpx.md §7).
 const HELLO: u64 = 0x00;
@@ -102,6 +114,15 @@ pub struct Config {
     /// Largest uncompressed message payload sent or accepted (clamped to
     /// [`MAX_MESSAGE_SIZE_BYTES`]).
     pub max_message_size: usize,
+    /// Format of the auth packet we send when dialing (geth: always EIP-8). As responder we
+    /// answer in the format the initiator used.
+    pub auth_format: PacketFormat,
+    /// Remote Hellos announcing a lower base protocol version are refused with
+    /// `IncompatibleVersion`.
+    pub min_remote_protocol_version: u64,
+    /// Bound on bytes queued in the session and not yet drained (see
+    /// [`DEFAULT_MAX_QUEUED_OUTPUT_BYTES`]).
+    pub max_queued_output_bytes: usize,
 }
 
 impl Default for Config {
@@ -115,6 +136,9 @@ impl Default for Config {
             pong_timeout_ms: DEFAULT_PONG_TIMEOUT_MS,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
             max_message_size: MAX_MESSAGE_SIZE_BYTES,
+            auth_format: PacketFormat::Eip8,
+            min_remote_protocol_version: DEFAULT_MIN_REMOTE_PROTOCOL_VERSION,
+            max_queued_output_bytes: DEFAULT_MAX_QUEUED_OUTPUT_BYTES,
         }
     }
 }
@@ -283,6 +307,114 @@ pub enum SessionError {
         /// The limit.
         max: usize,
     },
+    /// The output queue holds `max_queued_output_bytes` already: drain `poll_action` first.
+    #[error("output queue full ({queued} bytes queued, limit {max})")]
+    OutputQueueFull {
+        /// Bytes queued.
+        queued: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// What a peer did wrong (or failed to do), recorded when the session ends because of it.
+/// One fault maps to one [`DisconnectReason`]; the fault is the finer label for counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The auth/ack did not decrypt (wrong key, tampering, not RLPx).
+    HandshakeDecrypt,
+    /// The EIP-8 size prefix is below the legacy packet size ("size underflow").
+    HandshakeSizeUnderflow,
+    /// The decrypted auth/ack body is malformed (RLP, public key).
+    HandshakeBody,
+    /// The auth signature does not recover a key.
+    HandshakeSignature,
+    /// Handshake plus Hello took longer than `handshake_timeout_ms`.
+    HandshakeTimeout,
+    /// Header MAC mismatch ("bad header MAC").
+    BadHeaderMac,
+    /// Frame MAC mismatch ("bad frame MAC").
+    BadFrameMac,
+    /// A frame header announced more than the frame limit.
+    FrameTooLarge,
+    /// A frame did not start with an RLP message code.
+    BadMessageCode,
+    /// The first message was neither Hello nor Disconnect ("expected handshake").
+    ExpectedHello,
+    /// The Hello is larger than [`MAX_HELLO_BYTES`] ("message too big").
+    HelloTooLarge,
+    /// The Hello does not decode.
+    BadHello,
+    /// The Hello announces a base protocol version below the minimum.
+    IncompatibleVersion,
+    /// The Hello node id is not 64 bytes or is all zero.
+    InvalidIdentity,
+    /// The Hello node id differs from the handshake key.
+    UnexpectedIdentity,
+    /// The remote is ourselves.
+    SelfConnect,
+    /// No capability in common.
+    UselessPeer,
+    /// A snappy payload does not decode.
+    BadSnappy,
+    /// A (decompressed) message exceeds `max_message_size`.
+    MessageTooLarge,
+    /// A message code outside every shared capability ("msg code out of range").
+    CodeOutOfRange,
+    /// A Ping stayed unanswered for `pong_timeout_ms`.
+    PongTimeout,
+}
+
+impl Fault {
+    /// The Disconnect reason sent for this fault (geth `discReasonForError`, rlpx.md §7).
+    pub fn reason(self) -> DisconnectReason {
+        use Fault::*;
+        match self {
+            HandshakeTimeout | PongTimeout => DisconnectReason::ReadTimeout,
+            IncompatibleVersion => DisconnectReason::IncompatibleVersion,
+            InvalidIdentity => DisconnectReason::InvalidIdentity,
+            UnexpectedIdentity => DisconnectReason::UnexpectedIdentity,
+            SelfConnect => DisconnectReason::SelfConnect,
+            UselessPeer => DisconnectReason::UselessPeer,
+            HandshakeDecrypt
+            | HandshakeSizeUnderflow
+            | HandshakeBody
+            | HandshakeSignature
+            | BadHeaderMac
+            | BadFrameMac
+            | FrameTooLarge
+            | BadMessageCode
+            | ExpectedHello
+            | HelloTooLarge
+            | BadHello
+            | BadSnappy
+            | MessageTooLarge
+            | CodeOutOfRange => DisconnectReason::ProtocolError,
+        }
+    }
+}
+
+impl From<&HandshakeError> for Fault {
+    fn from(e: &HandshakeError) -> Fault {
+        match e {
+            HandshakeError::SizeUnderflow { .. } => Fault::HandshakeSizeUnderflow,
+            HandshakeError::Rlp(_) | HandshakeError::InvalidPublicKey => Fault::HandshakeBody,
+            HandshakeError::InvalidSignature => Fault::HandshakeSignature,
+            _ => Fault::HandshakeDecrypt,
+        }
+    }
+}
+
+impl From<&FrameError> for Fault {
+    fn from(e: &FrameError) -> Fault {
+        match e {
+            FrameError::BadHeaderMac => Fault::BadHeaderMac,
+            FrameError::BadFrameMac => Fault::BadFrameMac,
+            FrameError::FrameTooLarge { .. } => Fault::FrameTooLarge,
+            _ => Fault::BadMessageCode,
+        }
+    }
 }
 
 /// A decoded Hello (rlpx.md §7).
@@ -444,6 +576,10 @@ pub struct Session {
     next_ping: Option<Time>,
     pong_deadline: Option<Time>,
     last_now: Time,
+    /// Bytes of `Transmit` actions not yet drained.
+    queued_output: usize,
+    /// Why the peer was dropped, if it was its fault.
+    fault: Option<Fault>,
 }
 
 impl fmt::Debug for Session {
@@ -457,13 +593,19 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    /// A new session. An initiator queues its auth packet at once.
+    /// A new session. An initiator queues its auth packet at once; dialing our own key ends
+    /// the session at once with `SelfConnect` (nothing is sent).
     pub fn new(config: Arc<Config>, local: SecretKey, role: Role, seed: Seed, now: Time) -> Self {
         let mut rng = rng_from_seed(seed);
         let mut actions = VecDeque::new();
+        let mut self_dial = false;
         let (phase, remote) = match role {
+            Role::Initiator { remote } if remote == ecies::public_key(&local) => {
+                self_dial = true;
+                (Phase::AwaitHello, Some(remote))
+            }
             Role::Initiator { remote } => {
-                let init = Initiator::new(&mut rng, local, remote);
+                let init = Initiator::new_with_format(&mut rng, local, remote, config.auth_format);
                 actions.push_back(Action::Transmit(init.auth_packet().to_vec()));
                 (Phase::AwaitAck(Box::new(init)), Some(remote))
             }
@@ -472,7 +614,7 @@ impl Session {
                 None,
             ),
         };
-        Session {
+        let mut session = Session {
             handshake_deadline: now.plus_millis(config.handshake_timeout_ms),
             config,
             local,
@@ -487,7 +629,31 @@ impl Session {
             next_ping: None,
             pong_deadline: None,
             last_now: now,
+            queued_output: 0,
+            fault: None,
+        };
+        session.queued_output = session
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::Transmit(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        if self_dial {
+            session.fail(Fault::SelfConnect);
         }
+        session
+    }
+
+    /// The peer fault that ended the session, if it ended because of one.
+    pub fn fault(&self) -> Option<Fault> {
+        self.fault
+    }
+
+    /// Bytes of `Transmit` actions queued and not yet drained.
+    pub fn queued_output_bytes(&self) -> usize {
+        self.queued_output
     }
 
     /// The remote static key, once known (at once when dialing, after the auth otherwise).
@@ -540,6 +706,12 @@ impl Session {
             });
         }
         let absolute = shared.offset.saturating_add(code);
+        if self.queued_output >= self.config.max_queued_output_bytes {
+            return Err(SessionError::OutputQueueFull {
+                queued: self.queued_output,
+                max: self.config.max_queued_output_bytes,
+            });
+        }
         let max = self.max_message_size();
         if payload.len() > max {
             return Err(SessionError::MessageTooLarge {
@@ -567,7 +739,7 @@ impl Session {
             Phase::Closed => {}
             Phase::Established => {
                 if self.pong_deadline.is_some_and(|d| now >= d) {
-                    self.close(DisconnectReason::ReadTimeout, false);
+                    self.fail(Fault::PongTimeout);
                     return;
                 }
                 if self.next_ping.is_some_and(|t| now >= t) {
@@ -584,7 +756,7 @@ impl Session {
             }
             _ => {
                 if now >= self.handshake_deadline {
-                    self.close(DisconnectReason::ReadTimeout, false);
+                    self.fail(Fault::HandshakeTimeout);
                 }
             }
         }
@@ -593,7 +765,11 @@ impl Session {
     /// The next output, if any. Drain until `None` after every input.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if let Some(Action::Transmit(bytes)) = &action {
+            self.queued_output = self.queued_output.saturating_sub(bytes.len());
+        }
+        action
     }
 
     /// The next deadline at which [`Session::handle_timeout`] must be called.
@@ -628,6 +804,7 @@ impl Session {
 
     /// Queues bytes for the socket, merging with a preceding `Transmit`.
     fn push_transmit(&mut self, bytes: Vec<u8>) {
+        self.queued_output = self.queued_output.saturating_add(bytes.len());
         if let Some(Action::Transmit(last)) = self.actions.back_mut() {
             last.extend_from_slice(&bytes);
         } else {
@@ -658,6 +835,14 @@ impl Session {
         codec.seal(code, body, &mut out)?;
         self.push_transmit(out);
         Ok(())
+    }
+
+    /// Ends the session because of a peer fault, recording it.
+    fn fail(&mut self, fault: Fault) {
+        if !matches!(self.phase, Phase::Closed) && self.fault.is_none() {
+            self.fault = Some(fault);
+        }
+        self.close(fault.reason(), false);
     }
 
     /// Ends the session once: best-effort Disconnect, the final event, Close.
@@ -712,9 +897,9 @@ impl Session {
                     self.start_frames(secrets);
                     true
                 }
-                Err(_) => {
+                Err(e) => {
                     self.phase = Phase::AwaitAck(init);
-                    self.close(DisconnectReason::ProtocolError, false);
+                    self.fail(Fault::from(&e));
                     true
                 }
             },
@@ -722,6 +907,14 @@ impl Session {
                 Ok(None) => {
                     self.phase = Phase::AwaitAuth(resp);
                     false
+                }
+                Ok(Some((auth, _, _)))
+                    if auth.initiator_pubkey == ecies::public_key(&self.local) =>
+                {
+                    // Our own auth came back (we dialed our own address): geth `DiscSelf`.
+                    self.phase = Phase::AwaitAuth(resp);
+                    self.fail(Fault::SelfConnect);
+                    true
                 }
                 Ok(Some((auth, format, used))) => {
                     let auth_packet: Vec<u8> = self.inbuf.drain(..used).collect();
@@ -732,16 +925,16 @@ impl Session {
                             self.push_transmit(ack_packet);
                             self.start_frames(secrets);
                         }
-                        Err(_) => {
+                        Err(e) => {
                             self.phase = Phase::AwaitHello; // any non-closed phase
-                            self.close(DisconnectReason::ProtocolError, false);
+                            self.fail(Fault::from(&e));
                         }
                     }
                     true
                 }
-                Err(_) => {
+                Err(e) => {
                     self.phase = Phase::AwaitAuth(resp);
-                    self.close(DisconnectReason::ProtocolError, false);
+                    self.fail(Fault::from(&e));
                     true
                 }
             },
@@ -770,7 +963,14 @@ impl Session {
             extra_elements: 0,
         };
         if self.send_frame(HELLO, &encode_hello(&hello)).is_err() {
+            // Our own Hello too large for the frame limit: a configuration problem.
             self.close(DisconnectReason::ProtocolError, false);
+            return;
+        }
+        // Until the Hello is in, the frame limit is the Hello limit ([G-rlpx]
+        // `baseProtocolMaxMsgSize`), so a peer cannot make us buffer 16 MiB before it is known.
+        if let Some(codec) = self.codec.as_mut() {
+            codec.set_max_frame_size(MAX_HELLO_BYTES + MAX_CODE_BYTES);
         }
     }
 
@@ -785,8 +985,12 @@ impl Session {
                 self.handle_message(code, data);
                 true
             }
-            Err(_) => {
-                self.close(DisconnectReason::ProtocolError, false);
+            Err(e) => {
+                let fault = match (&e, &self.phase) {
+                    (FrameError::FrameTooLarge { .. }, Phase::AwaitHello) => Fault::HelloTooLarge,
+                    _ => Fault::from(&e),
+                };
+                self.fail(fault);
                 true
             }
         }
@@ -798,14 +1002,14 @@ impl Session {
                 HELLO => self.handle_hello(&data),
                 DISCONNECT => self.close(decode_disconnect(&data), true),
                 // geth: "expected handshake, got <code>"
-                _ => self.close(DisconnectReason::ProtocolError, false),
+                _ => self.fail(Fault::ExpectedHello),
             }
             return;
         }
         let payload = if self.snappy {
             match self.decompress(&data) {
-                Some(p) => p,
-                None => return self.close(DisconnectReason::ProtocolError, false),
+                Ok(p) => p,
+                Err(fault) => return self.fail(fault),
             }
         } else {
             data
@@ -835,42 +1039,52 @@ impl Session {
                         self.actions.push_back(Action::Event(event));
                     }
                     // geth: "msg code out of range" → errInvalidMsgCode → DiscProtocolError
-                    None => self.close(DisconnectReason::ProtocolError, false),
+                    None => self.fail(Fault::CodeOutOfRange),
                 }
             }
         }
     }
 
-    /// Snappy-decodes a payload, checking the announced length against the limit first.
-    fn decompress(&self, data: &[u8]) -> Option<Vec<u8>> {
-        let len = snap::raw::decompress_len(data).ok()?;
+    /// Snappy-decodes a payload, checking the announced length against the limit first
+    /// (rlpx.md §6: geth refuses before inflating).
+    fn decompress(&self, data: &[u8]) -> Result<Vec<u8>, Fault> {
+        let len = snap::raw::decompress_len(data).map_err(|_| Fault::BadSnappy)?;
         if len > self.max_message_size() {
-            return None;
+            return Err(Fault::MessageTooLarge);
         }
-        snap::raw::Decoder::new().decompress_vec(data).ok()
+        snap::raw::Decoder::new()
+            .decompress_vec(data)
+            .map_err(|_| Fault::BadSnappy)
     }
 
     fn handle_hello(&mut self, data: &[u8]) {
         if data.len() > MAX_HELLO_BYTES {
-            return self.close(DisconnectReason::ProtocolError, false);
+            return self.fail(Fault::HelloTooLarge);
         }
         let hello = match decode_hello(data) {
             Ok(h) => h,
-            Err(_) => return self.close(DisconnectReason::ProtocolError, false),
+            Err(_) => return self.fail(Fault::BadHello),
         };
+        if hello.version < self.config.min_remote_protocol_version {
+            return self.fail(Fault::IncompatibleVersion);
+        }
         if hello.node_id.len() != ecies::WIRE_PUBKEY_BYTES || hello.node_id.iter().all(|&b| b == 0)
         {
-            return self.close(DisconnectReason::InvalidIdentity, false);
+            return self.fail(Fault::InvalidIdentity);
         }
         let Some(remote) = self.remote else {
             return self.close(DisconnectReason::ProtocolError, false);
         };
         if hello.node_id[..] != ecies::pubkey_to_wire(&remote)[..] {
-            return self.close(DisconnectReason::UnexpectedIdentity, false);
+            return self.fail(Fault::UnexpectedIdentity);
         }
         let shared = match_capabilities(&self.config.capabilities, &hello.capabilities);
         if shared.is_empty() {
-            return self.close(DisconnectReason::UselessPeer, false);
+            return self.fail(Fault::UselessPeer);
+        }
+        let max_frame = self.max_frame_size();
+        if let Some(codec) = self.codec.as_mut() {
+            codec.set_max_frame_size(max_frame);
         }
         self.snappy = hello.version >= SNAPPY_PROTOCOL_VERSION;
         self.shared = shared;

@@ -79,6 +79,7 @@ impl Stack for Fake {
     fn public_key(&self) -> NodePublicKey {
         self.key
     }
+    fn handle_dial_failed(&mut self, _now: Time, _conn: ConnId) {}
     fn handle_connection(
         &mut self,
         _now: Time,
@@ -127,6 +128,9 @@ impl Stack for Fake {
             Command::LeavePublicChat { name } => {
                 self.joined.remove(&name);
             }
+            Command::AddStaticPeer(_)
+            | Command::RemoveStaticPeer(_)
+            | Command::SendCapabilityMessage { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 for &conn in self.remotes.keys() {
                     self.actions.push_back(Action::Send {

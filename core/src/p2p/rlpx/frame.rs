@@ -102,6 +102,12 @@ impl MacState {
     /// `updateMAC`: `hash.update(AES(digest[..16]) XOR seed[..16])`, return `digest[..16]`.
     fn update_mac(&mut self, seed: &[u8]) -> [u8; MAC_BYTES] {
         let digest = self.hash.digest();
+        self.update_mac_with(&digest, seed)
+    }
+
+    /// `updateMAC` given the digest of the current state (saves one Keccak finalisation when
+    /// the caller already has it, as for the frame MAC whose seed is that digest).
+    fn update_mac_with(&mut self, digest: &[u8; 32], seed: &[u8]) -> [u8; MAC_BYTES] {
         let mut block = aes::Block::clone_from_slice(&digest[..16]);
         self.cipher.encrypt_block(&mut block);
         for (b, s) in block.iter_mut().zip(seed.iter()) {
@@ -116,8 +122,9 @@ impl MacState {
     /// Absorbs a frame ciphertext and returns the frame MAC (seed = the digest after it).
     fn frame_mac(&mut self, frame_ct: &[u8]) -> [u8; MAC_BYTES] {
         self.hash.update(frame_ct);
+        // seed = digest of the state, which is also the digest `updateMAC` starts from.
         let seed = self.hash.digest();
-        self.update_mac(&seed)
+        self.update_mac_with(&seed, &seed)
     }
 }
 
@@ -205,6 +212,12 @@ impl FrameCodec {
         )
     }
 
+    /// Changes the frame-size limit (clamped to [`MAX_FRAME_SIZE_BYTES`]); a frame whose header
+    /// was already accepted is still read under the old limit.
+    pub fn set_max_frame_size(&mut self, max_frame_size: usize) {
+        self.max_frame_size = max_frame_size.min(MAX_FRAME_SIZE_BYTES);
+    }
+
     /// The frame-size limit in force.
     pub fn max_frame_size(&self) -> usize {
         self.max_frame_size
@@ -282,16 +295,21 @@ impl FrameCodec {
         if !ct_eq16(&expected, mac) {
             return Err(FrameError::BadFrameMac);
         }
-        let mut frame = frame_ct.to_vec();
-        buf.drain(..body_len + MAC_BYTES);
+        // Verified: decrypt in place, copy the payload out once, drop the frame's bytes.
         self.pending_frame_size = None;
-        self.dec.apply_keystream(&mut frame);
-        frame.truncate(size);
-        let (code_item, _) = Rlp::new_prefix(&frame).map_err(FrameError::BadMessageCode)?;
-        let code = code_item.u64().map_err(FrameError::BadMessageCode)?;
-        let code_len = code_item.raw().len();
-        frame.drain(..code_len);
-        Ok(Some((code, frame)))
+        let frame = &mut buf[..size.min(body_len)];
+        self.dec.apply_keystream(frame);
+        // The padding's keystream must be consumed too (one continuous CTR stream).
+        let mut pad = [0u8; BLOCK_BYTES];
+        let pad_len = body_len - frame.len();
+        self.dec
+            .apply_keystream(&mut pad[..pad_len.min(BLOCK_BYTES)]);
+        let decoded = Rlp::new_prefix(frame)
+            .and_then(|(item, _)| Ok((item.u64()?, item.raw().len())))
+            .map(|(code, code_len)| (code, frame.get(code_len..).unwrap_or(&[]).to_vec()));
+        buf.drain(..body_len + MAC_BYTES);
+        let (code, payload) = decoded.map_err(FrameError::BadMessageCode)?;
+        Ok(Some((code, payload)))
     }
 }
 

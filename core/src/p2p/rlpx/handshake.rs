@@ -2,8 +2,9 @@
 //! `receiverEncHandshake`, `secrets`).
 //!
 //! Contract:
-//! - [`Initiator`] builds the auth packet (always EIP-8, zero padding of 100–299 bytes as geth's
-//!   `sealEIP8`), reads the ack (EIP-8 or legacy 210 bytes) and yields [`Secrets`].
+//! - [`Initiator`] builds the auth packet (EIP-8 by default, zero padding of 100–299 bytes as
+//!   geth's `sealEIP8`; or the legacy 307-byte form on request), reads the ack (EIP-8 or legacy
+//!   210 bytes) and yields [`Secrets`].
 //! - [`Responder`] reads the auth (EIP-8 or legacy 307 bytes), answers in the same format and
 //!   yields [`Secrets`].
 //! - Readers are incremental and total: given the bytes received so far they return
@@ -338,6 +339,20 @@ impl Initiator {
         Self::with_ephemeral(rng, local, remote, ephemeral, nonce)
     }
 
+    /// Starts a handshake to `remote` sending the auth in `format` (geth always sends EIP-8;
+    /// [`PacketFormat::Legacy`] talks to pre-EIP-8 peers and exercises their code path).
+    pub fn new_with_format(
+        rng: &mut (impl RngCore + CryptoRng),
+        local: SecretKey,
+        remote: PublicKey,
+        format: PacketFormat,
+    ) -> Self {
+        let ephemeral = ecies::random_secret_key(rng);
+        let mut nonce = [0u8; NONCE_BYTES];
+        rng.fill_bytes(&mut nonce);
+        Self::with_ephemeral_format(rng, local, remote, ephemeral, nonce, format)
+    }
+
     /// Starts a handshake with an explicit ephemeral key and nonce; `rng` still supplies the
     /// EIP-8 padding length and the ECIES ephemeral key and IV.
     pub fn with_ephemeral(
@@ -346,6 +361,18 @@ impl Initiator {
         remote: PublicKey,
         ephemeral: SecretKey,
         nonce: [u8; NONCE_BYTES],
+    ) -> Self {
+        Self::with_ephemeral_format(rng, local, remote, ephemeral, nonce, PacketFormat::Eip8)
+    }
+
+    /// As [`Initiator::with_ephemeral`], sending the auth in `format`.
+    pub fn with_ephemeral_format(
+        rng: &mut (impl RngCore + CryptoRng),
+        local: SecretKey,
+        remote: PublicKey,
+        ephemeral: SecretKey,
+        nonce: [u8; NONCE_BYTES],
+        format: PacketFormat,
     ) -> Self {
         // token = ECDH(static, remote static); sig = Sign(ephemeral, token XOR Ni).
         let token = ecies::ecdh_x(&local, &remote);
@@ -362,8 +389,12 @@ impl Initiator {
             version: HANDSHAKE_VERSION,
             extra_elements: 0,
         };
-        let body = encode_auth_body(&auth);
-        let auth_packet = seal_eip8(rng, &remote, body);
+        let auth_packet = match format {
+            PacketFormat::Eip8 => seal_eip8(rng, &remote, encode_auth_body(&auth)),
+            PacketFormat::Legacy => {
+                ecies::encrypt(rng, &remote, &encode_legacy_auth(&auth, &ephemeral), &[])
+            }
+        };
         Initiator {
             local,
             remote,
@@ -415,6 +446,20 @@ impl Initiator {
             self.remote,
         )
     }
+}
+
+/// Encodes the fixed 194-byte pre-EIP-8 auth plaintext (rlpx.md §3.1, [G-rlpx] `sealPlain`):
+/// `sig(65) ‖ keccak256(ephemeral-pubk)(32) ‖ initiator-pubk(64) ‖ Ni(32) ‖ 0x00`.
+pub fn encode_legacy_auth(auth: &AuthMessage, ephemeral: &SecretKey) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(LEGACY_AUTH_PLAIN_BYTES);
+    plain.extend_from_slice(&auth.signature);
+    plain.extend_from_slice(&crate::keccak::keccak256(&ecies::pubkey_to_wire(
+        &ecies::public_key(ephemeral),
+    )));
+    plain.extend_from_slice(&ecies::pubkey_to_wire(&auth.initiator_pubkey));
+    plain.extend_from_slice(&auth.nonce);
+    plain.push(0); // "token known" flag, always 0 in geth
+    plain
 }
 
 /// Encodes `[sig, initiator-pubk, Ni, version]`.

@@ -673,3 +673,361 @@ proptest! {
         let _ = decode_disconnect(&bytes);
     }
 }
+
+/// Like [`raw_dial`] but keeps the forger's codec, for driving the session further.
+fn raw_peer(seed: u64, hello: Hello, cb: Arc<Config>) -> (Node, FrameCodec) {
+    let mut rng = rng_from_seed(seed_from_u64(seed));
+    let ka = random_secret_key(&mut rng);
+    let kb = random_secret_key(&mut rng);
+    let mut b = Node {
+        s: Session::new(cb, kb, Role::Responder, [4; 32], T0),
+        key: kb,
+        events: vec![],
+        closed: false,
+    };
+    let init = RawInitiator::new(&mut rng, ka, public_key(&kb));
+    b.s.handle_input(T0, init.auth_packet());
+    let reply = b.drain();
+    let (ack, _, used) = init.read_ack(&reply).unwrap().unwrap();
+    let secrets = init.finish(&ack, &reply[..used]);
+    let mut codec = FrameCodec::new(secrets, MAX_FRAME_SIZE_BYTES);
+    let mut rest = reply[used..].to_vec();
+    let (code, _) = codec.open(&mut rest).unwrap().unwrap();
+    assert_eq!(code, HELLO);
+    let mut hello = hello;
+    if hello.node_id.is_empty() {
+        hello.node_id = ecies::pubkey_to_wire(&public_key(&ka)).to_vec();
+    }
+    let mut out = Vec::new();
+    codec.seal(HELLO, &encode_hello(&hello), &mut out).unwrap();
+    b.s.handle_input(T0, &out);
+    b.drain();
+    (b, codec)
+}
+
+#[test]
+fn legacy_auth_from_our_initiator_gets_a_legacy_ack_and_establishes() {
+    let legacy = Arc::new(Config {
+        auth_format: PacketFormat::Legacy,
+        ..Config::default()
+    });
+    let (mut a, mut b) = pair_with(30, legacy, config("bob"));
+    let auth = a.drain();
+    assert_eq!(auth.len(), LEGACY_AUTH);
+    b.s.handle_input(T0, &auth);
+    let reply = b.drain();
+    // 210-byte legacy ack, then b's Hello frame.
+    let ack_len = crate::p2p::rlpx::handshake::LEGACY_ACK_PACKET_BYTES;
+    a.s.handle_input(T0, &reply[..ack_len]);
+    a.s.handle_input(T0, &reply[ack_len..]);
+    pump(&mut a, &mut b, T0, 7);
+    assert!(a.s.is_established() && b.s.is_established());
+    a.s.send(T0, "shh", 3, b"legacy").unwrap();
+    pump(&mut a, &mut b, T0, usize::MAX);
+    assert_eq!(b.messages(), vec![("shh".into(), 3, b"legacy".to_vec())]);
+}
+
+fn two_caps() -> Vec<Capability> {
+    vec![Capability::new("tst", 1, 8), Capability::new("shh", 6, 128)]
+}
+
+#[test]
+fn two_capabilities_are_multiplexed() {
+    let ca = Arc::new(Config {
+        capabilities: two_caps(),
+        ..Config::default()
+    });
+    // b lists them in the other order and also runs a cap a does not.
+    let mut caps_b = two_caps();
+    caps_b.reverse();
+    caps_b.push(Capability::new("les", 2, 21));
+    let cb = Arc::new(Config {
+        capabilities: caps_b,
+        ..Config::default()
+    });
+    let (mut a, mut b) = pair_with(31, ca, cb);
+    pump(&mut a, &mut b, T0, usize::MAX);
+    assert!(a.s.is_established() && b.s.is_established());
+    for n in [&a, &b] {
+        let shared = n.s.shared_capabilities();
+        assert_eq!(shared.len(), 2);
+        // Name order: shh at 0x10 (128 codes), then tst at 0x90.
+        assert_eq!(shared["shh"].offset, 0x10);
+        assert_eq!(shared["tst"].offset, 0x90);
+    }
+    a.s.send(T0, "tst", 7, b"t7").unwrap();
+    a.s.send(T0, "shh", 127, b"s127").unwrap();
+    a.s.send(T0, "tst", 0, b"t0").unwrap();
+    assert_eq!(
+        a.s.send(T0, "tst", 8, b"x"),
+        Err(SessionError::CodeOutOfRange { code: 8, length: 8 })
+    );
+    assert!(matches!(
+        a.s.send(T0, "les", 0, b"x"),
+        Err(SessionError::UnknownCapability { .. })
+    ));
+    pump(&mut a, &mut b, T0, 5);
+    assert_eq!(
+        b.messages(),
+        vec![
+            ("tst".into(), 7, b"t7".to_vec()),
+            ("shh".into(), 127, b"s127".to_vec()),
+            ("tst".into(), 0, b"t0".to_vec()),
+        ]
+    );
+    match &b.events[0] {
+        Event::Established { capabilities, .. } => {
+            let names: Vec<&str> = capabilities.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, ["shh", "tst"]);
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+}
+
+#[test]
+fn code_past_every_capability_is_a_protocol_error() {
+    let (mut b, mut codec) = raw_peer(32, hello_with(&[], &[("shh", 6)]), config("b"));
+    assert!(b.s.is_established());
+    let mut out = Vec::new();
+    let payload = snap::raw::Encoder::new().compress_vec(b"x").unwrap();
+    codec.seal(0x10 + 128, &payload, &mut out).unwrap();
+    b.s.handle_input(T0, &out);
+    b.drain();
+    assert_eq!(b.s.fault(), Some(Fault::CodeOutOfRange));
+    assert_eq!(
+        b.disconnected(),
+        Some((DisconnectReason::ProtocolError, false))
+    );
+}
+
+#[test]
+fn snappy_only_from_version_5() {
+    // A version-4 peer: its frames are plain and ours to it are plain too.
+    let mut h4 = hello_with(&[], &[("shh", 6)]);
+    h4.version = 4;
+    let (mut b, mut codec) = raw_peer(33, h4, config("b"));
+    assert!(b.s.is_established());
+    let mut out = Vec::new();
+    codec.seal(0x10 + 1, b"plain payload", &mut out).unwrap();
+    b.s.handle_input(T0, &out);
+    b.drain();
+    assert_eq!(
+        b.messages(),
+        vec![("shh".into(), 1, b"plain payload".to_vec())]
+    );
+    b.s.send(T0, "shh", 2, b"reply").unwrap();
+    let mut wire = b.drain();
+    assert_eq!(
+        codec.open(&mut wire).unwrap(),
+        Some((0x12, b"reply".to_vec()))
+    );
+
+    // A version-5 peer: payloads are snappy blocks both ways.
+    let (mut b, mut codec) = raw_peer(34, hello_with(&[], &[("shh", 6)]), config("b"));
+    b.s.send(T0, "shh", 2, b"reply").unwrap();
+    let mut wire = b.drain();
+    let (code, data) = codec.open(&mut wire).unwrap().unwrap();
+    assert_eq!(code, 0x12);
+    assert_eq!(
+        snap::raw::Decoder::new().decompress_vec(&data).unwrap(),
+        b"reply"
+    );
+    // An uncompressed payload from a v5 peer is not valid snappy.
+    let mut out = Vec::new();
+    codec.seal(0x11, &[0xff; 40], &mut out).unwrap();
+    b.s.handle_input(T0, &out);
+    b.drain();
+    assert_eq!(b.s.fault(), Some(Fault::BadSnappy));
+}
+
+#[test]
+fn protocol_version_below_the_minimum_is_incompatible() {
+    let mut h = hello_with(&[], &[("shh", 6)]);
+    h.version = 3;
+    let (b, _) = raw_peer(35, h, config("b"));
+    assert_eq!(b.s.fault(), Some(Fault::IncompatibleVersion));
+    assert_eq!(
+        b.disconnected(),
+        Some((DisconnectReason::IncompatibleVersion, false))
+    );
+    // A future version (and extra Hello elements) are accepted, as geth does.
+    let mut h = hello_with(&[], &[("shh", 6)]);
+    h.version = 55;
+    let (b, _) = raw_peer(36, h, config("b"));
+    assert!(b.s.is_established());
+}
+
+#[test]
+fn oversize_hello_is_refused_from_its_header() {
+    let mut rng = rng_from_seed(seed_from_u64(37));
+    let ka = random_secret_key(&mut rng);
+    let kb = random_secret_key(&mut rng);
+    let mut b = Node {
+        s: Session::new(config("b"), kb, Role::Responder, [4; 32], T0),
+        key: kb,
+        events: vec![],
+        closed: false,
+    };
+    let init = RawInitiator::new(&mut rng, ka, public_key(&kb));
+    b.s.handle_input(T0, init.auth_packet());
+    let reply = b.drain();
+    let (ack, _, used) = init.read_ack(&reply).unwrap().unwrap();
+    let mut codec = FrameCodec::new(init.finish(&ack, &reply[..used]), MAX_FRAME_SIZE_BYTES);
+    let mut out = Vec::new();
+    codec.seal(HELLO, &vec![0u8; 100_000], &mut out).unwrap();
+    // The header alone is enough: b does not wait for 100 kB.
+    b.s.handle_input(T0, &out[..32]);
+    b.drain();
+    assert_eq!(b.s.fault(), Some(Fault::HelloTooLarge));
+    assert_eq!(
+        b.disconnected(),
+        Some((DisconnectReason::ProtocolError, false))
+    );
+}
+
+#[test]
+fn self_connect_is_detected_in_both_roles() {
+    let key = SecretKey::from_slice(&[0x31; 32]).unwrap();
+    // Dialing our own key: nothing is sent, the session ends at once.
+    let mut a = Node {
+        s: Session::new(
+            config("a"),
+            key,
+            Role::Initiator {
+                remote: public_key(&key),
+            },
+            [1; 32],
+            T0,
+        ),
+        key,
+        events: vec![],
+        closed: false,
+    };
+    assert!(a.drain().is_empty());
+    assert_eq!(
+        a.disconnected(),
+        Some((DisconnectReason::SelfConnect, false))
+    );
+    assert_eq!(a.s.fault(), Some(Fault::SelfConnect));
+    // Our own auth arriving on an inbound connection (we dialed our own address).
+    let mut rng = rng_from_seed(seed_from_u64(38));
+    let init = RawInitiator::new(&mut rng, key, public_key(&key));
+    let mut b = Node {
+        s: Session::new(config("b"), key, Role::Responder, [2; 32], T0),
+        key,
+        events: vec![],
+        closed: false,
+    };
+    b.s.handle_input(T0, init.auth_packet());
+    assert!(b.drain().is_empty(), "no ack to ourselves");
+    assert_eq!(
+        b.disconnected(),
+        Some((DisconnectReason::SelfConnect, false))
+    );
+}
+
+#[test]
+fn faults_are_labelled() {
+    let (mut a, mut b) = established(39);
+    a.s.send(T0, "shh", 0, b"hello").unwrap();
+    let mut wire = a.drain();
+    let last = wire.len() - 1;
+    wire[last] ^= 1; // frame MAC
+    b.s.handle_input(T0, &wire);
+    b.drain();
+    assert_eq!(b.s.fault(), Some(Fault::BadFrameMac));
+    // The peer that receives our Disconnect records no fault of its own.
+    let (mut a, mut b) = established(40);
+    b.s.handle_input(T0, &[0x42; 64]);
+    let bye = b.drain();
+    assert_eq!(b.s.fault(), Some(Fault::BadHeaderMac));
+    a.s.handle_input(T0, &bye);
+    a.drain();
+    assert_eq!(a.s.fault(), None);
+    assert_eq!(
+        a.disconnected(),
+        Some((DisconnectReason::ProtocolError, true))
+    );
+    // Silent peer: pong timeout.
+    let (mut a, _b) = established(41);
+    let mut now = T0;
+    while a.disconnected().is_none() {
+        now = a.s.poll_timeout().unwrap();
+        a.s.handle_timeout(now);
+        a.drain();
+    }
+    assert_eq!(a.s.fault(), Some(Fault::PongTimeout));
+    assert_eq!(
+        now,
+        T0.plus_millis(DEFAULT_PING_INTERVAL_MS + DEFAULT_PONG_TIMEOUT_MS)
+    );
+    // A clean close by us is no fault.
+    let (mut a, _b) = established(42);
+    a.s.disconnect(T0, DisconnectReason::Quitting);
+    a.drain();
+    assert_eq!(a.s.fault(), None);
+}
+
+#[test]
+fn every_disconnect_reason_round_trips_and_has_a_text() {
+    let all = [
+        DisconnectReason::Requested,
+        DisconnectReason::TcpError,
+        DisconnectReason::ProtocolError,
+        DisconnectReason::UselessPeer,
+        DisconnectReason::TooManyPeers,
+        DisconnectReason::AlreadyConnected,
+        DisconnectReason::IncompatibleVersion,
+        DisconnectReason::InvalidIdentity,
+        DisconnectReason::Quitting,
+        DisconnectReason::UnexpectedIdentity,
+        DisconnectReason::SelfConnect,
+        DisconnectReason::ReadTimeout,
+        DisconnectReason::SubprotocolError,
+    ];
+    let known: Vec<u64> = (0..=0xffu64)
+        .filter(|c| DisconnectReason::from_code(*c).is_some())
+        .collect();
+    assert_eq!(known.len(), all.len());
+    for r in all {
+        assert_eq!(DisconnectReason::from_code(u64::from(r.code())), Some(r));
+        assert_eq!(decode_disconnect(&encode_disconnect(r)), r);
+        assert!(!r.to_string().is_empty());
+        // Sent over a live session, each reason reaches the peer intact.
+        let (mut a, mut b) = established(50 + u64::from(r.code()));
+        a.s.disconnect(T0, r);
+        pump(&mut a, &mut b, T0, usize::MAX);
+        assert_eq!(b.disconnected(), Some((r, true)));
+    }
+}
+
+#[test]
+fn output_queue_is_bounded() {
+    let tight = Arc::new(Config {
+        max_queued_output_bytes: 10_000,
+        ..Config::default()
+    });
+    let (mut a, mut b) = pair_with(43, tight, config("b"));
+    pump(&mut a, &mut b, T0, usize::MAX);
+    let chunk = vec![7u8; 4_000];
+    let mut sent = 0;
+    let err = loop {
+        match a.s.send(T0, "shh", 1, &chunk) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent < 100, "queue never filled");
+    };
+    assert!(matches!(
+        err,
+        SessionError::OutputQueueFull { max: 10_000, .. }
+    ));
+    assert!(a.s.queued_output_bytes() >= 10_000);
+    // Draining frees the queue.
+    let wire = a.drain();
+    assert_eq!(a.s.queued_output_bytes(), 0);
+    a.s.send(T0, "shh", 1, &chunk).unwrap();
+    b.s.handle_input(T0, &wire);
+    b.drain();
+    assert_eq!(b.messages().len(), sent);
+}

@@ -332,3 +332,49 @@ proptest! {
         else { prop_assert!(matches!(r, Ok(Some(_)))); }
     }
 }
+
+#[test]
+fn legacy_auth_from_the_initiator_matches_the_vector_layout() {
+    let v = V::load();
+    let mut rng = rng_from_seed(seed_from_u64(10));
+    let b_key = v.key("static_key_B");
+    let a = Initiator::with_ephemeral_format(
+        &mut rng,
+        v.key("static_key_A"),
+        public_key(&b_key),
+        v.key("ephemeral_key_A"),
+        v.nonce("nonce_A"),
+        PacketFormat::Legacy,
+    );
+    assert_eq!(a.auth_packet().len(), LEGACY_AUTH_PACKET_BYTES);
+    // Same plaintext as the vector's Auth1 after the signature (whose k differs, see above):
+    // keccak(ephemeral) ‖ static pubkey ‖ nonce ‖ 0x00.
+    let ours = ecies::decrypt(&b_key, a.auth_packet(), &[]).unwrap();
+    let theirs = ecies::decrypt(&b_key, &v.packets("auth")[0].1, &[]).unwrap();
+    assert_eq!(ours.len(), LEGACY_AUTH_PLAIN_BYTES);
+    assert_eq!(ours[SIGNATURE_BYTES..], theirs[SIGNATURE_BYTES..]);
+
+    // The responder sees a legacy auth, answers with a legacy ack, and the secrets agree.
+    let b = Responder::with_ephemeral(b_key, v.key("ephemeral_key_B"), v.nonce("nonce_B"));
+    let (auth, format, used) = b.read_auth(a.auth_packet()).unwrap().unwrap();
+    assert_eq!(
+        (format, used),
+        (PacketFormat::Legacy, LEGACY_AUTH_PACKET_BYTES)
+    );
+    assert_eq!(
+        b.recover_ephemeral(&auth).unwrap(),
+        public_key(&v.key("ephemeral_key_A"))
+    );
+    let ack_packet = b.ack_packet(&mut rng, &auth, format);
+    assert_eq!(ack_packet.len(), LEGACY_ACK_PACKET_BYTES);
+    let (ack, ack_format, _) = a.read_ack(&ack_packet).unwrap().unwrap();
+    assert_eq!(ack_format, PacketFormat::Legacy);
+    let auth_packet = a.auth_packet().to_vec();
+    let sa = a.finish(&ack, &ack_packet);
+    let sb = b.finish(&auth, &auth_packet, &ack_packet).unwrap();
+    assert_eq!((sa.aes, sa.mac), (sb.aes, sb.mac));
+    assert_eq!(
+        digest_after(sa.egress_mac, b"x"),
+        digest_after(sb.ingress_mac, b"x")
+    );
+}
