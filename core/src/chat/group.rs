@@ -688,7 +688,7 @@ impl GroupState {
         }
     }
 
-    /// Folds the union of `updates` (duplicates, by signature, counted once): verifies each
+    /// Folds the union of `updates` (identical updates counted once): verifies each
     /// update's signature and chat id, then applies every event in ascending clock order
     /// (ties: author, then event). Invalid events are skipped and listed in
     /// [`Folded::rejected`]; the result is an error only when no `chat-created` was valid.
@@ -698,10 +698,11 @@ impl GroupState {
         limits: GroupLimits,
     ) -> Result<Folded, GroupError> {
         let mut rejected = Vec::new();
-        let mut seen_sigs: BTreeSet<&str> = BTreeSet::new();
         let mut events: BTreeSet<(u64, String, GroupEvent)> = BTreeSet::new();
-        for u in updates {
-            if !u.signature.is_empty() && !seen_sigs.insert(u.signature.as_str()) {
+        for (i, u) in updates.iter().enumerate() {
+            // Deduplicate whole updates, not signatures: a tampered copy reusing a genuine
+            // signature must not shadow the genuine update.
+            if updates.get(..i).is_some_and(|before| before.contains(u)) {
                 continue;
             }
             let verdict = if u.chat_id != chat_id {

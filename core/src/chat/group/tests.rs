@@ -547,3 +547,76 @@ proptest! {
         prop_assert_eq!(MembershipUpdateMessage::decode(&msg.encode()).unwrap(), msg);
     }
 }
+
+#[test]
+fn tampered_copy_with_genuine_signature_does_not_shadow_the_original() {
+    let (a, b) = (sk(1), sk(2));
+    let mut rng = rng_from_seed(seed_from_u64(4));
+    let chat = new_chat_id(&mut rng, &public_key(&a));
+    let base = created(&chat, &a, "g", &[&b]);
+    let mut forged = base.clone();
+    forged.events[0].kind = GroupEventKind::ChatCreated {
+        name: "evil".into(),
+    };
+    let f = GroupState::fold(&chat, &[forged, base], GroupLimits::default()).unwrap();
+    assert_eq!(f.state.name(), "g");
+    assert!(f.state.is_member(&id(&b)));
+}
+
+#[test]
+fn member_order_in_transit_does_not_affect_the_signature() {
+    let a = sk(1);
+    let ids: Vec<String> = (20..24).map(|n| id(&sk(n))).collect();
+    let mut u = MembershipUpdate::sign(
+        "x",
+        vec![GroupEvent {
+            clock: 1,
+            kind: GroupEventKind::MembersAdded { members: ids },
+        }],
+        &a,
+    );
+    if let GroupEventKind::MembersAdded { members } = &mut u.events[0].kind {
+        members.reverse();
+    }
+    assert_eq!(member_id(&u.recover_author().unwrap()), id(&a));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Any sequence of events by any of four keys folds without panicking, and the result keeps
+    /// the invariants: a creator exists, admins are members, there is at least one admin, the
+    /// member cap holds.
+    #[test]
+    fn fold_invariants(ops in proptest::collection::vec((0usize..4, 0u8..7, 0usize..4, 1u64..50), 0..16)) {
+        let keys: Vec<SecretKey> = (1..=4).map(sk).collect();
+        let mut rng = rng_from_seed(seed_from_u64(5));
+        let chat = new_chat_id(&mut rng, &public_key(&keys[0]));
+        let mut updates = vec![created(&chat, &keys[0], "g", &[])];
+        for (author, kind, target, clock) in ops {
+            let t = id(&keys[target]);
+            let kind = match kind {
+                0 => GroupEventKind::NameChanged { name: format!("n{clock}") },
+                1 => GroupEventKind::MembersAdded { members: vec![t] },
+                2 => GroupEventKind::MemberJoined { member: t },
+                3 => GroupEventKind::AdminsAdded { members: vec![t] },
+                4 => GroupEventKind::MemberRemoved { member: t },
+                5 => GroupEventKind::AdminRemoved { member: t },
+                _ => GroupEventKind::ChatCreated { name: "again".into() },
+            };
+            updates.push(one(&chat, &keys[author], 100 + clock, kind));
+        }
+        let limits = GroupLimits { max_members: 3 };
+        let f = GroupState::fold(&chat, &updates, limits).unwrap();
+        let s = &f.state;
+        let creator = id(&keys[0]);
+        prop_assert_eq!(s.creator(), Some(creator.as_str()));
+        prop_assert!(!s.admins().is_empty());
+        prop_assert!(s.admins().is_subset(s.members()));
+        prop_assert!(s.joined().is_subset(s.members()));
+        prop_assert!(s.members().len() <= 3);
+        // Order of arrival does not matter.
+        let mut rev = updates.clone();
+        rev.reverse();
+        prop_assert_eq!(&GroupState::fold(&chat, &rev, limits).unwrap().state, s);
+    }
+}
