@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod commands;
 pub mod driver;
+pub mod keystore;
 pub mod nodekey;
 pub mod output;
 

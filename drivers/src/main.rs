@@ -22,6 +22,8 @@ enum Cmd {
     Node(NodeArgs),
     /// Run a simulation scenario.
     Sim(sim_cli::SimArgs),
+    /// Node identity: `new`, `export` / `import` as Ethereum keystore v3 JSON.
+    Key(hush_drivers::keystore::cli::KeyArgs),
 }
 
 fn init_logging() {
@@ -41,5 +43,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Node(args) => run_node(args),
         Cmd::Sim(args) => sim_cli::run(args),
+        Cmd::Key(args) => hush_drivers::keystore::cli::run_key(args),
     }
 }

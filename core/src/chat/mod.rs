@@ -6,8 +6,10 @@
 //! wired to Whisper by `crate::node`.
 
 pub mod clock;
+pub mod group;
 pub mod public;
 pub mod service;
+pub mod topics;
 pub mod transit;
 pub mod wrapper;
 

@@ -96,9 +96,10 @@ pub struct C4Message {
     pub content: C4Content,
 }
 
-/// A decoded Transit value (the subset the chat records use).
+/// A decoded Transit value (the subset the chat records use). Crate-visible so that other
+/// records (`g5`, [`super::group`]) reuse the same reader and cache.
 #[derive(Clone, Debug, PartialEq)]
-enum Tv {
+pub(crate) enum Tv {
     Null,
     Bool(bool),
     Int(i128),
@@ -137,7 +138,7 @@ fn cache_index(code: &str) -> Option<usize> {
 
 /// Read side of the Transit cache.
 #[derive(Default)]
-struct ReadCache {
+pub(crate) struct ReadCache {
     entries: Vec<String>,
 }
 
@@ -191,7 +192,7 @@ fn parse_scalar_str(s: &str) -> Result<Tv, ChatError> {
     Ok(Tv::Str(s.to_string()))
 }
 
-fn decode_value(
+pub(crate) fn decode_value(
     v: &Value,
     as_key: bool,
     cache: &mut ReadCache,
@@ -248,6 +249,12 @@ fn decode_value(
     }
 }
 
+/// Parses JSON bytes and decodes one top-level Transit value with a fresh read cache.
+pub(crate) fn decode_top(bytes: &[u8]) -> Result<Tv, ChatError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| ChatError::Json(e.to_string()))?;
+    decode_value(&v, false, &mut ReadCache::default(), 0)
+}
+
 fn as_u64(v: Option<&Tv>, what: &'static str) -> Result<u64, ChatError> {
     match v {
         Some(Tv::Int(i)) => u64::try_from(*i).map_err(|_| ChatError::Transit(what)),
@@ -282,8 +289,11 @@ fn content_from_map(pairs: &[(Tv, Tv)]) -> C4Content {
 impl C4Message {
     /// Decodes Transit bytes holding one `c4` record.
     pub fn decode(bytes: &[u8]) -> Result<C4Message, ChatError> {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| ChatError::Json(e.to_string()))?;
-        let tv = decode_value(&v, false, &mut ReadCache::default(), 0)?;
+        C4Message::from_tv(decode_top(bytes)?)
+    }
+
+    /// Reads a `c4` record from an already decoded Transit value (e.g. nested in a `g5`).
+    pub(crate) fn from_tv(tv: Tv) -> Result<C4Message, ChatError> {
         let Tv::Tagged(tag, rep) = tv else {
             return Err(ChatError::Transit("not a tagged value"));
         };
@@ -328,22 +338,24 @@ impl C4Message {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         let mut out = String::with_capacity(128 + self.text.len() * 2);
+        self.write_to(&mut w, &mut out);
+        out.into_bytes()
+    }
+
+    /// Appends the record to `out` through the caller's write cache (for nesting in `g5`).
+    pub(crate) fn write_to(&self, w: &mut Writer, out: &mut String) {
         out.push('[');
-        w.raw_str(&mut out, &format!("~#{C4_TAG}"), false);
+        w.raw_str(out, &format!("~#{C4_TAG}"), false);
         out.push_str(",[");
-        w.string(&mut out, &self.text);
+        w.string(out, &self.text);
         out.push(',');
-        w.string(&mut out, &self.content_type);
+        w.string(out, &self.content_type);
         out.push(',');
-        w.raw_str(
-            &mut out,
-            &format!("~:{}", self.message_type.as_keyword()),
-            false,
-        );
+        w.raw_str(out, &format!("~:{}", self.message_type.as_keyword()), false);
         out.push(',');
-        w.int(&mut out, self.clock);
+        w.int(out, self.clock);
         out.push(',');
-        w.int(&mut out, self.timestamp_ms);
+        w.int(out, self.timestamp_ms);
         out.push_str(",[\"^ \"");
         let c = &self.content;
         let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
@@ -360,24 +372,23 @@ impl C4Message {
         }
         for (k, v) in fields {
             out.push(',');
-            w.raw_str(&mut out, &format!("~:{k}"), true);
+            w.raw_str(out, &format!("~:{k}"), true);
             out.push(',');
-            w.string(&mut out, v);
+            w.string(out, v);
         }
         out.push_str("]]]");
-        out.into_bytes()
     }
 }
 
 /// Write side of the Transit cache.
 #[derive(Default)]
-struct Writer {
+pub(crate) struct Writer {
     cache: BTreeMap<String, usize>,
 }
 
 impl Writer {
     /// Writes an already-Transit-encoded string (keyword, tag, escaped string) through the cache.
-    fn raw_str(&mut self, out: &mut String, s: &str, as_key: bool) {
+    pub(crate) fn raw_str(&mut self, out: &mut String, s: &str, as_key: bool) {
         if is_cacheable(s, as_key) {
             if let Some(i) = self.cache.get(s) {
                 out.push_str(&json_string(&cache_code(*i)));
@@ -393,7 +404,7 @@ impl Writer {
     }
 
     /// Writes a plain string value, escaping a leading `~`, `^` or `` ` ``.
-    fn string(&mut self, out: &mut String, s: &str) {
+    pub(crate) fn string(&mut self, out: &mut String, s: &str) {
         if s.starts_with('~') || s.starts_with('^') || s.starts_with('`') {
             self.raw_str(out, &format!("~{s}"), false);
         } else {
@@ -401,7 +412,7 @@ impl Writer {
         }
     }
 
-    fn int(&mut self, out: &mut String, v: u64) {
+    pub(crate) fn int(&mut self, out: &mut String, v: u64) {
         if v > MAX_JSON_INT {
             self.raw_str(out, &format!("~i{v}"), false);
         } else {
@@ -410,7 +421,7 @@ impl Writer {
     }
 }
 
-fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     // Serializing a &str cannot fail.
     serde_json::to_string(s).unwrap_or_default()
 }

@@ -1,0 +1,903 @@
+//! Private group chats (status-chat.md §7): the Transit `g5` membership-update record, the
+//! per-update signature, and [`GroupState`], the pure fold of signed membership events.
+//!
+//! Contract:
+//! - [`MembershipUpdateMessage::decode`] reads `["~#g5",[chat-id, ["~#list",[update…]],
+//!   message-or-null]]` (a plain array of updates is accepted too) with the shared Transit
+//!   reader of [`super::transit`]; it is total and returns [`GroupError`]. Unknown event types
+//!   are a decode error (status-go's `validateEvent` rejects them too).
+//!   [`MembershipUpdateMessage::encode`] writes what status-go v0.36 writes; the status-go test
+//!   vector re-encodes byte for byte.
+//! - Each update carries one signature over all its events: `Sign(keccak256(utf8(S)))` where
+//!   `S` is the compact JSON `[[event-pairs…], chat-id]` built by
+//!   [`MembershipUpdate::signing_string`] (events by ascending clock, each event as sorted
+//!   `[name, value]` pairs of its non-empty fields, `members` sorted ascending as status-go
+//!   does, strings escaped as Go's 2019 `json.Marshal`). The signer is *recovered*, so any
+//!   65-byte signature "verifies"; authorisation is what [`GroupState`] checks.
+//! - [`GroupState::fold`] applies the union of all known updates in ascending clock order
+//!   (ties: author, then event) with the admin rules of status-react's `valid-event?`
+//!   (table in status-chat.md §7). Invalid events are skipped and reported, never applied; a
+//!   fold with no valid `chat-created` is an error. [`GroupState::apply`] is the single-event
+//!   step and leaves the state untouched when it returns an error.
+//! - Member ids are `"0x" + pubhex` (lowercase, 65-byte uncompressed key), see [`member_id`].
+//!   Chat ids are `uuid + "0x" + pubhex(creator)` (2019 form, no separator; ids with a `-`
+//!   separator as written by later status-go are accepted on input since only the suffix is
+//!   checked, as status-go and status-react do).
+
+use std::collections::BTreeSet;
+
+use rand_core::{CryptoRng, RngCore};
+use secp256k1::{PublicKey, SecretKey};
+
+use super::transit::{decode_top, C4Message, Tv, Writer};
+use super::ChatError;
+use crate::keccak::keccak256;
+use crate::whisper::{recover_signer, sign_recoverable, SIGNATURE_LEN};
+
+/// The record tag of a membership update message.
+pub const G5_TAG: &str = "g5";
+/// Length of the hex signature string of an update (65 bytes, no `0x`).
+pub const SIGNATURE_HEX_LEN: usize = 2 * SIGNATURE_LEN;
+/// Length of a member id: `0x` + 130 hex characters.
+pub const MEMBER_ID_LEN: usize = 2 + 2 * 65;
+/// Default cap on group size: status-react's `max-group-chat-participants` (20 in late 2019,
+/// the UI limit; the protocol itself has none). Configurable through [`GroupLimits`].
+pub const DEFAULT_MAX_GROUP_MEMBERS: usize = 20;
+
+/// Why a membership message or event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// The Transit bytes did not decode.
+    #[error(transparent)]
+    Decode(#[from] ChatError),
+    /// An event whose `type` is not one of the seven 2019 event types.
+    #[error("group: unknown event type {0:?}")]
+    UnknownEventType(String),
+    /// The update has no signature.
+    #[error("group: unsigned update")]
+    Unsigned,
+    /// The signature is not 130 hex characters or does not recover a key.
+    #[error("group: bad update signature")]
+    BadSignature,
+    /// An update for another chat than the one being folded.
+    #[error("group: update for chat {got:?}, expected {expected:?}")]
+    ChatIdMismatch {
+        /// The chat being folded.
+        expected: String,
+        /// The update's chat id.
+        got: String,
+    },
+    /// The chat id does not end with `0x` + the creator key (or equals it).
+    #[error("group: chat id does not end with the creator key")]
+    InvalidChatId,
+    /// A member string that is not `0x` + 130 lowercase hex of a valid key.
+    #[error("group: invalid member id {0:?}")]
+    InvalidMember(String),
+    /// `chat-created` on a group that already exists.
+    #[error("group: chat-created on an existing group")]
+    AlreadyCreated,
+    /// An event before the group's `chat-created`.
+    #[error("group: event before chat-created")]
+    NotCreated,
+    /// The author must be an admin for this event.
+    #[error("group: {0} by a non-admin")]
+    NotAdmin(&'static str),
+    /// The event names someone who is not a member (or an author who is not one).
+    #[error("group: {0} names a non-member")]
+    NotMember(&'static str),
+    /// The event may only be made by the member it names.
+    #[error("group: {0} must be made by the member it names")]
+    NotSelf(&'static str),
+    /// An admin cannot be removed from the group, only drop their own admin rights first.
+    #[error("group: member-removed targets an admin")]
+    TargetIsAdmin,
+    /// The last admin cannot drop admin rights.
+    #[error("group: the last admin cannot be removed")]
+    LastAdmin,
+    /// A name change to a blank name.
+    #[error("group: blank group name")]
+    BlankName,
+    /// `members-added` / `admins-added` with no members.
+    #[error("group: {0} with no members")]
+    NoMembers(&'static str),
+    /// The group would exceed [`GroupLimits::max_members`].
+    #[error("group: more than {max} members")]
+    TooManyMembers {
+        /// The configured limit.
+        max: usize,
+    },
+    /// [`GroupState::apply`] given an event older than one already applied; re-fold instead.
+    #[error("group: event clock {clock} before last applied {last}")]
+    ClockRegression {
+        /// The event's clock.
+        clock: u64,
+        /// The state's last applied clock.
+        last: u64,
+    },
+    /// No valid `chat-created` among the updates.
+    #[error("group: no valid chat-created event")]
+    NoCreator,
+}
+
+/// One membership event (status-chat.md §7 table).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupEventKind {
+    /// `chat-created`: first event; the author becomes admin and member.
+    ChatCreated {
+        /// Initial group name.
+        name: String,
+    },
+    /// `name-changed` (admin only, not blank).
+    NameChanged {
+        /// New name.
+        name: String,
+    },
+    /// `members-added` (admin only).
+    MembersAdded {
+        /// Member ids added.
+        members: Vec<String>,
+    },
+    /// `member-joined` (the invited member accepts).
+    MemberJoined {
+        /// The member (must be the author).
+        member: String,
+    },
+    /// `admins-added` (admin only; targets must be members).
+    AdminsAdded {
+        /// Member ids made admins.
+        members: Vec<String>,
+    },
+    /// `member-removed` (admin removing a non-admin, or a non-admin leaving).
+    MemberRemoved {
+        /// The member removed.
+        member: String,
+    },
+    /// `admin-removed` (an admin dropping their own admin rights).
+    AdminRemoved {
+        /// The admin (must be the author).
+        member: String,
+    },
+}
+
+impl GroupEventKind {
+    /// The wire `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            GroupEventKind::ChatCreated { .. } => "chat-created",
+            GroupEventKind::NameChanged { .. } => "name-changed",
+            GroupEventKind::MembersAdded { .. } => "members-added",
+            GroupEventKind::MemberJoined { .. } => "member-joined",
+            GroupEventKind::AdminsAdded { .. } => "admins-added",
+            GroupEventKind::MemberRemoved { .. } => "member-removed",
+            GroupEventKind::AdminRemoved { .. } => "admin-removed",
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        match self {
+            GroupEventKind::ChatCreated { name } | GroupEventKind::NameChanged { name } => {
+                Some(name)
+            }
+            _ => None,
+        }
+    }
+
+    fn member(&self) -> Option<&str> {
+        match self {
+            GroupEventKind::MemberJoined { member }
+            | GroupEventKind::MemberRemoved { member }
+            | GroupEventKind::AdminRemoved { member } => Some(member),
+            _ => None,
+        }
+    }
+
+    fn members(&self) -> Option<&[String]> {
+        match self {
+            GroupEventKind::MembersAdded { members } | GroupEventKind::AdminsAdded { members } => {
+                Some(members)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An event with its Lamport clock.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupEvent {
+    /// `clock-value` (status-react clock, status-chat.md §6.2).
+    pub clock: u64,
+    /// What happened.
+    pub kind: GroupEventKind,
+}
+
+/// One signed update: events by one author for one chat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipUpdate {
+    /// `~:chat-id`.
+    pub chat_id: String,
+    /// `~:events`.
+    pub events: Vec<GroupEvent>,
+    /// `~:signature`: 130 lowercase hex characters, no `0x`; empty when absent.
+    pub signature: String,
+}
+
+/// The `g5` record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipUpdateMessage {
+    /// The group chat id.
+    pub chat_id: String,
+    /// All updates the sender knows (late joiners rebuild the group from them).
+    pub updates: Vec<MembershipUpdate>,
+    /// An optional `c4` message carried with the updates.
+    pub message: Option<C4Message>,
+}
+
+/// An event whose author has been recovered from its update's signature.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SignedEvent {
+    /// The event.
+    pub event: GroupEvent,
+    /// Author's member id (`0x` + pubhex).
+    pub author: String,
+}
+
+/// Limits applied by the fold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupLimits {
+    /// Largest number of members a group may reach; additions beyond it are rejected.
+    pub max_members: usize,
+}
+
+impl Default for GroupLimits {
+    fn default() -> Self {
+        GroupLimits {
+            max_members: DEFAULT_MAX_GROUP_MEMBERS,
+        }
+    }
+}
+
+/// A member id: `"0x" + lowercase hex of the 65-byte uncompressed key` (status-go
+/// `publicKeyToString`).
+pub fn member_id(key: &PublicKey) -> String {
+    format!("0x{}", hex::encode(key.serialize_uncompressed()))
+}
+
+/// Parses a member id; only the canonical lowercase form is accepted, so string comparison of
+/// ids equals key comparison.
+pub fn parse_member_id(id: &str) -> Result<PublicKey, GroupError> {
+    let bad = || GroupError::InvalidMember(id.to_string());
+    let hex_part = id.strip_prefix("0x").ok_or_else(bad)?;
+    if id.len() != MEMBER_ID_LEN || hex_part.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(bad());
+    }
+    let bytes = hex::decode(hex_part).map_err(|_| bad())?;
+    if bytes.first() != Some(&4) {
+        return Err(bad());
+    }
+    PublicKey::from_slice(&bytes).map_err(|_| bad())
+}
+
+/// Formats 16 random bytes as an RFC 4122 version-4 UUID string (36 characters).
+pub fn uuid_v4_string(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A new group chat id in the 2019 form `uuid + "0x" + pubhex(creator)` (no separator, as
+/// status-react and the status-go v0.36 test vector have it).
+pub fn new_chat_id(rng: &mut (impl RngCore + CryptoRng), creator: &PublicKey) -> String {
+    let mut b = [0u8; 16];
+    rng.fill_bytes(&mut b);
+    format!("{}{}", uuid_v4_string(b), member_id(creator))
+}
+
+/// True if `chat_id` ends with `creator`'s member id and is not just that id
+/// (status-react `valid-chat-id?`, status-go `validateChatID`).
+pub fn chat_id_matches_creator(chat_id: &str, creator_id: &str) -> bool {
+    chat_id.len() > creator_id.len() && chat_id.ends_with(creator_id)
+}
+
+/// Go's 2019 `json.Marshal` for a string: `"` and `\` escaped, `\n` `\r` `\t` short, other
+/// control characters as `\u00xx`, and the HTML-safe escapes `<` `>` `&` U+2028 U+2029 as
+/// `\u003c` `\u003e` `\u0026` `\u2028` `\u2029` (Go ≥ 1.22 also shortens `\b` `\f`; 2019 Go
+/// did not).
+pub fn go_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)))
+            }
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl MembershipUpdate {
+    /// The exact string whose keccak256 is signed (module docs; status-chat.md §7).
+    pub fn signing_string(&self) -> String {
+        signing_string(&self.chat_id, &self.events)
+    }
+
+    /// Builds and signs an update: events sorted by clock (stable), `members` lists sorted
+    /// ascending, signature over [`Self::signing_string`].
+    pub fn sign(chat_id: &str, mut events: Vec<GroupEvent>, key: &SecretKey) -> MembershipUpdate {
+        events.sort_by_key(|e| e.clock);
+        for e in &mut events {
+            if let GroupEventKind::MembersAdded { members }
+            | GroupEventKind::AdminsAdded { members } = &mut e.kind
+            {
+                members.sort();
+            }
+        }
+        let s = signing_string(chat_id, &events);
+        let sig = sign_recoverable(key, &keccak256(s.as_bytes()));
+        MembershipUpdate {
+            chat_id: chat_id.to_string(),
+            events,
+            signature: hex::encode(sig),
+        }
+    }
+
+    /// Recovers the update's author from its signature.
+    pub fn recover_author(&self) -> Result<PublicKey, GroupError> {
+        if self.signature.is_empty() {
+            return Err(GroupError::Unsigned);
+        }
+        let mut sig = [0u8; SIGNATURE_LEN];
+        if self.signature.len() != SIGNATURE_HEX_LEN
+            || hex::decode_to_slice(&self.signature, &mut sig).is_err()
+        {
+            return Err(GroupError::BadSignature);
+        }
+        recover_signer(&sig, &keccak256(self.signing_string().as_bytes()))
+            .map_err(|_| GroupError::BadSignature)
+    }
+
+    /// The update's events with their recovered author.
+    pub fn signed_events(&self) -> Result<Vec<SignedEvent>, GroupError> {
+        let author = member_id(&self.recover_author()?);
+        Ok(self
+            .events
+            .iter()
+            .map(|e| SignedEvent {
+                event: e.clone(),
+                author: author.clone(),
+            })
+            .collect())
+    }
+}
+
+fn signing_string(chat_id: &str, events: &[GroupEvent]) -> String {
+    let mut sorted: Vec<&GroupEvent> = events.iter().collect();
+    sorted.sort_by_key(|e| e.clock);
+    let mut out = String::from("[[");
+    for (i, e) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Pairs in ascending field-name order: clock-value, member, members, name, type;
+        // zero/empty fields are omitted (status-go `tupleMembershipUpdateEvent`).
+        let mut pairs: Vec<String> = Vec::new();
+        if e.clock != 0 {
+            pairs.push(format!("[\"clock-value\",{}]", e.clock));
+        }
+        if let Some(m) = e.kind.member().filter(|m| !m.is_empty()) {
+            pairs.push(format!("[\"member\",{}]", go_json_string(m)));
+        }
+        if let Some(ms) = e.kind.members().filter(|ms| !ms.is_empty()) {
+            let mut ms: Vec<&String> = ms.iter().collect();
+            ms.sort();
+            let list: Vec<String> = ms.iter().map(|m| go_json_string(m)).collect();
+            pairs.push(format!("[\"members\",[{}]]", list.join(",")));
+        }
+        if let Some(n) = e.kind.name().filter(|n| !n.is_empty()) {
+            pairs.push(format!("[\"name\",{}]", go_json_string(n)));
+        }
+        pairs.push(format!("[\"type\",\"{}\"]", e.kind.type_name()));
+        out.push('[');
+        out.push_str(&pairs.join(","));
+        out.push(']');
+    }
+    out.push_str("],");
+    out.push_str(&go_json_string(chat_id));
+    out.push(']');
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transit codec
+
+fn field<'a>(pairs: &'a [(Tv, Tv)], key: &str) -> Option<&'a Tv> {
+    pairs.iter().find_map(|(k, v)| match k {
+        Tv::Keyword(k) | Tv::Str(k) if k == key => Some(v),
+        _ => None,
+    })
+}
+
+fn transit_err(what: &'static str) -> GroupError {
+    GroupError::Decode(ChatError::Transit(what))
+}
+
+fn str_field(pairs: &[(Tv, Tv)], key: &str, what: &'static str) -> Result<String, GroupError> {
+    match field(pairs, key) {
+        Some(Tv::Str(s)) => Ok(s.clone()),
+        _ => Err(transit_err(what)),
+    }
+}
+
+/// A Transit list, set or plain array.
+fn seq<'a>(v: &'a Tv, what: &'static str) -> Result<&'a [Tv], GroupError> {
+    match v {
+        Tv::Array(items) => Ok(items),
+        Tv::Tagged(tag, rep) if tag == "list" || tag == "set" => match rep.as_ref() {
+            Tv::Array(items) => Ok(items),
+            _ => Err(transit_err(what)),
+        },
+        _ => Err(transit_err(what)),
+    }
+}
+
+fn decode_event(v: &Tv) -> Result<GroupEvent, GroupError> {
+    let Tv::Map(pairs) = v else {
+        return Err(transit_err("event is not a map"));
+    };
+    let type_name = match field(pairs, "type") {
+        Some(Tv::Str(s) | Tv::Keyword(s)) => s.clone(),
+        _ => return Err(transit_err("event type")),
+    };
+    let clock = match field(pairs, "clock-value") {
+        Some(Tv::Int(i)) => u64::try_from(*i).map_err(|_| transit_err("event clock-value"))?,
+        _ => return Err(transit_err("event clock-value")),
+    };
+    let name = || str_field(pairs, "name", "event name");
+    let member = || str_field(pairs, "member", "event member");
+    let members = || -> Result<Vec<String>, GroupError> {
+        let v = field(pairs, "members").ok_or(transit_err("event members"))?;
+        seq(v, "event members")?
+            .iter()
+            .map(|m| match m {
+                Tv::Str(s) => Ok(s.clone()),
+                _ => Err(transit_err("event member entry")),
+            })
+            .collect()
+    };
+    let kind = match type_name.as_str() {
+        "chat-created" => GroupEventKind::ChatCreated { name: name()? },
+        "name-changed" => GroupEventKind::NameChanged { name: name()? },
+        "members-added" => GroupEventKind::MembersAdded {
+            members: members()?,
+        },
+        "member-joined" => GroupEventKind::MemberJoined { member: member()? },
+        "admins-added" => GroupEventKind::AdminsAdded {
+            members: members()?,
+        },
+        "member-removed" => GroupEventKind::MemberRemoved { member: member()? },
+        "admin-removed" => GroupEventKind::AdminRemoved { member: member()? },
+        _ => return Err(GroupError::UnknownEventType(type_name)),
+    };
+    Ok(GroupEvent { clock, kind })
+}
+
+fn decode_update(v: &Tv) -> Result<MembershipUpdate, GroupError> {
+    let Tv::Map(pairs) = v else {
+        return Err(transit_err("update is not a map"));
+    };
+    let chat_id = str_field(pairs, "chat-id", "update chat-id")?;
+    let events = seq(
+        field(pairs, "events").ok_or(transit_err("update events"))?,
+        "update events",
+    )?
+    .iter()
+    .map(decode_event)
+    .collect::<Result<_, _>>()?;
+    let signature = match field(pairs, "signature") {
+        None | Some(Tv::Null) => String::new(),
+        Some(Tv::Str(s)) => s.clone(),
+        Some(_) => return Err(transit_err("update signature")),
+    };
+    Ok(MembershipUpdate {
+        chat_id,
+        events,
+        signature,
+    })
+}
+
+impl MembershipUpdateMessage {
+    /// Decodes Transit bytes holding one `g5` record (total).
+    pub fn decode(bytes: &[u8]) -> Result<MembershipUpdateMessage, GroupError> {
+        let Tv::Tagged(tag, rep) = decode_top(bytes)? else {
+            return Err(transit_err("not a tagged value"));
+        };
+        if tag != G5_TAG {
+            return Err(GroupError::Decode(ChatError::UnexpectedTag(tag)));
+        }
+        let Tv::Array(items) = *rep else {
+            return Err(transit_err("g5 rep is not an array"));
+        };
+        let mut items = items.into_iter();
+        let chat_id = match items.next() {
+            Some(Tv::Str(s)) => s,
+            _ => return Err(transit_err("g5 chat-id")),
+        };
+        let updates = match items.next() {
+            Some(v) => seq(&v, "g5 updates")?
+                .iter()
+                .map(decode_update)
+                .collect::<Result<_, _>>()?,
+            None => return Err(transit_err("g5 updates")),
+        };
+        let message = match items.next() {
+            None | Some(Tv::Null) => None,
+            Some(v) => Some(C4Message::from_tv(v)?),
+        };
+        Ok(MembershipUpdateMessage {
+            chat_id,
+            updates,
+            message,
+        })
+    }
+
+    /// Encodes as compact Transit JSON (status-go v0.36 layout; see module docs).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        let mut out = String::with_capacity(256 + 512 * self.updates.len());
+        out.push('[');
+        w.raw_str(&mut out, &format!("~#{G5_TAG}"), false);
+        out.push_str(",[");
+        w.string(&mut out, &self.chat_id);
+        out.push_str(",[");
+        w.raw_str(&mut out, "~#list", false);
+        out.push_str(",[");
+        for (i, u) in self.updates.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_update(&mut w, &mut out, u);
+        }
+        out.push_str("]],");
+        match &self.message {
+            Some(m) => m.write_to(&mut w, &mut out),
+            None => out.push_str("null"),
+        }
+        out.push_str("]]");
+        out.into_bytes()
+    }
+}
+
+fn write_key(w: &mut Writer, out: &mut String, key: &str) {
+    out.push(',');
+    w.raw_str(out, &format!("~:{key}"), true);
+    out.push(',');
+}
+
+fn write_update(w: &mut Writer, out: &mut String, u: &MembershipUpdate) {
+    out.push_str("[\"^ \"");
+    write_key(w, out, "chat-id");
+    w.string(out, &u.chat_id);
+    write_key(w, out, "events");
+    out.push('[');
+    for (i, e) in u.events.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Key order as in the status-go test vector: type, name, clock-value, member(s).
+        out.push_str("[\"^ \"");
+        write_key(w, out, "type");
+        w.string(out, e.kind.type_name());
+        if let Some(n) = e.kind.name() {
+            write_key(w, out, "name");
+            w.string(out, n);
+        }
+        write_key(w, out, "clock-value");
+        w.int(out, e.clock);
+        if let Some(m) = e.kind.member() {
+            write_key(w, out, "member");
+            w.string(out, m);
+        }
+        if let Some(ms) = e.kind.members() {
+            write_key(w, out, "members");
+            out.push('[');
+            w.raw_str(out, "~#set", false);
+            out.push_str(",[");
+            for (j, m) in ms.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                w.string(out, m);
+            }
+            out.push_str("]]");
+        }
+        out.push(']');
+    }
+    out.push(']');
+    if !u.signature.is_empty() {
+        write_key(w, out, "signature");
+        w.string(out, &u.signature);
+    }
+    out.push(']');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fold
+
+/// An event the fold refused, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedEvent {
+    /// The event.
+    pub event: GroupEvent,
+    /// Its author, when the signature recovered one.
+    pub author: Option<String>,
+    /// Why it was refused.
+    pub error: GroupError,
+}
+
+/// Result of [`GroupState::fold`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Folded {
+    /// The resulting group.
+    pub state: GroupState,
+    /// Events skipped, in the order they were considered.
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// Membership of one group: the pure fold of its signed events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupState {
+    chat_id: String,
+    limits: GroupLimits,
+    name: String,
+    creator: Option<String>,
+    members: BTreeSet<String>,
+    admins: BTreeSet<String>,
+    joined: BTreeSet<String>,
+    last_clock: u64,
+}
+
+impl GroupState {
+    /// An empty (not yet created) group with id `chat_id`.
+    pub fn new(chat_id: &str, limits: GroupLimits) -> GroupState {
+        GroupState {
+            chat_id: chat_id.to_string(),
+            limits,
+            name: String::new(),
+            creator: None,
+            members: BTreeSet::new(),
+            admins: BTreeSet::new(),
+            joined: BTreeSet::new(),
+            last_clock: 0,
+        }
+    }
+
+    /// Folds the union of `updates` (identical updates counted once): verifies each
+    /// update's signature and chat id, then applies every event in ascending clock order
+    /// (ties: author, then event). Invalid events are skipped and listed in
+    /// [`Folded::rejected`]; the result is an error only when no `chat-created` was valid.
+    pub fn fold(
+        chat_id: &str,
+        updates: &[MembershipUpdate],
+        limits: GroupLimits,
+    ) -> Result<Folded, GroupError> {
+        let mut rejected = Vec::new();
+        let mut events: BTreeSet<(u64, String, GroupEvent)> = BTreeSet::new();
+        for (i, u) in updates.iter().enumerate() {
+            // Deduplicate whole updates, not signatures: a tampered copy reusing a genuine
+            // signature must not shadow the genuine update.
+            if updates.get(..i).is_some_and(|before| before.contains(u)) {
+                continue;
+            }
+            let verdict = if u.chat_id != chat_id {
+                Err(GroupError::ChatIdMismatch {
+                    expected: chat_id.to_string(),
+                    got: u.chat_id.clone(),
+                })
+            } else {
+                u.signed_events()
+            };
+            match verdict {
+                Ok(signed) => {
+                    for s in signed {
+                        events.insert((s.event.clock, s.author, s.event));
+                    }
+                }
+                Err(error) => rejected.extend(u.events.iter().map(|e| RejectedEvent {
+                    event: e.clone(),
+                    author: None,
+                    error: error.clone(),
+                })),
+            }
+        }
+        let mut state = GroupState::new(chat_id, limits);
+        for (_, author, event) in events {
+            let signed = SignedEvent { event, author };
+            if let Err(error) = state.apply(&signed) {
+                rejected.push(RejectedEvent {
+                    event: signed.event,
+                    author: Some(signed.author),
+                    error,
+                });
+            }
+        }
+        if state.creator.is_none() {
+            return Err(GroupError::NoCreator);
+        }
+        Ok(Folded { state, rejected })
+    }
+
+    /// Applies one signed event with the admin rules of status-chat.md §7. On error the state
+    /// is unchanged. Events must come in ascending clock order ([`GroupError::ClockRegression`]
+    /// otherwise: keep all updates and [`GroupState::fold`] again).
+    pub fn apply(&mut self, ev: &SignedEvent) -> Result<(), GroupError> {
+        let clock = ev.event.clock;
+        if clock < self.last_clock {
+            return Err(GroupError::ClockRegression {
+                clock,
+                last: self.last_clock,
+            });
+        }
+        let author = ev.author.as_str();
+        parse_member_id(author)?;
+        let kind = &ev.event.kind;
+        let t = kind.type_name();
+        if self.creator.is_none() && !matches!(kind, GroupEventKind::ChatCreated { .. }) {
+            return Err(GroupError::NotCreated);
+        }
+        let is_admin = self.admins.contains(author);
+        match kind {
+            GroupEventKind::ChatCreated { name } => {
+                if self.creator.is_some() || !self.members.is_empty() {
+                    return Err(GroupError::AlreadyCreated);
+                }
+                if !chat_id_matches_creator(&self.chat_id, author) {
+                    return Err(GroupError::InvalidChatId);
+                }
+                self.name = name.clone();
+                self.creator = Some(author.to_string());
+                self.members.insert(author.to_string());
+                self.admins.insert(author.to_string());
+                self.joined.insert(author.to_string());
+            }
+            GroupEventKind::NameChanged { name } => {
+                if !is_admin {
+                    return Err(GroupError::NotAdmin(t));
+                }
+                if name.trim().is_empty() {
+                    return Err(GroupError::BlankName);
+                }
+                self.name = name.clone();
+            }
+            GroupEventKind::MembersAdded { members } => {
+                if !is_admin {
+                    return Err(GroupError::NotAdmin(t));
+                }
+                if members.is_empty() {
+                    return Err(GroupError::NoMembers(t));
+                }
+                for m in members {
+                    parse_member_id(m)?;
+                }
+                let new: BTreeSet<&String> = members
+                    .iter()
+                    .filter(|m| !self.members.contains(*m))
+                    .collect();
+                if self.members.len() + new.len() > self.limits.max_members {
+                    return Err(GroupError::TooManyMembers {
+                        max: self.limits.max_members,
+                    });
+                }
+                self.members.extend(new.into_iter().cloned());
+            }
+            GroupEventKind::MemberJoined { member } => {
+                if member != author {
+                    return Err(GroupError::NotSelf(t));
+                }
+                if !self.members.contains(member) {
+                    return Err(GroupError::NotMember(t));
+                }
+                self.joined.insert(member.clone());
+            }
+            GroupEventKind::AdminsAdded { members } => {
+                if !is_admin {
+                    return Err(GroupError::NotAdmin(t));
+                }
+                if members.is_empty() {
+                    return Err(GroupError::NoMembers(t));
+                }
+                if members.iter().any(|m| !self.members.contains(m)) {
+                    return Err(GroupError::NotMember(t));
+                }
+                self.admins.extend(members.iter().cloned());
+            }
+            GroupEventKind::MemberRemoved { member } => {
+                if !self.members.contains(member) {
+                    return Err(GroupError::NotMember(t));
+                }
+                if self.admins.contains(member) {
+                    return Err(GroupError::TargetIsAdmin);
+                }
+                if !is_admin && member != author {
+                    return Err(GroupError::NotAdmin(t));
+                }
+                self.members.remove(member);
+                self.joined.remove(member);
+            }
+            GroupEventKind::AdminRemoved { member } => {
+                if member != author {
+                    return Err(GroupError::NotSelf(t));
+                }
+                if !is_admin {
+                    return Err(GroupError::NotAdmin(t));
+                }
+                if self.admins.len() <= 1 {
+                    return Err(GroupError::LastAdmin);
+                }
+                self.admins.remove(member);
+            }
+        }
+        self.last_clock = clock;
+        Ok(())
+    }
+
+    /// The chat id.
+    pub fn chat_id(&self) -> &str {
+        &self.chat_id
+    }
+    /// Current name (empty before creation).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The creator's member id, once `chat-created` was applied.
+    pub fn creator(&self) -> Option<&str> {
+        self.creator.as_deref()
+    }
+    /// Current members (sorted member ids), including admins.
+    pub fn members(&self) -> &BTreeSet<String> {
+        &self.members
+    }
+    /// Current admins.
+    pub fn admins(&self) -> &BTreeSet<String> {
+        &self.admins
+    }
+    /// Members who have accepted (`member-joined`, and the creator).
+    pub fn joined(&self) -> &BTreeSet<String> {
+        &self.joined
+    }
+    /// True if `id` is a member.
+    pub fn is_member(&self, id: &str) -> bool {
+        self.members.contains(id)
+    }
+    /// True if `id` is an admin.
+    pub fn is_admin(&self, id: &str) -> bool {
+        self.admins.contains(id)
+    }
+    /// Clock of the last applied event (0 before any).
+    pub fn last_clock(&self) -> u64 {
+        self.last_clock
+    }
+    /// The limits in force.
+    pub fn limits(&self) -> GroupLimits {
+        self.limits
+    }
+}
+
+#[cfg(test)]
+mod tests;

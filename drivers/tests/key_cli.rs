@@ -1,0 +1,93 @@
+//! `hush key` through the real binary: new → export → import into another data dir gives the
+//! same identity, with the passphrase from the environment on one side and a file on the other.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hush-key-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn hush(args: &[&str], passphrase_env: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hush"));
+    c.args(args).env_remove("HUSH_PASSPHRASE");
+    if let Some(p) = passphrase_env {
+        c.env("HUSH_PASSPHRASE", p);
+    }
+    c.output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn field(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("{key} missing in {out}"))
+        .to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn key_new_export_import_roundtrip() {
+    let root = temp_dir("roundtrip");
+    let (a, b) = (root.join("a"), root.join("b"));
+    let file = root.join("identity.json");
+    let pass_file = root.join("pass");
+    std::fs::write(&pass_file, "correct horse\n").unwrap();
+
+    let created = ok(hush(&["key", "new", "--data-dir", s(&a)], None));
+    let pubkey = field(&created, "public_key: ");
+    let address = field(&created, "address: ");
+    assert_eq!(field(&created, "created: "), "true");
+
+    // Default (standard scrypt) export, passphrase from the environment.
+    ok(hush(
+        &["key", "export", "--data-dir", s(&a), "--out", s(&file)],
+        Some("correct horse"),
+    ));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(json["crypto"]["kdfparams"]["n"], 262144);
+    assert_eq!(format!("0x{}", json["address"].as_str().unwrap()), address);
+
+    // Wrong passphrase: refused, nothing created.
+    let bad = hush(
+        &["key", "import", "--data-dir", s(&b), s(&file)],
+        Some("wrong"),
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("MAC mismatch"));
+    assert!(!b.join("nodekey").exists());
+
+    let imported = ok(hush(
+        &[
+            "key",
+            "import",
+            "--data-dir",
+            s(&b),
+            "--passphrase-file",
+            s(&pass_file),
+            s(&file),
+        ],
+        None,
+    ));
+    assert_eq!(field(&imported, "public_key: "), pubkey);
+    let again = ok(hush(&["key", "new", "--data-dir", s(&b)], None));
+    assert_eq!(field(&again, "public_key: "), pubkey);
+    assert_eq!(field(&again, "address: "), address);
+    assert_eq!(field(&again, "created: "), "false");
+    std::fs::remove_dir_all(root).unwrap();
+}
