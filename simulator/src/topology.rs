@@ -106,7 +106,7 @@ pub fn random_regular(
     d: usize,
     rng: &mut impl RngCore,
 ) -> Result<Vec<(usize, usize)>, TopologyError> {
-    if n.checked_mul(d).map_or(true, |s| s % 2 != 0) {
+    if n.checked_mul(d).is_none_or(|s| s % 2 != 0) {
         return Err(TopologyError::OddDegreeSum {
             nodes: n,
             degree: d,
@@ -262,7 +262,7 @@ pub fn is_connected(n: usize, edges: &[(usize, usize)]) -> bool {
 
 /// One pairing attempt; `None` if it got stuck.
 fn try_pairing(n: usize, d: usize, rng: &mut impl RngCore) -> Option<BTreeSet<(usize, usize)>> {
-    let mut points: Vec<usize> = (0..n).flat_map(|v| std::iter::repeat(v).take(d)).collect();
+    let mut points: Vec<usize> = (0..n).flat_map(|v| std::iter::repeat_n(v, d)).collect();
     let mut edges = BTreeSet::new();
     let suitable = |edges: &BTreeSet<(usize, usize)>, u: usize, v: usize| {
         u != v && !edges.contains(&(u.min(v), u.max(v)))
