@@ -17,7 +17,7 @@
 //!   [`Persist::Envelope`]; the driver stores it (SQLite) and, at start, replays its rows with
 //!   [`Node::restore_archived`] before connecting, so the archive survives restarts. Requests
 //!   are answered from the in-memory index (no query round-trip through the driver).
-//!   Client: [`Command::RequestHistory`] sends a signed request, encrypted with
+//!   Client: [`Node::request_history`] sends a signed request, encrypted with
 //!   PBKDF2([`NodeConfig::mailserver_password`]) (or ECIES to the mailserver's key when that is
 //!   `None`), to a connected mailserver from [`NodeConfig::mailservers`] (trusted on connect);
 //!   returned envelopes reach joined chats like live ones (deduplicated by message id); a page
@@ -144,15 +144,6 @@ pub enum Command {
         chat: String,
         /// Message text.
         text: String,
-    },
-    /// Ask a mailserver for a public chat's history (joining it first if needed).
-    RequestHistory {
-        /// Chat name.
-        chat: String,
-        /// Oldest sent time wanted, Unix seconds (default: now − `history_window_secs`).
-        since_secs: Option<u64>,
-        /// Which mailserver (default: the first connected one of `NodeConfig::mailservers`).
-        mailserver: Option<NodePublicKey>,
     },
 }
 
@@ -538,11 +529,6 @@ impl Node {
                 Ok(())
             }
             Command::SendPublicMessage { chat, text } => self.send_public(now, &chat, &text),
-            Command::RequestHistory {
-                chat,
-                since_secs,
-                mailserver,
-            } => self.request_history(now, &chat, since_secs, mailserver),
         };
         self.pump(now);
         result
@@ -606,7 +592,26 @@ impl Node {
         Ok(())
     }
 
-    fn request_history(
+    /// Asks a mailserver for a public chat's history (joining the chat first if needed):
+    /// envelopes sent since `since_secs` (default: now − `history_window_secs`) up to now, from
+    /// `mailserver` (default: the first connected one of [`NodeConfig::mailservers`]). The
+    /// messages arrive as [`Event::MessageReceived`]; each page ends with
+    /// [`Event::HistoryRequestCompleted`]. (A method rather than a [`Command`] variant so that
+    /// exhaustive matches on `Command` elsewhere keep compiling.)
+    pub fn request_history(
+        &mut self,
+        now: Time,
+        chat: &str,
+        since_secs: Option<u64>,
+        mailserver: Option<NodePublicKey>,
+    ) -> Result<(), NodeError> {
+        self.observe(now);
+        let result = self.request_history_inner(now, chat, since_secs, mailserver);
+        self.pump(now);
+        result
+    }
+
+    fn request_history_inner(
         &mut self,
         now: Time,
         chat: &str,

@@ -289,7 +289,6 @@ fn same_seed_same_bytes() {
     assert_eq!(run(), run());
 }
 
-
 fn wire_key(i: u8) -> NodePublicKey {
     pubkey_to_wire(&public_key(&SecretKey::from_byte_array(&key(i)).unwrap()))
 }
@@ -333,28 +332,24 @@ fn offline_node_gets_history_from_mailserver_and_restarted_mailserver() {
     net.connect(2, 0);
     net.advance(1_000);
     assert!(net.received(2).is_empty());
-    let err = net.nodes[2].handle_command(
-        net.now,
-        Command::RequestHistory {
-            chat: "history".into(),
-            since_secs: None,
-            mailserver: Some(wire_key(1)),
-        },
-    );
+    let now = net.now;
+    let err = net.nodes[2].request_history(now, "history", None, Some(wire_key(1)));
     assert_eq!(err, Err(NodeError::NoMailserver));
-    net.command(
-        2,
-        Command::RequestHistory {
-            chat: "history".into(),
-            since_secs: Some(START.as_secs()),
-            mailserver: None,
-        },
-    );
+    net.nodes[2]
+        .request_history(now, "history", Some(START.as_secs()), None)
+        .unwrap();
     net.advance(500);
     let texts: Vec<String> = net.received(2).iter().map(|m| m.text.clone()).collect();
     assert_eq!(texts, ["old message 0", "old message 1", "old message 2"]);
     assert!(net.events.iter().any(|(i, e)| *i == 2
-        && matches!(e, Event::HistoryRequestCompleted { error: None, more: false, .. })));
+        && matches!(
+            e,
+            Event::HistoryRequestCompleted {
+                error: None,
+                more: false,
+                ..
+            }
+        )));
 
     // A2 replays A's rows (as after a restart) and serves the same history; C dedups it.
     for raw in &archived {
@@ -362,14 +357,10 @@ fn offline_node_gets_history_from_mailserver_and_restarted_mailserver() {
     }
     net.connect(2, 3);
     net.advance(1_000);
-    net.command(
-        2,
-        Command::RequestHistory {
-            chat: "history".into(),
-            since_secs: Some(START.as_secs()),
-            mailserver: Some(wire_key(3)),
-        },
-    );
+    let now = net.now;
+    net.nodes[2]
+        .request_history(now, "history", Some(START.as_secs()), Some(wire_key(3)))
+        .unwrap();
     net.advance(500);
     assert_eq!(net.received(2).len(), 3, "no duplicates");
     assert_eq!(net.nodes[3].whisper().stats().envelopes_served, 3);

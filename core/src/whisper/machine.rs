@@ -1059,8 +1059,7 @@ impl Whisper {
             return Added::Dropped;
         }
         self.stats.envelopes_pooled += 1;
-        let p2p = from.is_some() && self.config.light_node;
-        self.deliver(&env, hash, pow, p2p);
+        // Archive first: the driver commits the envelope before it reports the delivery.
         if let Some(archive) = self.archive.as_mut() {
             let raw = env.encode();
             if archive.insert(&env, hash, raw.clone()) {
@@ -1073,6 +1072,8 @@ impl Whisper {
                 });
             }
         }
+        let p2p = from.is_some() && self.config.light_node;
+        self.deliver(&env, hash, pow, p2p);
         self.pool_bytes += env.size();
         self.by_expiry.insert((env.expiry, hash));
         self.pool.insert(hash, Pooled { env, pow, bloom });
@@ -1316,7 +1317,9 @@ impl Whisper {
         env: &Envelope,
     ) -> Result<(), WhisperError> {
         self.advance(now);
-        if !self.peers.get(&peer).is_some_and(|p| p.handshaken) {
+        // A connected peer suffices: our Status was queued at connect, so it precedes this
+        // packet on the wire, and the peer's Status precedes its answers.
+        if !self.peers.contains_key(&peer) {
             return Err(WhisperError::UnknownPeer);
         }
         self.actions.push_back(Action::Send {
@@ -1340,7 +1343,9 @@ impl Whisper {
     ) -> Result<[u8; 32], WhisperError> {
         self.advance(now);
         let identity = self.identity.ok_or(WhisperError::NoIdentity)?;
-        if !self.peers.get(&peer).is_some_and(|p| p.handshaken) {
+        // A connected peer suffices: our Status was queued at connect, so it precedes this
+        // packet on the wire, and the peer's Status precedes its answers.
+        if !self.peers.contains_key(&peer) {
             return Err(WhisperError::UnknownPeer);
         }
         let params = MessageParams {
@@ -1372,7 +1377,9 @@ impl Whisper {
     ) -> Result<(), WhisperError> {
         self.advance(now);
         request.validate()?;
-        if !self.peers.get(&peer).is_some_and(|p| p.handshaken) {
+        // A connected peer suffices: our Status was queued at connect, so it precedes this
+        // packet on the wire, and the peer's Status precedes its answers.
+        if !self.peers.contains_key(&peer) {
             return Err(WhisperError::UnknownPeer);
         }
         self.set_trusted(peer, true);

@@ -158,8 +158,8 @@ pub enum WhisperError {
     /// The operation needs the node key ([`Whisper::set_identity`]).
     #[error("whisper: no identity key set")]
     NoIdentity,
-    /// No handshaken peer with that key.
-    #[error("whisper: unknown or not yet handshaken peer")]
+    /// No connected peer with that key.
+    #[error("whisper: unknown peer")]
     UnknownPeer,
     /// The operation needs the mailserver role.
     #[error("whisper: not a mailserver")]
