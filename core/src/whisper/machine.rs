@@ -65,8 +65,8 @@ use super::mailserver::{
     ENVELOPE_OTHER_ERROR, ENVELOPE_TIME_NOT_SYNCED, HASH_LEN, OPEN_UPPER_BOUND_SECS,
 };
 use super::message::{
-    decrypt_asymmetric, decrypt_symmetric, open_asymmetric, open_symmetric, parse_plaintext, wrap,
-    Encryption, MessageParams, ReceivedMessage, AES_KEY_LEN,
+    decrypt_asymmetric, decrypt_symmetric, open_asymmetric, parse_plaintext, wrap, Encryption,
+    MessageParams, ReceivedMessage, SymmetricOpener, AES_KEY_LEN,
 };
 use super::status::{
     decode_bloom_filter, decode_pow_requirement, encode_bloom_filter, encode_pow_requirement,
@@ -512,7 +512,6 @@ struct PeerState {
 struct Pooled {
     env: Envelope,
     pow: f64,
-    bloom: Bloom,
 }
 
 /// The Whisper machine (see the module docs for behaviour and call order).
@@ -525,6 +524,8 @@ pub struct Whisper {
     pool: BTreeMap<[u8; 32], Pooled>,
     by_expiry: BTreeSet<(u32, [u8; 32])>,
     filters: BTreeMap<FilterId, Filter>,
+    /// Prepared AES key schedules of symmetric filters.
+    openers: BTreeMap<FilterId, SymmetricOpener>,
     next_filter_id: FilterId,
     bloom: Option<Bloom>,
     /// Previous PoW requirement, tolerated until the time given.
@@ -581,6 +582,7 @@ impl Whisper {
             pool: BTreeMap::new(),
             by_expiry: BTreeSet::new(),
             filters: BTreeMap::new(),
+            openers: BTreeMap::new(),
             next_filter_id: 1,
             bloom,
             pow_tolerance: None,
@@ -1036,6 +1038,14 @@ impl Whisper {
             self.stats.dropped_too_large += 1;
             return Added::Fault(hash, PeerFault::EnvelopeTooLarge);
         }
+        // Dedup before the PoW: a pooled envelope (same hash = same bytes) already passed it.
+        if self.pool.contains_key(&hash) {
+            if let Some(p) = from {
+                self.mark_known(p, hash);
+            }
+            self.stats.duplicates += 1;
+            return Added::Duplicate(hash);
+        }
         let diff = if sent > now { sent - now + 1 } else { 0 };
         let pow = env.pow(self.config.pow_formula, diff);
         if !self.pow_accepted(pow) {
@@ -1049,10 +1059,6 @@ impl Whisper {
         }
         if let Some(p) = from {
             self.mark_known(p, hash);
-        }
-        if self.pool.contains_key(&hash) {
-            self.stats.duplicates += 1;
-            return Added::Duplicate(hash);
         }
         if !self.make_room(&env, hash) {
             self.stats.pool_evictions += 1;
@@ -1076,7 +1082,7 @@ impl Whisper {
         self.deliver(&env, hash, pow, p2p);
         self.pool_bytes += env.size();
         self.by_expiry.insert((env.expiry, hash));
-        self.pool.insert(hash, Pooled { env, pow, bloom });
+        self.pool.insert(hash, Pooled { env, pow });
         self.schedule_broadcast();
         Added::Pooled(hash)
     }
@@ -1143,9 +1149,10 @@ impl Whisper {
             if f.min_pow > 0.0 && pow < f.min_pow {
                 continue;
             }
-            let opened = match &f.key {
-                FilterKey::Symmetric(k) => open_symmetric(env, hash, k, formula),
-                FilterKey::Asymmetric(k) => open_asymmetric(env, hash, k, formula),
+            let opened = match (&f.key, self.openers.get(id)) {
+                (FilterKey::Symmetric(_), Some(o)) => o.open(env, hash, pow),
+                (FilterKey::Symmetric(k), None) => SymmetricOpener::new(k).open(env, hash, pow),
+                (FilterKey::Asymmetric(k), _) => open_asymmetric(env, hash, k, formula),
             };
             if let Ok(message) = opened {
                 self.stats.delivered += 1;
@@ -1248,12 +1255,16 @@ impl Whisper {
         }
         let id = self.next_filter_id;
         self.next_filter_id += 1;
+        if let FilterKey::Symmetric(k) = &filter.key {
+            self.openers.insert(id, SymmetricOpener::new(k));
+        }
         self.filters.insert(id, filter);
         Ok(id)
     }
 
     /// Removes a filter; true if it existed. (The bloom is not shrunk, as in Go.)
     pub fn remove_filter(&mut self, id: FilterId) -> bool {
+        self.openers.remove(&id);
         self.filters.remove(&id).is_some()
     }
 
@@ -1675,7 +1686,7 @@ impl Whisper {
                 if e.env.expiry < now || p.known.contains(h) || e.pow < p.pow_requirement {
                     continue;
                 }
-                if !p.full_node && !p.bloom.matches(&e.bloom) {
+                if !p.full_node && !p.bloom.matches(&e.env.bloom()) {
                     continue;
                 }
                 let enc = e.env.encode();

@@ -389,6 +389,58 @@ pub fn open_symmetric(
     received(env, hash, &plain, formula)
 }
 
+/// A symmetric filter's prepared AES-256-GCM key schedule, so that trying many envelopes
+/// against one key does not redo the key expansion each time.
+#[derive(Clone)]
+pub struct SymmetricOpener {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for SymmetricOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SymmetricOpener(..)")
+    }
+}
+
+impl SymmetricOpener {
+    /// Prepares `key`.
+    pub fn new(key: &[u8; AES_KEY_LEN]) -> SymmetricOpener {
+        SymmetricOpener {
+            cipher: Aes256Gcm::new(key.into()),
+        }
+    }
+
+    /// [`open_symmetric`] with the envelope's already computed `pow` (the machine computes it
+    /// while validating).
+    pub fn open(
+        &self,
+        env: &Envelope,
+        hash: [u8; 32],
+        pow: f64,
+    ) -> Result<ReceivedMessage, WhisperError> {
+        let data = &env.data;
+        if data.len() < AES_NONCE_LEN {
+            return Err(WhisperError::DecryptFailed);
+        }
+        let (ct, nonce) = data.split_at(data.len() - AES_NONCE_LEN);
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| WhisperError::DecryptFailed)?;
+        let parsed = parse_plaintext(&plain)?;
+        Ok(ReceivedMessage {
+            envelope_hash: hash,
+            topic: env.topic,
+            payload: parsed.payload,
+            padding: parsed.padding,
+            signer: parsed.signer,
+            sent_secs: env.sent_secs(),
+            ttl_secs: env.ttl,
+            pow,
+        })
+    }
+}
+
 /// Go's `Envelope.Open` for an asymmetric filter: ECIES-decrypt with `key`, parse, fill the
 /// envelope fields.
 pub fn open_asymmetric(

@@ -37,8 +37,8 @@ pub use message::{
     build_plaintext, decrypt_asymmetric, decrypt_symmetric, encrypt_asymmetric, encrypt_symmetric,
     open_asymmetric, open_symmetric, parse_plaintext, recover_signer, sign_recoverable,
     sym_key_from_password, wrap, wrap_symmetric, Encryption, MessageParams, ParsedMessage,
-    ReceivedMessage, AES_KEY_LEN, AES_NONCE_LEN, FLAGS_LEN, MAX_PAYLOAD_LEN, PAD_SIZE_LIMIT,
-    PBKDF2_ITERATIONS, SIGNATURE_FLAG, SIGNATURE_LEN, SIZE_MASK,
+    ReceivedMessage, SymmetricOpener, AES_KEY_LEN, AES_NONCE_LEN, FLAGS_LEN, MAX_PAYLOAD_LEN,
+    PAD_SIZE_LIMIT, PBKDF2_ITERATIONS, SIGNATURE_FLAG, SIGNATURE_LEN, SIZE_MASK,
 };
 pub use status::{
     decode_bloom_filter, decode_pow_requirement, decode_rate_limits_packet, encode_bloom_filter,
