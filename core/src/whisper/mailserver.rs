@@ -227,9 +227,9 @@ impl RequestCompletion {
         crate::rlp::encode_bytes(&raw)
     }
 
-    /// Go `CreateMailServerEvent`: < 32 bytes → error; `ERROR=` prefix → failure form;
-    /// > 100 bytes → error; otherwise id, then the last hash if 32 more bytes follow, then the
-    /// cursor if 36 more bytes follow.
+    /// Go `CreateMailServerEvent`: under 32 bytes → error; `ERROR=` prefix → failure form;
+    /// over 100 bytes → error; otherwise id, then the last hash if 32 more bytes follow, then
+    /// the cursor if 36 more bytes follow.
     pub fn decode(buf: &[u8]) -> Result<RequestCompletion, WhisperError> {
         let raw = Rlp::new(buf)?.bytes()?;
         if raw.len() < HASH_LEN {

@@ -941,7 +941,12 @@ fn raised_pow_requirement_is_tolerated_for_ten_seconds() {
     );
     let t0 = (T0_MS / 1000) as u32;
     let e1 = sealed(t0, b"a", 0.002);
-    w.handle_peer_message(now, 1, codes::MESSAGES, &encode_messages(&[e1.clone()]));
+    w.handle_peer_message(
+        now,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&e1)),
+    );
     assert!(
         w.has_envelope(&e1.hash()),
         "old requirement still tolerated"
@@ -979,7 +984,7 @@ fn changed_bloom_is_tolerated_then_enforced() {
         Time(T0_MS),
         1,
         codes::MESSAGES,
-        &encode_messages(&[e1.clone()]),
+        &encode_messages(std::slice::from_ref(&e1)),
     );
     assert!(w.has_envelope(&e1.hash()));
     let e2 = sealed(t0 + 11, b"b", 0.002);
@@ -1447,7 +1452,7 @@ fn mailserver_accepts_list_form_and_asymmetric_requests() {
         Time(T0_MS),
         1,
         codes::MESSAGES,
-        &encode_messages(&[e.clone()]),
+        &encode_messages(std::slice::from_ref(&e)),
     );
     assert!(matches!(ms.poll_action(), Some(Action::Archive { .. })));
     while ms.poll_action().is_some() {}
