@@ -58,6 +58,9 @@ pub const WHISPER_CODE_COUNT: u64 = 128;
 pub const DEFAULT_HISTORY_LIMIT: u32 = 1000;
 /// Default number of cursor pages followed per history request.
 pub const DEFAULT_MAX_HISTORY_PAGES: u32 = 20;
+/// History requests awaiting their completion at most (beyond it the lowest request id is
+/// forgotten, so its cursor is no longer followed).
+pub const MAX_PENDING_HISTORY_REQUESTS: usize = 64;
 /// Default history window when `since` is not given: 24 h (status-go's default range).
 pub const DEFAULT_HISTORY_WINDOW_SECS: u64 = 24 * 3600;
 
@@ -665,6 +668,10 @@ impl Node {
         let request_id = self
             .whisper
             .request_history(now, conn, &request, &encryption)?;
+        // Bound requests a silent mailserver never completes: forget the lowest request id.
+        while self.history.len() >= MAX_PENDING_HISTORY_REQUESTS {
+            self.history.pop_first();
+        }
         self.history.insert(
             request_id,
             PendingHistory {

@@ -34,7 +34,8 @@
 //!   filter growth) sends code 2 / 3 to every peer; the previous value stays tolerated for
 //!   [`Config::tolerance_ms`] (Go `DefaultSyncAllowance`, 10 s).
 //! - Rate limits ([`RateLimitConfig`]): token buckets per peer and per IP (packets/s, every
-//!   packet after the handshake) and per (peer, topic) (envelopes/s). An over-limit packet is
+//!   packet after the handshake; trusted mailserver peers are exempt) and per (peer, topic)
+//!   (envelopes/s). An over-limit packet is
 //!   dropped unprocessed; an over-limit envelope is dropped; after
 //!   `disconnect_after_violations` violations the peer is disconnected. Our limits are
 //!   advertised in the 2020 six-field Status when `advertise_rate_limits`; a peer's advertised
@@ -763,6 +764,10 @@ impl Whisper {
         let Some(p) = self.peers.get_mut(&peer) else {
             return false;
         };
+        // Trusted mailservers answer a request with bursts of code-127 packets: exempt.
+        if p.trusted {
+            return true;
+        }
         let mut ok = true;
         let mut what = "";
         if let Some(b) = p.bucket.as_mut() {
