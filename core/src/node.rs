@@ -21,8 +21,20 @@
 //! - Peer limits, duplicate and self connections are decided by [`crate::p2p::peers`]; every
 //!   session end is counted by reason (and by fault when the peer misbehaved) in [`NodeStats`].
 //! - `now` never goes backwards.
+//! - Mailserver (whisper-v6.md §10). Role: with `config.whisper.mailserver` set, every envelope
+//!   the node pools is archived in Whisper's bounded in-memory index and emitted as
+//!   [`Persist::Envelope`]; the driver stores it (SQLite) and, at start, replays its rows with
+//!   [`Node::restore_archived`] before connecting, so the archive survives restarts. Requests
+//!   are answered from the in-memory index (no query round-trip through the driver).
+//!   Client: [`Node::request_history`] sends a signed request, encrypted with
+//!   PBKDF2([`NodeConfig::mailserver_password`]) (or ECIES to the mailserver's key when that is
+//!   `None`), to a connected mailserver from [`NodeConfig::mailservers`] (trusted on connect);
+//!   returned envelopes reach joined chats like live ones (deduplicated by message id); a page
+//!   ending with a cursor is followed automatically up to [`NodeConfig::max_history_pages`];
+//!   each completion is reported as [`Event::HistoryRequestCompleted`].
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use secp256k1::SecretKey;
@@ -35,6 +47,7 @@ use crate::p2p::peers::{self, Admission, PeerStats, Peers, PeersError};
 use crate::p2p::session::{self, Capability, DisconnectReason, Fault, Role, Session, SessionError};
 use crate::rng::{child_seed, rng_from_seed, Rng, Seed};
 use crate::time::{earliest, Time};
+use crate::whisper::mailserver::RequestPayload;
 use crate::whisper::{self, FilterId, Whisper};
 
 pub use crate::chat::service::ChatMessage;
@@ -51,6 +64,17 @@ pub const WHISPER_CAPABILITY: &str = "shh";
 pub const WHISPER_VERSION: u32 = 6;
 /// Message codes reserved by `shh`/6: geth's `NumberOfMessageCodes` = 128.
 pub const WHISPER_CODE_COUNT: u64 = 128;
+/// Default page size of history requests (status-go v0.38 asks for 100 per page... and the
+/// server caps it); we ask for more to need fewer round trips.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 1000;
+/// Default number of cursor pages followed per history request.
+pub const DEFAULT_MAX_HISTORY_PAGES: u32 = 20;
+/// History requests awaiting their completion at most (beyond it the lowest request id is
+/// forgotten, so its cursor is no longer followed).
+pub const MAX_PENDING_HISTORY_REQUESTS: usize = 64;
+/// Default history window when `since` is not given: 24 h (status-go's default range).
+pub const DEFAULT_HISTORY_WINDOW_SECS: u64 = 24 * 3600;
+
 /// Connections (handshaking or established) a node holds at most; geth's default `MaxPeers`
 /// is 25 and Status fleet nodes ran with more, so leave room.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -88,6 +112,18 @@ pub struct NodeConfig {
     pub whisper: whisper::Config,
     /// Chat settings.
     pub chat: ChatConfig,
+    /// Mailservers we trust (their 127/125 packets are accepted) and send history requests to.
+    pub mailservers: Vec<NodePublicKey>,
+    /// Password whose PBKDF2 key encrypts history requests (Status: `status-offline-inbox`);
+    /// `None` = ECIES to the mailserver's node key. A mailserver node without an explicit
+    /// `whisper.mailserver.sym_key` derives its key from this too.
+    pub mailserver_password: Option<String>,
+    /// Envelopes asked per history page.
+    pub history_limit: u32,
+    /// Cursor pages followed at most per history request.
+    pub max_history_pages: u32,
+    /// History window when a request gives no start, seconds.
+    pub history_window_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -101,6 +137,11 @@ impl Default for NodeConfig {
             extra_capabilities: Vec::new(),
             whisper: whisper::Config::default(),
             chat: ChatConfig::default(),
+            mailservers: Vec::new(),
+            mailserver_password: Some(whisper::STATUS_MAILSERVER_PASSWORD.to_string()),
+            history_limit: DEFAULT_HISTORY_LIMIT,
+            max_history_pages: DEFAULT_MAX_HISTORY_PAGES,
+            history_window_secs: DEFAULT_HISTORY_WINDOW_SECS,
         }
     }
 }
@@ -178,6 +219,24 @@ pub enum Event {
     MessageSent(ChatMessage),
     /// A message arrived in a joined chat (exactly once per message id).
     MessageReceived(ChatMessage),
+    /// A history request was sent to a mailserver.
+    HistoryRequestSent {
+        /// The mailserver's connection.
+        conn: ConnId,
+        /// The request id (request envelope hash).
+        request_id: [u8; 32],
+    },
+    /// A mailserver finished a history request page (or refused it).
+    HistoryRequestCompleted {
+        /// The mailserver's connection.
+        conn: ConnId,
+        /// The request id.
+        request_id: [u8; 32],
+        /// `Some(reason)` if the mailserver refused the request.
+        error: Option<String>,
+        /// A follow-up page was requested (the mailserver returned a cursor).
+        more: bool,
+    },
 }
 
 /// State that must be committed before the actions that follow it.
@@ -186,6 +245,17 @@ pub enum Event {
 pub enum Persist {
     /// A chat message was accepted (sent or received).
     ChatMessage(ChatMessage),
+    /// Mailserver: an envelope to archive durably (replay with [`Node::restore_archived`]).
+    Envelope {
+        /// Envelope hash.
+        hash: [u8; 32],
+        /// Sent time (`Expiry - TTL`), Unix seconds.
+        sent_secs: u32,
+        /// Topic.
+        topic: [u8; 4],
+        /// The envelope's RLP encoding.
+        raw: Vec<u8>,
+    },
 }
 
 /// One output of the node.
@@ -243,6 +313,12 @@ pub enum NodeError {
     /// Whisper refused a post (too large, could not seal, pool full).
     #[error("whisper refused the post: {0}")]
     Post(String),
+    /// No connected mailserver to send a history request to.
+    #[error("no connected mailserver (configure one and wait for the connection)")]
+    NoMailserver,
+    /// Whisper refused an operation (history request, archive replay).
+    #[error(transparent)]
+    Whisper(#[from] whisper::WhisperError),
     /// Asked to dial our own key.
     #[error("refusing to dial our own node key")]
     SelfDial,
@@ -290,6 +366,17 @@ pub struct NodeStats {
     pub connections_refused: u64,
     /// Peer manager counters (dials, limits, duplicates, self connections).
     pub peers: PeerStats,
+    /// Batch acknowledgements (code 11) received.
+    pub batches_acknowledged: u64,
+    /// History pages completed by mailservers (including refusals).
+    pub history_pages_completed: u64,
+}
+
+/// A history request in flight, to follow its cursor.
+struct PendingHistory {
+    conn: ConnId,
+    request: RequestPayload,
+    pages: u32,
 }
 
 struct Peer {
@@ -317,6 +404,14 @@ pub struct Node {
     actions: VecDeque<Action>,
     stats: NodeStats,
     last_now: Time,
+    /// Remote node key of each established connection.
+    remotes: BTreeMap<ConnId, NodePublicKey>,
+    /// Remote IP of connections whose driver reported it (per-IP rate limits).
+    conn_ips: BTreeMap<ConnId, IpAddr>,
+    /// History requests in flight by request id.
+    history: BTreeMap<[u8; 32], PendingHistory>,
+    /// PBKDF2 of `mailserver_password`, computed on first use.
+    mailserver_key: Option<[u8; 32]>,
 }
 
 impl Node {
@@ -347,7 +442,20 @@ impl Node {
                 .cloned(),
         );
         let manager = Peers::new(config.peers.clone(), public);
-        let whisper = Whisper::new(config.whisper.clone(), child_seed(&mut rng), now);
+        let mut whisper_config = config.whisper.clone();
+        let mut mailserver_key = None;
+        if let (Some(ms), Some(pw)) = (
+            whisper_config.mailserver.as_mut(),
+            config.mailserver_password.as_ref(),
+        ) {
+            if ms.sym_key.is_none() {
+                let key = whisper::sym_key_from_password(pw.as_bytes());
+                ms.sym_key = Some(key);
+                mailserver_key = Some(key);
+            }
+        }
+        let mut whisper = Whisper::new(whisper_config, child_seed(&mut rng), now);
+        whisper.set_identity(secret);
         let chats = PublicChats::new(config.chat.clone(), secret);
         Ok(Node {
             p2p_config: Arc::new(p2p),
@@ -364,6 +472,10 @@ impl Node {
             actions: VecDeque::new(),
             stats: NodeStats::default(),
             last_now: now,
+            remotes: BTreeMap::new(),
+            conn_ips: BTreeMap::new(),
+            history: BTreeMap::new(),
+            mailserver_key,
         })
     }
 
@@ -390,6 +502,36 @@ impl Node {
     /// Joined public chats, sorted by name.
     pub fn joined_chats(&self) -> Vec<String> {
         self.chats.joined().map(str::to_string).collect()
+    }
+
+    /// [`Self::handle_connection`] with the remote IP, used by Whisper's per-IP rate limit.
+    pub fn handle_connection_from(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        direction: Direction,
+        ip: IpAddr,
+    ) -> Result<(), NodeError> {
+        self.conn_ips.insert(conn, ip);
+        let result = self.handle_connection(now, conn, direction);
+        if result.is_err() || !self.peers.contains_key(&conn) {
+            self.conn_ips.remove(&conn);
+        }
+        result
+    }
+
+    /// Mailserver restart: replays one persisted envelope (from [`Persist::Envelope`]) into
+    /// the archive. `Ok(false)` if it was already there or is older than a full archive keeps.
+    pub fn restore_archived(&mut self, raw: &[u8]) -> Result<bool, NodeError> {
+        Ok(self.whisper.restore_archived(raw)?)
+    }
+
+    /// Connection of a handshaken peer with this node key.
+    pub fn connection_of(&self, remote: &NodePublicKey) -> Option<ConnId> {
+        self.remotes
+            .iter()
+            .find(|(_, r)| *r == remote)
+            .map(|(c, _)| *c)
     }
 
     /// A new connection.
@@ -481,6 +623,8 @@ impl Node {
     pub fn handle_connection_closed(&mut self, now: Time, conn: ConnId) {
         self.observe(now);
         self.manager.handle_closed(now, conn);
+        self.remotes.remove(&conn);
+        self.conn_ips.remove(&conn);
         let Some(peer) = self.peers.remove(&conn) else {
             self.sync_stats();
             return;
@@ -582,11 +726,8 @@ impl Node {
 
     fn join(&mut self, name: &str) -> Result<(), NodeError> {
         if let Some(sub) = self.chats.join(name)? {
-            let filter = whisper::Filter {
-                topics: vec![sub.topic],
-                sym_key: sub.key,
-                min_pow: 0.0,
-            };
+            // allow_p2p: mailserver (code 127) envelopes reach the chat too, as in status-go.
+            let filter = whisper::Filter::symmetric(vec![sub.topic], sub.key);
             match self.whisper.add_filter(filter) {
                 Ok(id) => {
                     self.filters.insert(id, name.to_string());
@@ -599,6 +740,122 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Asks a mailserver for a public chat's history (joining the chat first if needed):
+    /// envelopes sent since `since_secs` (default: now − `history_window_secs`) up to now, from
+    /// `mailserver` (default: the first connected one of [`NodeConfig::mailservers`]). The
+    /// messages arrive as [`Event::MessageReceived`]; each page ends with
+    /// [`Event::HistoryRequestCompleted`]. (A method rather than a [`Command`] variant so that
+    /// exhaustive matches on `Command` elsewhere keep compiling.)
+    pub fn request_history(
+        &mut self,
+        now: Time,
+        chat: &str,
+        since_secs: Option<u64>,
+        mailserver: Option<NodePublicKey>,
+    ) -> Result<(), NodeError> {
+        self.observe(now);
+        let result = self.request_history_inner(now, chat, since_secs, mailserver);
+        self.pump(now);
+        result
+    }
+
+    fn request_history_inner(
+        &mut self,
+        now: Time,
+        chat: &str,
+        since_secs: Option<u64>,
+        mailserver: Option<NodePublicKey>,
+    ) -> Result<(), NodeError> {
+        self.join(chat)?;
+        let conn = match mailserver {
+            Some(key) => self.connection_of(&key),
+            None => self
+                .remotes
+                .iter()
+                .find(|(_, r)| self.config.mailservers.contains(r))
+                .map(|(c, _)| *c),
+        }
+        .ok_or(NodeError::NoMailserver)?;
+        let now_secs = now.as_secs();
+        let lower = since_secs.unwrap_or(now_secs.saturating_sub(self.config.history_window_secs));
+        let clamp = |x: u64| u32::try_from(x).unwrap_or(u32::MAX);
+        let request = RequestPayload {
+            lower: clamp(lower),
+            upper: clamp(now_secs),
+            bloom: PublicChats::subscription(chat).topic.bloom(),
+            limit: self.config.history_limit,
+            cursor: Vec::new(),
+            batch: true,
+        };
+        self.send_history_request(now, conn, request, 1)
+    }
+
+    fn send_history_request(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        request: RequestPayload,
+        pages: u32,
+    ) -> Result<(), NodeError> {
+        let encryption = match &self.config.mailserver_password {
+            Some(pw) => {
+                let key = *self
+                    .mailserver_key
+                    .get_or_insert_with(|| whisper::sym_key_from_password(pw.as_bytes()));
+                whisper::Encryption::Symmetric(key)
+            }
+            None => {
+                let remote = self.remotes.get(&conn).ok_or(NodeError::NoMailserver)?;
+                let key = pubkey_from_wire(remote).map_err(|_| NodeError::InvalidRemoteKey)?;
+                whisper::Encryption::Asymmetric(key)
+            }
+        };
+        let request_id = self
+            .whisper
+            .request_history(now, conn, &request, &encryption)?;
+        // Bound requests a silent mailserver never completes: forget the lowest request id.
+        while self.history.len() >= MAX_PENDING_HISTORY_REQUESTS {
+            self.history.pop_first();
+        }
+        self.history.insert(
+            request_id,
+            PendingHistory {
+                conn,
+                request,
+                pages,
+            },
+        );
+        self.actions
+            .push_back(Action::Event(Event::HistoryRequestSent {
+                conn,
+                request_id,
+            }));
+        Ok(())
+    }
+
+    fn history_completed(&mut self, now: Time, conn: ConnId, c: whisper::RequestCompletion) {
+        self.stats.history_pages_completed += 1;
+        let pending = self.history.remove(&c.request_id);
+        let mut more = false;
+        if let Some(p) = pending {
+            if c.error.is_none() && !c.cursor.is_empty() && p.pages < self.config.max_history_pages
+            {
+                let mut next = p.request;
+                next.cursor = c.cursor.clone();
+                more = self
+                    .send_history_request(now, p.conn, next, p.pages + 1)
+                    .is_ok();
+            }
+        }
+        self.actions
+            .push_back(Action::Event(Event::HistoryRequestCompleted {
+                conn,
+                request_id: c.request_id,
+                error: c.error,
+                more,
+            }));
     }
 
     fn send_public(&mut self, now: Time, chat: &str, text: &str) -> Result<(), NodeError> {
@@ -642,7 +899,12 @@ impl Node {
                             if let Some(peer) = self.peers.get_mut(&conn) {
                                 peer.whisper_attached = true;
                             }
-                            self.whisper.handle_peer_connected(now, conn);
+                            self.remotes.insert(conn, remote);
+                            let ip = self.conn_ips.get(&conn).copied();
+                            self.whisper.handle_peer_connected_from(now, conn, ip);
+                            if self.config.mailservers.contains(&remote) {
+                                self.whisper.set_trusted(conn, true);
+                            }
                             self.actions.push_back(Action::Event(Event::PeerConnected {
                                 conn,
                                 remote,
@@ -693,6 +955,7 @@ impl Node {
                     }
                     self.manager.handle_closed(now, conn);
                     self.sync_stats();
+                    self.remotes.remove(&conn);
                     let who = if by_peer { "by peer" } else { "by us" };
                     self.actions
                         .push_back(Action::Event(Event::PeerDisconnected {
@@ -768,6 +1031,22 @@ impl Node {
                         Err(Rejected::Duplicate) => self.stats.duplicates_dropped += 1,
                         Err(_) => self.stats.messages_rejected += 1,
                     }
+                }
+                whisper::Action::Archive {
+                    hash,
+                    sent_secs,
+                    topic,
+                    raw,
+                } => self.actions.push_back(Action::Persist(Persist::Envelope {
+                    hash,
+                    sent_secs,
+                    topic: topic.0,
+                    raw,
+                })),
+                whisper::Action::BatchAcknowledged { .. } => self.stats.batches_acknowledged += 1,
+                whisper::Action::MessageResponse { .. } => {}
+                whisper::Action::RequestComplete { peer, completion } => {
+                    self.history_completed(now, peer, completion)
                 }
                 whisper::Action::DisconnectPeer { peer, .. } => {
                     if let Some(p) = self.peers.get_mut(&peer) {

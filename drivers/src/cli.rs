@@ -5,6 +5,11 @@
 //! [driver](crate::driver) until `/quit` on stdin (EOF on stdin does not stop the node; SIGINT
 //! and SIGTERM end the process with the default action). It is the only place in hush that
 //! reads OS randomness.
+//!
+//! Mailserver: `--mailserver` gives the node the mailserver role; its archive lives in
+//! `DATA_DIR/archive.sqlite` and is replayed into the node before it starts listening, so it
+//! survives restarts. `--mailserver-peer ENODE` dials that node, trusts it, and makes it the
+//! target of `/request NAME [SINCE]`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,8 +18,10 @@ use anyhow::Context as _;
 use futures_lite::{AsyncBufReadExt, StreamExt};
 use hush_core::node::{Node, NodeConfig};
 use hush_core::p2p::enode::Enode;
+use hush_core::whisper::MailserverConfig;
 use rand_core::{OsRng, RngCore};
 
+use crate::archive::{ArchiveStore, ARCHIVE_FILE};
 use crate::driver::{run, Clock, DialPolicy, DriverConfig, Outputs, DIAL_MAX_ATTEMPTS};
 use crate::nodekey::load_or_create;
 
@@ -36,6 +43,16 @@ pub struct NodeArgs {
     /// Print received messages as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Run as a mailserver: archive every envelope (DATA_DIR/archive.sqlite) and answer
+    /// history requests.
+    #[arg(long)]
+    pub mailserver: bool,
+    /// Trusted mailserver to dial and to send `/request` to, as an enode URL (repeatable).
+    #[arg(long = "mailserver-peer", value_name = "ENODE")]
+    pub mailserver_peers: Vec<Enode>,
+    /// Most envelopes the mailserver keeps in memory (older ones stay on disk only).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub mailserver_max_envelopes: usize,
     /// Dial attempts per --peer before giving up (1 s back-off doubling to 30 s).
     #[arg(long, value_name = "N", default_value_t = DIAL_MAX_ATTEMPTS)]
     pub dial_attempts: u32,
@@ -53,11 +70,39 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding --listen {}", args.listen))?;
         let port = listener.local_addr().context("listener address")?.port();
-        let config = NodeConfig {
+        let mut config = NodeConfig {
             listen_port: port,
+            mailservers: args.mailserver_peers.iter().map(|e| e.public_key).collect(),
             ..NodeConfig::default()
         };
-        let node = Node::new(config, secret_key, seed, clock.now()).context("creating the node")?;
+        if args.mailserver {
+            config.whisper.mailserver = Some(MailserverConfig {
+                max_archive_envelopes: args.mailserver_max_envelopes,
+                ..MailserverConfig::default()
+            });
+        }
+        let mut node =
+            Node::new(config, secret_key, seed, clock.now()).context("creating the node")?;
+        if args.mailserver {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("creating {}", args.data_dir.display()))?;
+            let store = ArchiveStore::open(&args.data_dir.join(ARCHIVE_FILE))?;
+            let mut restored = 0u64;
+            let mut bad = 0u64;
+            store.for_each(|raw| match node.restore_archived(raw) {
+                Ok(true) => restored += 1,
+                Ok(false) => {}
+                Err(_) => bad += 1,
+            })?;
+            tracing::info!(restored, bad, "mailserver archive loaded");
+            eprintln!("hush: mailserver archive loaded envelopes={restored} undecodable={bad}");
+        }
+        let mut peers = args.peers.clone();
+        for m in &args.mailserver_peers {
+            if !peers.contains(m) {
+                peers.push(*m);
+            }
+        }
 
         let (line_tx, line_rx) = smol::channel::unbounded::<String>();
         // Reading stdin blocks; `Unblock` moves it to a thread. Dropping `line_tx` at EOF closes
@@ -72,9 +117,10 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         });
         let driver_config = DriverConfig {
             data_dir: args.data_dir.clone(),
-            peers: args.peers.clone(),
+            peers,
             join: args.join.clone(),
             json: args.json,
+            archive_path: None,
             dial: DialPolicy {
                 max_attempts: args.dial_attempts,
                 ..DialPolicy::default()

@@ -8,6 +8,9 @@
 //! /join NAME          start receiving public chat NAME
 //! /leave NAME         stop receiving it
 //! /send NAME TEXT...  post TEXT (the rest of the line, inner spaces kept) to NAME
+//! /request NAME [SINCE_UNIX_SECS]
+//!                     ask the trusted mailserver (--mailserver-peer) for NAME's history since
+//!                     SINCE (default: the last 24 h); results arrive like live messages
 //! /quit               stop the node
 //! ```
 //!
@@ -21,6 +24,13 @@ use thiserror::Error;
 pub enum StdinCommand {
     /// Pass this to the node.
     Node(Command),
+    /// Ask the trusted mailserver for a chat's history (`Node::request_history`).
+    RequestHistory {
+        /// Chat name.
+        chat: String,
+        /// Oldest sent time wanted, Unix seconds (`None` = the node's default window).
+        since_secs: Option<u64>,
+    },
     /// Stop the node.
     Quit,
 }
@@ -30,7 +40,7 @@ pub enum StdinCommand {
 #[non_exhaustive]
 pub enum CommandError {
     /// Not one of the known commands.
-    #[error("unknown command {0:?} (try /join NAME, /leave NAME, /send NAME TEXT, /quit)")]
+    #[error("unknown command {0:?} (try /join NAME, /leave NAME, /send NAME TEXT, /request NAME [SINCE], /quit)")]
     Unknown(String),
     /// A required argument is missing.
     #[error("{command}: missing {argument}")]
@@ -39,6 +49,16 @@ pub enum CommandError {
         command: &'static str,
         /// What is missing.
         argument: &'static str,
+    },
+    /// An argument that does not parse.
+    #[error("{command}: invalid {argument}: {value:?}")]
+    Invalid {
+        /// The command.
+        command: &'static str,
+        /// Which argument.
+        argument: &'static str,
+        /// The text given.
+        value: String,
     },
     /// Extra words after a command that takes none or one.
     #[error("{command}: unexpected {extra:?}")]
@@ -106,6 +126,35 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
                 chat: name.to_string(),
                 text: text.to_string(),
             })
+        }
+        "/request" => {
+            let (name, rest) = first_word(rest);
+            if name.is_empty() {
+                return Err(CommandError::MissingArgument {
+                    command: "/request",
+                    argument: "chat name",
+                });
+            }
+            let (since, extra) = first_word(rest);
+            if !extra.trim().is_empty() {
+                return Err(CommandError::Unexpected {
+                    command: "/request",
+                    extra: extra.trim_end().to_string(),
+                });
+            }
+            let since_secs = if since.is_empty() {
+                None
+            } else {
+                Some(since.parse::<u64>().map_err(|_| CommandError::Invalid {
+                    command: "/request",
+                    argument: "SINCE_UNIX_SECS",
+                    value: since.to_string(),
+                })?)
+            };
+            StdinCommand::RequestHistory {
+                chat: name.to_string(),
+                since_secs,
+            }
         }
         "/quit" => {
             if !rest.trim().is_empty() {

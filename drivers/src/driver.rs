@@ -6,7 +6,8 @@
 //! the timer), then drains `poll_action` until `None`, performing each action in order:
 //! `Send` → the connection's writer task, `Close` → the writer closes the socket after the bytes
 //! queued before it, `Persist` → appended to `DATA_DIR/messages.jsonl` before the next action is
-//! performed (a failure to persist stops the driver with an error), `Event` → stdout/stderr.
+//! performed (a failure to persist stops the driver with an error; `Persist::Envelope` goes to
+//! the SQLite archive `DATA_DIR/archive.sqlite` instead), `Event` → stdout/stderr.
 //! Then it arms a timer at `poll_timeout` and waits for the timer or the next input. It never
 //! branches on protocol state.
 //!
@@ -21,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use smol::channel::{Receiver, Sender};
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
 
+use crate::archive::{ArchiveStore, ARCHIVE_FILE};
 use crate::commands::{parse_line, StdinCommand};
 use crate::output::{
     message_human_line, message_json_line, persist_json_line, status_line, MESSAGES_FILE,
@@ -68,6 +70,29 @@ pub trait Stack {
         conn: ConnId,
         direction: Direction,
     ) -> Result<(), NodeError>;
+    /// A new connection whose remote IP is known (per-IP rate limits); defaults to
+    /// [`Self::handle_connection`].
+    fn handle_connection_from(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        direction: Direction,
+        ip: IpAddr,
+    ) -> Result<(), NodeError> {
+        let _ = ip;
+        self.handle_connection(now, conn, direction)
+    }
+    /// Asks a mailserver for a chat's history (see `Node::request_history`); the default
+    /// refuses (stacks without a mailserver client).
+    fn request_history(
+        &mut self,
+        now: Time,
+        chat: &str,
+        since_secs: Option<u64>,
+    ) -> Result<(), NodeError> {
+        let _ = (now, chat, since_secs);
+        Err(NodeError::NoMailserver)
+    }
     /// Bytes received on a connection.
     fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]);
     /// A connection's socket closed.
@@ -96,8 +121,25 @@ impl Stack for Node {
     ) -> Result<(), NodeError> {
         Node::handle_connection(self, now, conn, direction)
     }
+    fn handle_connection_from(
+        &mut self,
+        now: Time,
+        conn: ConnId,
+        direction: Direction,
+        ip: IpAddr,
+    ) -> Result<(), NodeError> {
+        Node::handle_connection_from(self, now, conn, direction, ip)
+    }
     fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]) {
         Node::handle_bytes(self, now, conn, bytes)
+    }
+    fn request_history(
+        &mut self,
+        now: Time,
+        chat: &str,
+        since_secs: Option<u64>,
+    ) -> Result<(), NodeError> {
+        Node::request_history(self, now, chat, since_secs, None)
     }
     fn handle_connection_closed(&mut self, now: Time, conn: ConnId) {
         Node::handle_connection_closed(self, now, conn)
@@ -217,6 +259,9 @@ pub struct DriverConfig {
     pub json: bool,
     /// Redial policy.
     pub dial: DialPolicy,
+    /// Where `Persist::Envelope` records go (the mailserver archive); opened on first use.
+    /// `None` = `DATA_DIR/archive.sqlite`.
+    pub archive_path: Option<PathBuf>,
 }
 
 /// Where [`run`] writes: `out` is stdout (enode line, messages), `err` is stderr (status).
@@ -314,6 +359,11 @@ pub async fn run<S: Stack>(
         io,
         persist_path: config.data_dir.join(MESSAGES_FILE),
         persist_file: None,
+        archive_path: config
+            .archive_path
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join(ARCHIVE_FILE)),
+        archive: None,
         json: config.json,
         quit: false,
     };
@@ -365,6 +415,8 @@ struct Driver<S> {
     io: Outputs,
     persist_path: PathBuf,
     persist_file: Option<File>,
+    archive_path: PathBuf,
+    archive: Option<ArchiveStore>,
     json: bool,
     quit: bool,
 }
@@ -381,14 +433,21 @@ impl<S: Stack> Driver<S> {
         self.io.out.flush().context("stdout")
     }
 
-    fn new_conn(&mut self, stream: TcpStream, direction: Direction) {
+    fn new_conn(&mut self, stream: TcpStream, direction: Direction, ip: Option<IpAddr>) {
         let conn = self.next_conn;
         self.next_conn += 1;
-        self.attach_conn(conn, stream, direction);
+        self.attach_conn(conn, stream, direction, ip);
     }
 
-    /// Starts the reader and writer of `stream` as connection `conn` and tells the stack.
-    fn attach_conn(&mut self, conn: ConnId, stream: TcpStream, direction: Direction) {
+    /// Starts the reader and writer of `stream` as connection `conn` and tells the stack
+    /// (with the remote IP when known, for per-IP rate limits).
+    fn attach_conn(
+        &mut self,
+        conn: ConnId,
+        stream: TcpStream,
+        direction: Direction,
+        ip: Option<IpAddr>,
+    ) {
         let (wtx, wrx) = smol::channel::unbounded();
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let reader = smol::spawn(read_loop(conn, stream.clone(), self.tx.clone()));
@@ -410,7 +469,11 @@ impl<S: Stack> Driver<S> {
             },
         );
         let now = self.clock.now();
-        if let Err(e) = self.stack.handle_connection(now, conn, direction) {
+        let result = match ip {
+            Some(ip) => self.stack.handle_connection_from(now, conn, direction, ip),
+            None => self.stack.handle_connection(now, conn, direction),
+        };
+        if let Err(e) = result {
             self.err_line(&format!("hush: connection {conn} refused by node: {e}"));
             if let Some(c) = self.conns.remove(&conn) {
                 let _ = c.writer.try_send(WriteCmd::Close);
@@ -423,7 +486,7 @@ impl<S: Stack> Driver<S> {
         match input {
             Input::Accepted { stream, addr } => {
                 tracing::debug!(%addr, conn = self.next_conn, "accepted");
-                self.new_conn(stream, Direction::Inbound);
+                self.new_conn(stream, Direction::Inbound, Some(addr.ip()));
             }
             Input::AcceptFailed(e) => self.err_line(&format!("hush: accept failed: {e}")),
             Input::Dialed { stream, enode } => {
@@ -433,6 +496,7 @@ impl<S: Stack> Driver<S> {
                     Direction::Outbound {
                         remote: enode.public_key,
                     },
+                    Some(enode.addr.ip()),
                 );
             }
             Input::DialFailed {
@@ -462,6 +526,7 @@ impl<S: Stack> Driver<S> {
                     Direction::Outbound {
                         remote: enode.public_key,
                     },
+                    Some(enode.addr.ip()),
                 );
             }
             Input::CoreDialFailed { conn, enode, error } => {
@@ -482,6 +547,11 @@ impl<S: Stack> Driver<S> {
             Input::Line(line) => match parse_line(&line) {
                 Ok(None) => {}
                 Ok(Some(StdinCommand::Quit)) => self.quit = true,
+                Ok(Some(StdinCommand::RequestHistory { chat, since_secs })) => {
+                    if let Err(e) = self.stack.request_history(now, &chat, since_secs) {
+                        self.err_line(&format!("hush: error: {e}"));
+                    }
+                }
                 Ok(Some(StdinCommand::Node(cmd))) => {
                     if let Err(e) = self.stack.handle_command(now, cmd) {
                         self.err_line(&format!("hush: error: {e}"));
@@ -555,6 +625,20 @@ impl<S: Stack> Driver<S> {
     fn persist(&mut self, p: &Persist) -> anyhow::Result<()> {
         let line = match p {
             Persist::ChatMessage(m) => persist_json_line(m),
+            Persist::Envelope {
+                hash,
+                sent_secs,
+                topic,
+                raw,
+            } => {
+                if self.archive.is_none() {
+                    self.archive = Some(ArchiveStore::open(&self.archive_path)?);
+                }
+                if let Some(a) = self.archive.as_ref() {
+                    a.insert(hash, *sent_secs, topic, raw)?;
+                }
+                return Ok(());
+            }
             other => {
                 tracing::warn!(?other, "persist record not stored by this driver version");
                 return Ok(());

@@ -4,13 +4,14 @@
 //! files, stdin/stdout); the protocol lives in `hush-core`. The [`driver`] moves bytes, time and
 //! commands between the OS and `hush_core::node::Node` and never branches on protocol state.
 //!
-//! Modules: [`cli`] (`hush node` arguments and start-up), [`driver`] (the smol TCP loop),
+//! Modules: [`archive`] (SQLite mailserver archive), [`cli`] (`hush node` arguments and start-up), [`driver`] (the smol TCP loop),
 //! [`nodekey`] (the geth-format key file), [`commands`] (stdin command language), [`output`]
 //! (stdout/stderr/persisted line formats).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod driver;

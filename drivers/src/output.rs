@@ -16,6 +16,13 @@ pub const MESSAGES_FILE: &str = "messages.jsonl";
 /// Prefix of the stderr line printed when a peer completes its handshakes.
 pub const PEER_CONNECTED_PREFIX: &str = "hush: peer connected";
 
+/// Prefix of the stderr line printed when a history request is sent to a mailserver.
+pub const HISTORY_SENT_PREFIX: &str = "hush: history requested";
+/// Prefix of the stderr line printed when a mailserver completes a history page.
+pub const HISTORY_DONE_PREFIX: &str = "hush: history page complete";
+/// Prefix of the stderr line printed when a mailserver refuses a history request.
+pub const HISTORY_FAILED_PREFIX: &str = "hush: history request failed";
+
 /// Formats a 65-byte uncompressed public key as `0x04…` (132 characters), as status-go does.
 pub fn key_hex(from: &[u8; 65]) -> String {
     format!("0x{}", hex::encode(from))
@@ -92,6 +99,25 @@ pub fn status_line(event: &Event) -> Option<String> {
             m.chat, m.clock, m.text
         )),
         Event::MessageReceived(_) => None,
+        Event::HistoryRequestSent { conn, request_id } => Some(format!(
+            "{HISTORY_SENT_PREFIX} conn={conn} id={}",
+            hex::encode(request_id)
+        )),
+        Event::HistoryRequestCompleted {
+            conn,
+            request_id,
+            error,
+            more,
+        } => Some(match error {
+            None => format!(
+                "{HISTORY_DONE_PREFIX} conn={conn} id={} more={more}",
+                hex::encode(request_id)
+            ),
+            Some(e) => format!(
+                "{HISTORY_FAILED_PREFIX} conn={conn} id={} error={e:?}",
+                hex::encode(request_id)
+            ),
+        }),
         other => Some(format!("hush: event {other:?}")),
     }
 }

@@ -69,7 +69,12 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `hush node --data-dir <fresh temp dir> <args>`.
     pub fn spawn(name: &str, args: &[&str]) -> NodeProcess {
-        let data_dir = unique_temp_dir(&format!("e2e-{name}"));
+        Self::spawn_in(name, unique_temp_dir(&format!("e2e-{name}")), args)
+    }
+
+    /// Starts `hush node --data-dir <data_dir> <args>` (e.g. a restart on a kept directory);
+    /// the directory is removed when the returned process is dropped.
+    pub fn spawn_in(name: &str, data_dir: PathBuf, args: &[&str]) -> NodeProcess {
         let mut child = Command::new(hush_bin())
             .arg("node")
             .arg("--data-dir")
@@ -189,10 +194,21 @@ fn forward(
     rx
 }
 
+impl NodeProcess {
+    /// Kills the process but keeps its data directory, returning its path (to restart on it).
+    pub fn stop_keep_data(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::take(&mut self.data_dir)
+    }
+}
+
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !self.data_dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }

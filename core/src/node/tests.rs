@@ -34,8 +34,14 @@ impl Net {
     }
 
     fn with_config(n: usize, config: impl Fn(usize) -> NodeConfig) -> Net {
-        let nodes = (0..n)
-            .map(|i| Node::new(config(i), key(i as u8), seed_from_u64(i as u64), START).unwrap())
+        Net::with_configs((0..n).map(config).collect())
+    }
+
+    fn with_configs(configs: Vec<NodeConfig>) -> Net {
+        let nodes = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Node::new(c, key(i as u8), seed_from_u64(i as u64), START).unwrap())
             .collect();
         Net {
             nodes,
@@ -589,4 +595,82 @@ fn silent_peer_is_dropped_with_read_timeout() {
         Some(&1)
     );
     assert_eq!(net.nodes[0].connection_count(), 0);
+}
+
+fn wire_key(i: u8) -> NodePublicKey {
+    pubkey_to_wire(&public_key(&SecretKey::from_byte_array(&key(i)).unwrap()))
+}
+
+/// A = mailserver (0), B = sender (1), C = client offline while B sends (2), A2 = a second
+/// mailserver (3) started later from A's persisted archive (a restart with A's rows).
+#[test]
+fn offline_node_gets_history_from_mailserver_and_restarted_mailserver() {
+    let ms = NodeConfig {
+        whisper: whisper::Config {
+            mailserver: Some(whisper::MailserverConfig::default()),
+            ..whisper::Config::default()
+        },
+        ..NodeConfig::default()
+    };
+    let client = NodeConfig {
+        mailservers: vec![wire_key(0), wire_key(3)],
+        ..NodeConfig::default()
+    };
+    let mut net = Net::with_configs(vec![ms.clone(), NodeConfig::default(), client, ms]);
+    net.connect(1, 0);
+    net.advance(1_000);
+    for i in 0..3 {
+        net.command(1, send("history", &format!("old message {i}")));
+        net.advance(1_000);
+    }
+    // Status TTL is 15 s: after a minute nothing is left in any pool.
+    net.advance(60_000);
+    assert_eq!(net.nodes[0].whisper().pool_len(), 0);
+    let archived: Vec<Vec<u8>> = net
+        .persisted
+        .iter()
+        .filter_map(|(i, p)| match p {
+            Persist::Envelope { raw, .. } if *i == 0 => Some(raw.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(archived.len(), 3);
+
+    // C comes online, asks A.
+    net.connect(2, 0);
+    net.advance(1_000);
+    assert!(net.received(2).is_empty());
+    let now = net.now;
+    let err = net.nodes[2].request_history(now, "history", None, Some(wire_key(1)));
+    assert_eq!(err, Err(NodeError::NoMailserver));
+    net.nodes[2]
+        .request_history(now, "history", Some(START.as_secs()), None)
+        .unwrap();
+    net.advance(500);
+    let texts: Vec<String> = net.received(2).iter().map(|m| m.text.clone()).collect();
+    assert_eq!(texts, ["old message 0", "old message 1", "old message 2"]);
+    assert!(net.events.iter().any(|(i, e)| *i == 2
+        && matches!(
+            e,
+            Event::HistoryRequestCompleted {
+                error: None,
+                more: false,
+                ..
+            }
+        )));
+
+    // A2 replays A's rows (as after a restart) and serves the same history; C dedups it.
+    for raw in &archived {
+        assert_eq!(net.nodes[3].restore_archived(raw), Ok(true));
+    }
+    net.connect(2, 3);
+    net.advance(1_000);
+    let now = net.now;
+    net.nodes[2]
+        .request_history(now, "history", Some(START.as_secs()), Some(wire_key(3)))
+        .unwrap();
+    net.advance(500);
+    assert_eq!(net.received(2).len(), 3, "no duplicates");
+    assert_eq!(net.nodes[3].whisper().stats().envelopes_served, 3);
+    assert!(net.nodes[1].restore_archived(&archived[0]).is_err());
 }

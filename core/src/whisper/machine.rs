@@ -21,24 +21,60 @@
 //! - Pool eviction rule when [`Config::max_envelopes`] is reached: the envelope that expires
 //!   soonest is evicted (ties: smallest hash); if the newcomer expires no later than it, the
 //!   newcomer is dropped instead. Both count in [`Stats::pool_evictions`].
-//! - Own posts ([`Whisper::post`]) are sealed, pooled, delivered to matching local filters
-//!   (Go's `Send` → `add` → filters) and gossiped like any other envelope.
-//! - Not implemented: confirmations (codes 11/12 are ignored; we advertise
-//!   `confirmationsEnabled` per config but never send them), mailserver codes 123–127
-//!   (ignored), asymmetric filters, the 10 s tolerance for changed PoW/bloom values.
+//!   The pool is also bounded by [`Config::max_pool_bytes`] (sum of envelope `size()`): the same
+//!   rule evicts soonest-expiring envelopes until both bounds hold, or drops the newcomer if it
+//!   would have to evict an envelope expiring later than itself (nothing is evicted then).
+//! - Own posts ([`Whisper::post`], [`Whisper::post_with`]) are sealed, pooled, delivered to
+//!   matching local filters (Go's `Send` → `add` → filters) and gossiped like any other envelope.
+//! - Filters ([`Filter`]) hold topics, a symmetric or asymmetric key ([`FilterKey`]), a minimum
+//!   PoW (checked before decrypting) and `allow_p2p`. Only filters whose topics match are tried.
+//!   Envelopes that arrive as direct P2P messages (code 127 from a trusted peer), and, on a
+//!   light node, envelopes from gossip, reach only filters with `allow_p2p` (Go `postEvent(.., isP2P)`).
+//! - Changing our PoW requirement or bloom ([`Whisper::set_min_pow`], [`Whisper::set_bloom`],
+//!   filter growth) sends code 2 / 3 to every peer; the previous value stays tolerated for
+//!   [`Config::tolerance_ms`] (Go `DefaultSyncAllowance`, 10 s).
+//! - Rate limits ([`RateLimitConfig`]): token buckets per peer and per IP (packets/s, every
+//!   packet after the handshake; trusted mailserver peers are exempt) and per (peer, topic)
+//!   (envelopes/s). An over-limit packet is
+//!   dropped unprocessed; an over-limit envelope is dropped; after
+//!   `disconnect_after_violations` violations the peer is disconnected. Our limits are
+//!   advertised in the 2020 six-field Status when `advertise_rate_limits`; a peer's advertised
+//!   limits (Status 6th field or code 20) cap how many Messages packets it gets per gossip
+//!   cycle (the rest waits for the next cycle).
+//! - Confirmations (when [`Config::confirmations_enabled`]): after each Messages packet we send
+//!   a message response (12) listing refused envelopes and a batch ack (11), both carrying
+//!   keccak256 of the packet payload. Received 11/12 become [`Action::BatchAcknowledged`] /
+//!   [`Action::MessageResponse`].
+//! - Mailserver role ([`Config::mailserver`]): every newly pooled envelope is added to the
+//!   bounded [`Archive`] and emitted as [`Action::Archive`] for durable storage; requests
+//!   (code 126, envelope or list form) are answered with code-127 packets and a code-125
+//!   completion (see [`super::mailserver`]). Client side: [`Whisper::request_history`] sends a
+//!   signed, encrypted request and marks the peer trusted; code 127/125 from untrusted peers are
+//!   ignored.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
 
 use rand_core::RngCore;
+use secp256k1::SecretKey;
 
 use super::bloom::{Bloom, Topic};
-use super::envelope::{Envelope, PowFormula};
-use super::message::{open_symmetric, wrap_symmetric, MessageParams, ReceivedMessage, AES_KEY_LEN};
+use super::envelope::{Envelope, PowFormula, DEFAULT_TTL_SECS};
+use super::mailserver::{
+    batch_hash, decode_batch_ack, decode_p2p_messages, encode_batch_ack, Archive, EnvelopeError,
+    MessageResponse, MessagesRequest, RequestCompletion, RequestPayload, DEFAULT_REQUEST_LIMIT,
+    ENVELOPE_OTHER_ERROR, ENVELOPE_TIME_NOT_SYNCED, HASH_LEN, OPEN_UPPER_BOUND_SECS,
+};
+use super::message::{
+    decrypt_asymmetric, decrypt_symmetric, open_asymmetric, parse_plaintext, wrap, Encryption,
+    MessageParams, ReceivedMessage, SymmetricOpener, AES_KEY_LEN,
+};
 use super::status::{
-    decode_bloom_filter, decode_pow_requirement, encode_bloom_filter, StatusPacket,
-    PROTOCOL_VERSION,
+    decode_bloom_filter, decode_pow_requirement, encode_bloom_filter, encode_pow_requirement,
+    RateLimits, StatusPacket, PROTOCOL_VERSION,
 };
 use super::{codes, WhisperError};
+use crate::keccak::keccak256;
 use crate::rlp::{Encoder, Rlp};
 use crate::rng::{rng_from_seed, Rng, Seed};
 use crate::time::Time;
@@ -57,6 +93,83 @@ pub const EXPIRY_CHECK_INTERVAL_MS: u64 = 1000;
 /// `DefaultMaxMessageSize` [W-doc]: 1 MiB, also status-go's value.
 pub const MAX_MESSAGE_SIZE_BYTES: u32 = 1 << 20;
 
+/// Default pool byte budget (sum of envelope `size()`): 256 MiB. Go has no byte bound; with
+/// the 10 000-envelope default this only bites for envelopes averaging more than 26 kB.
+pub const DEFAULT_MAX_POOL_BYTES: usize = 256 << 20;
+/// Bound on remembered hashes of directly received (code 127) envelopes, for dedup.
+pub const MAX_P2P_SEEN: usize = 20_000;
+/// Bound on per-peer topic buckets; idle buckets are pruned beyond it.
+pub const MAX_TOPIC_BUCKETS_PER_PEER: usize = 1024;
+
+/// Token-bucket rate limits on what peers send us (status-go whisper `PeerRateLimiter`).
+/// A value of 0 disables that limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Packets per second from all peers sharing one IP (Go default when enabled: 10).
+    pub ip_packets_per_sec: u64,
+    /// Packets per second from one peer (Go default when enabled: 5).
+    pub peer_packets_per_sec: u64,
+    /// Envelopes per second of one topic from one peer.
+    pub topic_envelopes_per_sec: u64,
+    /// Violations after which the peer is disconnected (0 = never, only drop).
+    pub disconnect_after_violations: u32,
+    /// Send the 2020 six-field Status (with `[ip, peer, topic]` limits) and code 20.
+    pub advertise_rate_limits: bool,
+}
+
+impl RateLimitConfig {
+    /// status-go's values when rate limiting is on: 10 packets/s per IP, 5 per peer id; we add
+    /// 10 envelopes/s per topic and disconnect after 10 violations.
+    pub fn status_defaults() -> RateLimitConfig {
+        RateLimitConfig {
+            ip_packets_per_sec: 10,
+            peer_packets_per_sec: 5,
+            topic_envelopes_per_sec: 10,
+            disconnect_after_violations: 10,
+            advertise_rate_limits: true,
+        }
+    }
+
+    fn advertised(&self) -> RateLimits {
+        RateLimits {
+            ip_limit: self.ip_packets_per_sec,
+            peer_id_limit: self.peer_packets_per_sec,
+            topic_limit: self.topic_envelopes_per_sec,
+        }
+    }
+}
+
+/// The mailserver role (whisper-v6.md §10).
+#[derive(Clone, Debug)]
+pub struct MailserverConfig {
+    /// Symmetric key requests are encrypted with (Status: PBKDF2 of
+    /// [`super::STATUS_MAILSERVER_PASSWORD`]); `None` = asymmetric to our identity key.
+    pub sym_key: Option<[u8; AES_KEY_LEN]>,
+    /// Minimum PoW of a request envelope (0 = none; status-go's `MailServerPoW` default 0).
+    pub min_request_pow: f64,
+    /// Archive capacity in envelopes.
+    pub max_archive_envelopes: usize,
+    /// Archive capacity in raw envelope bytes.
+    pub max_archive_bytes: usize,
+    /// Envelopes per page when a request says 0.
+    pub default_limit: u32,
+    /// Largest page served, whatever the request asks.
+    pub max_limit: u32,
+}
+
+impl Default for MailserverConfig {
+    fn default() -> Self {
+        MailserverConfig {
+            sym_key: None,
+            min_request_pow: 0.0,
+            max_archive_envelopes: 1_000_000,
+            max_archive_bytes: 1 << 30,
+            default_limit: DEFAULT_REQUEST_LIMIT,
+            max_limit: 10_000,
+        }
+    }
+}
+
 /// Configuration of a [`Whisper`] machine.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -69,6 +182,8 @@ pub struct Config {
     pub max_message_size: u32,
     /// Pool capacity in envelopes (eviction rule in the module docs).
     pub max_envelopes: usize,
+    /// Pool capacity in bytes (sum of envelope `size()`).
+    pub max_pool_bytes: usize,
     /// Per-peer known-hash set capacity; the oldest entries are forgotten beyond it.
     pub max_known_per_peer: usize,
     /// Maximum simultaneously handled peers; more are disconnected.
@@ -81,9 +196,12 @@ pub struct Config {
     pub broadcast_interval_ms: u64,
     /// Tolerated future drift of a sent time, and half the "very old" tolerance, seconds.
     pub max_future_drift_secs: u32,
-    /// Advertise `isLightNode` (and refuse light↔light connections, Go's default).
+    /// How long the previous PoW requirement / bloom stay tolerated after a change, ms.
+    pub tolerance_ms: u64,
+    /// Advertise `isLightNode`, refuse light↔light connections (Go's default) and deliver
+    /// gossiped envelopes only to `allow_p2p` filters (Go `add(env, isP2P = LightClientMode)`).
     pub light_node: bool,
-    /// Advertise `confirmationsEnabled`.
+    /// Advertise `confirmationsEnabled` and send codes 12 + 11 after each Messages packet.
     pub confirmations_enabled: bool,
     /// `true`: start from an all-zero bloom and advertise the union of our filters' topics
     /// (status-go's light client); `false`: full node (nil bloom, accept every topic).
@@ -91,6 +209,10 @@ pub struct Config {
     /// Nonces tried at most when sealing a post (stands in for Go's `WorkTime`). 2^20 reaches
     /// a 0.002 target for messages up to several kB with overwhelming probability.
     pub max_seal_iterations: u64,
+    /// Rate limits on peers (all off by default).
+    pub rate_limits: RateLimitConfig,
+    /// `Some`: this node is a mailserver.
+    pub mailserver: Option<MailserverConfig>,
 }
 
 impl Default for Config {
@@ -100,30 +222,71 @@ impl Default for Config {
             pow_formula: PowFormula::Current,
             max_message_size: MAX_MESSAGE_SIZE_BYTES,
             max_envelopes: 10_000,
+            max_pool_bytes: DEFAULT_MAX_POOL_BYTES,
             max_known_per_peer: 20_000,
             max_peers: 64,
             max_filters: 1024,
             expiry_check_interval_ms: EXPIRY_CHECK_INTERVAL_MS,
             broadcast_interval_ms: BROADCAST_INTERVAL_MS,
             max_future_drift_secs: SYNC_ALLOWANCE_SECS,
+            tolerance_ms: u64::from(SYNC_ALLOWANCE_SECS) * 1000,
             light_node: false,
             confirmations_enabled: false,
             topic_bloom: false,
             max_seal_iterations: 1 << 20,
+            rate_limits: RateLimitConfig::default(),
+            mailserver: None,
         }
     }
 }
 
-/// A local subscription: envelopes on one of `topics` (all topics if empty) that decrypt
-/// with `sym_key` are delivered.
+/// The key a filter tries (Go filters hold exactly one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FilterKey {
+    /// AES-256-GCM key.
+    Symmetric([u8; AES_KEY_LEN]),
+    /// Our secp256k1 key for ECIES.
+    Asymmetric(SecretKey),
+}
+
+/// A local subscription: envelopes on one of `topics` (all topics if empty) with PoW ≥
+/// `min_pow` that decrypt with `key` are delivered.
 #[derive(Clone, Debug)]
 pub struct Filter {
     /// Topics of interest (empty = every topic).
     pub topics: Vec<Topic>,
-    /// Symmetric key (32 bytes, e.g. [`super::sym_key_from_password`]).
-    pub sym_key: [u8; AES_KEY_LEN],
-    /// Minimum PoW of delivered messages (0 = any).
+    /// The key tried.
+    pub key: FilterKey,
+    /// Minimum PoW of delivered messages (0 = any); checked before decrypting.
     pub min_pow: f64,
+    /// Also receive direct P2P (mailserver) envelopes (Go `AllowP2P`).
+    pub allow_p2p: bool,
+}
+
+impl Filter {
+    /// A symmetric filter with no PoW minimum that accepts P2P envelopes (Status's settings).
+    pub fn symmetric(topics: Vec<Topic>, key: [u8; AES_KEY_LEN]) -> Filter {
+        Filter {
+            topics,
+            key: FilterKey::Symmetric(key),
+            min_pow: 0.0,
+            allow_p2p: true,
+        }
+    }
+
+    /// An asymmetric filter with no PoW minimum that accepts P2P envelopes.
+    pub fn asymmetric(topics: Vec<Topic>, key: SecretKey) -> Filter {
+        Filter {
+            topics,
+            key: FilterKey::Asymmetric(key),
+            min_pow: 0.0,
+            allow_p2p: true,
+        }
+    }
+
+    fn matches_topic(&self, t: &Topic) -> bool {
+        self.topics.is_empty() || self.topics.contains(t)
+    }
 }
 
 /// Why a peer was disconnected.
@@ -170,6 +333,12 @@ pub enum PeerFault {
     /// Too many peers.
     #[error("too many peers")]
     TooManyPeers,
+    /// Rate limits exceeded too often.
+    #[error("rate limit exceeded ({what})")]
+    RateLimited {
+        /// Which limit.
+        what: &'static str,
+    },
 }
 
 /// Output of the machine.
@@ -197,6 +366,39 @@ pub enum Action {
         peer: PeerKey,
         /// Why.
         reason: PeerFault,
+    },
+    /// Mailserver: store this newly archived envelope durably (replay it with
+    /// [`Whisper::restore_archived`] at start).
+    Archive {
+        /// Envelope hash.
+        hash: [u8; 32],
+        /// `Expiry - TTL`, Unix seconds (the archive's sort key).
+        sent_secs: u32,
+        /// Envelope topic.
+        topic: Topic,
+        /// The envelope's RLP encoding.
+        raw: Vec<u8>,
+    },
+    /// A peer acknowledged a Messages packet we sent (code 11).
+    BatchAcknowledged {
+        /// The peer.
+        peer: PeerKey,
+        /// keccak256 of the packet payload.
+        batch_hash: [u8; 32],
+    },
+    /// A peer's per-envelope verdict on a Messages packet we sent (code 12).
+    MessageResponse {
+        /// The peer.
+        peer: PeerKey,
+        /// The response.
+        response: MessageResponse,
+    },
+    /// A trusted mailserver finished (or refused) a history request (code 125).
+    RequestComplete {
+        /// The mailserver.
+        peer: PeerKey,
+        /// Its answer.
+        completion: RequestCompletion,
     },
 }
 
@@ -235,6 +437,60 @@ pub struct Stats {
     pub peer_faults: u64,
     /// Packets from unknown peers or with ignored codes.
     pub ignored_packets: u64,
+    /// Packets or envelopes dropped by a rate limit.
+    pub rate_limited: u64,
+    /// Direct (code 127) envelopes delivered to P2P filters.
+    pub p2p_envelopes_received: u64,
+    /// Code 127 / 125 packets ignored because the peer is not trusted.
+    pub untrusted_ignored: u64,
+    /// Envelopes archived (mailserver).
+    pub archived: u64,
+    /// History requests answered successfully (mailserver).
+    pub requests_served: u64,
+    /// History requests refused with an `ERROR=` completion (mailserver).
+    pub requests_failed: u64,
+    /// Envelopes sent in answer to history requests (mailserver).
+    pub envelopes_served: u64,
+    /// Confirmation pairs (12 + 11) sent.
+    pub confirmations_sent: u64,
+}
+
+/// A token bucket in milli-tokens: `rate` tokens per second, capacity `rate`.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    milli_tokens: u64,
+    last: Time,
+}
+
+impl Bucket {
+    fn full(rate: u64, now: Time) -> Bucket {
+        Bucket {
+            milli_tokens: rate.saturating_mul(1000),
+            last: now,
+        }
+    }
+
+    /// Takes one token if available.
+    fn allow(&mut self, rate: u64, now: Time) -> bool {
+        let cap = rate.saturating_mul(1000);
+        let elapsed = now.millis_since(self.last);
+        self.last = self.last.max(now);
+        self.milli_tokens = self
+            .milli_tokens
+            .saturating_add(elapsed.saturating_mul(rate))
+            .min(cap);
+        if self.milli_tokens >= 1000 {
+            self.milli_tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn is_full(&self, rate: u64, now: Time) -> bool {
+        let refill = now.millis_since(self.last).saturating_mul(rate);
+        self.milli_tokens.saturating_add(refill) >= rate.saturating_mul(1000)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -245,19 +501,18 @@ struct PeerState {
     full_node: bool,
     known: BTreeSet<[u8; 32]>,
     known_order: VecDeque<[u8; 32]>,
-}
-
-impl PeerState {
-    fn knows(&self, h: &[u8; 32]) -> bool {
-        self.known.contains(h)
-    }
+    ip: Option<IpAddr>,
+    trusted: bool,
+    bucket: Option<Bucket>,
+    topic_buckets: BTreeMap<Topic, Bucket>,
+    violations: u32,
+    advertised_limits: Option<RateLimits>,
 }
 
 #[derive(Clone, Debug)]
 struct Pooled {
     env: Envelope,
     pow: f64,
-    bloom: Bloom,
 }
 
 /// The Whisper machine (see the module docs for behaviour and call order).
@@ -270,12 +525,38 @@ pub struct Whisper {
     pool: BTreeMap<[u8; 32], Pooled>,
     by_expiry: BTreeSet<(u32, [u8; 32])>,
     filters: BTreeMap<FilterId, Filter>,
+    /// Prepared AES key schedules of symmetric filters.
+    openers: BTreeMap<FilterId, SymmetricOpener>,
     next_filter_id: FilterId,
     bloom: Option<Bloom>,
+    /// Previous PoW requirement, tolerated until the time given.
+    pow_tolerance: Option<(f64, Time)>,
+    /// Previous bloom (`None` inside = full), tolerated until the time given.
+    bloom_tolerance: Option<(Option<Bloom>, Time)>,
+    pool_bytes: usize,
+    ip_buckets: BTreeMap<IpAddr, Bucket>,
+    identity: Option<SecretKey>,
+    archive: Option<Archive>,
+    p2p_seen: BTreeSet<[u8; 32]>,
+    p2p_seen_order: VecDeque<[u8; 32]>,
     actions: VecDeque<Action>,
     broadcast_at: Option<Time>,
     last_expiry_check: Time,
     stats: Stats,
+}
+
+/// What happened to one envelope offered to the pool.
+enum Added {
+    /// New and pooled.
+    Pooled([u8; 32]),
+    /// Already pooled.
+    Duplicate([u8; 32]),
+    /// Dropped without blame (expired, pool full, rate limited).
+    Dropped,
+    /// Dropped for a clock disagreement (peer kept; Go `TimeSyncError`).
+    TimeSync([u8; 32], &'static str),
+    /// The sender misbehaved.
+    Fault([u8; 32], PeerFault),
 }
 
 fn secs(now: Time) -> u32 {
@@ -290,6 +571,10 @@ impl Whisper {
         } else {
             None
         };
+        let archive = config
+            .mailserver
+            .as_ref()
+            .map(|m| Archive::new(m.max_archive_envelopes, m.max_archive_bytes));
         Whisper {
             config,
             rng: rng_from_seed(seed),
@@ -298,13 +583,28 @@ impl Whisper {
             pool: BTreeMap::new(),
             by_expiry: BTreeSet::new(),
             filters: BTreeMap::new(),
+            openers: BTreeMap::new(),
             next_filter_id: 1,
             bloom,
+            pow_tolerance: None,
+            bloom_tolerance: None,
+            pool_bytes: 0,
+            ip_buckets: BTreeMap::new(),
+            identity: None,
+            archive,
+            p2p_seen: BTreeSet::new(),
+            p2p_seen_order: VecDeque::new(),
             actions: VecDeque::new(),
             broadcast_at: None,
             last_expiry_check: now,
             stats: Stats::default(),
         }
+    }
+
+    /// Sets the node identity: signs history requests and decrypts asymmetric requests sent
+    /// to a mailserver.
+    pub fn set_identity(&mut self, key: SecretKey) {
+        self.identity = Some(key);
     }
 
     /// The configuration.
@@ -322,9 +622,19 @@ impl Whisper {
         self.pool.len()
     }
 
+    /// Sum of pooled envelopes' `size()`, bytes.
+    pub fn pool_bytes(&self) -> usize {
+        self.pool_bytes
+    }
+
     /// True if an envelope with this hash is pooled.
     pub fn has_envelope(&self, hash: &[u8; 32]) -> bool {
         self.pool.contains_key(hash)
+    }
+
+    /// The mailserver archive, if this node is a mailserver.
+    pub fn archive(&self) -> Option<&Archive> {
+        self.archive.as_ref()
     }
 
     /// Peers that completed the handshake.
@@ -334,6 +644,11 @@ impl Whisper {
             .filter(|(_, p)| p.handshaken)
             .map(|(k, _)| *k)
             .collect()
+    }
+
+    /// Rate limits a peer advertised (Status 6th field or code 20).
+    pub fn peer_rate_limits(&self, peer: PeerKey) -> Option<RateLimits> {
+        self.peers.get(&peer).and_then(|p| p.advertised_limits)
     }
 
     /// Our advertised bloom (`None` = full node).
@@ -349,18 +664,24 @@ impl Whisper {
     }
 
     fn status_packet(&self) -> StatusPacket {
+        let rl = &self.config.rate_limits;
         StatusPacket {
             version: PROTOCOL_VERSION,
             min_pow: self.config.min_pow,
             bloom: self.bloom,
             light_node: self.config.light_node,
             confirmations_enabled: self.config.confirmations_enabled,
-            rate_limits: None,
+            rate_limits: rl.advertise_rate_limits.then(|| rl.advertised()),
         }
     }
 
     /// A connection to `peer` is up: queues our Status packet. A known `peer` is ignored.
     pub fn handle_peer_connected(&mut self, now: Time, peer: PeerKey) {
+        self.handle_peer_connected_from(now, peer, None);
+    }
+
+    /// Like [`Self::handle_peer_connected`], with the peer's IP for the per-IP rate limit.
+    pub fn handle_peer_connected_from(&mut self, now: Time, peer: PeerKey, ip: Option<IpAddr>) {
         self.advance(now);
         if self.peers.contains_key(&peer) {
             return;
@@ -369,6 +690,7 @@ impl Whisper {
             self.fault(peer, PeerFault::TooManyPeers);
             return;
         }
+        let rate = self.config.rate_limits.peer_packets_per_sec;
         self.peers.insert(
             peer,
             PeerState {
@@ -378,6 +700,12 @@ impl Whisper {
                 full_node: true,
                 known: BTreeSet::new(),
                 known_order: VecDeque::new(),
+                ip,
+                trusted: false,
+                bucket: (rate > 0).then(|| Bucket::full(rate, now)),
+                topic_buckets: BTreeMap::new(),
+                violations: 0,
+                advertised_limits: None,
             },
         );
         let payload = self.status_packet().encode();
@@ -388,17 +716,120 @@ impl Whisper {
         });
     }
 
+    /// Marks a peer as a trusted mailserver (its code 127/125 packets are accepted) or not.
+    /// Returns false for an unknown peer.
+    pub fn set_trusted(&mut self, peer: PeerKey, trusted: bool) -> bool {
+        match self.peers.get_mut(&peer) {
+            Some(p) => {
+                p.trusted = trusted;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// True if `peer` is trusted.
+    pub fn is_trusted(&self, peer: PeerKey) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.trusted)
+    }
+
     /// The connection to `peer` is gone.
     pub fn handle_peer_disconnected(&mut self, now: Time, peer: PeerKey) {
         self.advance(now);
-        self.peers.remove(&peer);
+        self.forget_peer(peer);
+    }
+
+    fn forget_peer(&mut self, peer: PeerKey) {
+        if let Some(p) = self.peers.remove(&peer) {
+            if let Some(ip) = p.ip {
+                if !self.peers.values().any(|q| q.ip == Some(ip)) {
+                    self.ip_buckets.remove(&ip);
+                }
+            }
+        }
     }
 
     fn fault(&mut self, peer: PeerKey, reason: PeerFault) {
-        self.peers.remove(&peer);
+        self.forget_peer(peer);
         self.stats.peer_faults += 1;
         self.actions
             .push_back(Action::DisconnectPeer { peer, reason });
+    }
+
+    /// Per-peer and per-IP packet limits; false = drop the packet (and maybe the peer).
+    fn admit_packet(&mut self, peer: PeerKey) -> bool {
+        let rl = &self.config.rate_limits;
+        let (peer_rate, ip_rate) = (rl.peer_packets_per_sec, rl.ip_packets_per_sec);
+        let now = self.now;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        // Trusted mailservers answer a request with bursts of code-127 packets: exempt.
+        if p.trusted {
+            return true;
+        }
+        let mut ok = true;
+        let mut what = "";
+        if let Some(b) = p.bucket.as_mut() {
+            if !b.allow(peer_rate, now) {
+                ok = false;
+                what = "peer";
+            }
+        }
+        if ok && ip_rate > 0 {
+            if let Some(ip) = p.ip {
+                let b = self
+                    .ip_buckets
+                    .entry(ip)
+                    .or_insert_with(|| Bucket::full(ip_rate, now));
+                if !b.allow(ip_rate, now) {
+                    ok = false;
+                    what = "ip";
+                }
+            }
+        }
+        if !ok {
+            self.violation(peer, what);
+        }
+        ok
+    }
+
+    fn violation(&mut self, peer: PeerKey, what: &'static str) {
+        self.stats.rate_limited += 1;
+        let limit = self.config.rate_limits.disconnect_after_violations;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.violations = p.violations.saturating_add(1);
+        if limit > 0 && p.violations >= limit {
+            self.fault(peer, PeerFault::RateLimited { what });
+        }
+    }
+
+    /// Per-(peer, topic) envelope limit.
+    fn admit_topic(&mut self, peer: PeerKey, topic: Topic) -> bool {
+        let rate = self.config.rate_limits.topic_envelopes_per_sec;
+        if rate == 0 {
+            return true;
+        }
+        let now = self.now;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        if p.topic_buckets.len() >= MAX_TOPIC_BUCKETS_PER_PEER
+            && !p.topic_buckets.contains_key(&topic)
+        {
+            p.topic_buckets.retain(|_, b| !b.is_full(rate, now));
+        }
+        let ok = p
+            .topic_buckets
+            .entry(topic)
+            .or_insert_with(|| Bucket::full(rate, now))
+            .allow(rate, now);
+        if !ok {
+            self.violation(peer, "topic");
+        }
+        ok
     }
 
     /// A packet from `peer` (code relative to the `shh` offset, payload = RLP body).
@@ -427,6 +858,9 @@ impl Whisper {
             self.handle_status(peer, payload);
             return;
         }
+        if !self.admit_packet(peer) {
+            return;
+        }
         match code {
             codes::MESSAGES => self.handle_messages(peer, payload),
             codes::POW_REQUIREMENT => match decode_pow_requirement(payload) {
@@ -447,7 +881,42 @@ impl Whisper {
                 }
                 Err(error) => self.fault(peer, PeerFault::Malformed { code, error }),
             },
-            // Second Status packets, confirmations, mailserver and unknown codes are ignored.
+            codes::RATE_LIMITS => match super::status::decode_rate_limits_packet(payload) {
+                Ok(limits) => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.advertised_limits = Some(limits);
+                    }
+                }
+                Err(error) => self.fault(peer, PeerFault::Malformed { code, error }),
+            },
+            codes::BATCH_ACK => match decode_batch_ack(payload) {
+                Ok(batch_hash) => self
+                    .actions
+                    .push_back(Action::BatchAcknowledged { peer, batch_hash }),
+                Err(error) => self.fault(peer, PeerFault::Malformed { code, error }),
+            },
+            codes::MESSAGE_RESPONSE => match MessageResponse::decode(payload) {
+                Ok(response) => self
+                    .actions
+                    .push_back(Action::MessageResponse { peer, response }),
+                Err(error) => self.fault(peer, PeerFault::Malformed { code, error }),
+            },
+            codes::P2P_MESSAGE => self.handle_p2p_messages(peer, payload),
+            codes::P2P_REQUEST_COMPLETE => {
+                if !self.is_trusted(peer) {
+                    self.stats.untrusted_ignored += 1;
+                    return;
+                }
+                match RequestCompletion::decode(payload) {
+                    Ok(completion) => self
+                        .actions
+                        .push_back(Action::RequestComplete { peer, completion }),
+                    Err(error) => self.fault(peer, PeerFault::Malformed { code, error }),
+                }
+            }
+            codes::P2P_REQUEST if self.archive.is_some() => self.handle_p2p_request(peer, payload),
+            // Second Status packets, mailserver sync (123/124), requests to a non-mailserver
+            // and unknown codes are ignored (Go discards them).
             _ => self.stats.ignored_packets += 1,
         }
     }
@@ -466,12 +935,13 @@ impl Whisper {
             // An empty received bloom means "full node" (Go `setBloomFilter`).
             p.bloom = status.bloom.unwrap_or(Bloom::FULL);
             p.full_node = p.bloom.is_full();
+            p.advertised_limits = status.rate_limits;
         }
         self.schedule_broadcast();
     }
 
     fn handle_messages(&mut self, peer: PeerKey, payload: &[u8]) {
-        let envelopes = match decode_messages(payload) {
+        let envelopes = match decode_messages_hashed(payload) {
             Ok(e) => e,
             Err(error) => {
                 return self.fault(
@@ -484,15 +954,52 @@ impl Whisper {
             }
         };
         let mut fault = None;
-        for env in envelopes {
+        let mut errors = Vec::new();
+        for (env, hash) in envelopes {
             self.stats.envelopes_received += 1;
-            match self.add(env, Some(peer)) {
-                Ok(_) => {}
-                Err(Some(f)) => {
+            if self.config.rate_limits.topic_envelopes_per_sec > 0
+                && !self.admit_topic(peer, env.topic)
+            {
+                if !self.peers.contains_key(&peer) {
+                    return; // disconnected for too many violations
+                }
+                continue;
+            }
+            match self.add(env, hash, Some(peer)) {
+                Added::Pooled(_) | Added::Duplicate(_) | Added::Dropped => {}
+                Added::TimeSync(hash, why) => errors.push(EnvelopeError {
+                    hash,
+                    code: ENVELOPE_TIME_NOT_SYNCED,
+                    description: why.to_string(),
+                }),
+                Added::Fault(hash, f) => {
+                    errors.push(EnvelopeError {
+                        hash,
+                        code: ENVELOPE_OTHER_ERROR,
+                        description: f.to_string(),
+                    });
                     fault.get_or_insert(f);
                 }
-                Err(None) => {}
             }
+        }
+        if self.config.confirmations_enabled {
+            // [W-wh `sendConfirmation`]: message response first, then the batch ack.
+            let batch = batch_hash(payload);
+            let response = MessageResponse {
+                batch_hash: batch,
+                errors,
+            };
+            self.actions.push_back(Action::Send {
+                peer,
+                code: codes::MESSAGE_RESPONSE,
+                payload: response.encode(),
+            });
+            self.actions.push_back(Action::Send {
+                peer,
+                code: codes::BATCH_ACK,
+                payload: encode_batch_ack(&batch),
+            });
+            self.stats.confirmations_sent += 1;
         }
         // "Any non-TimeSync error in a packet drops the peer after the whole packet is processed."
         if let Some(f) = fault {
@@ -500,67 +1007,120 @@ impl Whisper {
         }
     }
 
-    /// Validates and pools an envelope (Go `add`). `Ok(hash)` if pooled or already known;
-    /// `Err(None)` dropped without fault; `Err(Some(fault))` the sender misbehaved.
-    fn add(&mut self, env: Envelope, from: Option<PeerKey>) -> Result<[u8; 32], Option<PeerFault>> {
+    fn pow_accepted(&self, pow: f64) -> bool {
+        if pow >= self.config.min_pow {
+            return true;
+        }
+        matches!(self.pow_tolerance, Some((old, until)) if self.now < until && pow >= old)
+    }
+
+    fn bloom_accepted(&self, sample: &Bloom) -> bool {
+        if super::bloom::bloom_match(self.bloom.as_ref(), sample) {
+            return true;
+        }
+        matches!(&self.bloom_tolerance, Some((old, until))
+            if self.now < *until && super::bloom::bloom_match(old.as_ref(), sample))
+    }
+
+    /// Validates and pools an envelope (Go `add`); `hash` is its hash (of the raw bytes).
+    fn add(&mut self, env: Envelope, hash: [u8; 32], from: Option<PeerKey>) -> Added {
         let now = secs(self.now);
         let allowance = self.config.max_future_drift_secs;
         let sent = env.sent_secs();
         if sent > now.saturating_add(allowance) {
             self.stats.dropped_future += 1;
-            return Err(None);
+            return Added::TimeSync(hash, "envelope from future");
         }
         if env.expiry < now {
             if env.expiry.saturating_add(allowance.saturating_mul(2)) < now {
                 self.stats.dropped_very_old += 1;
-            } else {
-                self.stats.dropped_expired += 1;
+                return Added::TimeSync(hash, "very old envelope");
             }
-            return Err(None);
+            self.stats.dropped_expired += 1;
+            return Added::Dropped;
         }
         if env.size() > self.config.max_message_size as usize {
             self.stats.dropped_too_large += 1;
-            return Err(Some(PeerFault::EnvelopeTooLarge));
+            return Added::Fault(hash, PeerFault::EnvelopeTooLarge);
+        }
+        // Dedup before the PoW: a pooled envelope (same hash = same bytes) already passed it.
+        if self.pool.contains_key(&hash) {
+            if let Some(p) = from {
+                self.mark_known(p, hash);
+            }
+            self.stats.duplicates += 1;
+            return Added::Duplicate(hash);
         }
         let diff = if sent > now { sent - now + 1 } else { 0 };
         let pow = env.pow(self.config.pow_formula, diff);
-        if pow < self.config.min_pow {
+        if !self.pow_accepted(pow) {
             self.stats.dropped_low_pow += 1;
-            return Err(Some(PeerFault::LowPow));
+            return Added::Fault(hash, PeerFault::LowPow);
         }
         let bloom = env.bloom();
-        if from.is_some() && !super::bloom::bloom_match(self.bloom.as_ref(), &bloom) {
+        if from.is_some() && !self.bloom_accepted(&bloom) {
             self.stats.dropped_bloom += 1;
-            return Err(Some(PeerFault::BloomMismatch));
+            return Added::Fault(hash, PeerFault::BloomMismatch);
         }
-        let hash = env.hash();
         if let Some(p) = from {
             self.mark_known(p, hash);
         }
-        if self.pool.contains_key(&hash) {
-            self.stats.duplicates += 1;
-            return Ok(hash);
-        }
-        if self.pool.len() >= self.config.max_envelopes {
-            let first = self.by_expiry.first().copied();
-            match first {
-                Some((exp, h)) if (exp, h) < (env.expiry, hash) => {
-                    self.by_expiry.remove(&(exp, h));
-                    self.pool.remove(&h);
-                    self.stats.pool_evictions += 1;
-                }
-                _ => {
-                    self.stats.pool_evictions += 1;
-                    return Err(None);
-                }
-            }
+        if !self.make_room(&env, hash) {
+            self.stats.pool_evictions += 1;
+            return Added::Dropped;
         }
         self.stats.envelopes_pooled += 1;
-        self.deliver(&env, hash);
+        // Archive first: the driver commits the envelope before it reports the delivery.
+        if let Some(archive) = self.archive.as_mut() {
+            let raw = env.encode();
+            if archive.insert(&env, hash, raw.clone()) {
+                self.stats.archived += 1;
+                self.actions.push_back(Action::Archive {
+                    hash,
+                    sent_secs: sent,
+                    topic: env.topic,
+                    raw,
+                });
+            }
+        }
+        let p2p = from.is_some() && self.config.light_node;
+        self.deliver(&env, hash, pow, p2p);
+        self.pool_bytes += env.size();
         self.by_expiry.insert((env.expiry, hash));
-        self.pool.insert(hash, Pooled { env, pow, bloom });
+        self.pool.insert(hash, Pooled { env, pow });
         self.schedule_broadcast();
-        Ok(hash)
+        Added::Pooled(hash)
+    }
+
+    /// Evicts soonest-expiring envelopes until `env` fits both bounds; false (and nothing
+    /// evicted) if that would evict an envelope expiring no earlier than `env`.
+    fn make_room(&mut self, env: &Envelope, hash: [u8; 32]) -> bool {
+        let size = env.size();
+        if size > self.config.max_pool_bytes || self.config.max_envelopes == 0 {
+            return false;
+        }
+        let mut count = self.pool.len();
+        let mut bytes = self.pool_bytes;
+        let mut victims = Vec::new();
+        let mut it = self.by_expiry.iter();
+        while count >= self.config.max_envelopes || bytes + size > self.config.max_pool_bytes {
+            match it.next() {
+                Some(&(exp, h)) if (exp, h) < (env.expiry, hash) => {
+                    count -= 1;
+                    bytes -= self.pool.get(&h).map_or(0, |p| p.env.size());
+                    victims.push((exp, h));
+                }
+                _ => return false,
+            }
+        }
+        for (exp, h) in victims {
+            self.by_expiry.remove(&(exp, h));
+            if let Some(p) = self.pool.remove(&h) {
+                self.pool_bytes -= p.env.size();
+            }
+            self.stats.pool_evictions += 1;
+        }
+        true
     }
 
     fn mark_known(&mut self, peer: PeerKey, hash: [u8; 32]) {
@@ -575,24 +1135,31 @@ impl Whisper {
         while p.known.len() > max {
             match p.known_order.pop_front() {
                 Some(old) => {
-                    p.known.remove(&old);
-                    self.stats.known_evictions += 1;
+                    if p.known.remove(&old) {
+                        self.stats.known_evictions += 1;
+                    }
                 }
                 None => break,
             }
         }
     }
 
-    fn deliver(&mut self, env: &Envelope, hash: [u8; 32]) {
+    /// Offers an envelope to local filters (`p2p`: only `allow_p2p` filters).
+    fn deliver(&mut self, env: &Envelope, hash: [u8; 32], pow: f64, p2p: bool) {
         let formula = self.config.pow_formula;
         for (id, f) in &self.filters {
-            if !f.topics.is_empty() && !f.topics.contains(&env.topic) {
+            if !f.matches_topic(&env.topic) || (p2p && !f.allow_p2p) {
                 continue;
             }
-            if let Ok(message) = open_symmetric(env, hash, &f.sym_key, formula) {
-                if f.min_pow > 0.0 && message.pow < f.min_pow {
-                    continue;
-                }
+            if f.min_pow > 0.0 && pow < f.min_pow {
+                continue;
+            }
+            let opened = match (&f.key, self.openers.get(id)) {
+                (FilterKey::Symmetric(_), Some(o)) => o.open(env, hash, pow),
+                (FilterKey::Symmetric(k), None) => SymmetricOpener::new(k).open(env, hash, pow),
+                (FilterKey::Asymmetric(k), _) => open_asymmetric(env, hash, k, formula),
+            };
+            if let Ok(message) = opened {
                 self.stats.delivered += 1;
                 self.actions.push_back(Action::Deliver {
                     filter: *id,
@@ -606,6 +1173,69 @@ impl Whisper {
         if self.broadcast_at.is_none() {
             self.broadcast_at = Some(self.now.plus_millis(self.config.broadcast_interval_ms));
         }
+    }
+
+    fn send_to_handshaken(&mut self, code: u64, payload: &[u8]) {
+        for (peer, p) in &self.peers {
+            if p.handshaken {
+                self.actions.push_back(Action::Send {
+                    peer: *peer,
+                    code,
+                    payload: payload.to_vec(),
+                });
+            }
+        }
+    }
+
+    /// Replaces our rate limits; when advertised, tells every peer (code 20, status-go
+    /// whisper ≥ v6.1.0).
+    pub fn set_rate_limits(&mut self, now: Time, limits: RateLimitConfig) {
+        self.advance(now);
+        let rate = limits.peer_packets_per_sec;
+        for p in self.peers.values_mut() {
+            p.bucket = (rate > 0).then(|| Bucket::full(rate, now));
+            p.topic_buckets.clear();
+        }
+        self.ip_buckets.clear();
+        if limits.advertise_rate_limits {
+            let payload = super::status::encode_rate_limits_packet(&limits.advertised());
+            self.config.rate_limits = limits;
+            self.send_to_handshaken(codes::RATE_LIMITS, &payload);
+        } else {
+            self.config.rate_limits = limits;
+        }
+    }
+
+    /// Changes our minimum PoW: tells every peer (code 2); the previous value stays accepted
+    /// for [`Config::tolerance_ms`] (Go `SetMinimumPoW(val, tolerate = true)`).
+    pub fn set_min_pow(&mut self, now: Time, pow: f64) -> Result<(), WhisperError> {
+        self.advance(now);
+        if !pow.is_finite() || pow < 0.0 {
+            return Err(WhisperError::InvalidPow);
+        }
+        let until = self.now.plus_millis(self.config.tolerance_ms);
+        self.pow_tolerance = Some((self.config.min_pow, until));
+        self.config.min_pow = pow;
+        self.send_to_handshaken(codes::POW_REQUIREMENT, &encode_pow_requirement(pow));
+        Ok(())
+    }
+
+    /// Replaces our bloom (`None` = full node): tells every peer (code 3); the previous bloom
+    /// stays accepted for [`Config::tolerance_ms`] (Go `SetBloomFilter`).
+    pub fn set_bloom(&mut self, now: Time, bloom: Option<Bloom>) {
+        self.advance(now);
+        self.change_bloom(bloom);
+    }
+
+    fn change_bloom(&mut self, bloom: Option<Bloom>) {
+        if bloom == self.bloom {
+            return;
+        }
+        let until = self.now.plus_millis(self.config.tolerance_ms);
+        self.bloom_tolerance = Some((self.bloom, until));
+        self.bloom = bloom;
+        let payload = encode_bloom_filter(&bloom.unwrap_or(Bloom::FULL));
+        self.send_to_handshaken(codes::BLOOM_FILTER, &payload);
     }
 
     /// Installs a filter. With `topic_bloom`, our bloom grows to cover its topics and the new
@@ -625,27 +1255,21 @@ impl Whisper {
                 grown = grown.union(&t.bloom());
             }
             if grown != current {
-                self.bloom = Some(grown);
-                let payload = encode_bloom_filter(&grown);
-                for (peer, p) in &self.peers {
-                    if p.handshaken {
-                        self.actions.push_back(Action::Send {
-                            peer: *peer,
-                            code: codes::BLOOM_FILTER,
-                            payload: payload.clone(),
-                        });
-                    }
-                }
+                self.change_bloom(Some(grown));
             }
         }
         let id = self.next_filter_id;
         self.next_filter_id += 1;
+        if let FilterKey::Symmetric(k) = &filter.key {
+            self.openers.insert(id, SymmetricOpener::new(k));
+        }
         self.filters.insert(id, filter);
         Ok(id)
     }
 
     /// Removes a filter; true if it existed. (The bloom is not shrunk, as in Go.)
     pub fn remove_filter(&mut self, id: FilterId) -> bool {
+        self.openers.remove(&id);
         self.filters.remove(&id).is_some()
     }
 
@@ -658,22 +1282,335 @@ impl Whisper {
         params: MessageParams,
         key: &[u8; AES_KEY_LEN],
     ) -> Result<[u8; 32], WhisperError> {
+        self.post_with(now, params, &Encryption::Symmetric(*key))
+    }
+
+    /// [`Self::post`] with either key kind (asymmetric = ECIES to a public key).
+    pub fn post_with(
+        &mut self,
+        now: Time,
+        params: MessageParams,
+        encryption: &Encryption,
+    ) -> Result<[u8; 32], WhisperError> {
         self.advance(now);
+        let env = self.seal(&params, encryption)?;
+        if env.size() > self.config.max_message_size as usize {
+            return Err(WhisperError::Rejected(Box::new(
+                PeerFault::EnvelopeTooLarge,
+            )));
+        }
+        let hash = env.hash();
+        match self.add(env, hash, None) {
+            Added::Pooled(h) | Added::Duplicate(h) => Ok(h),
+            Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
+            Added::TimeSync(..) | Added::Dropped => Err(WhisperError::Dropped),
+        }
+    }
+
+    fn seal(
+        &mut self,
+        params: &MessageParams,
+        encryption: &Encryption,
+    ) -> Result<Envelope, WhisperError> {
         let start_nonce = self.rng.next_u64();
-        let env = wrap_symmetric(
-            &params,
-            key,
-            secs(now),
+        wrap(
+            params,
+            encryption,
+            secs(self.now),
             self.config.pow_formula,
             start_nonce,
             self.config.max_seal_iterations,
             &mut self.rng,
-        )?;
-        match self.add(env, None) {
-            Ok(h) => Ok(h),
-            Err(Some(f)) => Err(WhisperError::Rejected(Box::new(f))),
-            Err(None) => Err(WhisperError::Dropped),
+        )
+    }
+
+    /// Sends one envelope directly to a peer as a P2P message (code 127), bypassing the pool
+    /// (Go `SendP2PMessage`).
+    pub fn send_p2p(
+        &mut self,
+        now: Time,
+        peer: PeerKey,
+        env: &Envelope,
+    ) -> Result<(), WhisperError> {
+        self.advance(now);
+        // A connected peer suffices: our Status was queued at connect, so it precedes this
+        // packet on the wire, and the peer's Status precedes its answers.
+        if !self.peers.contains_key(&peer) {
+            return Err(WhisperError::UnknownPeer);
         }
+        self.actions.push_back(Action::Send {
+            peer,
+            code: codes::P2P_MESSAGE,
+            payload: env.encode(),
+        });
+        Ok(())
+    }
+
+    /// Client side of §10.1: wraps `request` (signed with our identity, encrypted as given —
+    /// Status: symmetric PBKDF2("status-offline-inbox")), sends it to `peer` as code 126 and
+    /// marks the peer trusted. Returns the request id (the request envelope's hash), which the
+    /// [`Action::RequestComplete`] will carry.
+    pub fn request_history(
+        &mut self,
+        now: Time,
+        peer: PeerKey,
+        request: &RequestPayload,
+        encryption: &Encryption,
+    ) -> Result<[u8; 32], WhisperError> {
+        self.advance(now);
+        let identity = self.identity.ok_or(WhisperError::NoIdentity)?;
+        // A connected peer suffices: our Status was queued at connect, so it precedes this
+        // packet on the wire, and the peer's Status precedes its answers.
+        if !self.peers.contains_key(&peer) {
+            return Err(WhisperError::UnknownPeer);
+        }
+        let params = MessageParams {
+            payload: request.encode(),
+            padding: None,
+            sign_with: Some(identity),
+            topic: Topic([0; 4]),
+            ttl_secs: DEFAULT_TTL_SECS,
+            pow_target: self.config.min_pow,
+        };
+        let env = self.seal(&params, encryption)?;
+        let raw = env.encode();
+        let id = keccak256(&raw);
+        self.set_trusted(peer, true);
+        self.actions.push_back(Action::Send {
+            peer,
+            code: codes::P2P_REQUEST,
+            payload: raw,
+        });
+        Ok(id)
+    }
+
+    /// Client side of §10.2: sends the unencrypted list-form request and trusts the peer.
+    pub fn request_history_list(
+        &mut self,
+        now: Time,
+        peer: PeerKey,
+        request: &MessagesRequest,
+    ) -> Result<(), WhisperError> {
+        self.advance(now);
+        request.validate()?;
+        // A connected peer suffices: our Status was queued at connect, so it precedes this
+        // packet on the wire, and the peer's Status precedes its answers.
+        if !self.peers.contains_key(&peer) {
+            return Err(WhisperError::UnknownPeer);
+        }
+        self.set_trusted(peer, true);
+        self.actions.push_back(Action::Send {
+            peer,
+            code: codes::P2P_REQUEST,
+            payload: request.encode(),
+        });
+        Ok(())
+    }
+
+    fn handle_p2p_messages(&mut self, peer: PeerKey, payload: &[u8]) {
+        if !self.is_trusted(peer) {
+            self.stats.untrusted_ignored += 1;
+            return;
+        }
+        let envelopes = match decode_p2p_messages(payload) {
+            Ok(e) => e,
+            Err(error) => {
+                return self.fault(
+                    peer,
+                    PeerFault::Malformed {
+                        code: codes::P2P_MESSAGE,
+                        error,
+                    },
+                )
+            }
+        };
+        for env in envelopes {
+            let hash = env.hash();
+            // Already delivered through gossip or an earlier page: skip (the chat layer would
+            // drop it as a duplicate anyway; this saves the decryption).
+            if self.pool.contains_key(&hash) || !self.p2p_seen.insert(hash) {
+                continue;
+            }
+            self.p2p_seen_order.push_back(hash);
+            while self.p2p_seen.len() > MAX_P2P_SEEN {
+                match self.p2p_seen_order.pop_front() {
+                    Some(old) => {
+                        self.p2p_seen.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            self.stats.p2p_envelopes_received += 1;
+            // [W-wh `postP2P`]: no expiry or PoW checks for direct messages.
+            let pow = env.pow(self.config.pow_formula, 0);
+            self.deliver(&env, hash, pow, true);
+        }
+    }
+
+    /// Mailserver: a code-126 request (envelope form, then list form).
+    fn handle_p2p_request(&mut self, peer: PeerKey, payload: &[u8]) {
+        let parsed = match Envelope::decode(payload) {
+            Ok(env) => {
+                let id = keccak256(payload);
+                self.open_request(&env)
+                    .map(|req| (id, req))
+                    .map_err(|e| (id, e))
+            }
+            Err(_) => match MessagesRequest::decode(payload) {
+                Ok(list) => {
+                    let mut id = [0u8; HASH_LEN];
+                    let n = list.id.len().min(HASH_LEN);
+                    id[..n].copy_from_slice(&list.id[..n]);
+                    list.validate()
+                        .and_then(|_| {
+                            let bloom = Bloom(list.bloom.as_slice().try_into().map_err(|_| {
+                                WhisperError::BadBloomLength {
+                                    found: list.bloom.len(),
+                                }
+                            })?);
+                            Ok(RequestPayload {
+                                lower: list.from,
+                                upper: list.to,
+                                bloom,
+                                limit: list.limit,
+                                cursor: list.cursor.clone(),
+                                batch: true,
+                            })
+                        })
+                        .map(|req| (id, req))
+                        .map_err(|e| (id, e))
+                }
+                Err(error) => {
+                    return self.fault(
+                        peer,
+                        PeerFault::Malformed {
+                            code: codes::P2P_REQUEST,
+                            error,
+                        },
+                    )
+                }
+            },
+        };
+        match parsed {
+            Ok((id, req)) => self.serve(peer, id, req),
+            Err((id, e)) => {
+                self.stats.requests_failed += 1;
+                let completion = RequestCompletion {
+                    request_id: id,
+                    last_envelope_hash: [0; HASH_LEN],
+                    cursor: Vec::new(),
+                    error: Some(e.to_string()),
+                };
+                self.actions.push_back(Action::Send {
+                    peer,
+                    code: codes::P2P_REQUEST_COMPLETE,
+                    payload: completion.encode(),
+                });
+            }
+        }
+    }
+
+    /// [SG-ms `validateRequest`, `decodeRequest`]: PoW, decrypt, signed, 6-field payload,
+    /// upper 0 → now + 60, upper ≥ lower.
+    fn open_request(&self, env: &Envelope) -> Result<RequestPayload, WhisperError> {
+        let ms = self
+            .config
+            .mailserver
+            .as_ref()
+            .ok_or(WhisperError::NotMailserver)?;
+        if ms.min_request_pow > 0.0 && env.pow(self.config.pow_formula, 0) < ms.min_request_pow {
+            return Err(WhisperError::InvalidRequest("PoW too low"));
+        }
+        let plain = match (&ms.sym_key, &self.identity) {
+            (Some(k), _) => decrypt_symmetric(&env.data, k)?,
+            (None, Some(k)) => decrypt_asymmetric(&env.data, k)?,
+            (None, None) => return Err(WhisperError::NoIdentity),
+        };
+        let msg = parse_plaintext(&plain)?;
+        if msg.signer.is_none() {
+            return Err(WhisperError::InvalidRequest("request is not signed"));
+        }
+        let mut req = RequestPayload::decode(&msg.payload)?;
+        if req.upper == 0 {
+            req.upper = secs(self.now).saturating_add(OPEN_UPPER_BOUND_SECS);
+        }
+        if req.upper < req.lower {
+            return Err(WhisperError::InvalidRequest(
+                "query range is invalid: lower > upper",
+            ));
+        }
+        Ok(req)
+    }
+
+    /// Answers a valid request: 127 packets (lists below `max_message_size` when `batch`,
+    /// else one envelope each), then the 125 completion with the cursor.
+    fn serve(&mut self, peer: PeerKey, id: [u8; 32], req: RequestPayload) {
+        let (Some(ms), Some(archive)) = (self.config.mailserver.as_ref(), self.archive.as_ref())
+        else {
+            return;
+        };
+        let limit = if req.limit == 0 {
+            ms.default_limit
+        } else {
+            req.limit
+        }
+        .min(ms.max_limit)
+        .max(1);
+        let page = archive.query(req.lower, req.upper, &req.bloom, limit, &req.cursor);
+        let max = self.config.max_message_size as usize;
+        self.stats.requests_served += 1;
+        self.stats.envelopes_served += page.envelopes.len() as u64;
+        if req.batch {
+            let mut bundle = Encoder::new();
+            for raw in &page.envelopes {
+                // [SG-ms `processRequestInBundles`]: flush when adding would exceed the limit.
+                if !bundle.as_slice().is_empty() && bundle.as_slice().len() + raw.len() + 9 > max {
+                    self.push_bundle(peer, std::mem::take(&mut bundle));
+                }
+                bundle.raw(raw);
+            }
+            if !bundle.as_slice().is_empty() {
+                self.push_bundle(peer, bundle);
+            }
+        } else {
+            for raw in &page.envelopes {
+                self.actions.push_back(Action::Send {
+                    peer,
+                    code: codes::P2P_MESSAGE,
+                    payload: raw.clone(),
+                });
+            }
+        }
+        let completion = RequestCompletion {
+            request_id: id,
+            last_envelope_hash: page.last_envelope_hash,
+            cursor: page.cursor,
+            error: None,
+        };
+        self.actions.push_back(Action::Send {
+            peer,
+            code: codes::P2P_REQUEST_COMPLETE,
+            payload: completion.encode(),
+        });
+    }
+
+    fn push_bundle(&mut self, peer: PeerKey, body: Encoder) {
+        let mut e = Encoder::with_capacity(body.as_slice().len() + 9);
+        e.list(|e| {
+            e.raw(body.as_slice());
+        });
+        self.actions.push_back(Action::Send {
+            peer,
+            code: codes::P2P_MESSAGE,
+            payload: e.finish(),
+        });
+    }
+
+    /// Mailserver restart: replays one persisted envelope (its RLP) into the archive without
+    /// re-emitting [`Action::Archive`]. `Ok(false)` if already held.
+    pub fn restore_archived(&mut self, raw: &[u8]) -> Result<bool, WhisperError> {
+        let archive = self.archive.as_mut().ok_or(WhisperError::NotMailserver)?;
+        archive.insert_raw(raw)
     }
 
     /// Fires due work: gossip at the broadcast deadline, expiry purge at the expiry deadline.
@@ -711,7 +1648,9 @@ impl Whisper {
                 break;
             }
             self.by_expiry.remove(&(exp, h));
-            self.pool.remove(&h);
+            if let Some(p) = self.pool.remove(&h) {
+                self.pool_bytes -= p.env.size();
+            }
             self.stats.expired_from_pool += 1;
         }
         let pool = &self.pool;
@@ -724,35 +1663,51 @@ impl Whisper {
     fn broadcast(&mut self) {
         let max = self.config.max_message_size as usize;
         let now = secs(self.now);
+        let interval_ms = self.config.broadcast_interval_ms;
         let mut sends = Vec::new();
         for (peer, p) in self.peers.iter_mut() {
             if !p.handshaken {
                 continue;
             }
-            let mut batch: Vec<[u8; 32]> = Vec::new();
-            for (h, e) in &self.pool {
-                if e.env.expiry < now || p.knows(h) || e.pow < p.pow_requirement {
-                    continue;
-                }
-                if !p.full_node && !p.bloom.matches(&e.bloom) {
-                    continue;
-                }
-                batch.push(*h);
-            }
-            // Split into packets whose body stays within the peer-visible size limit.
+            // Honour the peer's advertised packet limits: at most this many Messages packets
+            // per cycle; what does not fit waits (it is not marked known).
+            let budget = p
+                .advertised_limits
+                .map(|l| {
+                    [l.peer_id_limit, l.ip_limit]
+                        .into_iter()
+                        .filter(|&x| x > 0)
+                        .min()
+                        .map_or(usize::MAX, |x| {
+                            usize::try_from((x.saturating_mul(interval_ms) / 1000).max(1))
+                                .unwrap_or(usize::MAX)
+                        })
+                })
+                .unwrap_or(usize::MAX);
+            let mut packets = 0usize;
             let mut body = Encoder::new();
             let mut count = 0usize;
-            for h in batch {
-                let Some(e) = self.pool.get(&h) else { continue };
+            for (h, e) in &self.pool {
+                if e.env.expiry < now || p.known.contains(h) || e.pow < p.pow_requirement {
+                    continue;
+                }
+                if !p.full_node && !p.bloom.matches(&e.env.bloom()) {
+                    continue;
+                }
                 let enc = e.env.encode();
                 if count > 0 && body.as_slice().len() + enc.len() + 9 > max {
                     sends.push((*peer, std::mem::take(&mut body)));
+                    packets += 1;
                     count = 0;
+                }
+                if packets >= budget {
+                    break;
                 }
                 body.raw(&enc);
                 count += 1;
-                p.known.insert(h);
-                p.known_order.push_back(h);
+                if p.known.insert(*h) {
+                    p.known_order.push_back(*h);
+                }
                 self.stats.envelopes_sent += 1;
             }
             if count > 0 {
@@ -776,8 +1731,9 @@ impl Whisper {
             while p.known.len() > max_known {
                 match p.known_order.pop_front() {
                     Some(old) => {
-                        p.known.remove(&old);
-                        self.stats.known_evictions += 1;
+                        if p.known.remove(&old) {
+                            self.stats.known_evictions += 1;
+                        }
                     }
                     None => break,
                 }
@@ -796,6 +1752,18 @@ impl Whisper {
     pub fn poll_timeout(&self) -> Option<Time> {
         crate::time::earliest(self.broadcast_at, self.expiry_deadline())
     }
+}
+
+/// Decodes a Messages packet body into envelopes with their hashes (keccak256 of each raw
+/// item, which equals Go's hash because decoding is strict).
+pub fn decode_messages_hashed(payload: &[u8]) -> Result<Vec<(Envelope, [u8; 32])>, WhisperError> {
+    let item = Rlp::new(payload)?;
+    let mut l = item.list()?;
+    let mut out = Vec::new();
+    while let Some(e) = l.next_item()? {
+        out.push((Envelope::from_rlp(&e)?, keccak256(e.raw())));
+    }
+    Ok(out)
 }
 
 /// Decodes a Messages packet body: an RLP list of 5-field envelopes (possibly empty).

@@ -8,14 +8,19 @@
 //! - [`parse_plaintext`] is Go's `ValidateAndParse` made total: any input gives a
 //!   [`ParsedMessage`] or a [`WhisperError`], never a panic.
 //! - [`encrypt_symmetric`]/[`decrypt_symmetric`]: AES-256-GCM, `Data = ct ‖ tag(16) ‖ nonce(12)`.
-//! - [`wrap_symmetric`] = Go's `Wrap` for a symmetric key; [`open_symmetric`] = `Envelope.Open`
-//!   for a symmetric filter.
+//! - [`encrypt_asymmetric`]/[`decrypt_asymmetric`]: go-ethereum's ECIES (`crypto/ecies`, as
+//!   in `core::ecies`, no shared info): `Data = 04 ‖ R(64) ‖ IV(16) ‖ ct ‖ tag(32)` (§7).
+//! - [`wrap`] = Go's `Wrap` for either key kind ([`Encryption`]); [`wrap_symmetric`] is the
+//!   symmetric shorthand. [`open_symmetric`]/[`open_asymmetric`] = `Envelope.Open` for a
+//!   symmetric / asymmetric filter.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand_core::{CryptoRng, RngCore};
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use secp256k1::{Message, PublicKey, SecretKey};
+
+use crate::ecies;
 use sha2::Sha256;
 
 use super::bloom::Topic;
@@ -289,12 +294,39 @@ pub fn sym_key_from_password(password: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Go's `Wrap` with a symmetric key: plaintext → sign → encrypt → envelope (`Expiry = now +
-/// TTL`) → seal. `start_nonce` and `max_seal_iterations` bound the deterministic PoW search.
+/// How an outgoing message is encrypted (Go `MessageParams.KeySym` / `.Dst`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// AES-256-GCM with this 32-byte key.
+    Symmetric([u8; AES_KEY_LEN]),
+    /// ECIES to this public key.
+    Asymmetric(PublicKey),
+}
+
+/// ECIES encryption to `key` exactly as go-ethereum's `ecies.Encrypt(rand, key, msg, nil, nil)`
+/// [W-msg `encryptAsymmetric`]. Any parsed [`PublicKey`] has non-zero X and Y, which is Go's
+/// `ValidatePublicKey` check.
+pub fn encrypt_asymmetric(
+    plaintext: &[u8],
+    key: &PublicKey,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Vec<u8> {
+    ecies::encrypt(rng, key, plaintext, &[])
+}
+
+/// Reverses [`encrypt_asymmetric`] with our secret key; any failure (short, bad point, bad
+/// tag) is [`WhisperError::DecryptFailed`] ("not for me").
+pub fn decrypt_asymmetric(data: &[u8], key: &SecretKey) -> Result<Vec<u8>, WhisperError> {
+    ecies::decrypt(key, data, &[]).map_err(|_| WhisperError::DecryptFailed)
+}
+
+/// Go's `Wrap`: plaintext → sign → encrypt (symmetric or asymmetric) → envelope (`Expiry =
+/// now + TTL`) → seal. `start_nonce` and `max_seal_iterations` bound the deterministic PoW
+/// search.
 #[allow(clippy::too_many_arguments)]
-pub fn wrap_symmetric(
+pub fn wrap(
     params: &MessageParams,
-    key: &[u8; AES_KEY_LEN],
+    encryption: &Encryption,
     now_secs: u32,
     formula: PowFormula,
     start_nonce: u64,
@@ -307,7 +339,10 @@ pub fn wrap_symmetric(
         params.ttl_secs
     };
     let plain = build_plaintext(params, rng)?;
-    let data = encrypt_symmetric(&plain, key, rng)?;
+    let data = match encryption {
+        Encryption::Symmetric(key) => encrypt_symmetric(&plain, key, rng)?,
+        Encryption::Asymmetric(key) => encrypt_asymmetric(&plain, key, rng),
+    };
     let mut env = Envelope {
         expiry: now_secs.wrapping_add(ttl),
         ttl,
@@ -319,6 +354,29 @@ pub fn wrap_symmetric(
     Ok(env)
 }
 
+/// Go's `Wrap` with a symmetric key: plaintext → sign → encrypt → envelope (`Expiry = now +
+/// TTL`) → seal. `start_nonce` and `max_seal_iterations` bound the deterministic PoW search.
+#[allow(clippy::too_many_arguments)]
+pub fn wrap_symmetric(
+    params: &MessageParams,
+    key: &[u8; AES_KEY_LEN],
+    now_secs: u32,
+    formula: PowFormula,
+    start_nonce: u64,
+    max_seal_iterations: u64,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Envelope, WhisperError> {
+    wrap(
+        params,
+        &Encryption::Symmetric(*key),
+        now_secs,
+        formula,
+        start_nonce,
+        max_seal_iterations,
+        rng,
+    )
+}
+
 /// Go's `Envelope.Open` for a symmetric filter: decrypt, parse, fill the envelope fields.
 /// `hash` is the envelope's hash (callers usually have it already).
 pub fn open_symmetric(
@@ -328,7 +386,80 @@ pub fn open_symmetric(
     formula: PowFormula,
 ) -> Result<ReceivedMessage, WhisperError> {
     let plain = decrypt_symmetric(&env.data, key)?;
-    let parsed = parse_plaintext(&plain)?;
+    received(env, hash, &plain, formula)
+}
+
+/// A symmetric filter's prepared AES-256-GCM key schedule, so that trying many envelopes
+/// against one key does not redo the key expansion each time.
+#[derive(Clone)]
+pub struct SymmetricOpener {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for SymmetricOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SymmetricOpener(..)")
+    }
+}
+
+impl SymmetricOpener {
+    /// Prepares `key`.
+    pub fn new(key: &[u8; AES_KEY_LEN]) -> SymmetricOpener {
+        SymmetricOpener {
+            cipher: Aes256Gcm::new(key.into()),
+        }
+    }
+
+    /// [`open_symmetric`] with the envelope's already computed `pow` (the machine computes it
+    /// while validating).
+    pub fn open(
+        &self,
+        env: &Envelope,
+        hash: [u8; 32],
+        pow: f64,
+    ) -> Result<ReceivedMessage, WhisperError> {
+        let data = &env.data;
+        if data.len() < AES_NONCE_LEN {
+            return Err(WhisperError::DecryptFailed);
+        }
+        let (ct, nonce) = data.split_at(data.len() - AES_NONCE_LEN);
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| WhisperError::DecryptFailed)?;
+        let parsed = parse_plaintext(&plain)?;
+        Ok(ReceivedMessage {
+            envelope_hash: hash,
+            topic: env.topic,
+            payload: parsed.payload,
+            padding: parsed.padding,
+            signer: parsed.signer,
+            sent_secs: env.sent_secs(),
+            ttl_secs: env.ttl,
+            pow,
+        })
+    }
+}
+
+/// Go's `Envelope.Open` for an asymmetric filter: ECIES-decrypt with `key`, parse, fill the
+/// envelope fields.
+pub fn open_asymmetric(
+    env: &Envelope,
+    hash: [u8; 32],
+    key: &SecretKey,
+    formula: PowFormula,
+) -> Result<ReceivedMessage, WhisperError> {
+    let plain = decrypt_asymmetric(&env.data, key)?;
+    received(env, hash, &plain, formula)
+}
+
+fn received(
+    env: &Envelope,
+    hash: [u8; 32],
+    plain: &[u8],
+    formula: PowFormula,
+) -> Result<ReceivedMessage, WhisperError> {
+    let parsed = parse_plaintext(plain)?;
     Ok(ReceivedMessage {
         envelope_hash: hash,
         topic: env.topic,

@@ -9,31 +9,40 @@
 //!   offset, payload = RLP body). Call order: `handle_*` mutates; then drain
 //!   [`Whisper::poll_action`] until `None`; then arm a timer at [`Whisper::poll_timeout`] and
 //!   call [`Whisper::handle_timeout`] when it fires (calling it early or twice does nothing).
+//! - [`mailserver`]: history request/response formats and the archive index (§10), and the
+//!   confirmation packets 11/12.
 //! - Time is the `now` argument only; nonces, padding and AES nonces come from the machine's
 //!   ChaCha20 RNG seeded in [`Whisper::new`].
 
 mod bloom;
 mod envelope;
 mod machine;
+pub mod mailserver;
 mod message;
 mod status;
 
 pub use bloom::{bloom_match, topic_to_bloom, Bloom, Topic, BLOOM_LEN, TOPIC_LEN};
 pub use envelope::{Envelope, PowFormula, DEFAULT_TTL_SECS, ENVELOPE_HEADER_LEN};
 pub use machine::{
-    decode_messages, encode_messages, Action, Config, Filter, FilterId, PeerFault, PeerKey, Stats,
-    Whisper, BROADCAST_INTERVAL_MS, EXPIRY_CHECK_INTERVAL_MS, MAX_MESSAGE_SIZE_BYTES,
-    SYNC_ALLOWANCE_SECS,
+    decode_messages, decode_messages_hashed, encode_messages, Action, Config, Filter, FilterId,
+    FilterKey, MailserverConfig, PeerFault, PeerKey, RateLimitConfig, Stats, Whisper,
+    BROADCAST_INTERVAL_MS, DEFAULT_MAX_POOL_BYTES, EXPIRY_CHECK_INTERVAL_MS,
+    MAX_MESSAGE_SIZE_BYTES, MAX_P2P_SEEN, MAX_TOPIC_BUCKETS_PER_PEER, SYNC_ALLOWANCE_SECS,
+};
+pub use mailserver::{
+    Archive, EnvelopeError, MessageResponse, MessagesRequest, RequestCompletion, RequestPayload,
+    STATUS_MAILSERVER_PASSWORD,
 };
 pub use message::{
-    build_plaintext, decrypt_symmetric, encrypt_symmetric, open_symmetric, parse_plaintext,
-    recover_signer, sign_recoverable, sym_key_from_password, wrap_symmetric, MessageParams,
-    ParsedMessage, ReceivedMessage, AES_KEY_LEN, AES_NONCE_LEN, FLAGS_LEN, MAX_PAYLOAD_LEN,
+    build_plaintext, decrypt_asymmetric, decrypt_symmetric, encrypt_asymmetric, encrypt_symmetric,
+    open_asymmetric, open_symmetric, parse_plaintext, recover_signer, sign_recoverable,
+    sym_key_from_password, wrap, wrap_symmetric, Encryption, MessageParams, ParsedMessage,
+    ReceivedMessage, SymmetricOpener, AES_KEY_LEN, AES_NONCE_LEN, FLAGS_LEN, MAX_PAYLOAD_LEN,
     PAD_SIZE_LIMIT, PBKDF2_ITERATIONS, SIGNATURE_FLAG, SIGNATURE_LEN, SIZE_MASK,
 };
 pub use status::{
-    decode_bloom_filter, decode_pow_requirement, encode_bloom_filter, encode_pow_requirement,
-    RateLimits, StatusPacket, PROTOCOL_VERSION,
+    decode_bloom_filter, decode_pow_requirement, decode_rate_limits_packet, encode_bloom_filter,
+    encode_pow_requirement, encode_rate_limits_packet, RateLimits, StatusPacket, PROTOCOL_VERSION,
 };
 
 use crate::rlp::RlpError;
@@ -140,6 +149,21 @@ pub enum WhisperError {
         /// Limit.
         max: usize,
     },
+    /// A history request that decodes but is not acceptable.
+    #[error("whisper: invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// A mailserver response (codes 12, 125) that is not acceptable.
+    #[error("whisper: invalid response: {0}")]
+    InvalidResponse(&'static str),
+    /// The operation needs the node key ([`Whisper::set_identity`]).
+    #[error("whisper: no identity key set")]
+    NoIdentity,
+    /// No connected peer with that key.
+    #[error("whisper: unknown peer")]
+    UnknownPeer,
+    /// The operation needs the mailserver role.
+    #[error("whisper: not a mailserver")]
+    NotMailserver,
 }
 
 #[cfg(test)]

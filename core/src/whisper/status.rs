@@ -155,3 +155,29 @@ pub fn decode_bloom_filter(buf: &[u8]) -> Result<Bloom, WhisperError> {
         .map_err(|_| WhisperError::BadBloomLength { found: b.len() })?;
     Ok(Bloom(arr))
 }
+
+/// Encodes a rate-limits packet (code 20, status-go whisper ≥ v6.1.0): `[ip, peerId, topic]`.
+pub fn encode_rate_limits_packet(limits: &RateLimits) -> Vec<u8> {
+    let mut e = Encoder::with_capacity(32);
+    e.list(|e| {
+        e.u64(limits.ip_limit)
+            .u64(limits.peer_id_limit)
+            .u64(limits.topic_limit);
+    });
+    e.finish()
+}
+
+/// Decodes a rate-limits packet (code 20): exactly three unsigned integers (Go struct decode).
+pub fn decode_rate_limits_packet(buf: &[u8]) -> Result<RateLimits, WhisperError> {
+    let item = Rlp::new(buf)?;
+    let mut l = item.list()?;
+    let ip_limit = l.item()?.u64()?;
+    let peer_id_limit = l.item()?.u64()?;
+    let topic_limit = l.item()?.u64()?;
+    l.finish()?;
+    Ok(RateLimits {
+        ip_limit,
+        peer_id_limit,
+        topic_limit,
+    })
+}

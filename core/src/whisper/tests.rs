@@ -1,9 +1,11 @@
+use super::mailserver::{self, decode_p2p_messages};
 use super::*;
 use crate::rng::{rng_from_seed, seed_from_u64};
 use crate::time::Time;
 use proptest::prelude::*;
 use secp256k1::SecretKey;
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 const WHISPER_VECTORS: &str = include_str!("../../../testdata/vectors/whisperv6_vectors.json");
 const DERIVED: &str = include_str!("../../../testdata/vectors/derived_local_checks.json");
@@ -367,22 +369,32 @@ struct Net {
     /// (from, to, hash) for every envelope sent.
     sent: Vec<(usize, usize, [u8; 32])>,
     disconnects: Vec<(usize, PeerKey, PeerFault)>,
+    /// Every other action (Archive, confirmations, RequestComplete) per node.
+    other: Vec<Vec<Action>>,
     now: Time,
 }
 
 impl Net {
     fn line(n: usize, config: Config) -> Net {
-        let now = Time(T0_MS);
-        let nodes = (0..n)
-            .map(|i| Whisper::new(config.clone(), seed_from_u64(i as u64), now))
-            .collect();
         let links = (0..n.saturating_sub(1)).map(|i| (i, i + 1)).collect();
+        Net::new(vec![config; n], links)
+    }
+
+    fn new(configs: Vec<Config>, links: Vec<(usize, usize)>) -> Net {
+        let now = Time(T0_MS);
+        let n = configs.len();
+        let nodes = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Whisper::new(c, seed_from_u64(i as u64), now))
+            .collect();
         let mut net = Net {
             nodes,
             links,
             delivered: vec![Vec::new(); n],
             sent: Vec::new(),
             disconnects: Vec::new(),
+            other: vec![Vec::new(); n],
             now,
         };
         for (a, b) in net.links.clone() {
@@ -427,6 +439,7 @@ impl Net {
                         Action::DisconnectPeer { peer, reason } => {
                             self.disconnects.push((i, peer, reason))
                         }
+                        other => self.other[i].push(other),
                     }
                 }
             }
@@ -456,13 +469,12 @@ impl Net {
 }
 
 fn chat_filter(name: &str) -> Filter {
-    Filter {
-        topics: vec![Topic::from_bytes(&crate::keccak::keccak256(
+    Filter::symmetric(
+        vec![Topic::from_bytes(&crate::keccak::keccak256(
             name.as_bytes(),
         ))],
-        sym_key: sym_key_from_password(name.as_bytes()),
-        min_pow: 0.0,
-    }
+        sym_key_from_password(name.as_bytes()),
+    )
 }
 
 fn chat_params(name: &str, text: &[u8]) -> MessageParams {
@@ -692,4 +704,933 @@ fn pool_is_bounded() {
         ..chat_params("x", b"y")
     };
     assert_eq!(w.post(Time(T0_MS), p, &sym), Err(WhisperError::Dropped));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asymmetric messages, filters, light nodes
+// ---------------------------------------------------------------------------------------------
+
+fn hex_key(s: &str) -> SecretKey {
+    SecretKey::from_byte_array(&hex::decode(s).unwrap().try_into().unwrap()).unwrap()
+}
+
+fn ecies_vectors() -> Value {
+    serde_json::from_str(include_str!(
+        "../../../testdata/vectors/ecies_geth_vectors.json"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn asymmetric_wrap_open_with_geth_vector_keys() {
+    let v = ecies_vectors();
+    let prv1 = hex_key(v["shared_key_static"]["prv1"].as_str().unwrap());
+    let prv2 = hex_key(v["shared_key_static"]["prv2"].as_str().unwrap());
+    let pub2 = crate::ecies::public_key(&prv2);
+    // The ECDH underlying our ECIES is geth's GenerateShared.
+    assert_eq!(
+        hex::encode(crate::ecies::ecdh_x(&prv1, &pub2)),
+        v["shared_key_static"]["expected_shared"].as_str().unwrap()
+    );
+    let mut rng = rng_from_seed([3; 32]);
+    let params = chat_params("asym", b"to you only");
+    let env = wrap(
+        &params,
+        &Encryption::Asymmetric(pub2),
+        1_000,
+        PowFormula::Current,
+        0,
+        1 << 20,
+        &mut rng,
+    )
+    .unwrap();
+    // Data = 04 ‖ R(64) ‖ IV(16) ‖ ct ‖ tag(32); the plaintext is a multiple of 256 bytes.
+    assert_eq!(env.data[0], 0x04);
+    assert_eq!((env.data.len() - 113) % 256, 0);
+    let m = open_asymmetric(&env, env.hash(), &prv2, PowFormula::Current).unwrap();
+    assert_eq!(m.payload, b"to you only");
+    assert_eq!(m.signer, Some(crate::ecies::public_key(&key(5))));
+    assert!(m.pow >= 0.002);
+    assert_eq!(
+        open_asymmetric(&env, env.hash(), &prv1, PowFormula::Current),
+        Err(WhisperError::DecryptFailed)
+    );
+    // A symmetric key never opens it, and garbage never panics.
+    assert!(open_symmetric(&env, env.hash(), &[7; 32], PowFormula::Current).is_err());
+    assert_eq!(
+        decrypt_asymmetric(&[4; 10], &prv1),
+        Err(WhisperError::DecryptFailed)
+    );
+}
+
+#[test]
+fn asymmetric_filter_receives_only_its_messages() {
+    let mut net = Net::line(2, Config::default());
+    let me = key(11);
+    let topic = Topic([1, 2, 3, 4]);
+    let asym = net.nodes[1]
+        .add_filter(Filter::asymmetric(vec![topic], me))
+        .unwrap();
+    let sym = net.nodes[1]
+        .add_filter(Filter::symmetric(vec![topic], [9; 32]))
+        .unwrap();
+    let params = MessageParams {
+        topic,
+        ..chat_params("x", b"secret")
+    };
+    let enc = Encryption::Asymmetric(crate::ecies::public_key(&me));
+    net.nodes[0]
+        .post_with(net.now, params.clone(), &enc)
+        .unwrap();
+    // One for someone else: not delivered.
+    let other = Encryption::Asymmetric(crate::ecies::public_key(&key(12)));
+    net.nodes[0].post_with(net.now, params, &other).unwrap();
+    net.run_until(Time(T0_MS + 1_000));
+    assert_eq!(net.delivered[1].len(), 1);
+    assert_eq!(net.delivered[1][0].0, asym);
+    assert_ne!(net.delivered[1][0].0, sym);
+    assert_eq!(net.delivered[1][0].1.payload, b"secret");
+}
+
+#[test]
+fn filter_min_pow_and_topic_are_checked() {
+    let mut net = Net::line(2, Config::default());
+    let mut f = chat_filter("status");
+    f.min_pow = 1e9;
+    net.nodes[1].add_filter(f).unwrap();
+    let mut other_topic = chat_filter("status");
+    other_topic.topics = vec![Topic([0xaa; 4])];
+    net.nodes[1].add_filter(other_topic).unwrap();
+    let sym = sym_key_from_password(b"status");
+    net.nodes[0]
+        .post(net.now, chat_params("status", b"m"), &sym)
+        .unwrap();
+    net.run_until(Time(T0_MS + 1_000));
+    assert_eq!(net.nodes[1].pool_len(), 1);
+    assert!(net.delivered[1].is_empty());
+    assert_eq!(net.nodes[1].stats().delivered, 0);
+}
+
+#[test]
+fn light_node_delivers_gossip_only_to_p2p_filters() {
+    let light = Config {
+        light_node: true,
+        ..Config::default()
+    };
+    let mut net = Net::new(vec![Config::default(), light], vec![(0, 1)]);
+    let mut no_p2p = chat_filter("status");
+    no_p2p.allow_p2p = false;
+    net.nodes[1].add_filter(no_p2p).unwrap();
+    let p2p = net.nodes[1].add_filter(chat_filter("status")).unwrap();
+    let sym = sym_key_from_password(b"status");
+    net.nodes[0]
+        .post(net.now, chat_params("status", b"m"), &sym)
+        .unwrap();
+    net.run_until(Time(T0_MS + 1_000));
+    let ids: Vec<FilterId> = net.delivered[1].iter().map(|(f, _)| *f).collect();
+    assert_eq!(ids, vec![p2p]);
+    // Two light nodes refuse each other.
+    let mut a = Whisper::new(
+        Config {
+            light_node: true,
+            ..Config::default()
+        },
+        [1; 32],
+        Time(T0_MS),
+    );
+    a.handle_peer_connected(Time(T0_MS), 1);
+    let _ = a.poll_action();
+    let status = StatusPacket {
+        version: 6,
+        min_pow: 0.0,
+        bloom: None,
+        light_node: true,
+        confirmations_enabled: false,
+        rate_limits: None,
+    };
+    a.handle_peer_message(Time(T0_MS), 1, codes::STATUS, &status.encode());
+    assert!(matches!(
+        a.poll_action(),
+        Some(Action::DisconnectPeer {
+            reason: PeerFault::LightClientsRestricted,
+            ..
+        })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Confirmations, tolerance, rate limits
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn confirmations_answer_each_messages_packet() {
+    let conf = Config {
+        confirmations_enabled: true,
+        ..Config::default()
+    };
+    let mut net = Net::new(vec![Config::default(), conf], vec![(0, 1)]);
+    let sym = sym_key_from_password(b"status");
+    net.nodes[0]
+        .post(net.now, chat_params("status", b"m"), &sym)
+        .unwrap();
+    net.run_until(Time(T0_MS + 1_000));
+    assert_eq!(net.nodes[1].stats().confirmations_sent, 1);
+    let got: Vec<&Action> = net.other[0].iter().collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let (
+        Action::MessageResponse { peer: 1, response },
+        Action::BatchAcknowledged {
+            peer: 1,
+            batch_hash,
+        },
+    ) = (got[0], got[1])
+    else {
+        panic!("expected response then ack: {got:?}");
+    };
+    assert_eq!(&response.batch_hash, batch_hash);
+    assert!(response.errors.is_empty());
+}
+
+/// A Whisper with one handshaken peer (key 1) that advertised `limits`.
+fn with_peer(config: Config, limits: Option<RateLimits>) -> Whisper {
+    let mut w = Whisper::new(config, [1; 32], Time(T0_MS));
+    w.handle_peer_connected_from(Time(T0_MS), 1, Some("10.0.0.1".parse().unwrap()));
+    let status = StatusPacket {
+        version: 6,
+        min_pow: 0.0,
+        bloom: None,
+        light_node: false,
+        confirmations_enabled: true,
+        rate_limits: limits,
+    };
+    w.handle_peer_message(Time(T0_MS), 1, codes::STATUS, &status.encode());
+    while w.poll_action().is_some() {}
+    w
+}
+
+fn sealed(now_secs: u32, text: &[u8], pow: f64) -> Envelope {
+    let mut rng = rng_from_seed([8; 32]);
+    let params = MessageParams {
+        pow_target: pow,
+        ..chat_params("status", text)
+    };
+    wrap(
+        &params,
+        &Encryption::Symmetric([3; 32]),
+        now_secs,
+        PowFormula::Current,
+        0,
+        1 << 22,
+        &mut rng,
+    )
+    .unwrap()
+}
+
+#[test]
+fn raised_pow_requirement_is_tolerated_for_ten_seconds() {
+    let mut w = with_peer(Config::default(), None);
+    let now = Time(T0_MS);
+    w.set_min_pow(now, 50.0).unwrap();
+    assert_eq!(
+        w.poll_action(),
+        Some(Action::Send {
+            peer: 1,
+            code: codes::POW_REQUIREMENT,
+            payload: encode_pow_requirement(50.0)
+        })
+    );
+    let t0 = (T0_MS / 1000) as u32;
+    let e1 = sealed(t0, b"a", 0.002);
+    w.handle_peer_message(
+        now,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&e1)),
+    );
+    assert!(
+        w.has_envelope(&e1.hash()),
+        "old requirement still tolerated"
+    );
+    let later = Time(T0_MS + 10_001);
+    let e2 = sealed(t0 + 10, b"b", 0.002);
+    w.handle_peer_message(later, 1, codes::MESSAGES, &encode_messages(&[e2]));
+    assert!(matches!(
+        w.poll_action(),
+        Some(Action::DisconnectPeer {
+            reason: PeerFault::LowPow,
+            ..
+        })
+    ));
+    assert_eq!(
+        w.set_min_pow(later, f64::NAN),
+        Err(WhisperError::InvalidPow)
+    );
+}
+
+#[test]
+fn changed_bloom_is_tolerated_then_enforced() {
+    let mut w = with_peer(Config::default(), None);
+    w.set_bloom(Time(T0_MS), Some(Bloom::EMPTY));
+    assert!(matches!(
+        w.poll_action(),
+        Some(Action::Send {
+            code: codes::BLOOM_FILTER,
+            ..
+        })
+    ));
+    let t0 = (T0_MS / 1000) as u32;
+    let e1 = sealed(t0, b"a", 0.002);
+    w.handle_peer_message(
+        Time(T0_MS),
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&e1)),
+    );
+    assert!(w.has_envelope(&e1.hash()));
+    let e2 = sealed(t0 + 11, b"b", 0.002);
+    w.handle_peer_message(
+        Time(T0_MS + 11_000),
+        1,
+        codes::MESSAGES,
+        &encode_messages(&[e2]),
+    );
+    assert!(matches!(
+        w.poll_action(),
+        Some(Action::DisconnectPeer {
+            reason: PeerFault::BloomMismatch,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn peer_rate_limit_drops_then_disconnects() {
+    let cfg = Config {
+        rate_limits: RateLimitConfig {
+            peer_packets_per_sec: 5,
+            disconnect_after_violations: 3,
+            ..RateLimitConfig::default()
+        },
+        ..Config::default()
+    };
+    let mut w = with_peer(cfg, None);
+    let empty = encode_messages(&[]);
+    for _ in 0..7 {
+        w.handle_peer_message(Time(T0_MS), 1, codes::MESSAGES, &empty);
+    }
+    assert_eq!(w.stats().rate_limited, 2);
+    assert_eq!(w.poll_action(), None);
+    // A second later the bucket is full again.
+    for _ in 0..5 {
+        w.handle_peer_message(Time(T0_MS + 1_000), 1, codes::MESSAGES, &empty);
+    }
+    assert_eq!(w.stats().rate_limited, 2);
+    w.handle_peer_message(Time(T0_MS + 1_000), 1, codes::MESSAGES, &empty);
+    assert_eq!(
+        w.poll_action(),
+        Some(Action::DisconnectPeer {
+            peer: 1,
+            reason: PeerFault::RateLimited { what: "peer" }
+        })
+    );
+}
+
+#[test]
+fn ip_limit_is_shared_and_topic_limit_drops_envelopes() {
+    let cfg = Config {
+        rate_limits: RateLimitConfig {
+            ip_packets_per_sec: 3,
+            topic_envelopes_per_sec: 2,
+            ..RateLimitConfig::default()
+        },
+        ..Config::default()
+    };
+    let mut w = with_peer(cfg, None);
+    // A second peer from the same IP shares the IP bucket.
+    w.handle_peer_connected_from(Time(T0_MS), 2, Some("10.0.0.1".parse().unwrap()));
+    let status = StatusPacket {
+        version: 6,
+        min_pow: 0.0,
+        bloom: None,
+        light_node: false,
+        confirmations_enabled: false,
+        rate_limits: None,
+    };
+    w.handle_peer_message(Time(T0_MS), 2, codes::STATUS, &status.encode());
+    let empty = encode_messages(&[]);
+    w.handle_peer_message(Time(T0_MS), 1, codes::MESSAGES, &empty);
+    w.handle_peer_message(Time(T0_MS), 2, codes::MESSAGES, &empty);
+    let t0 = (T0_MS / 1000) as u32;
+    let envs: Vec<Envelope> = (0..4u8).map(|i| sealed(t0, &[i], 0.002)).collect();
+    w.handle_peer_message(Time(T0_MS), 1, codes::MESSAGES, &encode_messages(&envs));
+    // That was the IP's third packet: processed; 2 of the 4 same-topic envelopes pass.
+    assert_eq!(w.pool_len(), 2);
+    assert_eq!(w.stats().rate_limited, 2);
+    w.handle_peer_message(Time(T0_MS), 2, codes::MESSAGES, &empty);
+    assert_eq!(w.stats().rate_limited, 3);
+}
+
+#[test]
+fn rate_limits_are_advertised_and_honoured() {
+    let cfg = Config {
+        rate_limits: RateLimitConfig::status_defaults(),
+        ..Config::default()
+    };
+    let mut w = Whisper::new(cfg, [1; 32], Time(T0_MS));
+    w.handle_peer_connected(Time(T0_MS), 1);
+    let Some(Action::Send {
+        code: 0, payload, ..
+    }) = w.poll_action()
+    else {
+        panic!()
+    };
+    let st = StatusPacket::decode(&payload).unwrap();
+    assert_eq!(
+        st.rate_limits,
+        Some(RateLimits {
+            ip_limit: 10,
+            peer_id_limit: 5,
+            topic_limit: 10
+        })
+    );
+    // A peer advertising 1 packet/s gets at most one Messages packet per cycle.
+    let small = Config {
+        max_message_size: 2048,
+        min_pow: 0.0,
+        ..Config::default()
+    };
+    let limits = RateLimits {
+        ip_limit: 0,
+        peer_id_limit: 1,
+        topic_limit: 0,
+    };
+    let mut w = with_peer(small, Some(limits));
+    assert_eq!(w.peer_rate_limits(1), Some(limits));
+    let sym = [5; 32];
+    for i in 0..6u8 {
+        let p = MessageParams {
+            payload: vec![i; 600],
+            pow_target: 0.0,
+            ..chat_params("x", b"")
+        };
+        w.post(Time(T0_MS), p, &sym).unwrap();
+    }
+    let mut now = Time(T0_MS);
+    let mut packets = Vec::new();
+    for _ in 0..10 {
+        now = now.plus_millis(300);
+        w.handle_timeout(now);
+        let mut this_cycle = 0;
+        while let Some(a) = w.poll_action() {
+            if let Action::Send {
+                code: codes::MESSAGES,
+                payload,
+                ..
+            } = a
+            {
+                this_cycle += 1;
+                packets.extend(decode_messages(&payload).unwrap());
+            }
+        }
+        assert!(this_cycle <= 1);
+        if packets.len() == 6 {
+            break;
+        }
+        // Keep the gossip timer armed as a real node would on new traffic.
+        let p = MessageParams {
+            payload: vec![],
+            pow_target: 0.0,
+            ttl_secs: 1,
+            ..chat_params("y", b"")
+        };
+        let _ = w.post(now, p, &sym);
+    }
+    assert!(packets.len() >= 6, "all envelopes eventually sent");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pool bounds and gossip properties under a flood
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn pool_is_bounded_by_bytes() {
+    let cfg = Config {
+        max_pool_bytes: 700,
+        min_pow: 0.0,
+        ..Config::default()
+    };
+    let mut w = Whisper::new(cfg, [2; 32], Time(T0_MS));
+    let sym = [4; 32];
+    for ttl in [30u32, 20, 40, 50] {
+        let p = MessageParams {
+            ttl_secs: ttl,
+            pow_target: 0.0,
+            ..chat_params("x", b"y")
+        };
+        let _ = w.post(Time(T0_MS), p, &sym);
+        assert!(w.pool_bytes() <= 700);
+    }
+    // Each envelope's size() is 20 + 256 (padded plaintext) + 16 (tag) + 12 (nonce) = 304
+    // bytes: two fit, and each later post evicts the soonest-expiring one.
+    assert_eq!(w.pool_len(), 2);
+    assert_eq!(w.stats().pool_evictions, 2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Random posts on a ring of 5 nodes with small pools: no envelope is ever sent twice over
+    /// the same directed link, none goes back to the node it came from, pools stay within
+    /// both bounds, and everything expires.
+    #[test]
+    fn gossip_rules_hold_under_a_flood(
+        posts in proptest::collection::vec((0usize..5, 0u64..3_000, 1u32..20, 0u8..4), 1..60),
+        max_envelopes in 3usize..30,
+    ) {
+        let cfg = Config {
+            max_envelopes,
+            max_pool_bytes: max_envelopes * 400,
+            min_pow: 0.0,
+            ..Config::default()
+        };
+        let links = vec![(0, 1), (1, 2), (2, 3), (3, 4), (4, 0)];
+        let mut net = Net::new(vec![cfg; 5], links);
+        let mut posts = posts;
+        posts.sort_by_key(|p| p.1);
+        for (i, (node, at, ttl, topic)) in posts.into_iter().enumerate() {
+            net.run_until(Time(T0_MS + at));
+            let p = MessageParams {
+                payload: (i as u32).to_be_bytes().to_vec(),
+                ttl_secs: ttl,
+                pow_target: 0.0,
+                topic: Topic([topic; 4]),
+                ..chat_params("x", b"")
+            };
+            let now = net.now;
+            let _ = net.nodes[node].post(now, p, &[6; 32]);
+            net.pump();
+            for n in &net.nodes {
+                prop_assert!(n.pool_len() <= max_envelopes);
+                prop_assert!(n.pool_bytes() <= max_envelopes * 400);
+            }
+        }
+        net.run_until(Time(T0_MS + 3_000 + 2_000));
+        let mut seen = BTreeSet::new();
+        for &(from, to, h) in &net.sent {
+            prop_assert!(seen.insert((from, to, h)), "sent twice over {from}->{to}");
+        }
+        for &(from, to, h) in &net.sent {
+            // The first time `from` heard h from a peer, that peer must not be `to`.
+            let first_in = net.sent.iter().position(|&(_, t, x)| t == from && x == h);
+            let out = net.sent.iter().position(|&(f, t, x)| (f, t, x) == (from, to, h));
+            if let (Some(i), Some(o)) = (first_in, out) {
+                if i < o {
+                    prop_assert_ne!(net.sent[i].0, to, "echoed back to its sender");
+                }
+            }
+        }
+        prop_assert!(net.disconnects.is_empty());
+        net.run_until(Time(T0_MS + 3_000 + 25_000));
+        for n in &net.nodes {
+            prop_assert_eq!(n.pool_len(), 0, "everything expired");
+            prop_assert_eq!(n.pool_bytes(), 0);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailserver
+// ---------------------------------------------------------------------------------------------
+
+const MS_KEY: [u8; 32] = [0x42; 32];
+
+fn mailserver_config() -> Config {
+    Config {
+        mailserver: Some(MailserverConfig {
+            sym_key: Some(MS_KEY),
+            ..MailserverConfig::default()
+        }),
+        ..Config::default()
+    }
+}
+
+/// Node 0 = mailserver, node 1 = poster, node 2 = client with an empty bloom (gets nothing by
+/// gossip). Node 1 posts `n` messages one second apart, then everything expires from pools.
+fn mailserver_net(n: u8) -> (Net, Vec<[u8; 32]>) {
+    let client = Config {
+        topic_bloom: true,
+        ..Config::default()
+    };
+    let mut net = Net::new(
+        vec![mailserver_config(), Config::default(), client],
+        vec![(0, 1), (0, 2)],
+    );
+    net.nodes[2].set_identity(key(9));
+    let sym = sym_key_from_password(b"status");
+    let mut hashes = Vec::new();
+    for i in 0..n {
+        let at = Time(T0_MS + u64::from(i) * 1_000);
+        net.run_until(at);
+        let h = net.nodes[1]
+            .post(at, chat_params("status", &[b'm', i]), &sym)
+            .unwrap();
+        hashes.push(h);
+    }
+    net.run_until(Time(T0_MS + 60_000));
+    assert_eq!(net.nodes[0].pool_len(), 0);
+    (net, hashes)
+}
+
+fn history_request(lower: u32, limit: u32, cursor: Vec<u8>, batch: bool) -> RequestPayload {
+    RequestPayload {
+        lower,
+        upper: (T0_MS / 1000) as u32 + 100,
+        bloom: chat_filter("status").topics[0].bloom(),
+        limit,
+        cursor,
+        batch,
+    }
+}
+
+fn completions(actions: &[Action]) -> Vec<RequestCompletion> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RequestComplete { completion, .. } => Some(completion.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn mailserver_archives_and_serves_paginated_history() {
+    let (mut net, hashes) = mailserver_net(5);
+    let archived: Vec<[u8; 32]> = net.other[0]
+        .iter()
+        .filter_map(|a| match a {
+            Action::Archive { hash, .. } => Some(*hash),
+            _ => None,
+        })
+        .collect();
+    let mut sorted = hashes.clone();
+    sorted.sort();
+    let mut got = archived.clone();
+    got.sort();
+    assert_eq!(got, sorted, "every envelope archived once");
+    assert!(net.delivered[2].is_empty(), "client got nothing by gossip");
+
+    net.nodes[2].add_filter(chat_filter("status")).unwrap();
+    let lower = (T0_MS / 1000) as u32;
+    let enc = Encryption::Symmetric(MS_KEY);
+    let mut cursor = Vec::new();
+    let mut pages = 0;
+    loop {
+        let now = net.now;
+        let id = net.nodes[2]
+            .request_history(
+                now,
+                0,
+                &history_request(lower, 2, cursor.clone(), true),
+                &enc,
+            )
+            .unwrap();
+        net.pump();
+        pages += 1;
+        let c = completions(&net.other[2]).pop().unwrap();
+        assert_eq!(c.request_id, id);
+        assert_eq!(c.error, None);
+        if c.cursor.is_empty() {
+            break;
+        }
+        assert_eq!(c.cursor.len(), 36);
+        cursor = c.cursor;
+        assert!(pages < 10);
+    }
+    // Pages of 2, 2, 1 (the last page has no cursor since it is not full).
+    assert_eq!(pages, 3);
+    let texts: Vec<Vec<u8>> = net.delivered[2]
+        .iter()
+        .map(|(_, m)| m.payload.clone())
+        .collect();
+    let want: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'm', i]).collect();
+    assert_eq!(texts, want, "all five, once each, oldest first");
+    assert_eq!(net.nodes[0].stats().requests_served, 3);
+    assert!(net.nodes[2].is_trusted(0));
+}
+
+#[test]
+fn mailserver_non_batch_errors_untrusted_and_restart() {
+    let (mut net, _) = mailserver_net(3);
+    net.nodes[2].add_filter(chat_filter("status")).unwrap();
+    let lower = (T0_MS / 1000) as u32;
+    // Non-batch: one 127 packet per envelope (check on the wire via a fresh request).
+    let now = net.now;
+    net.nodes[2]
+        .request_history(
+            now,
+            0,
+            &history_request(lower, 0, vec![], false),
+            &Encryption::Symmetric(MS_KEY),
+        )
+        .unwrap();
+    net.pump();
+    assert_eq!(net.delivered[2].len(), 3);
+    assert_eq!(net.nodes[0].stats().envelopes_served, 3);
+    // Wrong key → ERROR= completion, peer kept.
+    let id = net.nodes[2]
+        .request_history(
+            now,
+            0,
+            &history_request(lower, 0, vec![], true),
+            &Encryption::Symmetric([1; 32]),
+        )
+        .unwrap();
+    net.pump();
+    let c = completions(&net.other[2]).pop().unwrap();
+    assert_eq!(c.request_id, id);
+    assert!(c.error.is_some());
+    assert_eq!(net.nodes[0].stats().requests_failed, 1);
+    assert!(net.disconnects.is_empty());
+    // Without an identity a request cannot be signed.
+    assert_eq!(
+        net.nodes[1].request_history(
+            now,
+            0,
+            &history_request(lower, 0, vec![], true),
+            &Encryption::Symmetric(MS_KEY)
+        ),
+        Err(WhisperError::NoIdentity)
+    );
+    // 127 from an untrusted peer is ignored.
+    let e = sealed(lower, b"z", 0.0);
+    net.nodes[1].send_p2p(now, 0, &e).unwrap();
+    net.pump();
+    assert_eq!(net.nodes[0].stats().untrusted_ignored, 1);
+    // Restart: a new mailserver replays the persisted envelopes and serves the same page.
+    let raws: Vec<Vec<u8>> = net.other[0]
+        .iter()
+        .filter_map(|a| match a {
+            Action::Archive { raw, .. } => Some(raw.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut fresh = Whisper::new(mailserver_config(), [5; 32], now);
+    for r in &raws {
+        assert_eq!(fresh.restore_archived(r), Ok(true));
+    }
+    assert_eq!(fresh.restore_archived(&raws[0]), Ok(false));
+    let bloom = chat_filter("status").topics[0].bloom();
+    let a = net.nodes[0]
+        .archive()
+        .unwrap()
+        .query(0, u32::MAX, &bloom, 100, &[]);
+    let b = fresh
+        .archive()
+        .unwrap()
+        .query(0, u32::MAX, &bloom, 100, &[]);
+    assert_eq!(a, b);
+    assert_eq!(a.envelopes.len(), 3);
+    let mut plain = Whisper::new(Config::default(), [5; 32], now);
+    assert_eq!(
+        plain.restore_archived(&raws[0]),
+        Err(WhisperError::NotMailserver)
+    );
+}
+
+#[test]
+fn mailserver_accepts_list_form_and_asymmetric_requests() {
+    let cfg = Config {
+        mailserver: Some(MailserverConfig::default()),
+        ..Config::default()
+    };
+    let mut ms = with_peer(cfg, None);
+    let ms_key = key(20);
+    ms.set_identity(ms_key);
+    let t0 = (T0_MS / 1000) as u32;
+    let e = sealed(t0, b"hello", 0.002);
+    ms.handle_peer_message(
+        Time(T0_MS),
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&e)),
+    );
+    assert!(matches!(ms.poll_action(), Some(Action::Archive { .. })));
+    while ms.poll_action().is_some() {}
+    // List form.
+    let req = MessagesRequest {
+        id: vec![7; 32],
+        from: t0 - 10,
+        to: t0 + 10,
+        limit: 10,
+        cursor: vec![],
+        bloom: e.bloom().0.to_vec(),
+    };
+    ms.handle_peer_message(Time(T0_MS), 1, codes::P2P_REQUEST, &req.encode());
+    let Some(Action::Send {
+        code: codes::P2P_MESSAGE,
+        payload,
+        ..
+    }) = ms.poll_action()
+    else {
+        panic!()
+    };
+    assert_eq!(decode_p2p_messages(&payload).unwrap(), vec![e.clone()]);
+    let Some(Action::Send {
+        code: codes::P2P_REQUEST_COMPLETE,
+        payload,
+        ..
+    }) = ms.poll_action()
+    else {
+        panic!()
+    };
+    let c = RequestCompletion::decode(&payload).unwrap();
+    assert_eq!(c.request_id, [7; 32]);
+    assert_eq!(c.last_envelope_hash, e.hash());
+    // Asymmetric (no password configured): encrypted to the mailserver's node key.
+    let mut client = with_peer(Config::default(), None);
+    client.set_identity(key(21));
+    let payload = history_request(t0 - 10, 0, vec![], true);
+    let enc = Encryption::Asymmetric(crate::ecies::public_key(&ms_key));
+    client
+        .request_history(Time(T0_MS), 1, &payload, &enc)
+        .unwrap();
+    let Some(Action::Send {
+        code: codes::P2P_REQUEST,
+        payload,
+        ..
+    }) = client.poll_action()
+    else {
+        panic!()
+    };
+    ms.handle_peer_message(Time(T0_MS), 1, codes::P2P_REQUEST, &payload);
+    assert!(matches!(
+        ms.poll_action(),
+        Some(Action::Send {
+            code: codes::P2P_MESSAGE,
+            ..
+        })
+    ));
+    assert_eq!(ms.stats().requests_served, 2);
+    // Undecodable 126 → the peer is dropped.
+    ms.handle_peer_message(Time(T0_MS), 1, codes::P2P_REQUEST, &[0xc0]);
+    while let Some(a) = ms.poll_action() {
+        if let Action::DisconnectPeer { reason, .. } = a {
+            assert!(matches!(reason, PeerFault::Malformed { code: 126, .. }));
+            return;
+        }
+    }
+    panic!("not disconnected");
+}
+
+#[test]
+fn archive_cursor_bloom_and_bounds() {
+    let mut a = mailserver::Archive::new(4, 1 << 20);
+    let mk = |sent: u32, topic: u8| Envelope {
+        expiry: sent + 10,
+        ttl: 10,
+        // Spread bloom bits over distinct bytes (the bloom assignment quirk merges nearby ones).
+        topic: Topic([topic * 10, topic * 10 + 70, topic * 10 + 150, 0]),
+        data: vec![topic; 8],
+        nonce: u64::from(sent),
+    };
+    for (sent, topic) in [(100, 1), (101, 2), (102, 1), (103, 1), (104, 1)] {
+        let e = mk(sent, topic);
+        a.insert(&e, e.hash(), e.encode());
+    }
+    // Capacity 4: the oldest (sent 100) was evicted.
+    assert_eq!(a.len(), 4);
+    assert_eq!(a.evictions(), 1);
+    let bloom = Topic([10, 80, 160, 0]).bloom();
+    let p1 = a.query(0, 200, &bloom, 2, &[]);
+    assert_eq!(p1.envelopes, vec![mk(102, 1).encode(), mk(103, 1).encode()]);
+    assert_eq!(p1.cursor.len(), 36);
+    assert_eq!(&p1.cursor[..4], &103u32.to_be_bytes());
+    let p2 = a.query(0, 200, &bloom, 2, &p1.cursor);
+    assert_eq!(p2.envelopes, vec![mk(104, 1).encode()]);
+    assert!(p2.cursor.is_empty());
+    assert_eq!(p2.last_envelope_hash, mk(104, 1).hash());
+    assert!(a.query(103, 102, &bloom, 2, &[]).envelopes.is_empty());
+    assert_eq!(a.query(0, 200, &Bloom::FULL, 10, &[]).envelopes.len(), 4);
+    // An older envelope than everything a full archive keeps is refused.
+    let old = mk(50, 1);
+    assert!(!a.insert(&old, old.hash(), old.encode()));
+}
+
+#[test]
+fn request_complete_go_forms() {
+    let ok = RequestCompletion {
+        request_id: [1; 32],
+        last_envelope_hash: [2; 32],
+        cursor: vec![3; 36],
+        error: None,
+    };
+    let enc = ok.encode();
+    assert_eq!(&enc[..2], &[0xb8, 100]);
+    assert_eq!(RequestCompletion::decode(&enc).unwrap(), ok);
+    let only_id = crate::rlp::encode_bytes(&[1; 32]);
+    let c = RequestCompletion::decode(&only_id).unwrap();
+    assert_eq!((c.last_envelope_hash, c.cursor.len()), ([0; 32], 0));
+    let err = RequestCompletion {
+        request_id: [1; 32],
+        last_envelope_hash: [0; 32],
+        cursor: vec![],
+        error: Some("boom".into()),
+    };
+    let e = err.encode();
+    assert!(e[1..].starts_with(b"ERROR="));
+    assert_eq!(RequestCompletion::decode(&e).unwrap(), err);
+    assert!(RequestCompletion::decode(&crate::rlp::encode_bytes(&[0; 101])).is_err());
+    assert!(RequestCompletion::decode(&crate::rlp::encode_bytes(&[0; 31])).is_err());
+    // Message response layout: [1, [hash, [[hash, code, desc]]]].
+    let r = MessageResponse {
+        batch_hash: [9; 32],
+        errors: vec![EnvelopeError {
+            hash: [8; 32],
+            code: mailserver::ENVELOPE_TIME_NOT_SYNCED,
+            description: "very old envelope".into(),
+        }],
+    };
+    assert_eq!(MessageResponse::decode(&r.encode()).unwrap(), r);
+    // The request payload is the strict 6-item list; 5 items fail like Go.
+    let req = history_request(1, 2, vec![], true);
+    assert_eq!(RequestPayload::decode(&req.encode()).unwrap(), req);
+    let mut five = crate::rlp::Encoder::new();
+    five.list(|e| {
+        e.u64(1).u64(2).bytes(&[0; 64]).u64(3).bytes(&[]);
+    });
+    assert!(RequestPayload::decode(&five.finish()).is_err());
+}
+
+proptest! {
+    #[test]
+    fn mailserver_decoders_total(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = RequestPayload::decode(&bytes);
+        let _ = MessagesRequest::decode(&bytes).map(|r| r.validate());
+        let _ = RequestCompletion::decode(&bytes);
+        let _ = MessageResponse::decode(&bytes);
+        let _ = mailserver::decode_batch_ack(&bytes);
+        let _ = decode_p2p_messages(&bytes);
+        let _ = decode_rate_limits_packet(&bytes);
+        let _ = decode_messages_hashed(&bytes);
+    }
+
+    #[test]
+    fn mailserver_codecs_roundtrip_and_truncations(
+        lower in any::<u32>(), upper in any::<u32>(), limit in any::<u32>(), batch in any::<bool>(),
+        cursor in proptest::option::of(any::<[u8; 32]>()), desc in "[a-z ]{0,40}", code in any::<u64>(),
+    ) {
+        let cursor = cursor.map(|c| { let mut v = c.to_vec(); v.extend_from_slice(&lower.to_be_bytes()); v }).unwrap_or_default();
+        let req = RequestPayload { lower, upper, bloom: Bloom([limit as u8; 64]), limit, cursor: cursor.clone(), batch };
+        let enc = req.encode();
+        prop_assert_eq!(RequestPayload::decode(&enc).unwrap(), req);
+        for i in 0..enc.len() { prop_assert!(RequestPayload::decode(&enc[..i]).is_err()); }
+        let c = RequestCompletion { request_id: [lower as u8; 32], last_envelope_hash: [upper as u8; 32], cursor, error: None };
+        let enc = c.encode();
+        prop_assert_eq!(RequestCompletion::decode(&enc).unwrap(), c);
+        for i in 0..enc.len() { let _ = RequestCompletion::decode(&enc[..i]); }
+        let r = MessageResponse { batch_hash: [1; 32], errors: vec![EnvelopeError { hash: [2; 32], code, description: desc }] };
+        let enc = r.encode();
+        prop_assert_eq!(MessageResponse::decode(&enc).unwrap(), r);
+        for i in 0..enc.len() { prop_assert!(MessageResponse::decode(&enc[..i]).is_err()); }
+    }
 }

@@ -84,3 +84,33 @@ proptest::proptest! {
         proptest::prop_assert_eq!(parsed, node(Command::SendPublicMessage { chat, text }));
     }
 }
+
+#[test]
+fn request_history_command() {
+    assert_eq!(
+        parse_line("/request status"),
+        Ok(Some(StdinCommand::RequestHistory {
+            chat: "status".into(),
+            since_secs: None
+        }))
+    );
+    assert_eq!(
+        parse_line("/request status 1575158400\n"),
+        Ok(Some(StdinCommand::RequestHistory {
+            chat: "status".into(),
+            since_secs: Some(1_575_158_400)
+        }))
+    );
+    assert!(matches!(
+        parse_line("/request"),
+        Err(CommandError::MissingArgument { .. })
+    ));
+    assert!(matches!(
+        parse_line("/request status yesterday"),
+        Err(CommandError::Invalid { .. })
+    ));
+    assert!(matches!(
+        parse_line("/request status 1 2"),
+        Err(CommandError::Unexpected { .. })
+    ));
+}

@@ -230,6 +230,7 @@ fn node(
         join: vec!["e2e".into()],
         json: true,
         dial,
+        archive_path: None,
     };
     let io = Outputs {
         out: Box::new(out.clone()),
