@@ -1634,3 +1634,22 @@ proptest! {
         for i in 0..enc.len() { prop_assert!(MessageResponse::decode(&enc[..i]).is_err()); }
     }
 }
+
+#[test]
+fn memoised_signer_recovery_agrees_with_the_primitive() {
+    use crate::whisper::message::recover_signer_uncached;
+    for i in 1u8..20 {
+        let secret = SecretKey::from_byte_array(&[i; 32]).unwrap();
+        let digest = crate::keccak::keccak256(&[i]);
+        let sig = sign_recoverable(&secret, &digest);
+        let direct = recover_signer_uncached(&sig, &digest).unwrap();
+        assert_eq!(recover_signer(&sig, &digest).unwrap(), direct);
+        assert_eq!(recover_signer(&sig, &digest).unwrap(), direct, "cached");
+        assert_eq!(direct, secret.public_key(crate::ecies::secp()));
+        // A bad recovery id is an error every time, never a cached key.
+        let mut bad = sig;
+        bad[64] = 27;
+        assert!(recover_signer(&bad, &digest).is_err());
+        assert!(recover_signer(&bad, &digest).is_err());
+    }
+}
