@@ -22,7 +22,7 @@ use hush_core::whisper::MailserverConfig;
 use rand_core::{OsRng, RngCore};
 
 use crate::archive::{ArchiveStore, ARCHIVE_FILE};
-use crate::driver::{run, Clock, DialPolicy, DriverConfig, Outputs, DIAL_MAX_ATTEMPTS};
+use crate::driver::{run, Clock, DriverConfig, Outputs};
 use crate::nodekey::load_or_create;
 
 /// Arguments of `hush node`.
@@ -34,7 +34,8 @@ pub struct NodeArgs {
     /// TCP address to listen on; port 0 picks a free port (the enode line shows the real one).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Node to dial at start, as enode://<128 hex>@<ip>:<port> (repeatable).
+    /// Static peer, as enode://<128 hex>@<ip>:<port> (repeatable): dialed at start and redialed
+    /// by the node whenever the connection is down (1 s back-off doubling to 2 min).
     #[arg(long = "peer", value_name = "ENODE")]
     pub peers: Vec<Enode>,
     /// Public chat to join at start (repeatable).
@@ -53,9 +54,6 @@ pub struct NodeArgs {
     /// Most envelopes the mailserver keeps in memory (older ones stay on disk only).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub mailserver_max_envelopes: usize,
-    /// Dial attempts per --peer before giving up (1 s back-off doubling to 30 s).
-    #[arg(long, value_name = "N", default_value_t = DIAL_MAX_ATTEMPTS)]
-    pub dial_attempts: u32,
 }
 
 /// Runs `hush node` with real stdin/stdout/stderr until `/quit`.
@@ -121,10 +119,6 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             join: args.join.clone(),
             json: args.json,
             archive_path: None,
-            dial: DialPolicy {
-                max_attempts: args.dial_attempts,
-                ..DialPolicy::default()
-            },
         };
         let io = Outputs {
             out: Box::new(std::io::stdout()),

@@ -14,9 +14,9 @@
 //! `now` is the wall clock read once at start plus a monotonic elapsed time ([`Clock`]), so it
 //! never goes backwards even if the system clock is stepped.
 //!
-//! Tasks: one accept loop, one dialer per `--peer` (retrying a failed dial with a capped
-//! exponential back-off, [`DialPolicy`]), one stdin forwarder, and a reader and a writer per
-//! connection. They talk to the loop through one bounded channel ([`INPUT_QUEUE_CAPACITY`]), so
+//! Tasks: one accept loop, one single-attempt dialer per `Action::Dial` (the node owns static
+//! peers, redial and back-off; the driver reports a failed attempt with `handle_dial_failed`),
+//! one stdin forwarder, and a reader and a writer per connection. They talk to the loop through one bounded channel ([`INPUT_QUEUE_CAPACITY`]), so
 //! a slow node applies back-pressure to the sockets instead of buffering without limit.
 
 use std::collections::BTreeMap;
@@ -206,59 +206,18 @@ impl Default for Clock {
     }
 }
 
-/// First redial delay after a failed dial.
-pub const DIAL_INITIAL_BACKOFF_MS: u64 = 1_000;
-/// The redial delay doubles after each failure up to this cap.
-pub const DIAL_MAX_BACKOFF_MS: u64 = 30_000;
-/// Dial attempts per `--peer` before giving up (about 4 minutes with the delays above). The
-/// core takes over redialing in a later version; this only covers a peer that starts late.
-pub const DIAL_MAX_ATTEMPTS: u32 = 12;
-
-/// How the driver retries a failed dial.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DialPolicy {
-    /// Delay after the first failure.
-    pub initial_backoff_ms: u64,
-    /// Cap on the doubling delay.
-    pub max_backoff_ms: u64,
-    /// Attempts in total (at least one is always made).
-    pub max_attempts: u32,
-}
-
-impl Default for DialPolicy {
-    fn default() -> Self {
-        DialPolicy {
-            initial_backoff_ms: DIAL_INITIAL_BACKOFF_MS,
-            max_backoff_ms: DIAL_MAX_BACKOFF_MS,
-            max_attempts: DIAL_MAX_ATTEMPTS,
-        }
-    }
-}
-
-impl DialPolicy {
-    /// Delay before attempt `failed + 1`, after `failed` (≥ 1) failures: `initial · 2^(failed-1)`,
-    /// capped.
-    pub fn backoff_ms(&self, failed: u32) -> u64 {
-        let doublings = failed.saturating_sub(1).min(63);
-        self.initial_backoff_ms
-            .saturating_mul(1u64 << doublings)
-            .min(self.max_backoff_ms)
-    }
-}
-
 /// What [`run`] needs besides the stack.
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
     /// Where `messages.jsonl` is appended.
     pub data_dir: PathBuf,
-    /// Nodes to dial at start.
+    /// Static peers: handed to the node (`Command::AddStaticPeer`), which dials them through
+    /// `Action::Dial` and redials with its own capped back-off (core::p2p::peers).
     pub peers: Vec<Enode>,
     /// Public chats to join at start.
     pub join: Vec<String>,
     /// Print received messages as JSON lines.
     pub json: bool,
-    /// Redial policy.
-    pub dial: DialPolicy,
     /// Where `Persist::Envelope` records go (the mailserver archive); opened on first use.
     /// `None` = `DATA_DIR/archive.sqlite`.
     pub archive_path: Option<PathBuf>,
@@ -278,16 +237,6 @@ enum Input {
         addr: SocketAddr,
     },
     AcceptFailed(String),
-    Dialed {
-        stream: TcpStream,
-        enode: Enode,
-    },
-    DialFailed {
-        enode: Enode,
-        attempt: u32,
-        error: String,
-        retry_in_ms: Option<u64>,
-    },
     /// A dial the node asked for (`Action::Dial`) connected.
     CoreDialed {
         conn: ConnId,
@@ -343,12 +292,10 @@ pub async fn run<S: Stack>(
     tracing::info!(%local, "listening");
 
     let (tx, rx) = smol::channel::bounded::<Input>(INPUT_QUEUE_CAPACITY);
-    let mut tasks: Vec<Task<()>> = Vec::new();
-    tasks.push(smol::spawn(accept_loop(listener, tx.clone())));
-    tasks.push(smol::spawn(forward_lines(lines, tx.clone())));
-    for peer in &config.peers {
-        tasks.push(smol::spawn(dial(*peer, config.dial, tx.clone())));
-    }
+    let tasks: Vec<Task<()>> = vec![
+        smol::spawn(accept_loop(listener, tx.clone())),
+        smol::spawn(forward_lines(lines, tx.clone())),
+    ];
 
     let mut driver = Driver {
         stack,
@@ -367,6 +314,17 @@ pub async fn run<S: Stack>(
         json: config.json,
         quit: false,
     };
+
+    for peer in &config.peers {
+        let now = driver.clock.now();
+        if let Err(e) = driver
+            .stack
+            .handle_command(now, Command::AddStaticPeer(*peer))
+        {
+            anyhow::bail!("--peer {peer}: {e}");
+        }
+        driver.drain()?;
+    }
 
     for name in &config.join {
         let now = driver.clock.now();
@@ -489,31 +447,6 @@ impl<S: Stack> Driver<S> {
                 self.new_conn(stream, Direction::Inbound, Some(addr.ip()));
             }
             Input::AcceptFailed(e) => self.err_line(&format!("hush: accept failed: {e}")),
-            Input::Dialed { stream, enode } => {
-                tracing::debug!(%enode, conn = self.next_conn, "dialed");
-                self.new_conn(
-                    stream,
-                    Direction::Outbound {
-                        remote: enode.public_key,
-                    },
-                    Some(enode.addr.ip()),
-                );
-            }
-            Input::DialFailed {
-                enode,
-                attempt,
-                error,
-                retry_in_ms,
-            } => {
-                let what = match retry_in_ms {
-                    Some(ms) => format!("retrying in {ms} ms"),
-                    None => "giving up".to_string(),
-                };
-                self.err_line(&format!(
-                    "hush: dial {} failed (attempt {attempt}): {error}; {what}",
-                    enode.addr
-                ));
-            }
             Input::CoreDialed {
                 conn,
                 stream,
@@ -688,36 +621,6 @@ async fn forward_lines(lines: Receiver<String>, tx: Sender<Input>) {
         }
     }
     let _ = tx.send(Input::StdinClosed).await;
-}
-
-async fn dial(enode: Enode, policy: DialPolicy, tx: Sender<Input>) {
-    let attempts = policy.max_attempts.max(1);
-    for attempt in 1..=attempts {
-        match TcpStream::connect(enode.addr).await {
-            Ok(stream) => {
-                let _ = tx.send(Input::Dialed { stream, enode }).await;
-                return;
-            }
-            Err(e) => {
-                let retry_in_ms = (attempt < attempts).then(|| policy.backoff_ms(attempt));
-                let failed = Input::DialFailed {
-                    enode,
-                    attempt,
-                    error: e.to_string(),
-                    retry_in_ms,
-                };
-                if tx.send(failed).await.is_err() {
-                    return;
-                }
-                match retry_in_ms {
-                    Some(ms) => {
-                        Timer::after(std::time::Duration::from_millis(ms)).await;
-                    }
-                    None => return,
-                }
-            }
-        }
-    }
 }
 
 /// One connection attempt on behalf of the node.

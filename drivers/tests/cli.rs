@@ -33,7 +33,7 @@ fn node_help_lists_flags() {
         "--peer",
         "--join",
         "--json",
-        "--dial-attempts",
+        "--mailserver-peer",
     ] {
         assert!(text.contains(flag), "missing {flag} in:\n{text}");
     }

@@ -25,7 +25,13 @@ struct Fake {
     clock: u64,
     next_tick: Option<Time>,
     ticks: Arc<AtomicU64>,
+    /// Static peers by the dial conn id last used for them, and attempts made.
+    dials: BTreeMap<ConnId, (Enode, u32)>,
+    next_dial: ConnId,
 }
+
+/// Attempts the fake makes per static peer (the real node redials with back-off forever).
+const FAKE_DIAL_ATTEMPTS: u32 = 3;
 
 impl Fake {
     fn new(key_byte: u8, ticks: Arc<AtomicU64>) -> Fake {
@@ -38,7 +44,16 @@ impl Fake {
             clock: 0,
             next_tick: None,
             ticks,
+            dials: BTreeMap::new(),
+            next_dial: hush_core::p2p::peers::DIAL_CONN_ID_BASE,
         }
+    }
+
+    fn dial(&mut self, enode: Enode, attempt: u32) {
+        let conn = self.next_dial;
+        self.next_dial += 1;
+        self.dials.insert(conn, (enode, attempt));
+        self.actions.push_back(Action::Dial { conn, enode });
     }
 
     fn line(&mut self, now: Time, conn: ConnId, line: &str) {
@@ -79,7 +94,13 @@ impl Stack for Fake {
     fn public_key(&self) -> NodePublicKey {
         self.key
     }
-    fn handle_dial_failed(&mut self, _now: Time, _conn: ConnId) {}
+    fn handle_dial_failed(&mut self, _now: Time, conn: ConnId) {
+        if let Some((enode, attempt)) = self.dials.remove(&conn) {
+            if attempt < FAKE_DIAL_ATTEMPTS {
+                self.dial(enode, attempt + 1);
+            }
+        }
+    }
     fn handle_connection(
         &mut self,
         _now: Time,
@@ -128,9 +149,8 @@ impl Stack for Fake {
             Command::LeavePublicChat { name } => {
                 self.joined.remove(&name);
             }
-            Command::AddStaticPeer(_)
-            | Command::RemoveStaticPeer(_)
-            | Command::SendCapabilityMessage { .. } => {}
+            Command::AddStaticPeer(enode) => self.dial(enode, 1),
+            Command::RemoveStaticPeer(_) | Command::SendCapabilityMessage { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 for &conn in self.remotes.keys() {
                     self.actions.push_back(Action::Send {
@@ -215,7 +235,6 @@ fn node(
     key_byte: u8,
     listener: TcpListener,
     peers: Vec<Enode>,
-    dial: DialPolicy,
 ) -> (
     TestNode,
     impl std::future::Future<Output = anyhow::Result<()>>,
@@ -229,7 +248,6 @@ fn node(
         peers,
         join: vec!["e2e".into()],
         json: true,
-        dial,
         archive_path: None,
     };
     let io = Outputs {
@@ -265,13 +283,8 @@ fn two_drivers_exchange_messages_and_close() {
     smol::block_on(async {
         let la = bind().await;
         let a_addr = la.local_addr().unwrap();
-        let (a, run_a) = node(0xaa, la, vec![], DialPolicy::default());
-        let (b, run_b) = node(
-            0xbb,
-            bind().await,
-            vec![Enode::new([0xaa; 64], a_addr)],
-            DialPolicy::default(),
-        );
+        let (a, run_a) = node(0xaa, la, vec![]);
+        let (b, run_b) = node(0xbb, bind().await, vec![Enode::new([0xaa; 64], a_addr)]);
         let script = async {
             wait_for(
                 "A enode",
@@ -292,7 +305,12 @@ fn two_drivers_exchange_messages_and_close() {
             wait_for(
                 "B connected",
                 &b.err,
-                &format!("{PEER_CONNECTED_PREFIX} conn=1 key={}", "aa".repeat(64)),
+                // B dialed A for its stack (`Action::Dial`), under the stack's conn id.
+                &format!(
+                    "{PEER_CONNECTED_PREFIX} conn={} key={}",
+                    hush_core::p2p::peers::DIAL_CONN_ID_BASE,
+                    "aa".repeat(64)
+                ),
             )
             .await;
 
@@ -316,7 +334,15 @@ fn two_drivers_exchange_messages_and_close() {
             // A closes; both sides see the socket go away.
             a.lines.send("/leave drop".into()).await.unwrap();
             wait_for("A disconnected", &a.err, "hush: peer disconnected conn=1").await;
-            wait_for("B disconnected", &b.err, "hush: peer disconnected conn=1").await;
+            wait_for(
+                "B disconnected",
+                &b.err,
+                &format!(
+                    "hush: peer disconnected conn={}",
+                    hush_core::p2p::peers::DIAL_CONN_ID_BASE
+                ),
+            )
+            .await;
 
             // The timer fired repeatedly.
             let deadline = Instant::now() + std::time::Duration::from_millis(WAIT_MS);
@@ -352,45 +378,30 @@ fn two_drivers_exchange_messages_and_close() {
 }
 
 #[test]
-fn failed_dials_back_off_then_give_up() {
+fn failed_dials_are_reported_to_the_stack_which_decides_to_redial() {
     smol::block_on(async {
         let dead = bind().await;
         let dead_addr = dead.local_addr().unwrap();
         drop(dead);
-        let policy = DialPolicy {
-            initial_backoff_ms: 5,
-            max_backoff_ms: 10,
-            max_attempts: 3,
-        };
-        let (n, run_n) = node(
-            0xcc,
-            bind().await,
-            vec![Enode::new([0xdd; 64], dead_addr)],
-            policy,
-        );
+        let (n, run_n) = node(0xcc, bind().await, vec![Enode::new([0xdd; 64], dead_addr)]);
+        let failure = format!("hush: dial {dead_addr} failed");
         let script = async {
-            wait_for("retry 1", &n.err, "(attempt 1)").await;
-            wait_for("retry 2", &n.err, "(attempt 2)").await;
-            wait_for("give up", &n.err, "(attempt 3)").await;
-            wait_for("give up", &n.err, "giving up").await;
+            // The fake redials at once after each reported failure, FAKE_DIAL_ATTEMPTS times.
+            let deadline = Instant::now() + std::time::Duration::from_millis(WAIT_MS);
+            while n.err.text().matches(&failure).count() < FAKE_DIAL_ATTEMPTS as usize {
+                assert!(Instant::now() < deadline, "dial failures: {}", n.err.text());
+                Timer::after(std::time::Duration::from_millis(10)).await;
+            }
             n.lines.send("/quit".into()).await.unwrap();
         };
         let (r, ()) = futures_lite::future::zip(run_n, script).await;
         r.unwrap();
-        assert!(
-            n.err.text().contains("retrying in 5 ms") && n.err.text().contains("retrying in 10 ms")
+        assert_eq!(
+            n.err.text().matches(&failure).count(),
+            FAKE_DIAL_ATTEMPTS as usize
         );
         let _ = std::fs::remove_dir_all(&n.data_dir);
     });
-}
-
-#[test]
-fn backoff_doubles_and_caps() {
-    let p = DialPolicy::default();
-    let delays: Vec<u64> = (1..=7).map(|f| p.backoff_ms(f)).collect();
-    assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
-    assert_eq!(p.backoff_ms(u32::MAX), 30_000);
-    assert_eq!(p.backoff_ms(0), 1_000);
 }
 
 #[test]
