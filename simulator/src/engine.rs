@@ -756,9 +756,7 @@ impl<H: Host> Sim<H> {
             .u64(since_secs.unwrap_or(u64::MAX));
         let now = self.now;
         let t = std::time::Instant::now();
-        let result = self.nodes[node]
-            .host
-            .request_history(now, chat, since_secs);
+        let result = self.nodes[node].host.request_history(now, chat, since_secs);
         self.host_times.command_ns += ns_since(t);
         self.after_handle(node);
         result.map_err(|source| EngineError::Host { node, source })

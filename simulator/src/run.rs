@@ -4,8 +4,9 @@
 //! its own ChaCha20 stream drawn from the master one, in this order: node identities (per node
 //! a 32-byte node seed, then secret keys drawn until the host accepts one), the topology, the
 //! network (link latencies and per-chunk draws), dial times, traffic (members, authors, Poisson
-//! gaps), roles, faults (partition sides, churn sessions, crashed nodes, restart identities)
-//! and spies. It builds a [`Sim`], then plays a schedule of *controls* between engine events:
+//! gaps), roles (then mailserver clients), faults (partition sides, churn sessions, crashed
+//! nodes, offline windows, restart identities) and spies. Node identities are drawn for the
+//! mailservers first, then the other nodes, each group in index order. It builds a [`Sim`], then plays a schedule of *controls* between engine events:
 //!
 //! - joins (members join their chats at `join_at_ms`) and sends (skipped and counted while the
 //!   author is offline or crashed: a user who is away does not type);
@@ -44,11 +45,11 @@ use crate::net::{LinkId, LinkModel, Network};
 use crate::scenario::{
     CrashState, ModelSpec, NodeSelect, Role, Scenario, ScenarioError, DEFAULT_RTO_MS,
 };
-use hush_core::node::NodePublicKey;
-use hush_core::whisper::MailserverConfig;
 use crate::topology::{build, TopologyError};
+use hush_core::node::NodePublicKey;
 use hush_core::node::{Command, Node, NodeConfig, NodeError};
 use hush_core::rng::{child_seed, rng_from_seed, seed_from_u64, Rng, Seed};
+use hush_core::whisper::MailserverConfig;
 use hush_core::Time;
 use rand::seq::SliceRandom as _;
 use rand::Rng as _;
@@ -394,11 +395,7 @@ where
     let mut spawned: Vec<Option<(H, [u8; 32])>> = (0..n).map(|_| None).collect();
     let mut mailserver_keys: Vec<NodePublicKey> = Vec::new();
     for &i in mailservers.iter().chain(&non_ms) {
-        let trusted: &[NodePublicKey] = if is_client[i] {
-            &mailserver_keys
-        } else {
-            &[]
-        };
+        let trusted: &[NodePublicKey] = if is_client[i] { &mailserver_keys } else { &[] };
         let (h, sk) = spawn(&mut make, i, roles[i], trusted, &mut keys_rng, start)?;
         if roles[i] == Role::Mailserver {
             mailserver_keys.push(h.public_key());

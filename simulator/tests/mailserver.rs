@@ -66,7 +66,10 @@ fn bundled_scenario_delivers_everything_through_the_mailserver_and_less_without(
     assert!(with.messages.iter().all(|m| m.received == m.expected));
     assert!(w.deliveries_history > 0, "{w:#?}");
     assert!(w.delivery_ratio_live < 1.0, "{w:#?}");
-    assert!(w.history_requests_sent >= 6, "one per returning client: {w:#?}");
+    assert!(
+        w.history_requests_sent >= 6,
+        "one per returning client: {w:#?}"
+    );
     assert_eq!(w.history_pages_completed, w.history_requests_sent);
     assert_eq!(w.history_requests_refused, 0);
     assert_eq!(w.history_requests_abandoned, 0);
@@ -120,7 +123,10 @@ fn a_kept_mailserver_restart_serves_its_replayed_archive() {
     let k = &kept.summary;
     assert_eq!(k.restarts, 1);
     assert!(k.archive_restored > 0, "{k:#?}");
-    assert!(k.history_request_retries > 0, "asked while it was down: {k:#?}");
+    assert!(
+        k.history_request_retries > 0,
+        "asked while it was down: {k:#?}"
+    );
     assert_eq!(k.delivery_ratio, 1.0, "{k:#?}");
     assert!(k.deliveries_history > 0);
 
@@ -176,4 +182,3 @@ fn churning_clients_ask_on_every_return() {
     sane(&without);
     assert!(without.summary.delivery_ratio < w.delivery_ratio);
 }
-

@@ -178,6 +178,9 @@ fn hosts_that_cannot_request_history_are_retried_then_given_up() {
     // Each of the 2 returns: 3 attempts, 2 of them followed by a retry, then abandoned.
     assert_eq!(s.history_request_retries, 4);
     assert_eq!(s.history_requests_abandoned, 2);
-    assert_eq!(s.host_errors, 0, "refusals are the runner's retries, not host errors");
+    assert_eq!(
+        s.host_errors, 0,
+        "refusals are the runner's retries, not host errors"
+    );
     assert_eq!(s.archived_envelopes, 0);
 }
