@@ -6,7 +6,8 @@
 //! network (link latencies and per-chunk draws), dial times, traffic (members, authors, Poisson
 //! gaps), roles (then mailserver clients), faults (partition sides, churn sessions, crashed
 //! nodes, offline windows, restart identities) and spies. Node identities are drawn for the
-//! mailservers first, then the other nodes, each group in index order. It builds a [`Sim`], then plays a schedule of *controls* between engine events:
+//! mailservers first, then the other nodes, each group in index order. It builds a [`Sim`],
+//! then plays a schedule of *controls* between engine events:
 //!
 //! - joins (members join their chats at `join_at_ms`) and sends (skipped and counted while the
 //!   author is offline or crashed: a user who is away does not type);
