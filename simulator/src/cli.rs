@@ -35,6 +35,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "mvds-offline",
         include_str!("../../scenarios/mvds-offline.toml"),
     ),
+    (
+        "mailserver-offline",
+        include_str!("../../scenarios/mailserver-offline.toml"),
+    ),
 ];
 
 /// Top-level key that marks a scenario file for another runner than the network simulator.
@@ -80,8 +84,8 @@ pub struct SimArgs {
     /// SVG plots (or sweep.csv and sweep plots).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Scenario: a bundled name (default, whisper-scalability, partition-heal, mvds-offline)
-    /// or a TOML file (missing fields take the built-in defaults).
+    /// Scenario: a bundled name (default, whisper-scalability, partition-heal, mvds-offline,
+    /// mailserver-offline) or a TOML file (missing fields take the built-in defaults).
     #[arg(long)]
     pub scenario: Option<PathBuf>,
     /// Set a scenario parameter, `PARAM=VALUE` (TOML value; dotted path); repeatable.

@@ -19,6 +19,13 @@
 //!   loss as retransmission delay, duplication, jitter); the engine counts wire bytes.
 //! - External faults: [`Sim::close_link`] closes a link at both ends at once (partitions, churn,
 //!   crashes); [`Sim::replace_host`] swaps a crashed node's host for a restarted one.
+//! - Storage: each node's `Persist::Envelope`s (a mailserver's archive) are kept in memory per
+//!   node, keyed by (sent time, hash) like the driver's table, and survive
+//!   [`Sim::replace_host`]: the runner replays them into a restarted mailserver
+//!   ([`Sim::archived`]) or drops them when the crash lost the node's state
+//!   ([`Sim::clear_archive`]). Other `Persist`s are only counted.
+//! - Application calls outside `Command`: [`Sim::request_history`] runs
+//!   [`Host::request_history`] at the current time, then drains and re-arms like an event.
 //! - Attribution for the first-spy estimator: while a `Deliver` is being handled, application
 //!   events the host emits are attributed to the node at the other end of that connection
 //!   ([`crate::metrics::Metrics::on_event`]'s `source`).
@@ -31,7 +38,7 @@ use crate::host::Host;
 use crate::metrics::Metrics;
 use crate::net::{EndState, LinkId, Network, Side};
 use crate::trace::TraceHasher;
-use hush_core::node::{Action, Command, ConnId, Direction, NodePublicKey};
+use hush_core::node::{Action, Command, ConnId, Direction, NodeError, NodePublicKey, Persist};
 use hush_core::Time;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
@@ -149,6 +156,7 @@ mod tag {
     pub const TIMER: u8 = 4;
     pub const COMMAND: u8 = 5;
     pub const REPLACE: u8 = 6;
+    pub const REQUEST_HISTORY: u8 = 7;
 }
 
 /// Counters of things the engine dropped or refused.
@@ -166,7 +174,7 @@ pub struct Counters {
     pub invalid_actions: u64,
     /// Errors returned by `handle_connection` / `handle_command`.
     pub host_errors: u64,
-    /// `Persist` actions seen (the simulator keeps no storage).
+    /// `Persist` actions seen (only `Persist::Envelope` is stored, see [`Sim::archived`]).
     pub persists: u64,
     /// Drains cut at [`MAX_ACTIONS_PER_DRAIN`].
     pub runaway_drains: u64,
@@ -223,6 +231,14 @@ pub enum EngineError {
     /// A node cannot dial itself.
     #[error("node {0} cannot connect to itself")]
     SelfConnection(NodeIndex),
+    /// The host refused an application call.
+    #[error("node {node}: {source}")]
+    Host {
+        /// The node.
+        node: NodeIndex,
+        /// Its error.
+        source: NodeError,
+    },
     /// Events cannot be scheduled in the past.
     #[error("time {at} is before now ({now})")]
     InThePast {
@@ -240,6 +256,8 @@ struct Slot<H> {
     next_conn: ConnId,
     armed: Option<Time>,
     timer_generation: u64,
+    /// `Persist::Envelope` raw bytes by (sent time, hash): the node's durable archive.
+    archive: BTreeMap<(u32, [u8; 32]), Vec<u8>>,
 }
 
 /// The simulation: hosts, network, queue, clock, metrics and trace.
@@ -277,6 +295,7 @@ impl<H: Host> Sim<H> {
                 next_conn: 1,
                 armed: None,
                 timer_generation: 0,
+                archive: BTreeMap::new(),
             })
             .collect();
         let mut sim = Sim {
@@ -622,7 +641,18 @@ impl<H: Host> Sim<H> {
                 }
                 // Closing an end that is already closing or closed is a no-op, as on a socket.
             }
-            Action::Persist(_) => self.counters.persists += 1,
+            Action::Persist(p) => {
+                self.counters.persists += 1;
+                if let Persist::Envelope {
+                    hash,
+                    sent_secs,
+                    raw,
+                    ..
+                } = p
+                {
+                    self.nodes[node].archive.insert((sent_secs, hash), raw);
+                }
+            }
             Action::Event(event) => self
                 .metrics
                 .on_event_from(self.now, node, &event, self.source),
@@ -707,6 +737,49 @@ impl<H: Host> Sim<H> {
         slot.armed = None;
         self.rearm(node);
         Ok(old)
+    }
+
+    /// Runs [`Host::request_history`] on `node` now (traced; its actions are performed and its
+    /// timer re-armed as after any event). The host's refusal is
+    /// [`EngineError::Host`]; it is not counted as a host error (the caller retries).
+    pub fn request_history(
+        &mut self,
+        node: NodeIndex,
+        chat: &str,
+        since_secs: Option<u64>,
+    ) -> Result<(), EngineError> {
+        self.check_node(node)?;
+        self.events += 1;
+        self.trace_head(node, tag::REQUEST_HISTORY, 0);
+        self.trace
+            .bytes(chat.as_bytes())
+            .u64(since_secs.unwrap_or(u64::MAX));
+        let now = self.now;
+        let t = std::time::Instant::now();
+        let result = self.nodes[node].host.request_history(now, chat, since_secs);
+        self.host_times.command_ns += ns_since(t);
+        self.after_handle(node);
+        result.map_err(|source| EngineError::Host { node, source })
+    }
+
+    /// The envelopes `node` persisted (`Persist::Envelope` raw bytes), oldest sent first.
+    pub fn archived(&self, node: NodeIndex) -> impl Iterator<Item = &[u8]> {
+        self.nodes
+            .get(node)
+            .into_iter()
+            .flat_map(|s| s.archive.values().map(Vec::as_slice))
+    }
+
+    /// Forgets what `node` persisted (a crash that lost its disk).
+    pub fn clear_archive(&mut self, node: NodeIndex) {
+        if let Some(s) = self.nodes.get_mut(node) {
+            s.archive.clear();
+        }
+    }
+
+    /// Envelopes persisted by all nodes, in total.
+    pub fn archived_envelopes(&self) -> u64 {
+        self.nodes.iter().map(|s| s.archive.len() as u64).sum()
     }
 
     /// Wall time spent in host calls so far.

@@ -6,6 +6,7 @@
 //! [`Host::poll_timeout`]. `now` never goes backwards.
 
 use hush_core::node::{Action, Command, ConnId, Direction, Node, NodeError, NodePublicKey};
+use hush_core::whisper::WhisperError;
 use hush_core::Time;
 
 /// A node as the simulator sees it.
@@ -31,6 +32,26 @@ pub trait Host {
     fn poll_action(&mut self) -> Option<Action>;
     /// The next deadline.
     fn poll_timeout(&self) -> Option<Time>;
+    /// The application asks a mailserver for a public chat's history since `since_secs`
+    /// (Unix seconds), as [`Node::request_history`] does with the first connected trusted
+    /// mailserver. Hosts without a mailserver client refuse (the default):
+    /// [`NodeError::NoMailserver`].
+    fn request_history(
+        &mut self,
+        now: Time,
+        chat: &str,
+        since_secs: Option<u64>,
+    ) -> Result<(), NodeError> {
+        let _ = (now, chat, since_secs);
+        Err(NodeError::NoMailserver)
+    }
+    /// A restarted mailserver replays one envelope it persisted ([`Node::restore_archived`];
+    /// `Ok(false)`: already archived or expired). Hosts that cannot archive refuse (the
+    /// default): `NodeError::Whisper(WhisperError::NotMailserver)`.
+    fn restore_archived(&mut self, raw: &[u8]) -> Result<bool, NodeError> {
+        let _ = raw;
+        Err(NodeError::Whisper(WhisperError::NotMailserver))
+    }
     /// Protocol counters, where the host has them (the default: none).
     fn stats(&self) -> HostStats {
         HostStats::default()
@@ -96,6 +117,17 @@ impl Host for Node {
     }
     fn poll_timeout(&self) -> Option<Time> {
         Node::poll_timeout(self)
+    }
+    fn request_history(
+        &mut self,
+        now: Time,
+        chat: &str,
+        since_secs: Option<u64>,
+    ) -> Result<(), NodeError> {
+        Node::request_history(self, now, chat, since_secs, None)
+    }
+    fn restore_archived(&mut self, raw: &[u8]) -> Result<bool, NodeError> {
+        Node::restore_archived(self, raw)
     }
     fn stats(&self) -> HostStats {
         let w = self.whisper().stats();

@@ -12,6 +12,13 @@
 //! receives again a message it had before its crash counts a `redelivery_after_restart`
 //! (its persisted chat messages cannot be loaded back into the node yet), not a duplicate.
 //!
+//! History vs live (mailservers): a delivery counts as *history* when the receiving node has a
+//! history request outstanding (between its `HistoryRequestSent` and the matching
+//! `HistoryRequestCompleted`) **and** the bytes that produced it came from a mailserver
+//! ([`Metrics::set_mailservers`]); every other delivery is *live*. A mailserver also relays
+//! live gossip to its clients, so a live envelope it relays inside that short window is
+//! counted as history; the window is one request round trip per return.
+//!
 //! First-spy estimator (privacy): the adversary holds the nodes marked by
 //! [`Metrics::set_spies`]. For each message, the first spy to receive it (earliest
 //! `MessageReceived`, ties by processing order) names as originator the neighbour whose
@@ -126,6 +133,19 @@ pub struct Metrics {
     spies: Vec<bool>,
     /// For restarted nodes: messages received in the current incarnation.
     since_restart: BTreeMap<usize, BTreeSet<usize>>,
+    /// Deliveries counted as live (see the module docs).
+    pub deliveries_live: u64,
+    /// Deliveries counted as history (through a mailserver's response).
+    pub deliveries_history: u64,
+    /// `HistoryRequestSent` events (one per page requested).
+    pub history_requests_sent: u64,
+    /// `HistoryRequestCompleted` events.
+    pub history_pages_completed: u64,
+    /// `HistoryRequestCompleted` events carrying an error (the mailserver refused).
+    pub history_requests_refused: u64,
+    mailservers: Vec<bool>,
+    /// Per node: request ids sent and not yet completed.
+    history_outstanding: BTreeMap<usize, BTreeSet<[u8; 32]>>,
 }
 
 impl Metrics {
@@ -134,6 +154,7 @@ impl Metrics {
         Metrics {
             per_node: vec![NodeTraffic::default(); nodes],
             spies: vec![false; nodes],
+            mailservers: vec![false; nodes],
             ..Metrics::default()
         }
     }
@@ -157,6 +178,20 @@ impl Metrics {
         }
     }
 
+    /// Marks the mailservers (deliveries whose bytes come from one may count as history).
+    pub fn set_mailservers(&mut self, mailservers: &[usize]) {
+        for &m in mailservers {
+            if let Some(v) = self.mailservers.get_mut(m) {
+                *v = true;
+            }
+        }
+    }
+
+    /// History requests `node` sent that have not completed yet.
+    pub fn history_outstanding(&self, node: usize) -> usize {
+        self.history_outstanding.get(&node).map_or(0, BTreeSet::len)
+    }
+
     /// Whether `node` is a spy.
     pub fn is_spy(&self, node: usize) -> bool {
         self.spies.get(node).copied().unwrap_or(false)
@@ -165,6 +200,8 @@ impl Metrics {
     /// `node` restarted after a crash.
     pub fn on_restart(&mut self, node: usize) {
         self.since_restart.insert(node, BTreeSet::new());
+        // The new incarnation has no requests in flight.
+        self.history_outstanding.remove(&node);
     }
 
     /// Node `node` emitted `event` at `now` (no delivering connection).
@@ -226,6 +263,17 @@ impl Metrics {
                         rec.latency_sum_ms += latency;
                         rec.latency_max_ms = Some(rec.latency_max_ms.unwrap_or(0).max(latency));
                         self.deliveries += 1;
+                        let via_mailserver = source
+                            .is_some_and(|s| self.mailservers.get(s).copied().unwrap_or(false));
+                        let requesting = self
+                            .history_outstanding
+                            .get(&node)
+                            .is_some_and(|r| !r.is_empty());
+                        if via_mailserver && requesting {
+                            self.deliveries_history += 1;
+                        } else {
+                            self.deliveries_live += 1;
+                        }
                         self.latencies_ms.push(latency);
                         let bucket = usize::try_from(rel_ms / DELIVERY_BUCKET_MS).unwrap_or(0);
                         if self.deliveries_per_bucket.len() <= bucket {
@@ -240,6 +288,24 @@ impl Metrics {
                     }
                 }
             },
+            Event::HistoryRequestSent { request_id, .. } => {
+                self.history_requests_sent += 1;
+                self.history_outstanding
+                    .entry(node)
+                    .or_default()
+                    .insert(*request_id);
+            }
+            Event::HistoryRequestCompleted {
+                request_id, error, ..
+            } => {
+                self.history_pages_completed += 1;
+                if error.is_some() {
+                    self.history_requests_refused += 1;
+                }
+                if let Some(r) = self.history_outstanding.get_mut(&node) {
+                    r.remove(request_id);
+                }
+            }
             Event::PeerConnected { .. } => self.peers_connected += 1,
             Event::PeerDisconnected { .. } => self.peers_disconnected += 1,
             _ => {}
@@ -330,6 +396,27 @@ pub struct Summary {
     pub deliveries: u64,
     /// `deliveries / deliveries_expected` (1 when nothing was expected).
     pub delivery_ratio: f64,
+    /// Deliveries that arrived live (gossip), see `metrics` module docs.
+    pub deliveries_live: u64,
+    /// Deliveries that arrived in a mailserver's history response.
+    pub deliveries_history: u64,
+    /// `deliveries_live / deliveries_expected`: what the run delivered without the history
+    /// responses (a lower bound of a run without mailserver; 1 when nothing was expected).
+    pub delivery_ratio_live: f64,
+    /// History pages requested (`HistoryRequestSent`).
+    pub history_requests_sent: u64,
+    /// History pages completed (`HistoryRequestCompleted`).
+    pub history_pages_completed: u64,
+    /// Completions carrying a mailserver's refusal.
+    pub history_requests_refused: u64,
+    /// Request attempts that found no connected mailserver (retried later).
+    pub history_request_retries: u64,
+    /// Returns whose requests were given up after `history.max_attempts`.
+    pub history_requests_abandoned: u64,
+    /// Envelopes in the mailservers' archives (the simulator's copy of `Persist::Envelope`).
+    pub archived_envelopes: u64,
+    /// Envelopes replayed into restarted mailservers.
+    pub archive_restored: u64,
     /// Repeated receptions of one id at one node (a bug in the node).
     pub duplicate_deliveries: u64,
     /// Receptions after a restart of messages received before the crash.

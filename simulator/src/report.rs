@@ -116,6 +116,28 @@ pub fn summary_table(s: &Summary) -> String {
             ),
         ),
     ];
+    if s.history_requests_sent + s.history_request_retries + s.archived_envelopes > 0 {
+        rows.push((
+            "deliveries live / history",
+            format!(
+                "{} / {} (ratio live only {:.4})",
+                s.deliveries_live, s.deliveries_history, s.delivery_ratio_live
+            ),
+        ));
+        rows.push((
+            "history requests sent / done",
+            format!(
+                "{} / {} (refused {}, retries {}, given up {}; archived {}, restored {})",
+                s.history_requests_sent,
+                s.history_pages_completed,
+                s.history_requests_refused,
+                s.history_request_retries,
+                s.history_requests_abandoned,
+                s.archived_envelopes,
+                s.archive_restored
+            ),
+        ));
+    }
     if let Some(p) = &s.privacy {
         rows.push((
             "first-spy precision",
@@ -390,6 +412,7 @@ pub fn sweep_metrics(s: &Summary) -> Vec<(&'static str, f64)> {
                 .and_then(|p| p.precision)
                 .unwrap_or(f64::NAN),
         ),
+        ("delivery_ratio_live", s.delivery_ratio_live),
     ]
 }
 

@@ -4,8 +4,10 @@
 //! its own ChaCha20 stream drawn from the master one, in this order: node identities (per node
 //! a 32-byte node seed, then secret keys drawn until the host accepts one), the topology, the
 //! network (link latencies and per-chunk draws), dial times, traffic (members, authors, Poisson
-//! gaps), roles, faults (partition sides, churn sessions, crashed nodes, restart identities)
-//! and spies. It builds a [`Sim`], then plays a schedule of *controls* between engine events:
+//! gaps), roles (then mailserver clients), faults (partition sides, churn sessions, crashed
+//! nodes, offline windows, restart identities) and spies. Node identities are drawn for the
+//! mailservers first, then the other nodes, each group in index order. It builds a [`Sim`],
+//! then plays a schedule of *controls* between engine events:
 //!
 //! - joins (members join their chats at `join_at_ms`) and sends (skipped and counted while the
 //!   author is offline or crashed: a user who is away does not type);
@@ -15,10 +17,22 @@
 //!   ends at once; at the heal they are redialed;
 //! - churn: an offline node's links are closed; it keeps running (timers, pool) and redials
 //!   its edges when it comes back;
+//! - offline windows (`[[offline]]`): like churn, at fixed times; windows and churn nest (a
+//!   node is online when none of them holds it offline);
 //! - crashes: the node's links are closed and it is inert until its restart, which replaces the
 //!   host: `kept` rebuilds it with the same identity key (what `Persist` and the keystore
-//!   would restore; the persisted chat messages cannot be loaded back into the node yet),
-//!   `lost` with a new one; either way it rejoins its chats and redials.
+//!   would restore; the persisted chat messages cannot be loaded back into the node yet) and,
+//!   for a mailserver, replays its archive (the envelopes it persisted) with
+//!   `restore_archived`; `lost` starts with a new key and an empty archive (a lost
+//!   mailserver's clients do not trust its new key); either way it rejoins its chats and
+//!   redials;
+//! - mailservers (`[history]`, [`crate::scenario::HistorySpec`]): mailserver nodes are spawned
+//!   first (so clients can be configured with their keys), are no default chat members and do
+//!   not churn by default; with `use_mailserver`, each client gets an extra edge to every
+//!   mailserver (the client dials) and, each time it comes back up (online again, or
+//!   restarted while online), a history request for each joined chat, since the moment it went
+//!   down − `margin_ms`, retried while no mailserver is connected. A return whose request was
+//!   still outstanding when the node went down again asks again from the older start.
 //!
 //! A link is *allowed* when both ends are up (online, not crashed) and no active partition
 //! separates them. Links closed by the nodes themselves (a protocol error, light↔light refusal)
@@ -26,15 +40,17 @@
 
 use crate::engine::{EngineError, EventQueue, NodeIndex, RunOutcome, Sim};
 use crate::host::{Host, HostStats};
-use crate::metrics::{percentile_nearest_rank, MessageRecord, NodeTraffic, Summary};
+use crate::metrics::{percentile_nearest_rank, MessageRecord, Metrics, NodeTraffic, Summary};
 use crate::model::whisper_scalability;
 use crate::net::{LinkId, LinkModel, Network};
 use crate::scenario::{
     CrashState, ModelSpec, NodeSelect, Role, Scenario, ScenarioError, DEFAULT_RTO_MS,
 };
 use crate::topology::{build, TopologyError};
+use hush_core::node::NodePublicKey;
 use hush_core::node::{Command, Node, NodeConfig, NodeError};
 use hush_core::rng::{child_seed, rng_from_seed, seed_from_u64, Rng, Seed};
+use hush_core::whisper::MailserverConfig;
 use hush_core::Time;
 use rand::seq::SliceRandom as _;
 use rand::Rng as _;
@@ -44,6 +60,10 @@ use thiserror::Error;
 /// Secret keys tried per node before giving up. A uniformly random 32-byte string is a valid
 /// secp256k1 scalar with probability ≈ 1 − 2⁻¹²⁸, so more than one try never happens in practice.
 pub const MAX_KEY_ATTEMPTS: u32 = 64;
+
+/// Connections a mailserver accepts (inbound, and in total): it serves every client of the
+/// scenario, as a Status mailserver served thousands, far above a node's default peer limits.
+pub const MAILSERVER_MAX_PEERS: usize = 10_000;
 
 /// Progress callbacks per run (the run is cut into this many slices of simulated time).
 pub const PROGRESS_STEPS: u64 = 200;
@@ -72,7 +92,7 @@ pub enum SimError {
 }
 
 /// What a host factory is asked to build.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Spawn {
     /// Node index.
     pub index: NodeIndex,
@@ -84,6 +104,8 @@ pub struct Spawn {
     pub seed: Seed,
     /// Creation time.
     pub now: Time,
+    /// Trusted mailservers' keys (`NodeConfig::mailservers`): set for history clients.
+    pub mailservers: Vec<NodePublicKey>,
 }
 
 /// The real node's configuration for a role.
@@ -92,17 +114,34 @@ pub fn node_config(index: NodeIndex, role: Role) -> NodeConfig {
         client_id: format!("hush-sim/{index}"),
         ..NodeConfig::default()
     };
-    if role == Role::Light {
-        config.whisper.light_node = true;
-        config.whisper.topic_bloom = true;
+    match role {
+        Role::Full => {}
+        Role::Light => {
+            config.whisper.light_node = true;
+            config.whisper.topic_bloom = true;
+        }
+        Role::Mailserver => {
+            // Requests are encrypted with PBKDF2 of the default `mailserver_password`
+            // (Status's "status-offline-inbox"), which clients use too.
+            config.whisper.mailserver = Some(MailserverConfig::default());
+            config.max_connections = MAILSERVER_MAX_PEERS;
+            config.peers.max_inbound = MAILSERVER_MAX_PEERS;
+        }
     }
     config
 }
 
-/// Builds a real [`Node`] for `spawn` (the mailserver role is refused before this is called).
+/// The real node's configuration for `spawn`: [`node_config`] plus the trusted mailservers.
+pub fn spawn_config(spawn: &Spawn) -> NodeConfig {
+    let mut config = node_config(spawn.index, spawn.role);
+    config.mailservers = spawn.mailservers.clone();
+    config
+}
+
+/// Builds a real [`Node`] for `spawn`.
 pub fn spawn_node(spawn: Spawn) -> Result<Node, NodeError> {
     Node::new(
-        node_config(spawn.index, spawn.role),
+        spawn_config(&spawn),
         spawn.secret_key,
         spawn.seed,
         spawn.now,
@@ -182,6 +221,12 @@ enum Control {
         node: NodeIndex,
         state: CrashState,
     },
+    /// A client asks its mailserver for history (stale unless `epoch` is the node's current).
+    RequestHistory {
+        node: NodeIndex,
+        epoch: u64,
+        attempt: u32,
+    },
     Snapshot,
     Tick,
 }
@@ -214,8 +259,15 @@ struct State {
     edges: Vec<(usize, usize)>,
     edge_link: Vec<Option<LinkId>>,
     incident: Vec<Vec<usize>>,
-    offline: Vec<bool>,
+    /// How many offline periods (churn, windows) hold each node offline.
+    offline: Vec<u32>,
     crashed: Vec<bool>,
+    /// Per node: bumped each time it goes down (stales its pending history controls).
+    epoch: Vec<u64>,
+    /// Per node: when it went down, if no history request has covered that since.
+    uncovered_since: Vec<Option<Time>>,
+    /// Per node: the start (before the margin) of its last history request.
+    requested_since: Vec<Option<Time>>,
     /// Per partition: active, and which nodes are on the cut-off side.
     partitions: Vec<(bool, Vec<bool>)>,
     joined: Vec<Vec<usize>>,
@@ -224,7 +276,7 @@ struct State {
 
 impl State {
     fn up(&self, v: usize) -> bool {
-        !self.offline[v] && !self.crashed[v]
+        self.offline[v] == 0 && !self.crashed[v]
     }
     fn allowed(&self, e: usize) -> bool {
         let (a, b) = self.edges[e];
@@ -280,10 +332,38 @@ where
         }
     }
 
+    let mailservers: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&v| roles[v] == Role::Mailserver)
+        .collect();
+    // Infrastructure: default pools for members, churn and clients leave mailservers out.
+    let non_ms: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&v| roles[v] != Role::Mailserver)
+        .collect();
+    let history = &scenario.history;
+    let mut is_client = vec![false; n];
+    if history.use_mailserver {
+        if mailservers.is_empty() {
+            return Err(ScenarioError::NoMailserver.into());
+        }
+        let clients = if history.clients.is_empty() {
+            non_ms.clone()
+        } else {
+            select(&history.clients, n, &non_ms, &mut role_rng)
+        };
+        for v in clients {
+            is_client[v] = roles[v] != Role::Mailserver;
+        }
+    }
+
     fn spawn<H, F: FnMut(Spawn) -> Result<H, NodeError>>(
         make: &mut F,
         index: usize,
         role: Role,
+        mailservers: &[NodePublicKey],
         keys: &mut Rng,
         now: Time,
     ) -> Result<(H, [u8; 32]), SimError> {
@@ -297,6 +377,7 @@ where
                 secret_key,
                 seed: node_seed,
                 now,
+                mailservers: mailservers.to_vec(),
             };
             match make(s) {
                 Ok(h) => return Ok((h, secret_key)),
@@ -310,16 +391,34 @@ where
             }
         }
     }
-    let mut hosts = Vec::with_capacity(n);
-    let mut secret_keys = Vec::with_capacity(n);
-    for (i, &role) in roles.iter().enumerate() {
-        let (h, sk) = spawn(&mut make, i, role, &mut keys_rng, start)?;
-        hosts.push(h);
-        secret_keys.push(sk);
+    // Mailservers first, so that their clients can be configured with their keys; without
+    // mailservers this is index order.
+    let mut spawned: Vec<Option<(H, [u8; 32])>> = (0..n).map(|_| None).collect();
+    let mut mailserver_keys: Vec<NodePublicKey> = Vec::new();
+    for &i in mailservers.iter().chain(&non_ms) {
+        let trusted: &[NodePublicKey] = if is_client[i] { &mailserver_keys } else { &[] };
+        let (h, sk) = spawn(&mut make, i, roles[i], trusted, &mut keys_rng, start)?;
+        if roles[i] == Role::Mailserver {
+            mailserver_keys.push(h.public_key());
+        }
+        spawned[i] = Some((h, sk));
     }
+    let (hosts, mut secret_keys): (Vec<H>, Vec<[u8; 32]>) = spawned.into_iter().flatten().unzip();
 
     let topology = scenario.topology_spec();
-    let edges = build(&topology, n, &mut topology_rng)?;
+    let mut edges = build(&topology, n, &mut topology_rng)?;
+    // Each client's own link to each mailserver (the client dials), unless the overlay has it.
+    if is_client.iter().any(|&c| c) {
+        let mut present: std::collections::BTreeSet<(usize, usize)> =
+            edges.iter().map(|&(a, b)| (a.min(b), a.max(b))).collect();
+        for c in (0..n).filter(|&v| is_client[v]) {
+            for &m in &mailservers {
+                if present.insert((c.min(m), c.max(m))) {
+                    edges.push((c, m));
+                }
+            }
+        }
+    }
     let model = LinkModel {
         latency: scenario.latency_dist(),
         bandwidth_kbps: scenario.link.bandwidth_kbps,
@@ -344,9 +443,9 @@ where
     let mut members_total = 0;
     for (c, chat) in chats.iter().enumerate() {
         let members = if chat.members.is_empty() {
-            all.clone()
+            non_ms.clone()
         } else {
-            select(&chat.members, n, &all, &mut traffic_rng)
+            select(&chat.members, n, &non_ms, &mut traffic_rng)
         };
         sim.metrics_mut()
             .set_chat_members(&chat.chat, members.len() as u64);
@@ -409,8 +508,13 @@ where
         &mut spy_rng,
     );
     sim.metrics_mut().set_spies(&spies);
+    sim.metrics_mut().set_mailservers(&mailservers);
     if let Some(churn) = &scenario.churn {
-        let pool: Vec<usize> = all.iter().copied().filter(|v| !spies.contains(v)).collect();
+        let pool: Vec<usize> = non_ms
+            .iter()
+            .copied()
+            .filter(|v| !spies.contains(v))
+            .collect();
         let churners = if churn.select.is_empty() {
             pool
         } else {
@@ -459,6 +563,15 @@ where
             }
         }
     }
+    for spec in &scenario.offline {
+        for v in select(&spec.select, n, &non_ms, &mut fault_rng) {
+            controls.push(start.plus_millis(spec.at_ms), Control::Offline { node: v });
+            controls.push(
+                start.plus_millis(spec.at_ms.saturating_add(spec.duration_ms)),
+                Control::Online { node: v },
+            );
+        }
+    }
     let step = (end_ms / PROGRESS_STEPS).max(1);
     let mut t = step;
     while t < end_ms {
@@ -475,8 +588,11 @@ where
         edge_link: vec![None; edges.len()],
         edges: edges.clone(),
         incident,
-        offline: vec![false; n],
+        offline: vec![0; n],
         crashed: vec![false; n],
+        epoch: vec![0; n],
+        uncovered_since: vec![None; n],
+        requested_since: vec![None; n],
         partitions,
         joined: vec![Vec::new(); n],
         redial_delay_ms: scenario.redial_delay_ms,
@@ -484,6 +600,9 @@ where
     let mut retired_stats = HostStats::default();
     let mut messages_skipped = 0u64;
     let mut restarts = 0u64;
+    let mut history_retries = 0u64;
+    let mut history_abandoned = 0u64;
+    let mut archive_restored = 0u64;
     let mut snapshot: Option<Vec<NodeTraffic>> = None;
 
     let mut outcome = RunOutcome::ReachedEnd;
@@ -562,13 +681,17 @@ where
                 }
             }
             Control::Offline { node } | Control::Crash { node } => {
+                let was_up = st.up(node);
                 if matches!(control, Control::Crash { .. }) {
                     st.crashed[node] = true;
                     if let Some(h) = sim.host(node) {
                         retired_stats.add(&h.stats());
                     }
                 } else {
-                    st.offline[node] = true;
+                    st.offline[node] += 1;
+                }
+                if was_up {
+                    went_down(&mut st, node, now, is_client[node], sim.metrics());
                 }
                 for &e in &st.incident[node] {
                     if let Some(l) = st.edge_link[e] {
@@ -577,12 +700,21 @@ where
                 }
             }
             Control::Online { node } => {
-                st.offline[node] = false;
+                let was_up = st.up(node);
+                st.offline[node] = st.offline[node].saturating_sub(1);
                 for &e in &st.incident[node] {
                     dial_later(&st, e, &mut controls);
                 }
+                if !was_up && st.up(node) && is_client[node] {
+                    came_up(&st, node, now, history, &mut controls);
+                }
             }
             Control::Restart { node, state } => {
+                let trusted: &[NodePublicKey] = if is_client[node] {
+                    &mailserver_keys
+                } else {
+                    &[]
+                };
                 let (host, sk) = match state {
                     CrashState::Kept => {
                         let s = Spawn {
@@ -591,11 +723,25 @@ where
                             secret_key: secret_keys[node],
                             seed: child_seed(&mut fault_rng),
                             now,
+                            mailservers: trusted.to_vec(),
                         };
-                        let h = make(s).map_err(|source| SimError::Host { node, source })?;
+                        let mut h = make(s).map_err(|source| SimError::Host { node, source })?;
+                        if roles[node] == Role::Mailserver {
+                            // What the driver does at start: replay the archive table.
+                            for raw in sim.archived(node) {
+                                if h.restore_archived(raw)
+                                    .map_err(|source| SimError::Host { node, source })?
+                                {
+                                    archive_restored += 1;
+                                }
+                            }
+                        }
                         (h, secret_keys[node])
                     }
-                    CrashState::Lost => spawn(&mut make, node, roles[node], &mut fault_rng, now)?,
+                    CrashState::Lost => {
+                        sim.clear_archive(node);
+                        spawn(&mut make, node, roles[node], trusted, &mut fault_rng, now)?
+                    }
                 };
                 secret_keys[node] = sk;
                 sim.replace_host(node, host)?;
@@ -608,6 +754,47 @@ where
                 }
                 for &e in &st.incident[node] {
                     dial_later(&st, e, &mut controls);
+                }
+                if st.up(node) && is_client[node] {
+                    came_up(&st, node, now, history, &mut controls);
+                }
+            }
+            Control::RequestHistory {
+                node,
+                epoch,
+                attempt,
+            } => {
+                let Some(down_at) = st.uncovered_since[node] else {
+                    continue;
+                };
+                if st.epoch[node] != epoch || !st.up(node) {
+                    continue;
+                }
+                let since_secs = down_at.as_millis().saturating_sub(history.margin_ms) / 1_000;
+                let mut failed = false;
+                for &chat in &st.joined[node] {
+                    match sim.request_history(node, &chats[chat].chat, Some(since_secs)) {
+                        Ok(()) => {}
+                        Err(EngineError::Host { .. }) => failed = true,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if !failed {
+                    st.requested_since[node] = Some(down_at);
+                    st.uncovered_since[node] = None;
+                } else if attempt < history.max_attempts {
+                    history_retries += 1;
+                    controls.push(
+                        now.plus_millis(history.retry_interval_ms),
+                        Control::RequestHistory {
+                            node,
+                            epoch,
+                            attempt: attempt + 1,
+                        },
+                    );
+                } else {
+                    // Still uncovered: the next return asks from the same start.
+                    history_abandoned += 1;
                 }
             }
             Control::Snapshot => snapshot = Some(sim.metrics().per_node.clone()),
@@ -702,6 +889,20 @@ where
         delivery_ratio,
         duplicate_deliveries: m.duplicate_deliveries,
         redeliveries_after_restart: m.redeliveries_after_restart,
+        deliveries_live: m.deliveries_live,
+        deliveries_history: m.deliveries_history,
+        delivery_ratio_live: if deliveries_expected == 0 {
+            1.0
+        } else {
+            m.deliveries_live as f64 / deliveries_expected as f64
+        },
+        history_requests_sent: m.history_requests_sent,
+        history_pages_completed: m.history_pages_completed,
+        history_requests_refused: m.history_requests_refused,
+        history_request_retries: history_retries,
+        history_requests_abandoned: history_abandoned,
+        archived_envelopes: sim.archived_envelopes(),
+        archive_restored,
         self_deliveries: m.self_deliveries,
         unknown_deliveries: m.unknown_deliveries,
         latency_ms_p50: percentile_nearest_rank(&lat, 50),
@@ -742,6 +943,43 @@ where
         latencies_ms: lat,
         deliveries_per_bucket: m.deliveries_per_bucket.clone(),
     })
+}
+
+/// `node` stopped being up (offline or crashed) at `now`.
+fn went_down(st: &mut State, node: NodeIndex, now: Time, client: bool, metrics: &Metrics) {
+    st.epoch[node] += 1;
+    if !client {
+        return;
+    }
+    // A request still in flight was cut off: ask again from its start.
+    if metrics.history_outstanding(node) > 0 {
+        if let Some(r) = st.requested_since[node] {
+            st.uncovered_since[node] = Some(st.uncovered_since[node].map_or(r, |u| u.min(r)));
+        }
+    }
+    if st.uncovered_since[node].is_none() {
+        st.uncovered_since[node] = Some(now);
+    }
+}
+
+/// Client `node` is up again at `now`: schedule its history request.
+fn came_up(
+    st: &State,
+    node: NodeIndex,
+    now: Time,
+    history: &crate::scenario::HistorySpec,
+    controls: &mut EventQueue<Control>,
+) {
+    if history.use_mailserver && st.uncovered_since[node].is_some() {
+        controls.push(
+            now.plus_millis(history.request_delay_ms),
+            Control::RequestHistory {
+                node,
+                epoch: st.epoch[node],
+                attempt: 1,
+            },
+        );
+    }
 }
 
 /// The first-spy estimator's result.

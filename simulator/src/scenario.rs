@@ -13,9 +13,13 @@
 //! error. All times are ms relative to `start_ms` unless named otherwise.
 //!
 //! [`Scenario::validate`] rejects what cannot run with a typed [`ScenarioError`]. Features the
-//! node does not have yet (mailserver role, 1:1 and group traffic, MVDS) parse, and are refused
-//! at run time by [`Scenario::unsupported`], so a scenario file written today keeps working
-//! when they land.
+//! node does not have yet (1:1 and group traffic, MVDS) parse, and are refused at run time by
+//! [`Scenario::unsupported`], so a scenario file written today keeps working when they land.
+//!
+//! Mailservers: `[[roles]] role = "mailserver"` makes nodes archive every envelope and answer
+//! history requests; `[history] use_mailserver = true` makes the clients (default: every node
+//! that is not a mailserver) link to every mailserver and, each time they come back from being
+//! offline, ask for the history they missed ([`HistorySpec`]).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -82,6 +86,10 @@ pub struct Scenario {
     pub churn: Option<ChurnSpec>,
     /// Crashes and restarts.
     pub crashes: Vec<CrashSpec>,
+    /// Scheduled offline windows (churn at fixed times).
+    pub offline: Vec<OfflineSpec>,
+    /// How clients use mailservers.
+    pub history: HistorySpec,
     /// Traffic (default: the flat `chat`/`messages` fields).
     pub traffic: TrafficSpec,
     /// The adversary for the privacy metric.
@@ -125,7 +133,10 @@ pub enum Role {
     /// Whisper light node: advertises a topic bloom, does not relay (`whisper.light_node` +
     /// `whisper.topic_bloom`); Go refuses light↔light links, so do we.
     Light,
-    /// A mailserver (archive + p2p request/response). Parsed; not runnable until core has one.
+    /// A mailserver: a full node that also archives every envelope it pools and answers
+    /// history requests from its clients (Whisper codes 125–127; `whisper.mailserver` set).
+    /// It is not a chat member unless a chat's `members` names it, and it does not churn
+    /// unless `[churn]` names it.
     Mailserver,
 }
 
@@ -279,6 +290,77 @@ pub struct CrashSpec {
     pub select: NodeSelect,
 }
 
+/// A scheduled offline window: the selected nodes go offline at `at_ms` (their links are
+/// closed; the node keeps running) and come back `duration_ms` later, as churn does, but at
+/// fixed times. Overlapping windows (and churn) nest: a node is back when all have ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OfflineSpec {
+    /// When the nodes go offline.
+    pub at_ms: u64,
+    /// How long they stay offline (> 0).
+    pub duration_ms: u64,
+    /// Which nodes.
+    #[serde(flatten)]
+    pub select: NodeSelect,
+}
+
+/// After coming back online, a client waits this long before asking for history: the
+/// redial delay plus the RLPx and Whisper handshakes to the mailserver.
+pub const DEFAULT_HISTORY_REQUEST_DELAY_MS: u64 = 2_000;
+
+/// History is asked from this long before the moment the node went offline: it covers
+/// envelopes that were in flight when the links closed and Whisper's one-second timestamp
+/// granularity. Messages already received in that margin are dropped by the node's dedup.
+pub const DEFAULT_HISTORY_MARGIN_MS: u64 = 10_000;
+
+/// Gap between attempts when no mailserver is connected yet.
+pub const DEFAULT_HISTORY_RETRY_INTERVAL_MS: u64 = 1_000;
+
+/// Attempts per return before the client gives up until its next return.
+pub const DEFAULT_HISTORY_MAX_ATTEMPTS: u32 = 30;
+
+/// The client side of mailservers (`[history]`): Status's "on reconnect, ask the mailserver".
+///
+/// This is application behaviour, driven by the runner: with `use_mailserver`, each client
+/// gets an extra link to every mailserver (the client dials; Status clients keep a connection
+/// to their mailserver), is configured to trust them (`NodeConfig::mailservers`), and each
+/// time it comes back from being offline (churn, an `[[offline]]` window, a crash restart) it
+/// calls `request_history(chat, since)` for every chat it joined, `request_delay_ms` after
+/// coming back, with `since` = the moment it went offline − `margin_ms` (whole seconds).
+/// While no mailserver is connected the call fails and is retried every `retry_interval_ms`,
+/// at most `max_attempts` times.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HistorySpec {
+    /// Clients link to the mailservers and ask them for history (default false: the
+    /// mailservers only relay and archive).
+    pub use_mailserver: bool,
+    /// Which nodes are clients (default: every node that is not a mailserver).
+    #[serde(flatten)]
+    pub clients: NodeSelect,
+    /// Delay between coming back and the first request.
+    pub request_delay_ms: u64,
+    /// History starts this long before the node went offline.
+    pub margin_ms: u64,
+    /// Gap between attempts while no mailserver is connected.
+    pub retry_interval_ms: u64,
+    /// Attempts per return (≥ 1).
+    pub max_attempts: u32,
+}
+
+impl Default for HistorySpec {
+    fn default() -> Self {
+        HistorySpec {
+            use_mailserver: false,
+            clients: NodeSelect::default(),
+            request_delay_ms: DEFAULT_HISTORY_REQUEST_DELAY_MS,
+            margin_ms: DEFAULT_HISTORY_MARGIN_MS,
+            retry_interval_ms: DEFAULT_HISTORY_RETRY_INTERVAL_MS,
+            max_attempts: DEFAULT_HISTORY_MAX_ATTEMPTS,
+        }
+    }
+}
+
 /// All traffic.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -415,6 +497,8 @@ impl Default for Scenario {
             partitions: Vec::new(),
             churn: None,
             crashes: Vec::new(),
+            offline: Vec::new(),
+            history: HistorySpec::default(),
             traffic: TrafficSpec::default(),
             privacy: PrivacySpec::default(),
             model: None,
@@ -473,6 +557,9 @@ pub enum ScenarioError {
     /// A zero where a positive value is needed.
     #[error("{0} must be positive")]
     MustBePositive(&'static str),
+    /// `history.use_mailserver` without any node of role `mailserver`.
+    #[error("history.use_mailserver = true needs at least one node with role \"mailserver\"")]
+    NoMailserver,
     /// The scenario asks for something the node cannot do yet.
     #[error("not yet supported: {0}")]
     Unsupported(String),
@@ -628,20 +715,33 @@ impl Scenario {
         for p in &self.traffic.public {
             check_select("traffic.public.members", &p.members, n)?;
         }
+        for o in &self.offline {
+            check_select("offline", &o.select, n)?;
+            if o.duration_ms == 0 {
+                return Err(ScenarioError::MustBePositive("offline.duration_ms"));
+            }
+        }
+        check_select("history", &self.history.clients, n)?;
+        if self.history.max_attempts == 0 {
+            return Err(ScenarioError::MustBePositive("history.max_attempts"));
+        }
+        if self.history.retry_interval_ms == 0 {
+            return Err(ScenarioError::MustBePositive("history.retry_interval_ms"));
+        }
+        if self.history.use_mailserver
+            && !self
+                .roles
+                .iter()
+                .any(|r| r.role == Role::Mailserver && !r.select.is_empty())
+        {
+            return Err(ScenarioError::NoMailserver);
+        }
         check_fraction("privacy.spy_fraction", self.privacy.spy_fraction, true)?;
         Ok(())
     }
 
     /// The first feature this scenario needs that the node does not have yet, as an error.
     pub fn unsupported(&self) -> Result<(), ScenarioError> {
-        if self.roles.iter().any(|r| r.role == Role::Mailserver) {
-            return Err(ScenarioError::Unsupported(
-                "the mailserver role needs a mailserver in hush-core (archive + Whisper p2p \
-                 request/response, codes 123–127); hush_core::node::NodeConfig has no \
-                 mailserver option yet"
-                    .into(),
-            ));
-        }
         if self.traffic.one_to_one.iter().any(|t| t.mvds)
             || self.traffic.groups.iter().any(|g| g.mvds)
         {

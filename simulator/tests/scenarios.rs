@@ -165,8 +165,10 @@ fn crashes_churn_light_nodes_and_spies() {
 }
 
 #[test]
-fn mailserver_role_is_refused_explicitly() {
+fn mailserver_role_runs_as_an_archiving_relay() {
     let s = Scenario {
+        nodes: 10,
+        degree: 2,
         roles: vec![RoleSpec {
             role: Role::Mailserver,
             select: NodeSelect {
@@ -176,7 +178,29 @@ fn mailserver_role_is_refused_explicitly() {
         }],
         ..Scenario::default()
     };
-    let e = run_scenario_full(&s, 1, spawn_node, &mut |_, _| {}).unwrap_err();
-    assert!(matches!(e, SimError::Scenario(_)));
-    assert!(e.to_string().contains("not yet supported"), "{e}");
+    let a = run(&s);
+    sane(&a);
+    let sum = &a.summary;
+    assert_eq!(sum.roles.get("mailserver"), Some(&1));
+    // Not a member: 9 members, 8 receivers each; it still relays and archives every message.
+    assert_eq!(sum.members, 9);
+    assert_eq!(sum.deliveries_expected, sum.messages_sent * 8);
+    assert_eq!(sum.delivery_ratio, 1.0, "{sum:#?}");
+    assert_eq!(sum.archived_envelopes, sum.messages_sent);
+    assert_eq!(sum.history_requests_sent, 0);
+    let no_clients = run_scenario_full(
+        &Scenario {
+            history: hush_sim::scenario::HistorySpec {
+                use_mailserver: true,
+                ..Default::default()
+            },
+            roles: Vec::new(),
+            ..s
+        },
+        1,
+        spawn_node,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(matches!(no_clients, SimError::Scenario(_)), "{no_clients}");
 }

@@ -136,3 +136,51 @@ fn pinned_trace_hash_of_seed_1() {
         "4cd57911fc50e28476050f82121d240d93e51a57a1f1eada48e1b9e400a784ec"
     );
 }
+
+#[test]
+fn hosts_that_cannot_request_history_are_retried_then_given_up() {
+    use crate::scenario::{HistorySpec, OfflineSpec, RoleSpec};
+    let scenario = Scenario {
+        nodes: 8,
+        degree: 2,
+        messages: 4,
+        roles: vec![RoleSpec {
+            role: Role::Mailserver,
+            select: NodeSelect {
+                nodes: vec![0],
+                ..NodeSelect::default()
+            },
+        }],
+        history: HistorySpec {
+            use_mailserver: true,
+            clients: NodeSelect {
+                nodes: vec![3, 5],
+                ..NodeSelect::default()
+            },
+            max_attempts: 3,
+            ..HistorySpec::default()
+        },
+        offline: vec![OfflineSpec {
+            at_ms: 6_500,
+            duration_ms: 2_000,
+            select: NodeSelect {
+                nodes: vec![3, 5],
+                ..NodeSelect::default()
+            },
+        }],
+        ..Scenario::default()
+    };
+    let s = flood(&scenario, 1, None);
+    // 8 (ring) + one client link each, unless the ring already has it.
+    assert!(s.links > 8 && s.links <= 10, "{}", s.links);
+    assert_eq!(s.members, 7);
+    assert_eq!(s.history_requests_sent, 0);
+    // Each of the 2 returns: 3 attempts, 2 of them followed by a retry, then abandoned.
+    assert_eq!(s.history_request_retries, 4);
+    assert_eq!(s.history_requests_abandoned, 2);
+    assert_eq!(
+        s.host_errors, 0,
+        "refusals are the runner's retries, not host errors"
+    );
+    assert_eq!(s.archived_envelopes, 0);
+}

@@ -141,7 +141,6 @@ fn invalid_values_are_typed_errors() {
 #[test]
 fn features_core_lacks_are_accepted_then_refused_at_run() {
     for (text, needle) in [
-        ("[[roles]]\nrole = \"mailserver\"\ncount = 1", "mailserver"),
         ("[[traffic.one_to_one]]\npairs = 2", "1:1"),
         ("[[traffic.one_to_one]]\npairs = 2\nmvds = true", "MVDS"),
         ("[[traffic.groups]]\ngroups = 1\nsize = 3", "group"),
@@ -153,4 +152,52 @@ fn features_core_lacks_are_accepted_then_refused_at_run() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn mailserver_role_and_history_parse_and_validate() {
+    let s = Scenario::from_toml_str(
+        "[[roles]]\nrole = \"mailserver\"\nnodes = [0]\n\
+         [history]\nuse_mailserver = true\nmargin_ms = 5000\ncount = 3\n\
+         [[offline]]\nat_ms = 1000\nduration_ms = 2000\nnodes = [1, 2]",
+    )
+    .unwrap();
+    assert!(s.unsupported().is_ok());
+    assert!(s.history.use_mailserver);
+    assert_eq!(s.history.margin_ms, 5000);
+    assert_eq!(s.history.clients.count, Some(3));
+    assert_eq!(s.history.request_delay_ms, DEFAULT_HISTORY_REQUEST_DELAY_MS);
+    assert_eq!(s.offline[0].select.nodes, vec![1, 2]);
+    // The toggle alone, without any mailserver, is an error.
+    assert_eq!(
+        Scenario::from_toml_str("[history]\nuse_mailserver = true").unwrap_err(),
+        ScenarioError::NoMailserver
+    );
+    // Mailservers without clients using them are fine (they relay and archive).
+    assert!(Scenario::from_toml_str("[[roles]]\nrole = \"mailserver\"\ncount = 1").is_ok());
+    for (text, err) in [
+        (
+            "[[offline]]\nat_ms = 1\nduration_ms = 0\nnodes = [1]",
+            ScenarioError::MustBePositive("offline.duration_ms"),
+        ),
+        (
+            "[history]\nmax_attempts = 0",
+            ScenarioError::MustBePositive("history.max_attempts"),
+        ),
+        (
+            "[history]\nretry_interval_ms = 0",
+            ScenarioError::MustBePositive("history.retry_interval_ms"),
+        ),
+    ] {
+        assert_eq!(Scenario::from_toml_str(text).unwrap_err(), err, "{text}");
+    }
+    assert!(matches!(
+        Scenario::from_toml_str("[[offline]]\nat_ms = 1\nduration_ms = 5\nnodes = [99]"),
+        Err(ScenarioError::NoSuchNode { .. })
+    ));
+    let typo = Scenario::from_toml_str("[history]\nuse_mailservers = true").unwrap_err();
+    assert!(
+        matches!(&typo, ScenarioError::Toml(m) if m.contains("history.use_mailservers")),
+        "{typo}"
+    );
 }
