@@ -22,22 +22,23 @@
 //!   wrapper (wrapped and bare both accepted); then Transit `c4` or `g5`. Messages are accepted
 //!   once per message id (bounded memory), their clock must be safe (§6.2) and the chat's
 //!   Lamport clock follows them.
-//! - Durability: every change leaves as [`Action::Persist`] before any [`Action::Post`] or
-//!   [`Action::Deliver`] that depends on it. Within one call, accepted-message and chat-state
-//!   records come first, then security and MVDS records, then posts and deliveries: a crash
-//!   after any prefix loses no accepted message (a message whose record was not committed was
-//!   not accepted, and its ratchet step was not committed either) and never reuses a message
-//!   key (a ratchet state is committed before the ciphertext made with it leaves). With
-//!   datasync off, outgoing plaintexts are kept as [`Record::Outgoing`] until
-//!   [`Record::Posted`] and re-encrypted (fresh keys) by [`Conversations::restore`]; receivers
-//!   drop the duplicate by message id.
+//! - Durability: the records of one call leave as ONE [`Action::Persist`] (a
+//!   [`Record::Batch`] when there are several, to be committed atomically) before any
+//!   [`Action::Post`] or [`Action::Deliver`] of that call. A crash before the commit leaves no
+//!   trace of the call (the message was not accepted, its ratchet step not taken); after it,
+//!   nothing accepted is lost and no message key is reused (a ratchet state is committed
+//!   before the ciphertext made with it leaves). Inside a batch, accepted-message and chat
+//!   records come first, then security and MVDS records. With datasync off, outgoing
+//!   plaintexts are kept as [`Record::Outgoing`] until [`Record::Posted`] (persisted after the
+//!   posts) and re-encrypted with fresh keys by [`Conversations::restore`]; receivers drop the
+//!   duplicate by message id.
 //! - Randomness: a ChaCha20 RNG from the seed. The seed given to [`Conversations::restore`]
 //!   MUST be fresh (the driver draws it from the OS): replaying an RNG stream would repeat
 //!   ephemeral keys.
 
 mod record;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -415,7 +416,7 @@ impl Conversations {
         let mut sec = Vec::new();
         let mut mv = Vec::new();
         let mut rest = Vec::new();
-        for r in records {
+        for r in records.into_iter().flat_map(Record::flatten) {
             match r {
                 Record::Security(p) => sec.push(p),
                 Record::Mvds(m) => mv.push(m),
@@ -431,8 +432,9 @@ impl Conversations {
             match r {
                 Record::Message(m) => {
                     c.remember(m.message.message_id);
-                    c.clock_mut(&m.message.chat)
-                        .map(|k| k.value = k.value.max(m.message.clock));
+                    if let Some(k) = c.clock_mut(&m.message.chat) {
+                        k.value = k.value.max(m.message.clock);
+                    }
                 }
                 Record::Group { chat_id, g5 } => {
                     let decoded = MembershipUpdateMessage::decode(&g5)?;
@@ -458,7 +460,7 @@ impl Conversations {
                     c.outbox.remove(&id);
                 }
                 Record::ContactCodePublished { at_ms } => last_code = Some(at_ms),
-                Record::Security(_) | Record::Mvds(_) => {}
+                Record::Security(_) | Record::Mvds(_) | Record::Batch(_) => {}
             }
         }
         if let Some(at) = last_code {
@@ -704,12 +706,32 @@ impl Conversations {
         b.persists.extend(persist.into_iter().map(Record::Security));
         let payload = msg.encode_to_vec();
         let (topic, encryption) = self.topic_for(now, to);
-        let own_devices = !self.security.active_installations(now, &self.own).is_empty();
-        if sync_own && own_devices {
+        let own_devices: Vec<String> = self
+            .security
+            .active_installations(now, &self.own)
+            .into_iter()
+            .map(|r| r.installation_id)
+            .collect();
+        if sync_own && !own_devices.is_empty() && *to != self.own {
+            // Our devices' parts ride in the same message, except on the DH-only path (no
+            // installation of the peer known), where only the peer's key can read it: then
+            // they get a message of their own.
+            let own_payload = if own_devices
+                .iter()
+                .any(|i| msg.direct_message.contains_key(i))
+            {
+                payload.clone()
+            } else {
+                let (persist, own_msg) =
+                    self.security
+                        .encrypt_for(now, &mut self.rng, &self.own, &[], plaintext)?;
+                b.persists.extend(persist.into_iter().map(Record::Security));
+                own_msg.encode_to_vec()
+            };
             b.out.push(Action::Post {
                 topic: topics::partitioned_topic(&self.own),
                 encryption: Encryption::Asymmetric { to: self.own },
-                payload: payload.clone(),
+                payload: own_payload,
             });
         }
         b.out.push(Action::Post {
@@ -1072,8 +1094,11 @@ impl Conversations {
 
     /// Queues a batch in the durable order.
     pub(super) fn flush(&mut self, b: Batch) {
-        for r in b.first.into_iter().chain(b.persists) {
-            self.actions.push_back(Action::Persist(r));
+        let mut records: Vec<Record> = b.first.into_iter().chain(b.persists).collect();
+        match records.len() {
+            0 => {}
+            1 => self.actions.extend(records.pop().map(Action::Persist)),
+            _ => self.actions.push_back(Action::Persist(Record::Batch(records))),
         }
         self.actions.extend(b.out);
         if b.listen_changed {

@@ -15,6 +15,7 @@
 //! - 6 `[6, id(32), [to(65)...], plaintext]` an outgoing message not yet posted
 //! - 7 `[7, id(32)]` that message was handed to the transport
 //! - 8 `[8, at_ms]` our contact code was published
+//! - 9 `[9, [record...]]` an atomic batch of records (not nested)
 
 use prost::Message as _;
 use secp256k1::PublicKey;
@@ -35,6 +36,7 @@ const TAG_CONTACT: u64 = 5;
 const TAG_OUTGOING: u64 = 6;
 const TAG_POSTED: u64 = 7;
 const TAG_CONTACT_CODE: u64 = 8;
+const TAG_BATCH: u64 = 9;
 
 const SEC_PREKEY: u64 = 0;
 const SEC_PREKEY_DELETED: u64 = 1;
@@ -122,6 +124,10 @@ pub enum Record {
         /// Unix ms.
         at_ms: u64,
     },
+    /// Records of one state change, to be committed atomically (one transaction): a crash
+    /// never leaves half of a change (e.g. a history entry without its outbox entry). Never
+    /// nested.
+    Batch(Vec<Record>),
 }
 
 fn key65(r: Rlp<'_>) -> Result<PublicKey, RecordError> {
@@ -216,13 +222,32 @@ impl Record {
             Record::ContactCodePublished { at_ms } => {
                 e.u64(TAG_CONTACT_CODE).u64(*at_ms);
             }
+            Record::Batch(records) => {
+                e.u64(TAG_BATCH);
+                e.list(|e| {
+                    for r in records {
+                        e.raw(&r.encode());
+                    }
+                });
+            }
         });
         e.finish()
     }
 
     /// Decodes a record written by [`Record::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
-        let rlp = Rlp::new(bytes)?;
+        Self::decode_item(Rlp::new(bytes)?, true)
+    }
+
+    /// The records of this one, batches flattened.
+    pub fn flatten(self) -> Vec<Record> {
+        match self {
+            Record::Batch(v) => v,
+            other => vec![other],
+        }
+    }
+
+    fn decode_item(rlp: Rlp<'_>, allow_batch: bool) -> Result<Record, RecordError> {
         let mut l = rlp.list()?;
         let tag = next(&mut l)?.u64()?;
         let record = match tag {
@@ -276,6 +301,14 @@ impl Record {
             TAG_CONTACT_CODE => Record::ContactCodePublished {
                 at_ms: next(&mut l)?.u64()?,
             },
+            TAG_BATCH if allow_batch => {
+                let mut list = next(&mut l)?.list()?;
+                let mut v = Vec::new();
+                while let Some(item) = list.next_item()? {
+                    v.push(Self::decode_item(item, false)?);
+                }
+                Record::Batch(v)
+            }
             other => return Err(RecordError::UnknownTag(other)),
         };
         l.finish()?;
