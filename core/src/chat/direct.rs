@@ -445,7 +445,10 @@ impl Conversations {
                     peer,
                     installation_id,
                 } => {
-                    let n = c.negotiated.entry(peer.serialize_uncompressed()).or_default();
+                    let n = c
+                        .negotiated
+                        .entry(peer.serialize_uncompressed())
+                        .or_default();
                     if !installation_id.is_empty() {
                         n.installations.insert(installation_id);
                     }
@@ -572,7 +575,11 @@ impl Conversations {
         Ok(())
     }
 
-    fn add_contact_inner(&mut self, key: &PublicKey, b: &mut Batch) -> Result<(), ConversationError> {
+    fn add_contact_inner(
+        &mut self,
+        key: &PublicKey,
+        b: &mut Batch,
+    ) -> Result<(), ConversationError> {
         let k = key.serialize_uncompressed();
         if *key == self.own || self.contacts.contains(&k) {
             return Ok(());
@@ -764,7 +771,11 @@ impl Conversations {
             );
         }
         let targets = self.security.active_installations(now, to);
-        let min_version = targets.iter().map(|t| t.protocol_version).min().unwrap_or(0);
+        let min_version = targets
+            .iter()
+            .map(|t| t.protocol_version)
+            .min()
+            .unwrap_or(0);
         let topic = if min_version >= 1 || !self.config.generic_discovery {
             topics::partitioned_topic(to)
         } else {
@@ -1098,7 +1109,9 @@ impl Conversations {
         match records.len() {
             0 => {}
             1 => self.actions.extend(records.pop().map(Action::Persist)),
-            _ => self.actions.push_back(Action::Persist(Record::Batch(records))),
+            _ => self
+                .actions
+                .push_back(Action::Persist(Record::Batch(records))),
         }
         self.actions.extend(b.out);
         if b.listen_changed {
@@ -1122,8 +1135,9 @@ impl Conversations {
             match self.security.contact_code_message(now, &mut self.rng) {
                 Ok((p, msg)) => {
                     b.persists.extend(p.into_iter().map(Record::Security));
-                    b.first
-                        .push(Record::ContactCodePublished { at_ms: now.as_millis() });
+                    b.first.push(Record::ContactCodePublished {
+                        at_ms: now.as_millis(),
+                    });
                     b.out.push(Action::Post {
                         topic: topics::contact_code_topic(&self.own),
                         encryption: Encryption::Symmetric {

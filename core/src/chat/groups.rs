@@ -420,7 +420,9 @@ impl Conversations {
         }
         if changed {
             b.first.push(merged.record());
-            let announce = existing.as_ref().is_none_or(|e| !e.same_membership(&merged));
+            let announce = existing
+                .as_ref()
+                .is_none_or(|e| !e.same_membership(&merged));
             if announce {
                 b.out.push(Action::Deliver(merged.event()));
             }
@@ -435,7 +437,8 @@ impl Conversations {
             return;
         }
         let author_id = member_id(author);
-        if !self.is_group_member(&chat_id, &author_id) || !self.is_group_member(&chat_id, &self.own_id)
+        if !self.is_group_member(&chat_id, &author_id)
+            || !self.is_group_member(&chat_id, &self.own_id)
         {
             self.stats.group_rejected += 1;
             return;

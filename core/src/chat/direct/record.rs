@@ -23,9 +23,7 @@ use secp256k1::PublicKey;
 use crate::chat::service::ChatMessage;
 use crate::mvds::PersistRecord;
 use crate::rlp::{Encoder, Rlp, RlpError, RlpList};
-use crate::security::{
-    InstallationRecord, OwnPreKeyRecord, Persist, SessionKey, SessionRecord,
-};
+use crate::security::{InstallationRecord, OwnPreKeyRecord, Persist, SessionKey, SessionRecord};
 
 const TAG_SECURITY: u64 = 0;
 const TAG_MVDS: u64 = 1;

@@ -269,7 +269,11 @@ impl Net {
                 ok.then_some(l.via)
             });
             let Some(via) = via else { continue };
-            let copies = if chance(&mut self.rng, self.dup) { 2 } else { 1 };
+            let copies = if chance(&mut self.rng, self.dup) {
+                2
+            } else {
+                1
+            };
             for _ in 0..copies {
                 if chance(&mut self.rng, self.loss) {
                     continue;
@@ -425,7 +429,11 @@ fn direct_both_ways_exactly_once_in_clock_order() {
     let max_a_round0 = a_msgs.iter().take(3).map(|m| m.clock).max().unwrap();
     assert!(b_msgs.iter().all(|m| m.clock > max_a_round0));
     // History: every accepted message is in the records, once.
-    let hist: Vec<MessageId> = net.nodes[b].history().iter().map(|m| m.message.message_id).collect();
+    let hist: Vec<MessageId> = net.nodes[b]
+        .history()
+        .iter()
+        .map(|m| m.message.message_id)
+        .collect();
     let unique: BTreeSet<_> = hist.iter().collect();
     assert_eq!(unique.len(), hist.len());
     assert_eq!(hist.len(), to_b.len() + to_a.len());
@@ -458,6 +466,7 @@ fn dh_only_first_contact_then_ratchet_and_negotiated_topic() {
 
     let m1 = net.with(a, |c, now| c.send_direct(now, &pb, "hello").unwrap());
     let first = net.posts.last().unwrap().clone();
+    assert_eq!(first.sender, a);
     assert_eq!(first.topic, topics::partitioned_topic(&pb));
     assert_eq!(first.encryption, Encryption::Asymmetric { to: pb });
     assert_eq!(direct_parts(&first), vec![("none".to_string(), "dh")]);
@@ -563,13 +572,20 @@ fn restart_from_records_loses_nothing_and_reuses_no_key() {
         let b = net.add(2, "b1", ConversationsConfig::default());
         let (pa, pb) = (net.pk(a), net.pk(b));
         for round in 0..6 {
-            net.with(a, |c, now| c.send_direct(now, &pb, &format!("a{round}")).unwrap());
+            net.with(a, |c, now| {
+                c.send_direct(now, &pb, &format!("a{round}")).unwrap()
+            });
             net.run_for(1_000);
-            net.with(b, |c, now| c.send_direct(now, &pa, &format!("b{round}")).unwrap());
+            net.with(b, |c, now| {
+                c.send_direct(now, &pa, &format!("b{round}")).unwrap()
+            });
             net.run_for(1_000);
         }
         net.run_for(5_000);
-        assert!(net.nodes[a].restarts + net.nodes[b].restarts > 0, "seed {seed}: no crash");
+        assert!(
+            net.nodes[a].restarts + net.nodes[b].restarts > 0,
+            "seed {seed}: no crash"
+        );
         // Sent = own messages in the sender's committed history (a command whose records were
         // never committed did not happen).
         for (s, r) in [(a, b), (b, a)] {
@@ -589,12 +605,22 @@ fn restart_from_records_loses_nothing_and_reuses_no_key() {
                 .collect();
             hist.sort_by_key(|m| (m.message.clock, m.message.message_id));
             let got: Vec<MessageId> = hist.iter().map(|m| m.message.message_id).collect();
-            assert_eq!(got, sent, "seed {seed}: receiver history != sent, in clock order");
+            assert_eq!(
+                got, sent,
+                "seed {seed}: receiver history != sent, in clock order"
+            );
             // Deliveries: never twice, never something not in the history.
-            let delivered: Vec<MessageId> =
-                net.nodes[r].messages().iter().map(|m| m.message_id).collect();
+            let delivered: Vec<MessageId> = net.nodes[r]
+                .messages()
+                .iter()
+                .map(|m| m.message_id)
+                .collect();
             let unique: BTreeSet<_> = delivered.iter().collect();
-            assert_eq!(unique.len(), delivered.len(), "seed {seed}: delivered twice");
+            assert_eq!(
+                unique.len(),
+                delivered.len(),
+                "seed {seed}: delivered twice"
+            );
             assert!(delivered.iter().all(|d| got.contains(d)));
         }
     }
@@ -624,9 +650,13 @@ fn mvds_under_half_loss_exactly_once() {
     let mut to_b = Vec::new();
     let mut to_a = Vec::new();
     for k in 0..8 {
-        to_b.push(net.with(a, |c, now| c.send_direct(now, &pb, &format!("a{k}")).unwrap()));
+        to_b.push(net.with(a, |c, now| {
+            c.send_direct(now, &pb, &format!("a{k}")).unwrap()
+        }));
         net.run_for(200);
-        to_a.push(net.with(b, |c, now| c.send_direct(now, &pa, &format!("b{k}")).unwrap()));
+        to_a.push(net.with(b, |c, now| {
+            c.send_direct(now, &pa, &format!("b{k}")).unwrap()
+        }));
         net.run_for(200);
     }
     net.run_for(120_000);
@@ -647,7 +677,9 @@ fn mvds_with_crashes_exactly_once() {
     let b = net.add(2, "b1", mvds_config());
     let pb = net.pk(b);
     for k in 0..10 {
-        net.with(a, |c, now| c.send_direct(now, &pb, &format!("a{k}")).unwrap());
+        net.with(a, |c, now| {
+            c.send_direct(now, &pb, &format!("a{k}")).unwrap()
+        });
         net.run_for(300);
     }
     net.run_for(120_000);
@@ -676,7 +708,11 @@ fn own_devices_get_synced_messages() {
     let (pa, pb) = (net.pk(a1), net.pk(b));
     // Contact codes on our own topic pair the devices.
     net.run_for(100);
-    assert!(net.nodes[a1].conv().security().installation(&pa, "a2").is_some());
+    assert!(net.nodes[a1]
+        .conv()
+        .security()
+        .installation(&pa, "a2")
+        .is_some());
     let m1 = net.with(a1, |c, now| c.send_direct(now, &pb, "from a1").unwrap());
     net.run_for(100);
     assert_exactly_once_in_order(&net.nodes[b], &[m1]);
@@ -689,7 +725,11 @@ fn own_devices_get_synced_messages() {
     let m2 = net.with(b, |c, now| c.send_direct(now, &pa, "to both").unwrap());
     net.run_for(100);
     assert_exactly_once_in_order(&net.nodes[a1], &[m2]);
-    let a2_msgs: Vec<MessageId> = net.nodes[a2].messages().iter().map(|m| m.message_id).collect();
+    let a2_msgs: Vec<MessageId> = net.nodes[a2]
+        .messages()
+        .iter()
+        .map(|m| m.message_id)
+        .collect();
     assert_eq!(a2_msgs, vec![m1, m2]);
 }
 
