@@ -223,11 +223,39 @@ impl Conversations {
         )
     }
 
+    /// Leaves `group`: an admin first drops its admin rights (`admin-removed`, refused if it
+    /// is the last admin), then `member-removed` of ourselves, in one signed update sent to
+    /// every member.
+    pub fn leave_group(&mut self, now: Time, group: &str) -> Result<(), ConversationError> {
+        let admin = self
+            .groups
+            .get(group)
+            .ok_or_else(|| ConversationError::UnknownGroup(group.to_string()))?
+            .state
+            .is_admin(&self.own_id);
+        let me = self.own_id.clone();
+        let mut kinds = Vec::new();
+        if admin {
+            kinds.push(GroupEventKind::AdminRemoved { member: me.clone() });
+        }
+        kinds.push(GroupEventKind::MemberRemoved { member: me });
+        self.change_group_events(now, group, kinds)
+    }
+
     fn change_group(
         &mut self,
         now: Time,
         group: &str,
         kind: GroupEventKind,
+    ) -> Result<(), ConversationError> {
+        self.change_group_events(now, group, vec![kind])
+    }
+
+    fn change_group_events(
+        &mut self,
+        now: Time,
+        group: &str,
+        kinds: Vec<GroupEventKind>,
     ) -> Result<(), ConversationError> {
         let current = self
             .groups
@@ -239,9 +267,14 @@ impl Conversations {
         let mut updates = current.updates.clone();
         let before_members = current.state.members().clone();
         let last_clock = current.state.last_clock();
-        let clock = self.tick(now, group).max(last_clock.saturating_add(1));
-        let event = GroupEvent { clock, kind };
-        updates.push(MembershipUpdate::sign(group, vec![event], &self.identity));
+        let mut events = Vec::with_capacity(kinds.len());
+        let mut floor = last_clock;
+        for kind in kinds {
+            let clock = self.tick(now, group).max(floor.saturating_add(1));
+            floor = clock;
+            events.push(GroupEvent { clock, kind });
+        }
+        updates.push(MembershipUpdate::sign(group, events, &self.identity));
         let chat = self.checked_fold(group, updates)?;
         let mut b = Batch::default();
         self.install_group(chat, &mut b);

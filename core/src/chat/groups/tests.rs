@@ -271,3 +271,56 @@ fn group_commands_validate_input() {
     c.add_member(T0, &solo, &pb).unwrap();
     assert!(c.group(&solo).unwrap().is_member(&member_id(&pb)));
 }
+
+#[test]
+fn leaving_and_admin_rules() {
+    let mut net = Net::new(24);
+    let a = net.add(1, "a1", ConversationsConfig::default());
+    let b = net.add(2, "b1", ConversationsConfig::default());
+    let c = net.add(3, "c1", ConversationsConfig::default());
+    let (pb, pc) = (net.pk(b), net.pk(c));
+    let gid = net.with(a, |x, now| x.create_group(now, "g", &[pb, pc]).unwrap());
+    net.run_for(1_000);
+    // The only admin cannot leave (last admin).
+    let err = net.with(a, |x, now| x.leave_group(now, &gid).unwrap_err());
+    assert!(matches!(err, ConversationError::Group(GroupError::LastAdmin)), "{err:?}");
+    net.with(a, |x, now| x.add_admins(now, &gid, &[pb]).unwrap());
+    net.run_for(1_000);
+    assert!(net.nodes[c].conv().group(&gid).unwrap().is_admin(&member_id(&pb)));
+    net.with(a, |x, now| x.leave_group(now, &gid).unwrap());
+    net.run_for(1_000);
+    net.with(c, |x, now| x.leave_group(now, &gid).unwrap());
+    net.run_for(1_000);
+    let g = net.nodes[b].conv().group(&gid).unwrap().clone();
+    assert_eq!(g.members().len(), 1);
+    assert!(g.is_admin(&member_id(&pb)));
+}
+
+#[test]
+fn group_with_datasync_under_loss() {
+    let mut net = Net::new(25);
+    net.loss = 0.4;
+    net.max_delay_ms = 500;
+    let mut cfg = ConversationsConfig {
+        datasync: true,
+        ..Default::default()
+    };
+    cfg.mvds.retransmission = crate::mvds::Retransmission::Exponential {
+        base_epochs: 2,
+        cap_epochs: 16,
+    };
+    let a = net.add(1, "a1", cfg.clone());
+    let b = net.add(2, "b1", cfg.clone());
+    let c = net.add(3, "c1", cfg);
+    let (pb, pc) = (net.pk(b), net.pk(c));
+    let gid = net.with(a, |x, now| x.create_group(now, "g", &[pb, pc]).unwrap());
+    net.run_for(60_000);
+    let mut sent = Vec::new();
+    for k in 0..5 {
+        sent.push(net.with(a, |x, now| x.send_group(now, &gid, &format!("m{k}")).unwrap()));
+        net.run_for(300);
+    }
+    net.run_for(120_000);
+    assert_exactly_once_in_order(&net.nodes[b], &sent);
+    assert_exactly_once_in_order(&net.nodes[c], &sent);
+}
