@@ -800,3 +800,64 @@ proptest! {
         let _ = Record::decode(&bytes);
     }
 }
+
+#[test]
+fn record_truncations_are_errors() {
+    let mut net = Net::new(10);
+    let cfg = ConversationsConfig {
+        datasync: true,
+        ..Default::default()
+    };
+    let a = net.add(1, "a1", cfg.clone());
+    let b = net.add(2, "b1", cfg);
+    let pb = net.pk(b);
+    net.with(a, |c, now| c.send_direct(now, &pb, "hello").unwrap());
+    let gid = net.with(a, |c, now| c.create_group(now, "g", &[pb]).unwrap());
+    net.with(a, |c, now| c.send_group(now, &gid, "to group").unwrap());
+    net.run_for(2_000);
+    let mut kinds = BTreeSet::new();
+    for n in [a, b] {
+        for bytes in &net.nodes[n].records {
+            let full = Record::decode(bytes).unwrap();
+            for r in full.clone().flatten() {
+                let name = format!("{r:?}");
+                kinds.insert(name.split(['(', ' ', '{']).next().unwrap_or("").to_string());
+            }
+            for cut in 0..bytes.len() {
+                assert!(
+                    Record::decode(&bytes[..cut]).is_err(),
+                    "prefix {cut} decoded"
+                );
+            }
+        }
+    }
+    // Security, MVDS, message, group, negotiated, contact-code records were exercised.
+    assert!(kinds.len() >= 6, "{kinds:?}");
+}
+
+#[test]
+fn unknown_device_answers_with_its_bundle() {
+    let mut net = Net::new(11);
+    let a = net.add(1, "a1", ConversationsConfig::default());
+    let b1 = net.add(2, "b1", ConversationsConfig::default());
+    let pb = net.pk(b1);
+    net.with(a, |c, now| c.add_contact(now, &pb).unwrap());
+    net.run_for(100); // a learns b1 from b1's contact code
+    let b2 = net.add(2, "b2", ConversationsConfig::default());
+    let m1 = net.with(a, |c, now| c.send_direct(now, &pb, "one").unwrap());
+    net.run_for(100);
+    // b2 had no part: it answered with a DH-only advertisement carrying its bundle.
+    let adverts: Vec<&Posted> = net
+        .posts
+        .iter()
+        .filter(|p| p.sender == b2 && p.topic == topics::partitioned_topic(&net.pk(a)))
+        .collect();
+    assert_eq!(adverts.len(), 1);
+    assert_eq!(direct_parts(adverts[0]), vec![("none".to_string(), "dh")]);
+    assert!(net.nodes[b2].messages().is_empty());
+    // Now a sends to both devices of b.
+    let m2 = net.with(a, |c, now| c.send_direct(now, &pb, "two").unwrap());
+    net.run_for(100);
+    assert_exactly_once_in_order(&net.nodes[b1], &[m1, m2]);
+    assert_exactly_once_in_order(&net.nodes[b2], &[m2]);
+}

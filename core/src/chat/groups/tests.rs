@@ -283,10 +283,17 @@ fn leaving_and_admin_rules() {
     net.run_for(1_000);
     // The only admin cannot leave (last admin).
     let err = net.with(a, |x, now| x.leave_group(now, &gid).unwrap_err());
-    assert!(matches!(err, ConversationError::Group(GroupError::LastAdmin)), "{err:?}");
+    assert!(
+        matches!(err, ConversationError::Group(GroupError::LastAdmin)),
+        "{err:?}"
+    );
     net.with(a, |x, now| x.add_admins(now, &gid, &[pb]).unwrap());
     net.run_for(1_000);
-    assert!(net.nodes[c].conv().group(&gid).unwrap().is_admin(&member_id(&pb)));
+    assert!(net.nodes[c]
+        .conv()
+        .group(&gid)
+        .unwrap()
+        .is_admin(&member_id(&pb)));
     net.with(a, |x, now| x.leave_group(now, &gid).unwrap());
     net.run_for(1_000);
     net.with(c, |x, now| x.leave_group(now, &gid).unwrap());
@@ -317,7 +324,9 @@ fn group_with_datasync_under_loss() {
     net.run_for(60_000);
     let mut sent = Vec::new();
     for k in 0..5 {
-        sent.push(net.with(a, |x, now| x.send_group(now, &gid, &format!("m{k}")).unwrap()));
+        sent.push(net.with(a, |x, now| {
+            x.send_group(now, &gid, &format!("m{k}")).unwrap()
+        }));
         net.run_for(300);
     }
     net.run_for(120_000);
