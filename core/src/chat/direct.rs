@@ -1089,7 +1089,13 @@ impl Conversations {
                 mvds::Action::Persist(r) => b.persists.push(Record::Mvds(r)),
                 mvds::Action::Send { peer, bytes } => match peer_key(&peer) {
                     Some(pk) => {
-                        if self.encrypt_and_post(now, &pk, &bytes, true, b).is_err() {
+                        // Our devices need the messages, not our acks to the peer.
+                        let sync_own = mvds::decode_payload(&bytes, self.config.mvds.numbering)
+                            .is_ok_and(|p| !p.messages.is_empty());
+                        if self
+                            .encrypt_and_post(now, &pk, &bytes, sync_own, b)
+                            .is_err()
+                        {
                             self.stats.send_failed += 1;
                         }
                     }

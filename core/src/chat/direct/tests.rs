@@ -694,12 +694,22 @@ fn mvds_with_crashes_exactly_once() {
 
 #[test]
 fn own_devices_get_synced_messages() {
+    own_devices(false);
+}
+
+#[test]
+fn own_devices_get_synced_messages_over_mvds() {
+    own_devices(true);
+}
+
+fn own_devices(datasync: bool) {
     let mut net = Net::new(7);
     let cfg = ConversationsConfig {
         security: SecurityConfig {
             auto_enable_own_installations: true,
             ..Default::default()
         },
+        datasync,
         ..Default::default()
     };
     let a1 = net.add(1, "a1", cfg.clone());
@@ -707,14 +717,14 @@ fn own_devices_get_synced_messages() {
     let b = net.add(2, "b1", cfg);
     let (pa, pb) = (net.pk(a1), net.pk(b));
     // Contact codes on our own topic pair the devices.
-    net.run_for(100);
+    net.run_for(2_000);
     assert!(net.nodes[a1]
         .conv()
         .security()
         .installation(&pa, "a2")
         .is_some());
     let m1 = net.with(a1, |c, now| c.send_direct(now, &pb, "from a1").unwrap());
-    net.run_for(100);
+    net.run_for(2_000);
     assert_exactly_once_in_order(&net.nodes[b], &[m1]);
     // a2 sees its own message in the chat with b.
     let synced = net.nodes[a2].messages();
@@ -723,7 +733,7 @@ fn own_devices_get_synced_messages() {
     assert_eq!(synced[0].message_id, m1);
     // b's reply reaches both devices.
     let m2 = net.with(b, |c, now| c.send_direct(now, &pa, "to both").unwrap());
-    net.run_for(100);
+    net.run_for(2_000);
     assert_exactly_once_in_order(&net.nodes[a1], &[m2]);
     let a2_msgs: Vec<MessageId> = net.nodes[a2]
         .messages()
