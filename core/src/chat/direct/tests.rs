@@ -871,3 +871,65 @@ fn unknown_device_answers_with_its_bundle() {
     assert_exactly_once_in_order(&net.nodes[b1], &[m1, m2]);
     assert_exactly_once_in_order(&net.nodes[b2], &[m2]);
 }
+
+#[test]
+fn generic_discovery_for_first_contact_when_enabled() {
+    let mut net = Net::new(12);
+    let cfg = ConversationsConfig {
+        generic_discovery: true,
+        ..Default::default()
+    };
+    let a = net.add(1, "a1", cfg.clone());
+    let b = net.add(2, "b1", cfg);
+    let (pa, pb) = (net.pk(a), net.pk(b));
+    assert!(net.nodes[b]
+        .conv()
+        .listen_topics()
+        .iter()
+        .any(|l| l.topic == topics::discovery_topic() && l.via == Via::Discovery));
+    let m1 = net.with(a, |c, now| c.send_direct(now, &pb, "hi").unwrap());
+    assert_eq!(net.posts.last().unwrap().topic, topics::discovery_topic());
+    net.run_for(100);
+    assert_exactly_once_in_order(&net.nodes[b], &[m1]);
+    // b knows a1 (protocol version 1) now: negotiated.
+    net.with(b, |c, now| c.send_direct(now, &pa, "yo").unwrap());
+    let secret = topics::negotiated_secret(&key(2), &pa);
+    assert_eq!(
+        net.posts.last().unwrap().topic,
+        topics::negotiated_topic(&secret)
+    );
+}
+
+#[test]
+fn unsafe_clock_and_foreign_types_dropped() {
+    let mut net = Net::new(13);
+    let a = net.add(1, "a1", ConversationsConfig::default());
+    let b = net.add(2, "b1", ConversationsConfig::default());
+    let (pa, pb) = (net.pk(a), net.pk(b));
+    let now = net.now;
+    let mut c4 = C4Message {
+        text: "future".into(),
+        content_type: CONTENT_TYPE_TEXT.into(),
+        message_type: MessageType::UserMessage,
+        clock: (now.as_millis() + 32 * 24 * 3600 * 1000) * 100,
+        timestamp_ms: now.as_millis(),
+        content: C4Content {
+            chat_id: member_id(&pb),
+            text: "future".into(),
+            ..Default::default()
+        },
+    };
+    net.nodes[b]
+        .conv()
+        .handle_incoming(now, &pa, &c4.encode(), Via::Partitioned);
+    net.drain(b, None);
+    assert_eq!(net.nodes[b].conv().stats().unsafe_clock, 1);
+    c4.clock = 5;
+    c4.message_type = MessageType::PublicGroupUserMessage;
+    net.nodes[b]
+        .conv()
+        .handle_incoming(now, &pa, &c4.encode(), Via::Partitioned);
+    net.drain(b, None);
+    assert_eq!(net.nodes[b].conv().stats().ignored, 1);
+    assert!(net.nodes[b].messages().is_empty());
+}
