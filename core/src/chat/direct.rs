@@ -642,9 +642,9 @@ impl Conversations {
         let mut b = Batch::default();
         self.ensure_negotiated(to, &mut b);
         self.accept_own(&chat, false, text, clock, now, id, &mut b);
-        self.dispatch(now, id, vec![*to], bytes, &mut b)?;
+        let sent = self.dispatch(now, id, vec![*to], bytes, &mut b);
         self.flush(b);
-        Ok(id)
+        sent.map(|()| id)
     }
 
     /// Hands app bytes (wrapped or bare Transit) for `to` to MVDS or to the outbox + security
@@ -658,16 +658,30 @@ impl Conversations {
         b: &mut Batch,
     ) -> Result<(), ConversationError> {
         if self.config.datasync {
+            let mut result = Ok(());
+            let mut accepted = false;
             for peer in &to {
                 let group = one_to_one_group_id(&self.own, peer);
                 let options = SendOptions {
                     recipients: Some(vec![peer_id_from_public_key(peer)]),
                     ..Default::default()
                 };
-                self.mvds.send(now, group, bytes.clone(), options)?;
+                match self.mvds.send(now, group, bytes.clone(), options) {
+                    Ok(_) => accepted = true,
+                    Err(e) => {
+                        result = Err(e.into());
+                        break;
+                    }
+                }
             }
+            // What MVDS accepted (possibly for some recipients only) is persisted and sent;
+            // a message MVDS refused for everyone is not in the history either.
             self.drain_mvds(now, b);
-            return Ok(());
+            if !accepted {
+                b.first
+                    .retain(|r| !matches!(r, Record::Message(m) if m.message.message_id == id));
+            }
+            return result;
         }
         let o = Outgoing {
             to,

@@ -150,9 +150,10 @@ impl Conversations {
         let chat = self.checked_fold(&chat_id, vec![update])?;
         let mut b = Batch::default();
         self.install_group(chat, &mut b);
-        self.post_group(now, &chat_id, None, &mut b)?;
+        // The group exists even if the announcement could not be queued: keep it.
+        let sent = self.post_group(now, &chat_id, None, &mut b);
         self.flush(b);
-        Ok(chat_id)
+        sent.map(|_| chat_id)
     }
 
     /// Adds `member` to `group` (we must be an admin) and sends the whole membership history to
@@ -280,9 +281,9 @@ impl Conversations {
         self.install_group(chat, &mut b);
         // Removed members still learn of their removal.
         let extra: Vec<String> = before_members.into_iter().collect();
-        self.post_group_to(now, group, None, &extra, &mut b)?;
+        let sent = self.post_group_to(now, group, None, &extra, &mut b);
         self.flush(b);
-        Ok(())
+        sent.map(|_| ())
     }
 
     /// Sends `text` to every member of `group`.
@@ -314,9 +315,9 @@ impl Conversations {
             },
         };
         let mut b = Batch::default();
-        let id = self.post_group(now, group, Some((c4, text)), &mut b)?;
+        let sent = self.post_group(now, group, Some((c4, text)), &mut b);
         self.flush(b);
-        Ok(id)
+        sent
     }
 
     /// Fold that must accept every event (our own commands).

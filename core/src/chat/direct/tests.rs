@@ -933,3 +933,27 @@ fn unsafe_clock_and_foreign_types_dropped() {
     assert_eq!(net.nodes[b].conv().stats().ignored, 1);
     assert!(net.nodes[b].messages().is_empty());
 }
+
+#[test]
+fn refused_send_leaves_no_history() {
+    let mut net = Net::new(14);
+    let mut cfg = mvds_config();
+    cfg.mvds.max_stored_messages = 1;
+    let a = net.add(1, "a1", cfg);
+    let b = net.add(2, "b1", mvds_config());
+    let pb = net.pk(b);
+    let m1 = net.with(a, |c, now| c.send_direct(now, &pb, "one").unwrap());
+    let err = net.with(a, |c, now| c.send_direct(now, &pb, "two").unwrap_err());
+    assert!(
+        matches!(err, ConversationError::Mvds(MvdsError::StoreFull { .. })),
+        "{err:?}"
+    );
+    let hist: Vec<MessageId> = net.nodes[a]
+        .history()
+        .iter()
+        .map(|m| m.message.message_id)
+        .collect();
+    assert_eq!(hist, vec![m1]);
+    net.run_for(5_000);
+    assert_exactly_once_in_order(&net.nodes[b], &[m1]);
+}
