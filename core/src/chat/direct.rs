@@ -325,9 +325,32 @@ pub(super) struct Batch {
     pub(super) listen_changed: bool,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Negotiated {
     installations: BTreeSet<String>,
+    /// Topic and key, derived once (PBKDF2 is deliberately slow).
+    listen: Listen,
+}
+
+fn contact_listen(key: &PublicKey) -> Listen {
+    Listen {
+        topic: topics::contact_code_topic(key),
+        kind: ListenKind::Symmetric {
+            key: topics::contact_code_key(key),
+        },
+        via: Via::ContactCode,
+    }
+}
+
+fn negotiated_listen(identity: &SecretKey, peer: &PublicKey) -> Listen {
+    let secret = topics::negotiated_secret(identity, peer);
+    Listen {
+        topic: topics::negotiated_topic(&secret),
+        kind: ListenKind::Symmetric {
+            key: topics::negotiated_key(&secret),
+        },
+        via: Via::Negotiated,
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -351,7 +374,8 @@ pub struct Conversations {
     seen: BTreeSet<MessageId>,
     seen_order: VecDeque<MessageId>,
     negotiated: BTreeMap<[u8; 65], Negotiated>,
-    contacts: BTreeSet<[u8; 65]>,
+    contacts: BTreeMap<[u8; 65], Listen>,
+    own_contact_code: Listen,
     outbox: BTreeMap<MessageId, Outgoing>,
     next_contact_code_at: Time,
     actions: VecDeque<Action>,
@@ -394,7 +418,8 @@ impl Conversations {
             seen: BTreeSet::new(),
             seen_order: VecDeque::new(),
             negotiated: BTreeMap::new(),
-            contacts: BTreeSet::new(),
+            contacts: BTreeMap::new(),
+            own_contact_code: contact_listen(&own),
             outbox: BTreeMap::new(),
             next_contact_code_at: now,
             actions: VecDeque::new(),
@@ -445,16 +470,21 @@ impl Conversations {
                     peer,
                     installation_id,
                 } => {
+                    let identity = c.identity;
                     let n = c
                         .negotiated
                         .entry(peer.serialize_uncompressed())
-                        .or_default();
+                        .or_insert_with(|| Negotiated {
+                            installations: BTreeSet::new(),
+                            listen: negotiated_listen(&identity, &peer),
+                        });
                     if !installation_id.is_empty() {
                         n.installations.insert(installation_id);
                     }
                 }
                 Record::Contact(k) => {
-                    c.contacts.insert(k.serialize_uncompressed());
+                    c.contacts
+                        .insert(k.serialize_uncompressed(), contact_listen(&k));
                 }
                 Record::Outgoing { id, to, plaintext } => {
                     c.outbox.insert(id, Outgoing { to, plaintext });
@@ -536,30 +566,9 @@ impl Conversations {
                 via: Via::Discovery,
             });
         }
-        let own = self.own.serialize_uncompressed();
-        for k in self.contacts.iter().chain(std::iter::once(&own)) {
-            if let Ok(pk) = PublicKey::from_slice(k) {
-                out.insert(Listen {
-                    topic: topics::contact_code_topic(&pk),
-                    kind: ListenKind::Symmetric {
-                        key: topics::contact_code_key(&pk),
-                    },
-                    via: Via::ContactCode,
-                });
-            }
-        }
-        for k in self.negotiated.keys() {
-            if let Ok(pk) = PublicKey::from_slice(k) {
-                let secret = topics::negotiated_secret(&self.identity, &pk);
-                out.insert(Listen {
-                    topic: topics::negotiated_topic(&secret),
-                    kind: ListenKind::Symmetric {
-                        key: topics::negotiated_key(&secret),
-                    },
-                    via: Via::Negotiated,
-                });
-            }
-        }
+        out.insert(self.own_contact_code.clone());
+        out.extend(self.contacts.values().cloned());
+        out.extend(self.negotiated.values().map(|n| n.listen.clone()));
         out.into_iter().collect()
     }
 
@@ -581,13 +590,13 @@ impl Conversations {
         b: &mut Batch,
     ) -> Result<(), ConversationError> {
         let k = key.serialize_uncompressed();
-        if *key == self.own || self.contacts.contains(&k) {
+        if *key == self.own || self.contacts.contains_key(&k) {
             return Ok(());
         }
         if self.contacts.len() >= self.config.max_contacts {
             return Err(ConversationError::LimitReached("contacts"));
         }
-        self.contacts.insert(k);
+        self.contacts.insert(k, contact_listen(key));
         b.first.push(Record::Contact(*key));
         b.listen_changed = true;
         Ok(())
@@ -776,13 +785,11 @@ impl Conversations {
 
     fn topic_for(&self, now: Time, to: &PublicKey) -> (Topic, Encryption) {
         if self.agreed(now, to) {
-            let secret = topics::negotiated_secret(&self.identity, to);
-            return (
-                topics::negotiated_topic(&secret),
-                Encryption::Symmetric {
-                    key: topics::negotiated_key(&secret),
-                },
-            );
+            if let Some(n) = self.negotiated.get(&to.serialize_uncompressed()) {
+                if let ListenKind::Symmetric { key } = n.listen.kind {
+                    return (n.listen.topic, Encryption::Symmetric { key });
+                }
+            }
         }
         let targets = self.security.active_installations(now, to);
         let min_version = targets
@@ -813,7 +820,14 @@ impl Conversations {
             if self.negotiated.len() >= self.config.max_negotiated {
                 return;
             }
-            self.negotiated.insert(k, Negotiated::default());
+            let listen = negotiated_listen(&self.identity, peer);
+            self.negotiated.insert(
+                k,
+                Negotiated {
+                    installations: BTreeSet::new(),
+                    listen,
+                },
+            );
             b.first.push(Record::Negotiated {
                 peer: *peer,
                 installation_id: String::new(),
