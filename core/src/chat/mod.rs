@@ -6,7 +6,9 @@
 //! wired to Whisper by `crate::node`.
 
 pub mod clock;
+pub mod direct;
 pub mod group;
+pub mod groups;
 pub mod public;
 pub mod service;
 pub mod topics;

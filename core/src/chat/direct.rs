@@ -1,0 +1,1209 @@
+//! 1:1 conversations as a pure state machine: [`Conversations`] (one identity, one
+//! installation) turns app commands and decrypted Whisper payloads into [`Action`]s
+//! (status-chat.md §1–§3, §6; security.md; mvds.md). Private groups ([`super::groups`]) are
+//! methods of the same machine because they ride on the same pairwise sessions.
+//!
+//! Contract:
+//! - Sending 1:1: Transit `c4` `user-message` (chat id = `"0x" + pubhex(recipient)`), optionally
+//!   wrapped in a signed StatusProtocolMessage ([`ConversationsConfig::wrap_messages`]); with
+//!   [`ConversationsConfig::datasync`] the wrapped bytes travel as MVDS messages (batch mode,
+//!   group id = `one_to_one_group_id`) and the MVDS payload bytes are what the security layer
+//!   encrypts; the [`SecurityService`] builds the ProtocolMessage (DH-only on first contact,
+//!   X3DH then Double Ratchet; our own paired devices get their part too). Topic
+//!   (status-chat.md §2 "Choice of 1:1 topic"): the negotiated topic (symmetric) once every
+//!   targeted installation of the peer has sent us a direct message carrying the secret; else
+//!   the recipient's partitioned topic (asymmetric), or the generic discovery topic when it is
+//!   enabled and the targets do not advertise protocol version ≥ 1. A copy goes to our own
+//!   partitioned topic when we have other paired devices.
+//! - Receiving ([`Conversations::handle_incoming`], status-go's pipeline, §1): ProtocolMessage
+//!   → decrypt (bundles stored, negotiated secret noted, bundle-advertisement replies posted);
+//!   bytes that are not a ProtocolMessage are processed raw (bare fallback, except on the
+//!   contact-code topic); an MVDS payload goes through [`Mvds`]; then the StatusProtocolMessage
+//!   wrapper (wrapped and bare both accepted); then Transit `c4` or `g5`. Messages are accepted
+//!   once per message id (bounded memory), their clock must be safe (§6.2) and the chat's
+//!   Lamport clock follows them.
+//! - Durability: the records of one call leave as ONE [`Action::Persist`] (a
+//!   [`Record::Batch`] when there are several, to be committed atomically) before any
+//!   [`Action::Post`] or [`Action::Deliver`] of that call. A crash before the commit leaves no
+//!   trace of the call (the message was not accepted, its ratchet step not taken); after it,
+//!   nothing accepted is lost and no message key is reused (a ratchet state is committed
+//!   before the ciphertext made with it leaves). Inside a batch, accepted-message and chat
+//!   records come first, then security and MVDS records. With datasync off, outgoing
+//!   plaintexts are kept as [`Record::Outgoing`] until [`Record::Posted`] (persisted after the
+//!   posts) and re-encrypted with fresh keys by [`Conversations::restore`]; receivers drop the
+//!   duplicate by message id.
+//! - Randomness: a ChaCha20 RNG from the seed. The seed given to [`Conversations::restore`]
+//!   MUST be fresh (the driver draws it from the OS): replaying an RNG stream would repeat
+//!   ephemeral keys.
+
+mod record;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use prost::Message as _;
+use secp256k1::{PublicKey, SecretKey};
+
+use super::clock::LamportClock;
+use super::group::{GroupError, GroupLimits, MembershipUpdateMessage};
+use super::groups::GroupChat;
+use super::service::{ChatMessage, CONTENT_TYPE_TEXT, DEFAULT_MAX_TEXT_BYTES};
+use super::topics;
+use super::transit::{C4Content, C4Message, MessageType};
+use super::wrapper::{unwrap_payload, wrap_payload};
+use super::{message_id, ChatError};
+use crate::ecies::public_key;
+use crate::mvds::{
+    self, one_to_one_group_id, peer_id_from_public_key, Mvds, MvdsError, PeerId, SendOptions,
+};
+use crate::rng::{rng_from_seed, Rng, Seed};
+use crate::security::proto::ProtocolMessage;
+use crate::security::{Received, SecurityConfig, SecurityError, SecurityService};
+use crate::whisper::Topic;
+use crate::Time;
+
+pub use record::{Record, RecordError, StoredMessage};
+
+/// A Status message id: `keccak256(author ‖ wrapped bytes)` (status-chat.md §4).
+pub type MessageId = [u8; 32];
+
+/// Message ids remembered for deduplication (oldest forgotten first).
+pub const DEFAULT_MAX_SEEN_IDS: usize = 100_000;
+/// Contact-code publication interval: status-go publishes at most every 21600 s
+/// (status-chat.md §2, [SG-pub]).
+pub const DEFAULT_CONTACT_CODE_INTERVAL_MS: u64 = 21_600 * 1000;
+/// Private groups one node keeps.
+pub const DEFAULT_MAX_GROUPS: usize = 256;
+/// Contacts whose contact-code topic we listen to.
+pub const DEFAULT_MAX_CONTACTS: usize = 10_000;
+/// Peers with a negotiated topic we listen to (each costs a Whisper filter).
+pub const DEFAULT_MAX_NEGOTIATED: usize = 10_000;
+/// Chats whose Lamport clock is kept.
+pub const DEFAULT_MAX_CLOCKS: usize = 100_000;
+/// Outgoing messages awaiting their post (datasync off).
+pub const DEFAULT_MAX_OUTBOX: usize = 10_000;
+/// Larger incoming payloads are dropped before decoding (Whisper's own limit is 1 MiB
+/// envelopes, status-go's default 1 MiB `MaxMessageSize`).
+pub const DEFAULT_MAX_INCOMING_BYTES: usize = 1 << 20;
+/// Membership updates kept per group; a group whose history would exceed it stops accepting
+/// updates (each update is re-sent with every group message).
+pub const DEFAULT_MAX_GROUP_UPDATES: usize = 256;
+
+/// Configuration of [`Conversations`]; every limit is here.
+#[derive(Clone, Debug)]
+pub struct ConversationsConfig {
+    /// Security-layer bounds and timers.
+    pub security: SecurityConfig,
+    /// MVDS configuration (used for incoming MVDS payloads always, for sending when
+    /// `datasync`).
+    pub mvds: mvds::Config,
+    /// Send through MVDS (status-go `DataSyncEnabled`; off by default as 2019 mobile clients).
+    pub datasync: bool,
+    /// Use the generic discovery topic for peers that do not advertise protocol version ≥ 1,
+    /// and listen to it (status-go `!DisableGenericDiscoveryTopic`). Default off: hush's first
+    /// contact goes to the recipient's partitioned topic.
+    pub generic_discovery: bool,
+    /// Wrap Transit in a signed StatusProtocolMessage (status-go `SendV1Messages`; default
+    /// off as 2019 mobile clients).
+    pub wrap_messages: bool,
+    /// Contact-code publication interval, ms.
+    pub contact_code_interval_ms: u64,
+    /// Message ids remembered for deduplication.
+    pub max_seen_ids: usize,
+    /// Longest text accepted for sending, bytes.
+    pub max_text_bytes: usize,
+    /// Private groups kept.
+    pub max_groups: usize,
+    /// Membership updates kept per group.
+    pub max_group_updates: usize,
+    /// Contacts.
+    pub max_contacts: usize,
+    /// Peers with a negotiated topic.
+    pub max_negotiated: usize,
+    /// Chats with a Lamport clock.
+    pub max_clocks: usize,
+    /// Outgoing messages awaiting their post.
+    pub max_outbox: usize,
+    /// Largest incoming payload, bytes.
+    pub max_incoming_bytes: usize,
+    /// Group fold limits.
+    pub group_limits: GroupLimits,
+}
+
+impl Default for ConversationsConfig {
+    fn default() -> Self {
+        ConversationsConfig {
+            security: SecurityConfig::default(),
+            mvds: mvds::Config::default(),
+            datasync: false,
+            generic_discovery: false,
+            wrap_messages: false,
+            contact_code_interval_ms: DEFAULT_CONTACT_CODE_INTERVAL_MS,
+            max_seen_ids: DEFAULT_MAX_SEEN_IDS,
+            max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
+            max_groups: DEFAULT_MAX_GROUPS,
+            max_group_updates: DEFAULT_MAX_GROUP_UPDATES,
+            max_contacts: DEFAULT_MAX_CONTACTS,
+            max_negotiated: DEFAULT_MAX_NEGOTIATED,
+            max_clocks: DEFAULT_MAX_CLOCKS,
+            max_outbox: DEFAULT_MAX_OUTBOX,
+            max_incoming_bytes: DEFAULT_MAX_INCOMING_BYTES,
+            group_limits: GroupLimits::default(),
+        }
+    }
+}
+
+/// Which kind of topic an incoming payload arrived on (the node knows from its filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Via {
+    /// Our partitioned (or personal discovery) topic, asymmetric.
+    Partitioned,
+    /// A negotiated topic, symmetric.
+    Negotiated,
+    /// A contact-code topic, symmetric: only bundles are taken from it.
+    ContactCode,
+    /// The generic discovery topic, asymmetric.
+    Discovery,
+}
+
+/// Whisper encryption of a post.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// ECIES to this key.
+    Asymmetric {
+        /// Recipient.
+        to: PublicKey,
+    },
+    /// AES-GCM with this key.
+    Symmetric {
+        /// Whisper symmetric key.
+        key: [u8; 32],
+    },
+}
+
+/// How the node must decrypt a topic it listens to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ListenKind {
+    /// With our identity key.
+    Asymmetric,
+    /// With this symmetric key.
+    Symmetric {
+        /// Whisper symmetric key.
+        key: [u8; 32],
+    },
+}
+
+/// A Whisper subscription the node must hold.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listen {
+    /// Topic.
+    pub topic: Topic,
+    /// Decryption.
+    pub kind: ListenKind,
+    /// What to pass to [`Conversations::handle_incoming`] for payloads from it.
+    pub via: Via,
+}
+
+/// What the application sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// A 1:1 message (`chat` = `"0x" + pubhex` of the other party).
+    Direct(ChatMessage),
+    /// A private-group message.
+    Group {
+        /// Group chat id.
+        group_id: String,
+        /// The message (`chat` = group id).
+        message: ChatMessage,
+    },
+    /// A group's membership or name changed (or we learned of the group).
+    GroupUpdated {
+        /// Group chat id.
+        group_id: String,
+        /// Member ids (`0x` + pubhex), sorted.
+        members: Vec<String>,
+        /// Admin ids, sorted.
+        admins: Vec<String>,
+        /// Group name.
+        name: String,
+    },
+}
+
+/// Output of [`Conversations`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Post through Whisper, signed with the identity key.
+    Post {
+        /// Envelope topic.
+        topic: Topic,
+        /// Whisper encryption.
+        encryption: Encryption,
+        /// Whisper payload (an encoded ProtocolMessage).
+        payload: Vec<u8>,
+    },
+    /// For the application.
+    Deliver(ChatEvent),
+    /// Commit durably before performing the actions after it.
+    Persist(Record),
+    /// [`Conversations::listen_topics`] changed.
+    ListenChanged,
+}
+
+/// Caller misuse or a state that cannot be rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConversationError {
+    /// From the security layer.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+    /// From MVDS.
+    #[error(transparent)]
+    Mvds(#[from] MvdsError),
+    /// From the group rules.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// A persisted record that does not decode or apply.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// Text longer than `max_text_bytes`.
+    #[error("text of {len} bytes exceeds {max}")]
+    TextTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A 1:1 message to ourselves.
+    #[error("cannot send a direct message to our own identity")]
+    SendToSelf,
+    /// No such group.
+    #[error("unknown group {0:?}")]
+    UnknownGroup(String),
+    /// We are not a member of the group.
+    #[error("not a member of group {0:?}")]
+    NotMember(String),
+    /// Empty or control-character group name.
+    #[error("invalid group name {0:?}")]
+    InvalidName(String),
+    /// A bound of [`ConversationsConfig`] is reached.
+    #[error("limit reached: {0}")]
+    LimitReached(&'static str),
+}
+
+/// Counters of dropped input (never errors: peers' input).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Payloads larger than `max_incoming_bytes`.
+    pub oversized: u64,
+    /// ProtocolMessages the security layer refused.
+    pub security_rejected: u64,
+    /// Payloads that are not a valid chat record.
+    pub undecodable: u64,
+    /// Messages already accepted.
+    pub duplicates: u64,
+    /// Messages with a clock more than 31 days ahead.
+    pub unsafe_clock: u64,
+    /// Group messages from non-members, for unknown groups, or with a mismatched chat id.
+    pub group_rejected: u64,
+    /// Messages of a type not handled here (public, unknown).
+    pub ignored: u64,
+    /// Sends that failed at the security layer (MVDS sends; counted, retried by MVDS).
+    pub send_failed: u64,
+}
+
+/// What one call produced, flushed in the durable order of the module docs.
+#[derive(Default)]
+pub(super) struct Batch {
+    /// Accepted messages and chat state.
+    pub(super) first: Vec<Record>,
+    /// Security and MVDS records.
+    pub(super) persists: Vec<Record>,
+    /// Posts, deliveries, post-markers.
+    pub(super) out: Vec<Action>,
+    /// Listen set changed.
+    pub(super) listen_changed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Negotiated {
+    installations: BTreeSet<String>,
+    /// Topic and key, derived once (PBKDF2 is deliberately slow).
+    listen: Listen,
+}
+
+fn contact_listen(key: &PublicKey) -> Listen {
+    Listen {
+        topic: topics::contact_code_topic(key),
+        kind: ListenKind::Symmetric {
+            key: topics::contact_code_key(key),
+        },
+        via: Via::ContactCode,
+    }
+}
+
+fn negotiated_listen(identity: &SecretKey, peer: &PublicKey) -> Listen {
+    let secret = topics::negotiated_secret(identity, peer);
+    Listen {
+        topic: topics::negotiated_topic(&secret),
+        kind: ListenKind::Symmetric {
+            key: topics::negotiated_key(&secret),
+        },
+        via: Via::Negotiated,
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Outgoing {
+    to: Vec<PublicKey>,
+    plaintext: Vec<u8>,
+}
+
+/// 1:1 and private-group conversations of one identity on one installation.
+#[derive(Debug)]
+pub struct Conversations {
+    pub(super) config: ConversationsConfig,
+    pub(super) identity: SecretKey,
+    pub(super) own: PublicKey,
+    pub(super) own_id: String,
+    pub(super) rng: Rng,
+    pub(super) security: SecurityService,
+    pub(super) mvds: Mvds,
+    pub(super) groups: BTreeMap<String, GroupChat>,
+    clocks: BTreeMap<String, LamportClock>,
+    seen: BTreeSet<MessageId>,
+    seen_order: VecDeque<MessageId>,
+    negotiated: BTreeMap<[u8; 65], Negotiated>,
+    contacts: BTreeMap<[u8; 65], Listen>,
+    own_contact_code: Listen,
+    outbox: BTreeMap<MessageId, Outgoing>,
+    next_contact_code_at: Time,
+    actions: VecDeque<Action>,
+    pub(super) stats: Stats,
+}
+
+impl Conversations {
+    /// A fresh machine. The first [`Conversations::handle_timeout`] publishes our contact code.
+    pub fn new(
+        config: ConversationsConfig,
+        identity: SecretKey,
+        installation_id: &str,
+        seed: Seed,
+        now: Time,
+    ) -> Result<Self, ConversationError> {
+        let security = SecurityService::new(config.security.clone(), identity, installation_id)?;
+        let mvds = Mvds::new(config.mvds.clone(), now)?;
+        Ok(Self::assemble(config, identity, seed, now, security, mvds))
+    }
+
+    fn assemble(
+        config: ConversationsConfig,
+        identity: SecretKey,
+        seed: Seed,
+        now: Time,
+        security: SecurityService,
+        mvds: Mvds,
+    ) -> Self {
+        let own = public_key(&identity);
+        Conversations {
+            config,
+            identity,
+            own,
+            own_id: super::group::member_id(&own),
+            rng: rng_from_seed(seed),
+            security,
+            mvds,
+            groups: BTreeMap::new(),
+            clocks: BTreeMap::new(),
+            seen: BTreeSet::new(),
+            seen_order: VecDeque::new(),
+            negotiated: BTreeMap::new(),
+            contacts: BTreeMap::new(),
+            own_contact_code: contact_listen(&own),
+            outbox: BTreeMap::new(),
+            next_contact_code_at: now,
+            actions: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Rebuilds the machine from its persisted records (in emission order). `seed` must be
+    /// fresh. Outgoing messages that were never marked posted are re-encrypted and queued,
+    /// MVDS resumes retransmission.
+    pub fn restore(
+        config: ConversationsConfig,
+        identity: SecretKey,
+        installation_id: &str,
+        seed: Seed,
+        now: Time,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Result<Self, ConversationError> {
+        let mut sec = Vec::new();
+        let mut mv = Vec::new();
+        let mut rest = Vec::new();
+        for r in records.into_iter().flat_map(Record::flatten) {
+            match r {
+                Record::Security(p) => sec.push(p),
+                Record::Mvds(m) => mv.push(m),
+                other => rest.push(other),
+            }
+        }
+        let security =
+            SecurityService::restore(config.security.clone(), identity, installation_id, sec)?;
+        let mvds = Mvds::restore(config.mvds.clone(), now, mv)?;
+        let mut c = Self::assemble(config, identity, seed, now, security, mvds);
+        let mut last_code: Option<u64> = None;
+        for r in rest {
+            match r {
+                Record::Message(m) => {
+                    c.remember(m.message.message_id);
+                    if let Some(k) = c.clock_mut(&m.message.chat) {
+                        k.value = k.value.max(m.message.clock);
+                    }
+                }
+                Record::Group { chat_id, g5 } => {
+                    let decoded = MembershipUpdateMessage::decode(&g5)?;
+                    let chat = GroupChat::fold(&chat_id, decoded.updates, c.config.group_limits)?;
+                    c.groups.insert(chat_id, chat);
+                }
+                Record::Negotiated {
+                    peer,
+                    installation_id,
+                } => {
+                    let identity = c.identity;
+                    let n = c
+                        .negotiated
+                        .entry(peer.serialize_uncompressed())
+                        .or_insert_with(|| Negotiated {
+                            installations: BTreeSet::new(),
+                            listen: negotiated_listen(&identity, &peer),
+                        });
+                    if !installation_id.is_empty() {
+                        n.installations.insert(installation_id);
+                    }
+                }
+                Record::Contact(k) => {
+                    c.contacts
+                        .insert(k.serialize_uncompressed(), contact_listen(&k));
+                }
+                Record::Outgoing { id, to, plaintext } => {
+                    c.outbox.insert(id, Outgoing { to, plaintext });
+                }
+                Record::Posted { id } => {
+                    c.outbox.remove(&id);
+                }
+                Record::ContactCodePublished { at_ms } => last_code = Some(at_ms),
+                Record::Security(_) | Record::Mvds(_) | Record::Batch(_) => {}
+            }
+        }
+        if let Some(at) = last_code {
+            c.next_contact_code_at = Time(at.saturating_add(c.config.contact_code_interval_ms));
+        }
+        let mut b = Batch::default();
+        // Undelivered MVDS messages queued by its restore.
+        c.drain_mvds(now, &mut b);
+        let pending: Vec<(MessageId, Outgoing)> =
+            c.outbox.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (id, o) in pending {
+            c.post_outgoing(now, id, &o, &mut b);
+        }
+        c.flush(b);
+        Ok(c)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Accessors.
+
+    /// Our identity public key.
+    pub fn identity_public(&self) -> PublicKey {
+        self.own
+    }
+
+    /// Our member / chat id: `"0x" + pubhex`.
+    pub fn own_id(&self) -> &str {
+        &self.own_id
+    }
+
+    /// The security layer (read-only: sessions, installations).
+    pub fn security(&self) -> &SecurityService {
+        &self.security
+    }
+
+    /// The MVDS machine (read-only).
+    pub fn mvds(&self) -> &Mvds {
+        &self.mvds
+    }
+
+    /// Drop counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// True if the negotiated topic with `peer` is agreed for all its active installations.
+    pub fn negotiated_agreed(&self, now: Time, peer: &PublicKey) -> bool {
+        self.agreed(now, peer)
+    }
+
+    /// Every topic the node must subscribe to: our partitioned and personal discovery topics,
+    /// the generic discovery topic when enabled, our and our contacts' contact-code topics, and
+    /// the negotiated topics.
+    pub fn listen_topics(&self) -> Vec<Listen> {
+        let mut out = BTreeSet::new();
+        out.insert(Listen {
+            topic: topics::partitioned_topic(&self.own),
+            kind: ListenKind::Asymmetric,
+            via: Via::Partitioned,
+        });
+        out.insert(Listen {
+            topic: topics::personal_discovery_topic(&self.own),
+            kind: ListenKind::Asymmetric,
+            via: Via::Partitioned,
+        });
+        if self.config.generic_discovery {
+            out.insert(Listen {
+                topic: topics::discovery_topic(),
+                kind: ListenKind::Asymmetric,
+                via: Via::Discovery,
+            });
+        }
+        out.insert(self.own_contact_code.clone());
+        out.extend(self.contacts.values().cloned());
+        out.extend(self.negotiated.values().map(|n| n.listen.clone()));
+        out.into_iter().collect()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // App commands.
+
+    /// Adds a contact: we listen to its contact code (its bundles let the first message use
+    /// X3DH instead of DH-only).
+    pub fn add_contact(&mut self, _now: Time, key: &PublicKey) -> Result<(), ConversationError> {
+        let mut b = Batch::default();
+        self.add_contact_inner(key, &mut b)?;
+        self.flush(b);
+        Ok(())
+    }
+
+    fn add_contact_inner(
+        &mut self,
+        key: &PublicKey,
+        b: &mut Batch,
+    ) -> Result<(), ConversationError> {
+        let k = key.serialize_uncompressed();
+        if *key == self.own || self.contacts.contains_key(&k) {
+            return Ok(());
+        }
+        if self.contacts.len() >= self.config.max_contacts {
+            return Err(ConversationError::LimitReached("contacts"));
+        }
+        self.contacts.insert(k, contact_listen(key));
+        b.first.push(Record::Contact(*key));
+        b.listen_changed = true;
+        Ok(())
+    }
+
+    /// Pairs (or unpairs) one of our own other installations: messages are synced to it.
+    pub fn set_own_installation_enabled(
+        &mut self,
+        installation_id: &str,
+        enabled: bool,
+    ) -> Result<(), ConversationError> {
+        let p = self
+            .security
+            .set_installation_enabled(&self.own, installation_id, enabled)?;
+        let mut b = Batch::default();
+        b.persists.extend(p.into_iter().map(Record::Security));
+        self.flush(b);
+        Ok(())
+    }
+
+    /// Sends a 1:1 text message to `to`. The message is recorded (history) before anything
+    /// leaves.
+    pub fn send_direct(
+        &mut self,
+        now: Time,
+        to: &PublicKey,
+        text: &str,
+    ) -> Result<MessageId, ConversationError> {
+        self.check_text(text)?;
+        if *to == self.own {
+            return Err(ConversationError::SendToSelf);
+        }
+        if !self.config.datasync && self.outbox.len() >= self.config.max_outbox {
+            return Err(ConversationError::LimitReached("outbox"));
+        }
+        let chat = super::group::member_id(to);
+        let clock = self.tick(now, &chat);
+        let record = C4Message {
+            text: text.to_string(),
+            content_type: CONTENT_TYPE_TEXT.to_string(),
+            message_type: MessageType::UserMessage,
+            clock,
+            timestamp_ms: now.as_millis(),
+            content: C4Content {
+                chat_id: chat.clone(),
+                text: text.to_string(),
+                ..Default::default()
+            },
+        };
+        let bytes = self.app_bytes(&record.encode());
+        let id = message_id(&self.own, &bytes);
+        let mut b = Batch::default();
+        self.ensure_negotiated(to, &mut b);
+        self.accept_own(&chat, false, text, clock, now, id, &mut b);
+        let sent = self.dispatch(now, id, vec![*to], bytes, &mut b);
+        self.flush(b);
+        sent.map(|()| id)
+    }
+
+    /// Hands app bytes (wrapped or bare Transit) for `to` to MVDS or to the outbox + security
+    /// layer.
+    pub(super) fn dispatch(
+        &mut self,
+        now: Time,
+        id: MessageId,
+        to: Vec<PublicKey>,
+        bytes: Vec<u8>,
+        b: &mut Batch,
+    ) -> Result<(), ConversationError> {
+        if self.config.datasync {
+            let mut result = Ok(());
+            let mut accepted = false;
+            for peer in &to {
+                let group = one_to_one_group_id(&self.own, peer);
+                let options = SendOptions {
+                    recipients: Some(vec![peer_id_from_public_key(peer)]),
+                    ..Default::default()
+                };
+                match self.mvds.send(now, group, bytes.clone(), options) {
+                    Ok(_) => accepted = true,
+                    Err(e) => {
+                        result = Err(e.into());
+                        break;
+                    }
+                }
+            }
+            // What MVDS accepted (possibly for some recipients only) is persisted and sent;
+            // a message MVDS refused for everyone is not in the history either.
+            self.drain_mvds(now, b);
+            if !accepted {
+                b.first
+                    .retain(|r| !matches!(r, Record::Message(m) if m.message.message_id == id));
+            }
+            return result;
+        }
+        let o = Outgoing {
+            to,
+            plaintext: bytes,
+        };
+        b.first.push(Record::Outgoing {
+            id,
+            to: o.to.clone(),
+            plaintext: o.plaintext.clone(),
+        });
+        self.outbox.insert(id, o.clone());
+        self.post_outgoing(now, id, &o, b);
+        Ok(())
+    }
+
+    /// Encrypts and posts an outbox entry to each recipient, then marks it posted.
+    fn post_outgoing(&mut self, now: Time, id: MessageId, o: &Outgoing, b: &mut Batch) {
+        for (i, to) in o.to.iter().enumerate() {
+            if let Err(_e) = self.encrypt_and_post(now, to, &o.plaintext, i == 0, b) {
+                // Left in the outbox: retried at the next restore.
+                self.stats.send_failed += 1;
+                return;
+            }
+        }
+        self.outbox.remove(&id);
+        b.out.push(Action::Persist(Record::Posted { id }));
+    }
+
+    /// Encrypts `plaintext` for `to` (and our paired devices) and queues the post on the topic
+    /// chosen by status-chat.md §2; with `sync_own`, a copy goes to our own partitioned topic
+    /// when we have other active devices.
+    pub(super) fn encrypt_and_post(
+        &mut self,
+        now: Time,
+        to: &PublicKey,
+        plaintext: &[u8],
+        sync_own: bool,
+        b: &mut Batch,
+    ) -> Result<(), ConversationError> {
+        let (persist, msg) = self
+            .security
+            .encrypt_for(now, &mut self.rng, to, &[], plaintext)?;
+        b.persists.extend(persist.into_iter().map(Record::Security));
+        let payload = msg.encode_to_vec();
+        let (topic, encryption) = self.topic_for(now, to);
+        let own_devices: Vec<String> = self
+            .security
+            .active_installations(now, &self.own)
+            .into_iter()
+            .map(|r| r.installation_id)
+            .collect();
+        if sync_own && !own_devices.is_empty() && *to != self.own {
+            // Our devices' parts ride in the same message, except on the DH-only path (no
+            // installation of the peer known), where only the peer's key can read it: then
+            // they get a message of their own.
+            let own_payload = if own_devices
+                .iter()
+                .any(|i| msg.direct_message.contains_key(i))
+            {
+                payload.clone()
+            } else {
+                let (persist, own_msg) =
+                    self.security
+                        .encrypt_for(now, &mut self.rng, &self.own, &[], plaintext)?;
+                b.persists.extend(persist.into_iter().map(Record::Security));
+                own_msg.encode_to_vec()
+            };
+            b.out.push(Action::Post {
+                topic: topics::partitioned_topic(&self.own),
+                encryption: Encryption::Asymmetric { to: self.own },
+                payload: own_payload,
+            });
+        }
+        b.out.push(Action::Post {
+            topic,
+            encryption,
+            payload,
+        });
+        Ok(())
+    }
+
+    fn agreed(&self, now: Time, to: &PublicKey) -> bool {
+        let Some(n) = self.negotiated.get(&to.serialize_uncompressed()) else {
+            return false;
+        };
+        let targets = self.security.active_installations(now, to);
+        !targets.is_empty()
+            && targets
+                .iter()
+                .all(|t| t.protocol_version >= 1 && n.installations.contains(&t.installation_id))
+    }
+
+    fn topic_for(&self, now: Time, to: &PublicKey) -> (Topic, Encryption) {
+        if self.agreed(now, to) {
+            if let Some(n) = self.negotiated.get(&to.serialize_uncompressed()) {
+                if let ListenKind::Symmetric { key } = n.listen.kind {
+                    return (n.listen.topic, Encryption::Symmetric { key });
+                }
+            }
+        }
+        let targets = self.security.active_installations(now, to);
+        let min_version = targets
+            .iter()
+            .map(|t| t.protocol_version)
+            .min()
+            .unwrap_or(0);
+        let topic = if min_version >= 1 || !self.config.generic_discovery {
+            topics::partitioned_topic(to)
+        } else {
+            topics::discovery_topic()
+        };
+        (topic, Encryption::Asymmetric { to: *to })
+    }
+
+    /// Starts listening on the negotiated topic with `peer` (status-go generates the secret
+    /// when sending, so the reply on it is heard).
+    pub(super) fn ensure_negotiated(&mut self, peer: &PublicKey, b: &mut Batch) {
+        self.note_negotiated(peer, "", b);
+    }
+
+    fn note_negotiated(&mut self, peer: &PublicKey, installation_id: &str, b: &mut Batch) {
+        if *peer == self.own {
+            return;
+        }
+        let k = peer.serialize_uncompressed();
+        if !self.negotiated.contains_key(&k) {
+            if self.negotiated.len() >= self.config.max_negotiated {
+                return;
+            }
+            let listen = negotiated_listen(&self.identity, peer);
+            self.negotiated.insert(
+                k,
+                Negotiated {
+                    installations: BTreeSet::new(),
+                    listen,
+                },
+            );
+            b.first.push(Record::Negotiated {
+                peer: *peer,
+                installation_id: String::new(),
+            });
+            b.listen_changed = true;
+        }
+        if installation_id.is_empty() {
+            return;
+        }
+        if let Some(n) = self.negotiated.get_mut(&k) {
+            if n.installations.insert(installation_id.to_string()) {
+                b.first.push(Record::Negotiated {
+                    peer: *peer,
+                    installation_id: installation_id.to_string(),
+                });
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Transport input.
+
+    /// A payload Whisper decrypted on one of [`Self::listen_topics`]; `from` is the envelope's
+    /// signer (unsigned envelopes are not passed: status-go requires the signature). Never
+    /// fails: refused input is counted in [`Stats`].
+    pub fn handle_incoming(&mut self, now: Time, from: &PublicKey, payload: &[u8], via: Via) {
+        let mut b = Batch::default();
+        self.incoming(now, from, payload, via, &mut b);
+        self.flush(b);
+    }
+
+    fn incoming(&mut self, now: Time, from: &PublicKey, payload: &[u8], via: Via, b: &mut Batch) {
+        if payload.len() > self.config.max_incoming_bytes {
+            self.stats.oversized += 1;
+            return;
+        }
+        let pm = ProtocolMessage::decode(payload).ok().filter(|m| {
+            m.bundle.is_some()
+                || !m.bundles.is_empty()
+                || !m.direct_message.is_empty()
+                || !m.public_message.is_empty()
+        });
+        let Some(pm) = pm else {
+            // status-go keeps the raw bytes when they are not a ProtocolMessage.
+            if via == Via::ContactCode {
+                self.stats.undecodable += 1;
+            } else {
+                self.receive_plain(now, from, payload, b);
+            }
+            return;
+        };
+        let (persist, result) = self.security.decrypt(now, &mut self.rng, from, &pm);
+        b.persists.extend(persist.into_iter().map(Record::Security));
+        match result {
+            Ok(Received::Direct(d)) => {
+                if via == Via::ContactCode {
+                    self.stats.ignored += 1;
+                    return;
+                }
+                if let Some(_secret) = d.negotiated_secret {
+                    self.note_negotiated(from, &d.installation_id, b);
+                }
+                if !d.plaintext.is_empty() {
+                    self.receive_plain(now, from, &d.plaintext, b);
+                }
+            }
+            Ok(Received::BundlesOnly) => {}
+            Ok(Received::Public(_)) => self.stats.ignored += 1,
+            Ok(Received::NotForThisDevice { reply }) => {
+                if let Some(reply) = reply {
+                    b.out.push(Action::Post {
+                        topic: topics::partitioned_topic(from),
+                        encryption: Encryption::Asymmetric { to: *from },
+                        payload: reply.encode_to_vec(),
+                    });
+                }
+            }
+            Err(_) => self.stats.security_rejected += 1,
+        }
+    }
+
+    /// Decrypted (or raw) bytes: an MVDS payload, else app bytes.
+    fn receive_plain(&mut self, now: Time, from: &PublicKey, bytes: &[u8], b: &mut Batch) {
+        if let Ok(p) = mvds::decode_payload(bytes, self.config.mvds.numbering) {
+            if p.is_valid() {
+                self.mvds
+                    .handle_decoded(now, peer_id_from_public_key(from), p);
+                self.drain_mvds(now, b);
+                return;
+            }
+        }
+        self.receive_app(now, from, bytes, b);
+    }
+
+    /// Wrapped or bare Transit from `signer`.
+    fn receive_app(&mut self, now: Time, signer: &PublicKey, bytes: &[u8], b: &mut Batch) {
+        let Ok(u) = unwrap_payload(bytes, Some(*signer)) else {
+            self.stats.undecodable += 1;
+            return;
+        };
+        let (Some(author), Some(id)) = (u.author, u.id) else {
+            self.stats.undecodable += 1;
+            return;
+        };
+        if self.seen.contains(&id) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        match C4Message::decode(&u.transit) {
+            Ok(c4) => self.receive_c4(now, &author, id, c4, b),
+            Err(ChatError::UnexpectedTag(_)) => match MembershipUpdateMessage::decode(&u.transit) {
+                Ok(g5) => self.receive_g5(now, &author, id, g5, b),
+                Err(_) => self.stats.undecodable += 1,
+            },
+            Err(_) => self.stats.undecodable += 1,
+        }
+    }
+
+    fn receive_c4(
+        &mut self,
+        now: Time,
+        author: &PublicKey,
+        id: MessageId,
+        c4: C4Message,
+        b: &mut Batch,
+    ) {
+        match c4.message_type {
+            MessageType::UserMessage => {
+                // status-chat.md §3: incoming chat id = the signer; our own synced messages
+                // name the recipient in content.chat-id.
+                let chat = if *author == self.own {
+                    match super::group::parse_member_id(&c4.content.chat_id) {
+                        Ok(k) if k != self.own => c4.content.chat_id.clone(),
+                        _ => {
+                            self.stats.undecodable += 1;
+                            return;
+                        }
+                    }
+                } else {
+                    super::group::member_id(author)
+                };
+                if let Some(m) = self.accept(now, &chat, false, author, id, &c4, b) {
+                    b.out.push(Action::Deliver(ChatEvent::Direct(m)));
+                }
+            }
+            MessageType::GroupUserMessage => {
+                let group = c4.content.chat_id.clone();
+                if !self.is_group_member(&group, &super::group::member_id(author)) {
+                    self.stats.group_rejected += 1;
+                    return;
+                }
+                if let Some(m) = self.accept(now, &group, true, author, id, &c4, b) {
+                    b.out.push(Action::Deliver(ChatEvent::Group {
+                        group_id: group,
+                        message: m,
+                    }));
+                }
+            }
+            _ => self.stats.ignored += 1,
+        }
+    }
+
+    /// Clock check, dedup, clock merge, history record. Returns the message to deliver.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn accept(
+        &mut self,
+        now: Time,
+        chat: &str,
+        group: bool,
+        author: &PublicKey,
+        id: MessageId,
+        c4: &C4Message,
+        b: &mut Batch,
+    ) -> Option<ChatMessage> {
+        if self.seen.contains(&id) {
+            self.stats.duplicates += 1;
+            return None;
+        }
+        if !LamportClock::is_safe(c4.clock, now) {
+            self.stats.unsafe_clock += 1;
+            return None;
+        }
+        self.remember(id);
+        if let Some(k) = self.clock_mut(chat) {
+            k.observe(c4.clock, now);
+        }
+        let text = if c4.content.text.is_empty() {
+            c4.text.clone()
+        } else {
+            c4.content.text.clone()
+        };
+        let message = ChatMessage {
+            chat: chat.to_string(),
+            from: author.serialize_uncompressed(),
+            text,
+            clock: c4.clock,
+            timestamp_ms: c4.timestamp_ms,
+            message_id: id,
+        };
+        b.first.push(Record::Message(StoredMessage {
+            group,
+            message: message.clone(),
+        }));
+        Some(message)
+    }
+
+    /// Records one of our own messages (history, dedup of its echo).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn accept_own(
+        &mut self,
+        chat: &str,
+        group: bool,
+        text: &str,
+        clock: u64,
+        now: Time,
+        id: MessageId,
+        b: &mut Batch,
+    ) {
+        self.remember(id);
+        b.first.push(Record::Message(StoredMessage {
+            group,
+            message: ChatMessage {
+                chat: chat.to_string(),
+                from: self.own.serialize_uncompressed(),
+                text: text.to_string(),
+                clock,
+                timestamp_ms: now.as_millis(),
+                message_id: id,
+            },
+        }));
+    }
+
+    pub(super) fn remember(&mut self, id: MessageId) {
+        if self.seen.insert(id) {
+            self.seen_order.push_back(id);
+            while self.seen_order.len() > self.config.max_seen_ids {
+                if let Some(old) = self.seen_order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub(super) fn is_seen(&self, id: &MessageId) -> bool {
+        self.seen.contains(id)
+    }
+
+    fn clock_mut(&mut self, chat: &str) -> Option<&mut LamportClock> {
+        if !self.clocks.contains_key(chat) && self.clocks.len() >= self.config.max_clocks {
+            return None;
+        }
+        Some(self.clocks.entry(chat.to_string()).or_default())
+    }
+
+    /// The clock of a message we send in `chat`.
+    pub(super) fn tick(&mut self, now: Time, chat: &str) -> u64 {
+        match self.clock_mut(chat) {
+            Some(k) => k.tick(now),
+            None => LamportClock::default().tick(now),
+        }
+    }
+
+    pub(super) fn check_text(&self, text: &str) -> Result<(), ConversationError> {
+        if text.len() > self.config.max_text_bytes {
+            return Err(ConversationError::TextTooLong {
+                len: text.len(),
+                max: self.config.max_text_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Transit bytes as sent: wrapped (signed) when configured, else bare.
+    pub(super) fn app_bytes(&self, transit: &[u8]) -> Vec<u8> {
+        if self.config.wrap_messages {
+            wrap_payload(transit, Some(&self.identity))
+        } else {
+            transit.to_vec()
+        }
+    }
+
+    /// Drains MVDS: records to `persists`, sends encrypted and posted, deliveries processed as
+    /// app bytes.
+    pub(super) fn drain_mvds(&mut self, now: Time, b: &mut Batch) {
+        while let Some(a) = self.mvds.poll_action() {
+            match a {
+                mvds::Action::Persist(r) => b.persists.push(Record::Mvds(r)),
+                mvds::Action::Send { peer, bytes } => match peer_key(&peer) {
+                    Some(pk) => {
+                        // Our devices need the messages, not our acks to the peer.
+                        let sync_own = mvds::decode_payload(&bytes, self.config.mvds.numbering)
+                            .is_ok_and(|p| !p.messages.is_empty());
+                        if self
+                            .encrypt_and_post(now, &pk, &bytes, sync_own, b)
+                            .is_err()
+                        {
+                            self.stats.send_failed += 1;
+                        }
+                    }
+                    None => self.stats.send_failed += 1,
+                },
+                mvds::Action::Deliver { from, message, .. } => match peer_key(&from) {
+                    Some(pk) => self.receive_app(now, &pk, &message.body, b),
+                    None => self.stats.undecodable += 1,
+                },
+            }
+        }
+    }
+
+    /// Queues a batch in the durable order.
+    pub(super) fn flush(&mut self, b: Batch) {
+        let mut records: Vec<Record> = b.first.into_iter().chain(b.persists).collect();
+        match records.len() {
+            0 => {}
+            1 => self.actions.extend(records.pop().map(Action::Persist)),
+            _ => self
+                .actions
+                .push_back(Action::Persist(Record::Batch(records))),
+        }
+        self.actions.extend(b.out);
+        if b.listen_changed {
+            self.actions.push_back(Action::ListenChanged);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Timers and output.
+
+    /// Fires due timers: MVDS epochs, security-layer expiry, contact-code publication.
+    /// Idempotent.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let mut b = Batch::default();
+        let p = self.security.handle_timeout(now);
+        b.persists.extend(p.into_iter().map(Record::Security));
+        self.mvds.handle_timeout(now);
+        self.drain_mvds(now, &mut b);
+        if now >= self.next_contact_code_at {
+            self.next_contact_code_at = now.plus_millis(self.config.contact_code_interval_ms);
+            match self.security.contact_code_message(now, &mut self.rng) {
+                Ok((p, msg)) => {
+                    b.persists.extend(p.into_iter().map(Record::Security));
+                    b.first.push(Record::ContactCodePublished {
+                        at_ms: now.as_millis(),
+                    });
+                    b.out.push(Action::Post {
+                        topic: topics::contact_code_topic(&self.own),
+                        encryption: Encryption::Symmetric {
+                            key: topics::contact_code_key(&self.own),
+                        },
+                        payload: msg.encode_to_vec(),
+                    });
+                }
+                Err(_) => self.stats.send_failed += 1,
+            }
+        }
+        self.flush(b);
+    }
+
+    /// The next deadline.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        [
+            self.security.poll_timeout(),
+            self.mvds.poll_timeout(),
+            Some(self.next_contact_code_at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The next output, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+}
+
+fn peer_key(peer: &PeerId) -> Option<PublicKey> {
+    PublicKey::from_slice(&peer.0).ok()
+}
