@@ -18,10 +18,12 @@
 //! bound pays for separately (`KDF_CK`'s two HMACs under one key, and the constant zero salt of
 //! the message-key HKDF), so `bound / ours` may slightly exceed 1.
 //!
-//! Noise: the machine is a shared, loaded 2-core box. All measurements are interleaved in
-//! [`ROUNDS`] rounds (every primitive and every operation once per round, so a burst of load
-//! hits all of them alike) and each figure is the **best** round (the minimum filters out
-//! interference); the median is printed beside it.
+//! Noise: the machine is a shared, loaded 2-core box. Every measurement is first calibrated to
+//! rounds of about [`ROUND_NS`] (1 ms, short enough to usually run unpreempted), then all are
+//! interleaved in [`ROUNDS`] rounds (every primitive and every operation once per round, so a
+//! burst of load hits all of them alike). Each figure is the **best** round (the minimum
+//! filters out interference); the median is printed beside it. Decrypt measurements consume
+//! prepared messages (each decrypts once), which caps their calls per round.
 //!
 //! Benches are not core: wall-clock timing is allowed here (common2.md), hence the clippy allow.
 //!
@@ -55,11 +57,16 @@ const LIMITS: RatchetLimits = RatchetLimits {
     max_previous_chains: 64,
 };
 /// Interleaved measurement rounds; the best is reported.
-const ROUNDS: usize = 9;
-/// Calls per round for symmetric-cost work (µs range).
-const FAST_ITERS: usize = 4000;
-/// Calls per round for work with elliptic-curve operations (10–100 µs range).
-const SLOW_ITERS: usize = 150;
+const ROUNDS: usize = 41;
+/// Target duration of one round. Short rounds, so that each has a fair chance to run without
+/// being preempted on the shared machine, whatever the cost of one call.
+const ROUND_NS: f64 = 1e6;
+/// Prepared messages for each symmetric-step decrypt measurement (each is decrypted once).
+const SYM_MSGS: usize = 30_000;
+/// Prepared messages for each DH-step decrypt measurement.
+const DH_MSGS: usize = 400;
+/// No per-round cap (measurements that consume nothing).
+const UNCAPPED: usize = usize::MAX;
 
 // ------------------------------------------------------------------ raw primitives (no hush)
 
@@ -88,7 +95,8 @@ fn chacha(key: &[u8; 32], nonce: &[u8; 12], pt: &[u8], ad: &[u8]) -> Vec<u8> {
 /// One raw primitive measurement: a name and a closure doing one call.
 struct Prim<'a> {
     name: &'static str,
-    iters: usize,
+    /// Most calls per round (consumed fixtures: prepared messages / (ROUNDS + 1)).
+    cap: usize,
     f: Box<dyn FnMut() + 'a>,
 }
 
@@ -112,14 +120,14 @@ fn primitives<'a>(rng: &'a mut Rng) -> Vec<Prim<'a>> {
     vec![
         Prim {
             name: "HMAC-SHA256(32B key, 1B)",
-            iters: FAST_ITERS,
+            cap: UNCAPPED,
             f: Box::new(|| {
                 black_box(hmac(black_box(&[1; 32]), black_box(&[0x10])));
             }),
         },
         Prim {
             name: "HKDF-SHA256 80B (status msg keys)",
-            iters: FAST_ITERS,
+            cap: UNCAPPED,
             f: Box::new(|| {
                 let mut out = [0u8; 80];
                 hkdf_into(&[0; 32], black_box(&[2; 32]), STATUS_MSG_INFO, &mut out);
@@ -128,7 +136,7 @@ fn primitives<'a>(rng: &'a mut Rng) -> Vec<Prim<'a>> {
         },
         Prim {
             name: "HKDF-SHA256 96B (status KDF_RK)",
-            iters: FAST_ITERS,
+            cap: UNCAPPED,
             f: Box::new(|| {
                 let mut out = [0u8; 96];
                 hkdf_into(
@@ -142,26 +150,26 @@ fn primitives<'a>(rng: &'a mut Rng) -> Vec<Prim<'a>> {
         },
         Prim {
             name: "AES-256-CTR 256B (incl. key setup)",
-            iters: FAST_ITERS,
+            cap: UNCAPPED,
             f: Box::new(move || aes_ctr(&[1; 32], &[2; 16], black_box(&mut buf))),
         },
         Prim {
             name: "HMAC-SHA256 over AD|IV|ct (313B)",
-            iters: FAST_ITERS,
+            cap: UNCAPPED,
             f: Box::new(move || {
                 black_box(hmac(black_box(&[1; 32]), black_box(&hmac_input)));
             }),
         },
         Prim {
             name: "secp256k1 parse compressed key",
-            iters: SLOW_ITERS * 4,
+            cap: UNCAPPED,
             f: Box::new(move || {
                 black_box(PublicKey::from_slice(black_box(&pk33)).unwrap());
             }),
         },
         Prim {
             name: "secp256k1 ECDH (shared point)",
-            iters: SLOW_ITERS,
+            cap: UNCAPPED,
             f: Box::new(move || {
                 black_box(secp256k1::ecdh::shared_secret_point(
                     black_box(&pk),
@@ -171,7 +179,7 @@ fn primitives<'a>(rng: &'a mut Rng) -> Vec<Prim<'a>> {
         },
         Prim {
             name: "secp256k1 key pair (+compress)",
-            iters: SLOW_ITERS,
+            cap: UNCAPPED,
             f: Box::new(move || {
                 let mut b = [0u8; 32];
                 rng2.borrow_mut().fill_bytes(&mut b);
@@ -181,7 +189,7 @@ fn primitives<'a>(rng: &'a mut Rng) -> Vec<Prim<'a>> {
         },
         Prim {
             name: "HKDF-SHA256 44B (modern msg keys)",
-            iters: FAST_ITERS,
+            cap: UNCAPPED,
             f: Box::new(|| {
                 let mut out = [0u8; 44];
                 hkdf_into(&[0; 32], black_box(&[2; 32]), MODERN_MSG_INFO, &mut out);
@@ -190,7 +198,7 @@ fn primitives<'a>(rng: &'a mut Rng) -> Vec<Prim<'a>> {
         },
         Prim {
             name: "HKDF-SHA256 64B (modern KDF_RK)",
-            iters: FAST_ITERS,
+            cap: UNCAPPED,
             f: Box::new(|| {
                 let mut out = [0u8; 64];
                 hkdf_into(
@@ -204,21 +212,21 @@ fn primitives<'a>(rng: &'a mut Rng) -> Vec<Prim<'a>> {
         },
         Prim {
             name: "ChaCha20-Poly1305 256B, 40B AD",
-            iters: FAST_ITERS,
+            cap: UNCAPPED,
             f: Box::new(move || {
                 black_box(chacha(&[1; 32], &[2; 12], black_box(&pt), black_box(&ad40)));
             }),
         },
         Prim {
             name: "X25519 DH",
-            iters: SLOW_ITERS,
+            cap: UNCAPPED,
             f: Box::new(move || {
                 black_box(black_box(&x_sk).diffie_hellman(black_box(&x_pk)));
             }),
         },
         Prim {
             name: "X25519 key pair",
-            iters: SLOW_ITERS,
+            cap: UNCAPPED,
             f: Box::new(move || {
                 let sk = x25519_dalek::StaticSecret::random_from_rng(&mut **rng3.borrow_mut());
                 black_box(x25519_dalek::PublicKey::from(&sk));
@@ -352,6 +360,19 @@ impl Series {
     }
 }
 
+/// Warm-up and calibration: calls `f` for about two rounds' time (at most `cap` calls) and
+/// returns the calls per round that take about [`ROUND_NS`].
+fn calibrate(cap: usize, f: &mut dyn FnMut()) -> usize {
+    let start = Instant::now();
+    let mut calls = 0usize;
+    while calls < cap && (calls < 3 || (start.elapsed().as_nanos() as f64) < 2.0 * ROUND_NS) {
+        f();
+        calls += 1;
+    }
+    let ns = start.elapsed().as_nanos() as f64 / calls.max(1) as f64;
+    ((ROUND_NS / ns).ceil() as usize).clamp(1, cap)
+}
+
 fn time_round(iters: usize, f: &mut dyn FnMut()) -> f64 {
     let start = Instant::now();
     for _ in 0..iters {
@@ -366,8 +387,8 @@ fn operations<'a>(
     store: &'a mut Vec<(RatchetState, Rng, Vec<(Header, Vec<u8>)>)>,
 ) -> Vec<Prim<'a>> {
     // Enough prepared messages for the warm-up round plus ROUNDS measured rounds.
-    let sym_n = FAST_ITERS * (ROUNDS + 1);
-    let dh_n = SLOW_ITERS * (ROUNDS + 1);
+    let sym_n = SYM_MSGS;
+    let dh_n = DH_MSGS;
     let (a, b, rng, msgs) = chain(suite, sym_n);
     store.push((a, rng_from_seed(seed_from_u64(4)), Vec::new()));
     store.push((b, rng, msgs));
@@ -385,14 +406,14 @@ fn operations<'a>(
     vec![
         Prim {
             name: "encrypt (symmetric step)",
-            iters: FAST_ITERS,
+            cap: UNCAPPED,
             f: Box::new(move || {
                 black_box(a.encrypt(black_box(&pt), &[]).unwrap());
             }),
         },
         Prim {
             name: "decrypt (symmetric step)",
-            iters: FAST_ITERS,
+            cap: SYM_MSGS / (ROUNDS + 1),
             f: Box::new(move || {
                 let (h, ct) = sym.next().unwrap();
                 black_box(b.decrypt(&LIMITS, h, ct, &[], &mut *rng_b).unwrap());
@@ -400,7 +421,7 @@ fn operations<'a>(
         },
         Prim {
             name: "decrypt (sym., 1000 skipped stored)",
-            iters: FAST_ITERS,
+            cap: SYM_MSGS / (ROUNDS + 1),
             f: Box::new(move || {
                 let (h, ct) = gap.next().unwrap();
                 black_box(g.decrypt(&LIMITS, h, ct, &[], &mut *rng_g).unwrap());
@@ -408,7 +429,7 @@ fn operations<'a>(
         },
         Prim {
             name: "decrypt (DH step)",
-            iters: SLOW_ITERS,
+            cap: DH_MSGS / (ROUNDS + 1),
             f: Box::new(move || {
                 let (h, ct) = dh.next().unwrap();
                 black_box(c.decrypt(&LIMITS, h, ct, &[], &mut *rng_c).unwrap());
@@ -432,13 +453,10 @@ fn summary() {
         .chain(ops_m.iter_mut())
         .collect();
     let mut series: Vec<Series> = all.iter().map(|_| Series(Vec::new())).collect();
-    for round in 0..=ROUNDS {
-        for (p, s) in all.iter_mut().zip(series.iter_mut()) {
-            let ns = time_round(p.iters, &mut p.f);
-            if round > 0 {
-                // Round 0 is warm-up.
-                s.0.push(ns);
-            }
+    let iters: Vec<usize> = all.iter_mut().map(|p| calibrate(p.cap, &mut p.f)).collect();
+    for _ in 0..ROUNDS {
+        for ((p, s), n) in all.iter_mut().zip(series.iter_mut()).zip(&iters) {
+            s.0.push(time_round(*n, &mut p.f));
         }
     }
     let names: Vec<&str> = all.iter().map(|p| p.name).collect();

@@ -612,12 +612,18 @@ impl RatchetState {
             HeaderBytes::new(header.n, header.pn, &header.dh).ok_or(RatchetError::InvalidKey)?;
         let ad_header = ad_header.as_slice();
 
-        // 1. A stored skipped key: use it once, then delete it.
-        if let Some(pos) = self
-            .skipped
-            .iter()
-            .position(|k| k.n == header.n && k.remote_public == header.dh)
-        {
+        // 1. A stored skipped key: use it once, then delete it. Skipped keys of the current
+        // chain all lie below `nr`, so the common case (the next message of the current chain)
+        // skips the linear search of the store.
+        let ahead_in_current_chain = header.dh == self.remote_public && header.n >= self.nr;
+        let stored = if ahead_in_current_chain {
+            None
+        } else {
+            self.skipped
+                .iter()
+                .position(|k| k.n == header.n && k.remote_public == header.dh)
+        };
+        if let Some(pos) = stored {
             let mk = key32(&self.skipped[pos].message_key, "skipped key")?;
             let pt = suite.decrypt_parts(&mk, ciphertext, ad_prefix, ad_header)?;
             self.skipped.remove(pos);
