@@ -20,7 +20,9 @@
 use aes::cipher::{KeyIvInit, StreamCipher};
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use hkdf::Hkdf;
+use std::sync::OnceLock;
+
+use hkdf::{Hkdf, HkdfExtract};
 use hmac::{Hmac, Mac};
 use rand_core::{CryptoRng, RngCore};
 use secp256k1::{PublicKey, SecretKey};
@@ -124,26 +126,45 @@ impl Suite {
 
     /// `DH(secret, public)` → 32 bytes.
     pub fn dh(self, secret: &[u8; 32], public: &[u8]) -> Result<[u8; 32], RatchetError> {
+        self.dh_parsed(secret, &self.parse_public(public)?)
+    }
+
+    /// Parses a remote ratchet public key once, so a DH step that uses it twice (receiving
+    /// and new sending chain) pays for the secp256k1 decompression only once.
+    fn parse_public(self, public: &[u8]) -> Result<RemoteKey, RatchetError> {
         match self {
             Suite::Status => {
                 if public.len() != 33 {
                     return Err(RatchetError::InvalidKey);
                 }
+                PublicKey::from_slice(public)
+                    .map(RemoteKey::Status)
+                    .map_err(|_| RatchetError::InvalidKey)
+            }
+            Suite::Modern => public
+                .try_into()
+                .map(RemoteKey::Modern)
+                .map_err(|_| RatchetError::InvalidKey),
+        }
+    }
+
+    fn dh_parsed(self, secret: &[u8; 32], public: &RemoteKey) -> Result<[u8; 32], RatchetError> {
+        match (self, public) {
+            (Suite::Status, RemoteKey::Status(pk)) => {
                 let sk =
                     SecretKey::from_byte_array(secret).map_err(|_| RatchetError::InvalidKey)?;
-                let pk = PublicKey::from_slice(public).map_err(|_| RatchetError::InvalidKey)?;
-                Ok(ecdh_x(&sk, &pk))
+                Ok(ecdh_x(&sk, pk))
             }
-            Suite::Modern => {
-                let pk: [u8; 32] = public.try_into().map_err(|_| RatchetError::InvalidKey)?;
+            (Suite::Modern, RemoteKey::Modern(pk)) => {
                 let sk = x25519_dalek::StaticSecret::from(*secret);
-                let shared = sk.diffie_hellman(&x25519_dalek::PublicKey::from(pk));
+                let shared = sk.diffie_hellman(&x25519_dalek::PublicKey::from(*pk));
                 // Low-order points give an all-zero secret: refuse them (RFC 7748 §6.1).
                 if !shared.was_contributory() {
                     return Err(RatchetError::InvalidKey);
                 }
                 Ok(shared.to_bytes())
             }
+            _ => Err(RatchetError::InvalidKey),
         }
     }
 
@@ -160,43 +181,68 @@ impl Suite {
         (take32(&okm, 0), take32(&okm, 32))
     }
 
-    /// `KDF_CK(ck)` → (next chain key, message key).
+    /// `KDF_CK(ck)` → (next chain key, message key): two HMAC-SHA256 under the same key, so
+    /// the key schedule (ipad/opad blocks) is computed once and cloned.
     pub fn kdf_ck(self, ck: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
         let (chain_byte, msg_byte) = match self {
             Suite::Status => (STATUS_CK_CHAIN_BYTE, STATUS_CK_MESSAGE_BYTE),
             Suite::Modern => (MODERN_CK_CHAIN_BYTE, MODERN_CK_MESSAGE_BYTE),
         };
-        (hmac32(ck, &[chain_byte]), hmac32(ck, &[msg_byte]))
+        let keyed = <HmacSha256 as Mac>::new_from_slice(ck).expect("any key length");
+        let mut chain = keyed.clone();
+        chain.update(&[chain_byte]);
+        let mut message = keyed;
+        message.update(&[msg_byte]);
+        (
+            chain.finalize().into_bytes().into(),
+            message.finalize().into_bytes().into(),
+        )
     }
 
     /// `ENCRYPT(mk, plaintext, ad)`.
     pub fn encrypt(self, mk: &[u8; 32], plaintext: &[u8], ad: &[u8]) -> Vec<u8> {
+        self.encrypt_parts(mk, plaintext, ad, &[])
+    }
+
+    /// `ENCRYPT` with AD = `ad_prefix ‖ ad_header`, given in two parts so that the ratchet
+    /// needs no buffer to concatenate them (the status suite MACs the parts in sequence).
+    fn encrypt_parts(
+        self,
+        mk: &[u8; 32],
+        plaintext: &[u8],
+        ad_prefix: &[u8],
+        ad_header: &[u8],
+    ) -> Vec<u8> {
         match self {
             Suite::Status => {
                 let (enc_key, auth_key, iv) = status_message_keys(mk);
-                let mut out = Vec::with_capacity(STATUS_IV_BYTES + plaintext.len() + 32);
+                let mut out =
+                    Vec::with_capacity(STATUS_IV_BYTES + plaintext.len() + STATUS_TAG_BYTES);
                 out.extend_from_slice(&iv);
                 out.extend_from_slice(plaintext);
                 Aes256Ctr::new(&enc_key.into(), &iv.into())
                     .apply_keystream(&mut out[STATUS_IV_BYTES..]);
                 let mut mac =
                     <HmacSha256 as Mac>::new_from_slice(&auth_key).expect("any key length");
-                mac.update(ad);
+                mac.update(ad_prefix);
+                mac.update(ad_header);
                 mac.update(&out);
                 out.extend_from_slice(&mac.finalize().into_bytes());
                 out
             }
             Suite::Modern => {
                 let (key, nonce) = modern_message_keys(mk);
-                ChaCha20Poly1305::new(&key.into())
-                    .encrypt(
-                        &nonce.into(),
-                        Payload {
-                            msg: plaintext,
-                            aad: ad,
-                        },
-                    )
-                    .expect("ChaCha20-Poly1305 encryption cannot fail below 256 GiB")
+                with_joined(ad_prefix, ad_header, |ad| {
+                    ChaCha20Poly1305::new(&key.into())
+                        .encrypt(
+                            &nonce.into(),
+                            Payload {
+                                msg: plaintext,
+                                aad: ad,
+                            },
+                        )
+                        .expect("ChaCha20-Poly1305 encryption cannot fail below 256 GiB")
+                })
             }
         }
     }
@@ -208,6 +254,17 @@ impl Suite {
         ciphertext: &[u8],
         ad: &[u8],
     ) -> Result<Vec<u8>, RatchetError> {
+        self.decrypt_parts(mk, ciphertext, ad, &[])
+    }
+
+    /// `DECRYPT` with AD = `ad_prefix ‖ ad_header` (see [`Suite::encrypt_parts`]).
+    fn decrypt_parts(
+        self,
+        mk: &[u8; 32],
+        ciphertext: &[u8],
+        ad_prefix: &[u8],
+        ad_header: &[u8],
+    ) -> Result<Vec<u8>, RatchetError> {
         match self {
             Suite::Status => {
                 if ciphertext.len() < STATUS_IV_BYTES + STATUS_TAG_BYTES {
@@ -217,7 +274,8 @@ impl Suite {
                 let (enc_key, auth_key, _) = status_message_keys(mk);
                 let mut mac =
                     <HmacSha256 as Mac>::new_from_slice(&auth_key).expect("any key length");
-                mac.update(ad);
+                mac.update(ad_prefix);
+                mac.update(ad_header);
                 mac.update(body);
                 mac.verify_slice(tag).map_err(|_| RatchetError::BadTag)?;
                 let (iv, ct) = body.split_at(STATUS_IV_BYTES);
@@ -229,17 +287,40 @@ impl Suite {
             }
             Suite::Modern => {
                 let (key, nonce) = modern_message_keys(mk);
-                ChaCha20Poly1305::new(&key.into())
-                    .decrypt(
-                        &nonce.into(),
-                        Payload {
-                            msg: ciphertext,
-                            aad: ad,
-                        },
-                    )
-                    .map_err(|_| RatchetError::BadTag)
+                with_joined(ad_prefix, ad_header, |ad| {
+                    ChaCha20Poly1305::new(&key.into())
+                        .decrypt(
+                            &nonce.into(),
+                            Payload {
+                                msg: ciphertext,
+                                aad: ad,
+                            },
+                        )
+                        .map_err(|_| RatchetError::BadTag)
+                })
             }
         }
+    }
+}
+
+/// A remote ratchet public key, parsed.
+enum RemoteKey {
+    Status(PublicKey),
+    Modern([u8; 32]),
+}
+
+/// Calls `f` with `a ‖ b`, allocating only when both are non-empty (an AEAD needs its AD in
+/// one slice; the ratchet's AD prefix is usually empty).
+fn with_joined<R>(a: &[u8], b: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    if a.is_empty() {
+        f(b)
+    } else if b.is_empty() {
+        f(a)
+    } else {
+        let mut joined = Vec::with_capacity(a.len() + b.len());
+        joined.extend_from_slice(a);
+        joined.extend_from_slice(b);
+        f(&joined)
     }
 }
 
@@ -249,17 +330,23 @@ fn take32(buf: &[u8], at: usize) -> [u8; 32] {
     out
 }
 
-fn hmac32(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
+/// HKDF-SHA256 with the all-zero 32-byte salt both suites use for message keys. The salt is
+/// the same for every message, so its HMAC key schedule is computed once per process and
+/// cloned (outputs are identical to `Hkdf::new(Some(&[0; 32]), ikm)`).
+fn zero_salt_hkdf(ikm: &[u8; 32]) -> Hkdf<Sha256> {
+    static EXTRACT: OnceLock<HkdfExtract<Sha256>> = OnceLock::new();
+    let mut extract = EXTRACT
+        .get_or_init(|| HkdfExtract::new(Some(&[0u8; 32])))
+        .clone();
+    extract.input_ikm(ikm);
+    extract.finalize().1
 }
 
 /// status-go `deriveEncKeys`: (encKey, authKey, IV).
 pub fn status_message_keys(mk: &[u8; 32]) -> ([u8; 32], [u8; 32], [u8; 16]) {
-    let hk = Hkdf::<Sha256>::new(Some(&[0u8; 32]), mk);
     let mut okm = [0u8; 80];
-    hk.expand(STATUS_MSG_INFO, &mut okm)
+    zero_salt_hkdf(mk)
+        .expand(STATUS_MSG_INFO, &mut okm)
         .expect("80 bytes is within HKDF-SHA256's limit");
     let mut iv = [0u8; 16];
     iv.copy_from_slice(&okm[64..80]);
@@ -268,9 +355,9 @@ pub fn status_message_keys(mk: &[u8; 32]) -> ([u8; 32], [u8; 32], [u8; 16]) {
 
 /// Modern suite message keys: HKDF-SHA256(salt 0³², MK, [`MODERN_MSG_INFO`]) → key ‖ nonce.
 pub fn modern_message_keys(mk: &[u8; 32]) -> ([u8; 32], [u8; 12]) {
-    let hk = Hkdf::<Sha256>::new(Some(&[0u8; 32]), mk);
     let mut okm = [0u8; 44];
-    hk.expand(MODERN_MSG_INFO, &mut okm)
+    zero_salt_hkdf(mk)
+        .expand(MODERN_MSG_INFO, &mut okm)
         .expect("44 bytes is within HKDF-SHA256's limit");
     let mut nonce = [0u8; 12];
     nonce.copy_from_slice(&okm[32..44]);
@@ -284,6 +371,31 @@ pub fn header_encoding(n: u32, pn: u32, dh: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&pn.to_le_bytes());
     out.extend_from_slice(dh);
     out
+}
+
+/// Longest ratchet public key of any suite (secp256k1 compressed).
+const MAX_PUBLIC_KEY_BYTES: usize = 33;
+
+/// [`header_encoding`] on the stack, for the per-message AD.
+struct HeaderBytes {
+    buf: [u8; HEADER_COUNTERS_BYTES + MAX_PUBLIC_KEY_BYTES],
+    len: usize,
+}
+
+impl HeaderBytes {
+    /// `None` when `dh` is longer than any suite's key (callers check the length first).
+    fn new(n: u32, pn: u32, dh: &[u8]) -> Option<HeaderBytes> {
+        let mut buf = [0u8; HEADER_COUNTERS_BYTES + MAX_PUBLIC_KEY_BYTES];
+        let len = HEADER_COUNTERS_BYTES + dh.len();
+        buf.get_mut(HEADER_COUNTERS_BYTES..len)?.copy_from_slice(dh);
+        buf[..4].copy_from_slice(&n.to_le_bytes());
+        buf[4..HEADER_COUNTERS_BYTES].copy_from_slice(&pn.to_le_bytes());
+        Some(HeaderBytes { buf, len })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// Why a ratchet operation failed.
@@ -467,20 +579,23 @@ impl RatchetState {
         }
         let next_ns = self.ns.checked_add(1).ok_or(RatchetError::ChainExhausted)?;
         let (ck, mk) = suite.kdf_ck(&key32(&self.send_chain, "send chain")?);
+        let ad_header = HeaderBytes::new(self.ns, self.pn, &self.self_public)
+            .ok_or(RatchetError::CorruptState("self public"))?;
+        let ct = suite.encrypt_parts(&mk, plaintext, ad_prefix, ad_header.as_slice());
+        // `key32` checked the length: overwrite in place, no allocation.
+        self.send_chain.copy_from_slice(&ck);
         let header = Header {
             dh: self.self_public.clone(),
             n: self.ns,
             pn: self.pn,
         };
-        let mut ad = ad_prefix.to_vec();
-        ad.extend_from_slice(&header_encoding(header.n, header.pn, &header.dh));
-        let ct = suite.encrypt(&mk, plaintext, &ad);
-        self.send_chain = ck.to_vec();
         self.ns = next_ns;
         Ok((header, ct))
     }
 
-    /// RatchetDecrypt. The state changes only if the message authenticates.
+    /// RatchetDecrypt. The state changes only if the message authenticates: the new chain
+    /// keys and skipped keys are computed into locals and committed after the tag check, so
+    /// no copy of the state (with its skipped-key store) is made per message.
     pub fn decrypt(
         &mut self,
         limits: &RatchetLimits,
@@ -493,117 +608,149 @@ impl RatchetState {
         if header.dh.len() != suite.public_key_bytes() {
             return Err(RatchetError::InvalidKey);
         }
-        let mut ad = ad_prefix.to_vec();
-        ad.extend_from_slice(&header_encoding(header.n, header.pn, &header.dh));
+        let ad_header =
+            HeaderBytes::new(header.n, header.pn, &header.dh).ok_or(RatchetError::InvalidKey)?;
+        let ad_header = ad_header.as_slice();
 
-        // 1. A stored skipped key: use it once, then delete it.
-        if let Some(pos) = self
-            .skipped
-            .iter()
-            .position(|k| k.n == header.n && k.remote_public == header.dh)
-        {
+        // 1. A stored skipped key: use it once, then delete it. Skipped keys of the current
+        // chain all lie below `nr`, so the common case (the next message of the current chain)
+        // skips the linear search of the store.
+        let ahead_in_current_chain = header.dh == self.remote_public && header.n >= self.nr;
+        let stored = if ahead_in_current_chain {
+            None
+        } else {
+            self.skipped
+                .iter()
+                .position(|k| k.n == header.n && k.remote_public == header.dh)
+        };
+        if let Some(pos) = stored {
             let mk = key32(&self.skipped[pos].message_key, "skipped key")?;
-            let pt = suite.decrypt(&mk, ciphertext, &ad)?;
+            let pt = suite.decrypt_parts(&mk, ciphertext, ad_prefix, ad_header)?;
             self.skipped.remove(pos);
             return Ok(pt);
         }
 
-        // 2./3. Work on a copy; commit only after authentication.
-        let mut next = self.clone();
-        if header.dh != next.remote_public {
-            if next.previous_remote.contains(&header.dh) {
-                // An old chain whose key for this N is gone: used already or evicted.
+        // 2. The current receiving chain: symmetric steps only.
+        if header.dh == self.remote_public {
+            if header.n < self.nr {
+                // That key was used already (or evicted from the skipped store).
                 return Err(RatchetError::Replay);
             }
-            if next.can_send() {
-                next.skip_until(suite, limits, header.pn, true)?;
-            }
-            next.dh_ratchet(suite, limits, &header.dh, rng)?;
-        }
-        next.skip_until(suite, limits, header.n, false)?;
-        let (ck, mk) = suite.kdf_ck(&key32(&next.recv_chain, "recv chain")?);
-        let pt = suite.decrypt(&mk, ciphertext, &ad)?;
-        next.recv_chain = ck.to_vec();
-        next.nr = next.nr.saturating_add(1);
-        let excess = next
-            .skipped
-            .len()
-            .saturating_sub(limits.max_skipped_keys as usize);
-        next.skipped.drain(..excess);
-        *self = next;
-        Ok(pt)
-    }
-
-    /// Stores the receiving chain's keys for `nr..until` (doubleratchet `skipMessageKeys`).
-    fn skip_until(
-        &mut self,
-        suite: Suite,
-        limits: &RatchetLimits,
-        until: u32,
-        previous_chain: bool,
-    ) -> Result<(), RatchetError> {
-        if until < self.nr {
-            // For the message number (`previous_chain == false`) that key was used already.
-            // For PN (the previous chain's length) a value below what we received cannot come
-            // from an honest peer; nothing is left to skip and the tag check settles it.
-            return if previous_chain {
-                Ok(())
-            } else {
-                Err(RatchetError::Replay)
-            };
-        }
-        let needed = u64::from(until - self.nr);
-        if needed > u64::from(limits.max_skip) {
-            return Err(RatchetError::TooManySkipped {
-                needed,
-                limit: limits.max_skip,
-            });
-        }
-        let mut ck = key32(&self.recv_chain, "recv chain")?;
-        while self.nr < until {
+            let recv_chain = key32(&self.recv_chain, "recv chain")?;
+            let (skipped, ck) = skip_keys(suite, limits, recv_chain, self.nr, header.n)?;
             let (next_ck, mk) = suite.kdf_ck(&ck);
-            self.skipped.push(SkippedKey {
-                remote_public: self.remote_public.clone(),
-                n: self.nr,
-                message_key: mk.to_vec(),
-            });
-            ck = next_ck;
-            self.nr += 1;
+            let pt = suite.decrypt_parts(&mk, ciphertext, ad_prefix, ad_header)?;
+            // Commit.
+            let first_n = self.nr;
+            self.store_skipped(limits, None, first_n, &skipped);
+            self.recv_chain.copy_from_slice(&next_ck);
+            self.nr = header.n.saturating_add(1);
+            return Ok(pt);
         }
-        self.recv_chain = ck.to_vec();
-        Ok(())
-    }
 
-    fn dh_ratchet(
-        &mut self,
-        suite: Suite,
-        limits: &RatchetLimits,
-        remote: &[u8],
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<(), RatchetError> {
+        // 3. A new remote ratchet key: DH step.
+        if self.previous_remote.contains(&header.dh) {
+            // An old chain whose key for this N is gone: used already or evicted.
+            return Err(RatchetError::Replay);
+        }
+        // Keys left in the current receiving chain, up to the sender's previous chain length.
+        // A PN below what we received cannot come from an honest peer; nothing is left to
+        // skip and the tag check settles it.
+        let previous = if self.can_send() && header.pn > self.nr {
+            let recv_chain = key32(&self.recv_chain, "recv chain")?;
+            skip_keys(suite, limits, recv_chain, self.nr, header.pn)?.0
+        } else {
+            Vec::new()
+        };
         let self_secret = key32(&self.self_secret, "self secret")?;
-        let rk = key32(&self.root_key, "root key")?;
-        let (rk, ckr) = suite.kdf_rk(&rk, &suite.dh(&self_secret, remote)?);
-        let (secret, public) = suite.generate_dh(rng);
-        let (rk, cks) = suite.kdf_rk(&rk, &suite.dh(&secret, remote)?);
-        if !self.remote_public.is_empty() {
-            self.previous_remote
-                .push(std::mem::take(&mut self.remote_public));
+        let root_key = key32(&self.root_key, "root key")?;
+        let remote = suite.parse_public(&header.dh)?;
+        let (root_key, recv_chain) =
+            suite.kdf_rk(&root_key, &suite.dh_parsed(&self_secret, &remote)?);
+        let (new_secret, new_public) = suite.generate_dh(rng);
+        let (root_key, send_chain) =
+            suite.kdf_rk(&root_key, &suite.dh_parsed(&new_secret, &remote)?);
+        let (skipped, ck) = skip_keys(suite, limits, recv_chain, 0, header.n)?;
+        let (next_ck, mk) = suite.kdf_ck(&ck);
+        let pt = suite.decrypt_parts(&mk, ciphertext, ad_prefix, ad_header)?;
+
+        // Commit: the previous chain's skipped keys (under the old remote key), the old remote
+        // key into `previous_remote`, then the new chains.
+        let old_nr = self.nr;
+        self.store_skipped(limits, None, old_nr, &previous);
+        let old_remote = std::mem::replace(&mut self.remote_public, header.dh.clone());
+        if !old_remote.is_empty() {
+            self.previous_remote.push(old_remote);
             let excess = self
                 .previous_remote
                 .len()
                 .saturating_sub(limits.max_previous_chains as usize);
             self.previous_remote.drain(..excess);
         }
+        self.store_skipped(limits, Some(&header.dh), 0, &skipped);
         self.pn = self.ns;
         self.ns = 0;
-        self.nr = 0;
-        self.remote_public = remote.to_vec();
-        self.root_key = rk.to_vec();
-        self.recv_chain = ckr.to_vec();
-        self.self_secret = secret.to_vec();
-        self.self_public = public;
-        self.send_chain = cks.to_vec();
-        Ok(())
+        self.nr = header.n.saturating_add(1);
+        set32(&mut self.root_key, &root_key);
+        set32(&mut self.recv_chain, &next_ck);
+        set32(&mut self.send_chain, &send_chain);
+        set32(&mut self.self_secret, &new_secret);
+        self.self_public = new_public;
+        Ok(pt)
     }
+
+    /// Appends skipped keys `first_n..` of the chain of `remote` (default: the current remote
+    /// key), then evicts the oldest beyond `max_skipped_keys`.
+    fn store_skipped(
+        &mut self,
+        limits: &RatchetLimits,
+        remote: Option<&[u8]>,
+        first_n: u32,
+        keys: &[[u8; 32]],
+    ) {
+        let remote = remote.unwrap_or(&self.remote_public);
+        self.skipped
+            .extend(keys.iter().zip(first_n..).map(|(mk, n)| SkippedKey {
+                remote_public: remote.to_vec(),
+                n,
+                message_key: mk.to_vec(),
+            }));
+        let excess = self
+            .skipped
+            .len()
+            .saturating_sub(limits.max_skipped_keys as usize);
+        self.skipped.drain(..excess);
+    }
+}
+
+/// Message keys `from..until` of a receiving chain whose key at position `from` is `ck`, and
+/// the chain key at position `until` (doubleratchet `skipMessageKeys`, without touching the
+/// state). `until >= from` is the caller's check.
+fn skip_keys(
+    suite: Suite,
+    limits: &RatchetLimits,
+    mut ck: [u8; 32],
+    from: u32,
+    until: u32,
+) -> Result<(Vec<[u8; 32]>, [u8; 32]), RatchetError> {
+    let needed = u64::from(until.saturating_sub(from));
+    if needed > u64::from(limits.max_skip) {
+        return Err(RatchetError::TooManySkipped {
+            needed,
+            limit: limits.max_skip,
+        });
+    }
+    let mut keys = Vec::with_capacity(needed as usize);
+    for _ in from..until {
+        let (next_ck, mk) = suite.kdf_ck(&ck);
+        keys.push(mk);
+        ck = next_ck;
+    }
+    Ok((keys, ck))
+}
+
+/// Overwrites a 32-byte state field, reusing its allocation.
+fn set32(field: &mut Vec<u8>, value: &[u8; 32]) {
+    field.clear();
+    field.extend_from_slice(value);
 }

@@ -417,6 +417,121 @@ fn ratchet_rejects_beyond_skip_limit_then_recovers() {
         .is_ok());
 }
 
+/// The ratchet shares key schedules (one keyed HMAC for both `KDF_CK` outputs, a cached
+/// zero-salt HKDF-Extract for message keys): outputs must equal the plain primitive calls.
+#[test]
+fn shared_key_schedules_match_raw_primitives() {
+    for seed in 0u8..8 {
+        let ck = [seed.wrapping_mul(37).wrapping_add(1); 32];
+        assert_eq!(
+            Suite::Status.kdf_ck(&ck),
+            (raw_hmac(&ck, &[&[0x0F]]), raw_hmac(&ck, &[&[0x10]]))
+        );
+        assert_eq!(
+            Suite::Modern.kdf_ck(&ck),
+            (raw_hmac(&ck, &[&[0x02]]), raw_hmac(&ck, &[&[0x01]]))
+        );
+        let okm = raw_enc_keys(&ck);
+        let (enc, auth, iv) = ratchet::status_message_keys(&ck);
+        assert_eq!(
+            (&enc[..], &auth[..], &iv[..]),
+            (&okm[..32], &okm[32..64], &okm[64..80])
+        );
+        let mut okm = [0u8; 44];
+        Hkdf::<Sha256>::new(Some(&[0u8; 32]), &ck)
+            .expand(ratchet::MODERN_MSG_INFO, &mut okm)
+            .unwrap();
+        let (key, nonce) = ratchet::modern_message_keys(&ck);
+        assert_eq!((&key[..], &nonce[..]), (&okm[..32], &okm[32..44]));
+    }
+}
+
+/// The ratchet authenticates `ad_prefix ‖ header` without concatenating them: the result must
+/// be what `Suite::encrypt` gives for the concatenated AD, and a different prefix must fail.
+#[test]
+fn ad_prefix_and_header_are_authenticated_as_one_ad() {
+    for suite in [Suite::Status, Suite::Modern] {
+        for prefix in [&b""[..], &b"ad-prefix"[..]] {
+            let mut p = pair(
+                suite,
+                21,
+                RatchetLimits {
+                    max_skip: 5,
+                    max_skipped_keys: 10,
+                    max_previous_chains: 4,
+                },
+            );
+            let ck: [u8; 32] = p.a.send_chain.as_slice().try_into().unwrap();
+            let (_, mk) = suite.kdf_ck(&ck);
+            let (h, ct) = p.a.encrypt(b"hello", prefix).unwrap();
+            let ad = [prefix, &ad_of(&h)[..]].concat();
+            assert_eq!(suite.decrypt(&mk, &ct, &ad).unwrap(), b"hello");
+            assert_eq!(suite.encrypt(&mk, b"hello", &ad), ct);
+            let before = p.b.clone();
+            assert_eq!(
+                p.b.decrypt(&p.limits, &h, &ct, b"other", &mut p.rng),
+                Err(RatchetError::BadTag)
+            );
+            assert_eq!(p.b, before);
+            assert_eq!(
+                p.b.decrypt(&p.limits, &h, &ct, prefix, &mut p.rng).unwrap(),
+                b"hello"
+            );
+        }
+    }
+}
+
+/// A DH step whose previous-chain skip (PN) exceeds `max_skip` is refused before anything
+/// changes; the messages within the limit still decrypt afterwards.
+#[test]
+fn dh_step_beyond_skip_limit_leaves_state_untouched() {
+    let limits = RatchetLimits {
+        max_skip: 5,
+        max_skipped_keys: 100,
+        max_previous_chains: 4,
+    };
+    for suite in [Suite::Status, Suite::Modern] {
+        let mut p = pair(suite, 22, limits);
+        let (h, ct) = p.a.encrypt(b"a0", &[]).unwrap();
+        p.b.decrypt(&limits, &h, &ct, &[], &mut p.rng).unwrap();
+        // B sends 8 in its chain; A receives only the first.
+        let from_b: Vec<_> = (0..8u8).map(|i| p.b.encrypt(&[i], &[]).unwrap()).collect();
+        p.a.decrypt(&limits, &from_b[0].0, &from_b[0].1, &[], &mut p.rng)
+            .unwrap();
+        // A answers (new key for B), B replies from a new chain with PN = 8.
+        let (h, ct) = p.a.encrypt(b"a1", &[]).unwrap();
+        p.b.decrypt(&limits, &h, &ct, &[], &mut p.rng).unwrap();
+        let (h, ct) = p.b.encrypt(b"b-new", &[]).unwrap();
+        assert_eq!(h.pn, 8);
+        let before = p.a.clone();
+        assert_eq!(
+            p.a.decrypt(&limits, &h, &ct, &[], &mut p.rng),
+            Err(RatchetError::TooManySkipped {
+                needed: 7,
+                limit: 5
+            })
+        );
+        assert_eq!(p.a, before);
+        // Within the limit the old chain still opens; the new chain's message is still refused
+        // until the gap is within the limit.
+        for (h, ct) in &from_b[1..3] {
+            p.a.decrypt(&limits, h, ct, &[], &mut p.rng).unwrap();
+        }
+        assert_eq!(
+            p.a.decrypt(&limits, &h, &ct, &[], &mut p.rng).unwrap(),
+            b"b-new"
+        );
+        assert_eq!(p.a.skipped.len(), 5);
+        for (i, (h, ct)) in from_b.iter().enumerate().skip(3) {
+            assert_eq!(
+                p.a.decrypt(&limits, h, ct, &[], &mut p.rng).unwrap(),
+                [i as u8]
+            );
+        }
+        assert!(p.a.skipped.is_empty());
+    }
+}
+
 // ------------------------------------------- independent status-go derivations (raw primitives)
 
 type HmacSha256 = Hmac<Sha256>;
