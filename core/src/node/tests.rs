@@ -911,3 +911,63 @@ fn conversation_misuse_is_a_typed_error() {
         Err(NodeError::Conversation(ConversationError::UnknownGroup(_)))
     ));
 }
+
+#[test]
+fn conversation_state_is_persisted_before_its_bytes_leave() {
+    let mut net = line(2);
+    let k1 = net.nodes[1].public_key();
+    let now = net.now;
+    net.nodes[0]
+        .handle_command(
+            now,
+            Command::SendDirect {
+                to: k1,
+                text: "ordered".into(),
+            },
+        )
+        .unwrap();
+    let mut actions = vec![];
+    while let Some(a) = net.nodes[0].poll_action() {
+        actions.push(a);
+    }
+    let first_persist = actions
+        .iter()
+        .position(|a| matches!(a, Action::Persist(Persist::Conversation(_))))
+        .expect("the send is persisted");
+    // The post is pooled now and gossiped at the next broadcast: no bytes before the record.
+    assert!(actions[..first_persist]
+        .iter()
+        .all(|a| !matches!(a, Action::Send { .. })));
+    let pooled = net.nodes[0].whisper().pool_len();
+    assert!(pooled >= 1, "the envelope waits in the pool");
+    for a in actions {
+        if let Action::Send { conn, bytes } = a {
+            let (j, c) = net.links[&(0, conn)];
+            net.nodes[j].handle_bytes(now, c, &bytes);
+        }
+    }
+    net.advance(3_000);
+    assert_eq!(directs(&net, 1), vec!["ordered".to_string()]);
+}
+
+#[test]
+fn unsigned_payload_on_a_conversation_topic_is_counted_and_dropped() {
+    let mut net = line(2);
+    let to = pubkey_from_wire(&net.nodes[1].public_key()).unwrap();
+    let now = net.now;
+    let params = whisper::MessageParams {
+        payload: b"not signed".to_vec(),
+        padding: None,
+        sign_with: None,
+        topic: crate::chat::topics::partitioned_topic(&to),
+        ttl_secs: 10,
+        pow_target: 0.002,
+    };
+    net.nodes[0]
+        .whisper
+        .post_with(now, params, &whisper::Encryption::Asymmetric(to))
+        .unwrap();
+    net.advance(3_000);
+    assert_eq!(net.nodes[1].stats().unsigned_dropped, 1);
+    assert_eq!(conversation_events(&net, 1), 0);
+}
