@@ -32,6 +32,16 @@
 //!   returned envelopes reach joined chats like live ones (deduplicated by message id); a page
 //!   ending with a cursor is followed automatically up to [`NodeConfig::max_history_pages`];
 //!   each completion is reported as [`Event::HistoryRequestCompleted`].
+//! - 1:1 and private groups (status-chat.md §1–§3): the node owns one
+//!   [`Conversations`] machine (identity = node key, installation id from
+//!   [`NodeConfig::installation_id`]). Its [`Conversations::listen_topics`] become Whisper
+//!   filters (asymmetric → our identity key, symmetric → its key), re-synced on
+//!   `ListenChanged`; signed payloads delivered to them go to
+//!   [`Conversations::handle_incoming`] (unsigned ones are counted and dropped, §1: every
+//!   Status message is signed). Its outputs keep their order: `Persist(r)` becomes
+//!   [`Persist::Conversation`] queued before the bytes of the posts that follow it (posts are
+//!   signed with the identity key, TTL/PoW from [`NodeConfig::chat`]); deliveries become
+//!   [`Event::Direct`], [`Event::Group`], [`Event::GroupUpdated`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -40,8 +50,13 @@ use std::sync::Arc;
 use secp256k1::SecretKey;
 use thiserror::Error;
 
+use crate::chat::direct::{
+    self as conv, ChatEvent, ConversationError, Conversations, ConversationsConfig, Listen,
+    ListenKind, Record, Via,
+};
 use crate::chat::service::{ChatConfig, ChatServiceError, PublicChats, Rejected};
 use crate::ecies::{pubkey_from_wire, pubkey_to_wire, public_key};
+use crate::keccak::keccak256_concat;
 use crate::p2p::enode::Enode;
 use crate::p2p::peers::{self, Admission, PeerStats, Peers, PeersError};
 use crate::p2p::session::{self, Capability, DisconnectReason, Fault, Role, Session, SessionError};
@@ -74,6 +89,13 @@ pub const DEFAULT_MAX_HISTORY_PAGES: u32 = 20;
 pub const MAX_PENDING_HISTORY_REQUESTS: usize = 64;
 /// Default history window when `since` is not given: 24 h (status-go's default range).
 pub const DEFAULT_HISTORY_WINDOW_SECS: u64 = 24 * 3600;
+
+/// Default installation id of a node's device (status-chat.md §5: device pairing).
+pub const DEFAULT_INSTALLATION_ID: &str = "hush-1";
+
+/// Domain separator deriving the conversations' RNG seed from the node seed (so that the
+/// other machines' seeds are unchanged by its presence).
+const CONVERSATIONS_SEED_LABEL: &[u8] = b"hush/node/conversations";
 
 /// Connections (handshaking or established) a node holds at most; geth's default `MaxPeers`
 /// is 25 and Status fleet nodes ran with more, so leave room.
@@ -124,6 +146,10 @@ pub struct NodeConfig {
     pub max_history_pages: u32,
     /// History window when a request gives no start, seconds.
     pub history_window_secs: u64,
+    /// This device's installation id (security layer, device pairing).
+    pub installation_id: String,
+    /// 1:1 and group conversation settings (security, MVDS, limits).
+    pub conversations: ConversationsConfig,
 }
 
 impl Default for NodeConfig {
@@ -142,6 +168,8 @@ impl Default for NodeConfig {
             history_limit: DEFAULT_HISTORY_LIMIT,
             max_history_pages: DEFAULT_MAX_HISTORY_PAGES,
             history_window_secs: DEFAULT_HISTORY_WINDOW_SECS,
+            installation_id: DEFAULT_INSTALLATION_ID.to_string(),
+            conversations: ConversationsConfig::default(),
         }
     }
 }
@@ -181,6 +209,34 @@ pub enum Command {
         code: u64,
         /// Payload (uncompressed).
         payload: Vec<u8>,
+    },
+    /// Send a 1:1 message (status-chat.md §2).
+    SendDirect {
+        /// The recipient's public key (X‖Y).
+        to: NodePublicKey,
+        /// Message text.
+        text: String,
+    },
+    /// Create a private group with us as admin; its id arrives in [`Event::GroupUpdated`].
+    CreateGroup {
+        /// Group name.
+        name: String,
+        /// Members besides us.
+        members: Vec<NodePublicKey>,
+    },
+    /// Add a member to a group we administer.
+    AddGroupMember {
+        /// Group chat id.
+        group: String,
+        /// The new member's key.
+        member: NodePublicKey,
+    },
+    /// Send a text message to a private group.
+    SendGroup {
+        /// Group chat id.
+        group: String,
+        /// Message text.
+        text: String,
     },
 }
 
@@ -237,6 +293,26 @@ pub enum Event {
         /// A follow-up page was requested (the mailserver returned a cursor).
         more: bool,
     },
+    /// A 1:1 message arrived (`chat` = `"0x" + pubhex` of the sender), exactly once.
+    Direct(ChatMessage),
+    /// A private-group message arrived, exactly once.
+    Group {
+        /// Group chat id.
+        group_id: String,
+        /// The message.
+        message: ChatMessage,
+    },
+    /// A group's membership or name changed (or we learned of, or created, the group).
+    GroupUpdated {
+        /// Group chat id.
+        group_id: String,
+        /// Member ids (`0x` + pubhex), sorted.
+        members: Vec<String>,
+        /// Admin ids, sorted.
+        admins: Vec<String>,
+        /// Group name.
+        name: String,
+    },
 }
 
 /// State that must be committed before the actions that follow it.
@@ -256,6 +332,8 @@ pub enum Persist {
         /// The envelope's RLP encoding.
         raw: Vec<u8>,
     },
+    /// A 1:1/group conversation record (replay with [`Conversations::restore`]).
+    Conversation(Record),
 }
 
 /// One output of the node.
@@ -332,6 +410,12 @@ pub enum NodeError {
     /// full).
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A 1:1 or group command was refused.
+    #[error(transparent)]
+    Conversation(#[from] ConversationError),
+    /// A contact or member key is not a secp256k1 point.
+    #[error("invalid contact public key")]
+    InvalidContactKey,
 }
 
 impl From<PeersError> for NodeError {
@@ -370,6 +454,14 @@ pub struct NodeStats {
     pub batches_acknowledged: u64,
     /// History pages completed by mailservers (including refusals).
     pub history_pages_completed: u64,
+    /// Payloads on conversation topics dropped because they were not signed.
+    pub unsigned_dropped: u64,
+    /// Conversation posts Whisper refused (too large, pool full).
+    pub conversation_posts_failed: u64,
+    /// 1:1 and group events delivered to the application.
+    pub conversation_events: u64,
+    /// Conversation topic changes Whisper could not follow (filter table full).
+    pub conversation_filters_failed: u64,
 }
 
 /// A history request in flight, to follow its cursor.
@@ -412,6 +504,11 @@ pub struct Node {
     history: BTreeMap<[u8; 32], PendingHistory>,
     /// PBKDF2 of `mailserver_password`, computed on first use.
     mailserver_key: Option<[u8; 32]>,
+    /// 1:1 and group conversations.
+    conversations: Conversations,
+    /// Whisper filter of each conversation topic, and back.
+    conv_listens: BTreeMap<Listen, FilterId>,
+    conv_filters: BTreeMap<FilterId, Via>,
 }
 
 impl Node {
@@ -457,7 +554,15 @@ impl Node {
         let mut whisper = Whisper::new(whisper_config, child_seed(&mut rng), now);
         whisper.set_identity(secret);
         let chats = PublicChats::new(config.chat.clone(), secret);
-        Ok(Node {
+        let conv_seed = keccak256_concat(&[CONVERSATIONS_SEED_LABEL, &seed]);
+        let conversations = Conversations::new(
+            config.conversations.clone(),
+            secret,
+            &config.installation_id,
+            conv_seed,
+            now,
+        )?;
+        let mut node = Node {
             p2p_config: Arc::new(p2p),
             config,
             secret,
@@ -476,7 +581,17 @@ impl Node {
             conn_ips: BTreeMap::new(),
             history: BTreeMap::new(),
             mailserver_key,
-        })
+            conversations,
+            conv_listens: BTreeMap::new(),
+            conv_filters: BTreeMap::new(),
+        };
+        node.sync_conversation_filters()?;
+        Ok(node)
+    }
+
+    /// The 1:1/group machine, for inspection (groups, stats).
+    pub fn conversations(&self) -> &Conversations {
+        &self.conversations
     }
 
     /// Our public key in wire form.
@@ -679,6 +794,32 @@ impl Node {
                 }
                 _ => Err(NodeError::UnknownConnection(conn)),
             },
+            Command::SendDirect { to, text } => contact_key(&to).and_then(|to| {
+                self.conversations
+                    .send_direct(now, &to, &text)
+                    .map(drop)
+                    .map_err(NodeError::from)
+            }),
+            Command::CreateGroup { name, members } => members
+                .iter()
+                .map(contact_key)
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|members| {
+                    self.conversations
+                        .create_group(now, &name, &members)
+                        .map(drop)
+                        .map_err(NodeError::from)
+                }),
+            Command::AddGroupMember { group, member } => contact_key(&member).and_then(|m| {
+                self.conversations
+                    .add_member(now, &group, &m)
+                    .map_err(NodeError::from)
+            }),
+            Command::SendGroup { group, text } => self
+                .conversations
+                .send_group(now, &group, &text)
+                .map(drop)
+                .map_err(NodeError::from),
         };
         self.pump(now);
         result
@@ -697,6 +838,7 @@ impl Node {
         self.manager.handle_timeout(now);
         self.pump_peers(now);
         self.whisper.handle_timeout(now);
+        self.conversations.handle_timeout(now);
         self.pump(now);
     }
 
@@ -710,7 +852,10 @@ impl Node {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
         self.peers.values().filter(|p| !p.closed).fold(
-            earliest(self.whisper.poll_timeout(), self.manager.poll_timeout()),
+            earliest(
+                earliest(self.whisper.poll_timeout(), self.manager.poll_timeout()),
+                self.conversations.poll_timeout(),
+            ),
             |acc, p| earliest(acc, p.session.poll_timeout()),
         )
     }
@@ -995,7 +1140,11 @@ impl Node {
     /// Drains Whisper (whose sends feed sessions, whose events may feed Whisper again) until
     /// both are quiet.
     fn pump(&mut self, now: Time) {
-        while let Some(action) = self.whisper.poll_action() {
+        loop {
+            self.drain_conversations(now);
+            let Some(action) = self.whisper.poll_action() else {
+                return;
+            };
             match action {
                 whisper::Action::Send {
                     peer,
@@ -1017,6 +1166,19 @@ impl Node {
                     self.pump_session(now, peer);
                 }
                 whisper::Action::Deliver { filter, message } => {
+                    if let Some(&via) = self.conv_filters.get(&filter) {
+                        // §1: every Status message is signed; the signer is the sender.
+                        match message.signer {
+                            Some(signer) => self.conversations.handle_incoming(
+                                now,
+                                &signer,
+                                &message.payload,
+                                via,
+                            ),
+                            None => self.stats.unsigned_dropped += 1,
+                        }
+                        continue;
+                    }
                     let Some(chat) = self.filters.get(&filter).cloned() else {
                         continue;
                     };
@@ -1059,6 +1221,108 @@ impl Node {
             }
         }
     }
+
+    /// Performs the conversations' outputs in their order (status-chat.md §1 durability: a
+    /// record is committed before the posts made with the state it describes).
+    fn drain_conversations(&mut self, now: Time) {
+        while let Some(action) = self.conversations.poll_action() {
+            match action {
+                conv::Action::Post {
+                    topic,
+                    encryption,
+                    payload,
+                } => {
+                    let params = whisper::MessageParams {
+                        payload,
+                        padding: None,
+                        sign_with: Some(self.secret),
+                        topic,
+                        ttl_secs: self.config.chat.ttl_secs,
+                        pow_target: self.config.chat.pow_target,
+                    };
+                    let encryption = match encryption {
+                        conv::Encryption::Asymmetric { to } => whisper::Encryption::Asymmetric(to),
+                        conv::Encryption::Symmetric { key } => whisper::Encryption::Symmetric(key),
+                    };
+                    if self.whisper.post_with(now, params, &encryption).is_err() {
+                        self.stats.conversation_posts_failed += 1;
+                    }
+                }
+                conv::Action::Persist(record) => self
+                    .actions
+                    .push_back(Action::Persist(Persist::Conversation(record))),
+                conv::Action::Deliver(event) => {
+                    self.stats.conversation_events += 1;
+                    let event = match event {
+                        ChatEvent::Direct(m) => Event::Direct(m),
+                        ChatEvent::Group { group_id, message } => {
+                            Event::Group { group_id, message }
+                        }
+                        ChatEvent::GroupUpdated {
+                            group_id,
+                            members,
+                            admins,
+                            name,
+                        } => Event::GroupUpdated {
+                            group_id,
+                            members,
+                            admins,
+                            name,
+                        },
+                    };
+                    self.actions.push_back(Action::Event(event));
+                }
+                conv::Action::ListenChanged => {
+                    // Only a full filter table fails; the topics stay wanted and are retried
+                    // at the next change.
+                    if self.sync_conversation_filters().is_err() {
+                        self.stats.conversation_filters_failed += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes the Whisper filters match [`Conversations::listen_topics`]: adds missing ones,
+    /// removes stale ones.
+    fn sync_conversation_filters(&mut self) -> Result<(), NodeError> {
+        let wanted: std::collections::BTreeSet<Listen> =
+            self.conversations.listen_topics().into_iter().collect();
+        let stale: Vec<Listen> = self
+            .conv_listens
+            .keys()
+            .filter(|l| !wanted.contains(*l))
+            .cloned()
+            .collect();
+        for listen in stale {
+            if let Some(id) = self.conv_listens.remove(&listen) {
+                self.conv_filters.remove(&id);
+                self.whisper.remove_filter(id);
+            }
+        }
+        for listen in wanted {
+            if self.conv_listens.contains_key(&listen) {
+                continue;
+            }
+            let filter = match &listen.kind {
+                ListenKind::Asymmetric => {
+                    whisper::Filter::asymmetric(vec![listen.topic], self.secret)
+                }
+                ListenKind::Symmetric { key } => {
+                    whisper::Filter::symmetric(vec![listen.topic], *key)
+                }
+            };
+            let id = self.whisper.add_filter(filter)?;
+            self.conv_filters.insert(id, listen.via);
+            self.conv_listens.insert(listen, id);
+        }
+        Ok(())
+    }
+}
+
+/// A contact key in wire form (X‖Y) as a curve point.
+fn contact_key(key: &NodePublicKey) -> Result<secp256k1::PublicKey, NodeError> {
+    pubkey_from_wire(key).map_err(|_| NodeError::InvalidContactKey)
 }
 
 #[cfg(test)]

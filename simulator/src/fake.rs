@@ -246,7 +246,12 @@ impl Host for FloodHost {
             }
             Command::AddStaticPeer(_)
             | Command::RemoveStaticPeer(_)
-            | Command::SendCapabilityMessage { .. } => {}
+            | Command::SendCapabilityMessage { .. }
+            // 1:1 and groups are not modelled by the fake node.
+            | Command::SendDirect { .. }
+            | Command::CreateGroup { .. }
+            | Command::AddGroupMember { .. }
+            | Command::SendGroup { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 if chat.is_empty() || chat.len() > usize::from(u8::MAX) {
                     return Err(NodeError::Chat(

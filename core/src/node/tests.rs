@@ -234,7 +234,11 @@ fn two_nodes_exchange_public_messages() {
     assert_eq!(at0.len(), 1);
     assert_eq!(at0[0].text, "hello from 1");
     // Each accepted message was persisted before the event announcing it.
-    let persisted = net.persisted.iter().filter(|(i, _)| *i == 1).count();
+    let persisted = net
+        .persisted
+        .iter()
+        .filter(|(i, p)| *i == 1 && matches!(p, Persist::ChatMessage(_)))
+        .count();
     assert_eq!(persisted, 2, "one sent + one received at node 1");
 }
 
@@ -626,11 +630,15 @@ fn offline_node_gets_history_from_mailserver_and_restarted_mailserver() {
     // Status TTL is 15 s: after a minute nothing is left in any pool.
     net.advance(60_000);
     assert_eq!(net.nodes[0].whisper().pool_len(), 0);
+    // The chat's envelopes (the nodes' contact-code announcements are archived too).
+    let chat_topic = PublicChats::subscription("history").topic.0;
     let archived: Vec<Vec<u8>> = net
         .persisted
         .iter()
         .filter_map(|(i, p)| match p {
-            Persist::Envelope { raw, .. } if *i == 0 => Some(raw.clone()),
+            Persist::Envelope { raw, topic, .. } if *i == 0 && *topic == chat_topic => {
+                Some(raw.clone())
+            }
             _ => None,
         })
         .collect();
@@ -673,4 +681,293 @@ fn offline_node_gets_history_from_mailserver_and_restarted_mailserver() {
     assert_eq!(net.received(2).len(), 3, "no duplicates");
     assert_eq!(net.nodes[3].whisper().stats().envelopes_served, 3);
     assert!(net.nodes[1].restore_archived(&archived[0]).is_err());
+}
+
+fn directs(net: &Net, node: usize) -> Vec<String> {
+    net.events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            Event::Direct(m) if *i == node => Some(m.text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn group_texts(net: &Net, node: usize, group: &str) -> Vec<String> {
+    net.events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            Event::Group { group_id, message } if *i == node && group_id == group => {
+                Some(message.text.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn conversation_events(net: &Net, node: usize) -> usize {
+    net.events
+        .iter()
+        .filter(|(i, e)| {
+            *i == node
+                && matches!(
+                    e,
+                    Event::Direct(_) | Event::Group { .. } | Event::GroupUpdated { .. }
+                )
+        })
+        .count()
+}
+
+fn line(n: usize) -> Net {
+    let mut net = Net::new(n);
+    for i in 0..n - 1 {
+        net.connect(i, i + 1);
+    }
+    net.advance(200);
+    net
+}
+
+#[test]
+fn direct_messages_cross_a_relay_both_ways_exactly_once() {
+    let mut net = line(3);
+    let k0 = net.nodes[0].public_key();
+    let k2 = net.nodes[2].public_key();
+    net.command(
+        0,
+        Command::SendDirect {
+            to: k2,
+            text: "hi 2".into(),
+        },
+    );
+    net.advance(3_000);
+    net.command(
+        2,
+        Command::SendDirect {
+            to: k0,
+            text: "hi 0".into(),
+        },
+    );
+    net.advance(3_000);
+    net.command(
+        0,
+        Command::SendDirect {
+            to: k2,
+            text: "again".into(),
+        },
+    );
+    net.advance(3_000);
+    assert_eq!(directs(&net, 2), vec!["hi 2".to_string(), "again".into()]);
+    assert_eq!(directs(&net, 0), vec!["hi 0".to_string()]);
+    let Some(Event::Direct(m)) = net
+        .events
+        .iter()
+        .find(|(i, e)| *i == 2 && matches!(e, Event::Direct(_)))
+        .map(|(_, e)| e)
+    else {
+        panic!("no direct message at 2");
+    };
+    assert_eq!(m.from[1..], k0[..]);
+    assert_eq!(m.chat, format!("0x04{}", hex::encode(k0)));
+    // The relay decrypts nothing.
+    assert_eq!(conversation_events(&net, 1), 0);
+    assert_eq!(directs(&net, 1), Vec::<String>::new());
+    // Conversation state was persisted before it was used.
+    for node in [0, 2] {
+        assert!(net
+            .persisted
+            .iter()
+            .any(|(i, p)| *i == node && matches!(p, Persist::Conversation(_))));
+    }
+    assert_eq!(net.nodes[2].stats().unsigned_dropped, 0);
+}
+
+#[test]
+fn late_group_member_gets_new_messages_only_and_outsiders_nothing() {
+    let mut net = line(4);
+    let k1 = net.nodes[1].public_key();
+    let k2 = net.nodes[2].public_key();
+    net.command(
+        0,
+        Command::CreateGroup {
+            name: "trio".into(),
+            members: vec![k1],
+        },
+    );
+    net.advance(3_000);
+    let group = net
+        .events
+        .iter()
+        .find_map(|(i, e)| match e {
+            Event::GroupUpdated { group_id, .. } if *i == 0 => Some(group_id.clone()),
+            _ => None,
+        })
+        .expect("creator sees its group");
+    assert!(net
+        .events
+        .iter()
+        .any(|(i, e)| *i == 1
+            && matches!(e, Event::GroupUpdated { group_id, .. } if *group_id == group)));
+    net.command(
+        0,
+        Command::SendGroup {
+            group: group.clone(),
+            text: "before".into(),
+        },
+    );
+    net.advance(3_000);
+    net.command(
+        0,
+        Command::AddGroupMember {
+            group: group.clone(),
+            member: k2,
+        },
+    );
+    net.advance(3_000);
+    let at2 = net
+        .events
+        .iter()
+        .rev()
+        .find_map(|(i, e)| match e {
+            Event::GroupUpdated {
+                group_id, members, ..
+            } if *i == 2 && *group_id == group => Some(members.clone()),
+            _ => None,
+        })
+        .expect("late member learns the group");
+    assert_eq!(at2.len(), 3, "late member gets the current membership");
+    net.command(
+        0,
+        Command::SendGroup {
+            group: group.clone(),
+            text: "after".into(),
+        },
+    );
+    net.advance(3_000);
+    net.command(
+        1,
+        Command::SendGroup {
+            group: group.clone(),
+            text: "from 1".into(),
+        },
+    );
+    net.advance(3_000);
+    net.command(
+        2,
+        Command::SendGroup {
+            group: group.clone(),
+            text: "from 2".into(),
+        },
+    );
+    net.advance(3_000);
+    assert_eq!(
+        group_texts(&net, 1, &group),
+        vec!["before".to_string(), "after".into(), "from 2".into()]
+    );
+    assert_eq!(
+        group_texts(&net, 2, &group),
+        vec!["after".to_string(), "from 1".into()]
+    );
+    assert_eq!(
+        group_texts(&net, 0, &group),
+        vec!["from 1".to_string(), "from 2".into()]
+    );
+    // Node 3 relays everything and decrypts nothing.
+    assert_eq!(conversation_events(&net, 3), 0);
+}
+
+#[test]
+fn conversation_misuse_is_a_typed_error() {
+    let mut net = line(2);
+    let own = net.nodes[0].public_key();
+    let now = net.now;
+    assert!(matches!(
+        net.nodes[0].handle_command(
+            now,
+            Command::SendDirect {
+                to: own,
+                text: "me".into()
+            }
+        ),
+        Err(NodeError::Conversation(ConversationError::SendToSelf))
+    ));
+    assert!(matches!(
+        net.nodes[0].handle_command(
+            now,
+            Command::SendDirect {
+                to: [0u8; 64],
+                text: "x".into()
+            }
+        ),
+        Err(NodeError::InvalidContactKey)
+    ));
+    assert!(matches!(
+        net.nodes[0].handle_command(
+            now,
+            Command::SendGroup {
+                group: "nope".into(),
+                text: "x".into()
+            }
+        ),
+        Err(NodeError::Conversation(ConversationError::UnknownGroup(_)))
+    ));
+}
+
+#[test]
+fn conversation_state_is_persisted_before_its_bytes_leave() {
+    let mut net = line(2);
+    let k1 = net.nodes[1].public_key();
+    let now = net.now;
+    net.nodes[0]
+        .handle_command(
+            now,
+            Command::SendDirect {
+                to: k1,
+                text: "ordered".into(),
+            },
+        )
+        .unwrap();
+    let mut actions = vec![];
+    while let Some(a) = net.nodes[0].poll_action() {
+        actions.push(a);
+    }
+    let first_persist = actions
+        .iter()
+        .position(|a| matches!(a, Action::Persist(Persist::Conversation(_))))
+        .expect("the send is persisted");
+    // The post is pooled now and gossiped at the next broadcast: no bytes before the record.
+    assert!(actions[..first_persist]
+        .iter()
+        .all(|a| !matches!(a, Action::Send { .. })));
+    let pooled = net.nodes[0].whisper().pool_len();
+    assert!(pooled >= 1, "the envelope waits in the pool");
+    for a in actions {
+        if let Action::Send { conn, bytes } = a {
+            let (j, c) = net.links[&(0, conn)];
+            net.nodes[j].handle_bytes(now, c, &bytes);
+        }
+    }
+    net.advance(3_000);
+    assert_eq!(directs(&net, 1), vec!["ordered".to_string()]);
+}
+
+#[test]
+fn unsigned_payload_on_a_conversation_topic_is_counted_and_dropped() {
+    let mut net = line(2);
+    let to = pubkey_from_wire(&net.nodes[1].public_key()).unwrap();
+    let now = net.now;
+    let params = whisper::MessageParams {
+        payload: b"not signed".to_vec(),
+        padding: None,
+        sign_with: None,
+        topic: crate::chat::topics::partitioned_topic(&to),
+        ttl_secs: 10,
+        pow_target: 0.002,
+    };
+    net.nodes[0]
+        .whisper
+        .post_with(now, params, &whisper::Encryption::Asymmetric(to))
+        .unwrap();
+    net.advance(3_000);
+    assert_eq!(net.nodes[1].stats().unsigned_dropped, 1);
+    assert_eq!(conversation_events(&net, 1), 0);
 }

@@ -151,6 +151,11 @@ impl Stack for Fake {
             }
             Command::AddStaticPeer(enode) => self.dial(enode, 1),
             Command::RemoveStaticPeer(_) | Command::SendCapabilityMessage { .. } => {}
+            // 1:1 and groups are not modelled by this fake.
+            Command::SendDirect { .. }
+            | Command::CreateGroup { .. }
+            | Command::AddGroupMember { .. }
+            | Command::SendGroup { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 for &conn in self.remotes.keys() {
                     self.actions.push_back(Action::Send {
