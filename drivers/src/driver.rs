@@ -572,8 +572,14 @@ impl<S: Stack> Driver<S> {
                 }
                 return Ok(());
             }
-            other => {
-                tracing::warn!(?other, "persist record not stored by this driver version");
+            // Conversation records (ratchet sessions, prekeys) carry secrets: never log their
+            // contents. Storing them needs the sealed SQLite store of issue 8.
+            Persist::Conversation(_) => {
+                tracing::debug!("conversation record not stored by this driver version");
+                return Ok(());
+            }
+            _ => {
+                tracing::debug!("persist record not stored by this driver version");
                 return Ok(());
             }
         };
