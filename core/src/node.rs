@@ -519,6 +519,38 @@ impl Node {
         seed: Seed,
         now: Time,
     ) -> Result<Node, NodeError> {
+        Self::build(config, secret_key, seed, now, None)
+    }
+
+    /// A node restarted from the [`Persist::Conversation`] records it emitted before (in
+    /// emission order; see [`Conversations::restore`]): sessions, skipped keys, MVDS state,
+    /// groups, contacts, seen message ids and clocks come back; outgoing messages never posted
+    /// are re-encrypted with fresh keys and MVDS resumes retransmission. `seed` MUST be fresh
+    /// (drawn anew for every start): replaying an RNG stream would repeat ephemeral keys.
+    /// Public-chat history is restored with [`Node::restore_public_message`] after the joins.
+    pub fn restore(
+        config: NodeConfig,
+        secret_key: [u8; 32],
+        seed: Seed,
+        now: Time,
+        records: Vec<Record>,
+    ) -> Result<Node, NodeError> {
+        Self::build(config, secret_key, seed, now, Some(records))
+    }
+
+    /// Restores a public-chat message the node had accepted ([`Persist::ChatMessage`]): its id
+    /// is a duplicate from now on and the chat's clock is at least its clock.
+    pub fn restore_public_message(&mut self, message: &ChatMessage) {
+        self.chats.restore_message(message);
+    }
+
+    fn build(
+        config: NodeConfig,
+        secret_key: [u8; 32],
+        seed: Seed,
+        now: Time,
+        records: Option<Vec<Record>>,
+    ) -> Result<Node, NodeError> {
         let secret =
             SecretKey::from_byte_array(&secret_key).map_err(|_| NodeError::InvalidSecretKey)?;
         let public = pubkey_to_wire(&public_key(&secret));
@@ -555,13 +587,23 @@ impl Node {
         whisper.set_identity(secret);
         let chats = PublicChats::new(config.chat.clone(), secret);
         let conv_seed = keccak256_concat(&[CONVERSATIONS_SEED_LABEL, &seed]);
-        let conversations = Conversations::new(
-            config.conversations.clone(),
-            secret,
-            &config.installation_id,
-            conv_seed,
-            now,
-        )?;
+        let conversations = match records {
+            None => Conversations::new(
+                config.conversations.clone(),
+                secret,
+                &config.installation_id,
+                conv_seed,
+                now,
+            )?,
+            Some(records) => Conversations::restore(
+                config.conversations.clone(),
+                secret,
+                &config.installation_id,
+                conv_seed,
+                now,
+                records,
+            )?,
+        };
         let mut node = Node {
             p2p_config: Arc::new(p2p),
             config,
@@ -586,6 +628,8 @@ impl Node {
             conv_filters: BTreeMap::new(),
         };
         node.sync_conversation_filters()?;
+        // A restore queues re-encrypted posts and their records.
+        node.drain_conversations(now);
         Ok(node)
     }
 

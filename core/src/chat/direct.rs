@@ -109,6 +109,9 @@ pub struct ConversationsConfig {
     pub wrap_messages: bool,
     /// Contact-code publication interval, ms.
     pub contact_code_interval_ms: u64,
+    /// Publish our contact code at all (status-go always does; simulations of public-chat
+    /// traffic alone turn it off so that N nodes do not flood N extra envelopes at start).
+    pub publish_contact_code: bool,
     /// Message ids remembered for deduplication.
     pub max_seen_ids: usize,
     /// Longest text accepted for sending, bytes.
@@ -140,6 +143,7 @@ impl Default for ConversationsConfig {
             generic_discovery: false,
             wrap_messages: false,
             contact_code_interval_ms: DEFAULT_CONTACT_CODE_INTERVAL_MS,
+            publish_contact_code: true,
             max_seen_ids: DEFAULT_MAX_SEEN_IDS,
             max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
             max_groups: DEFAULT_MAX_GROUPS,
@@ -1164,7 +1168,7 @@ impl Conversations {
         b.persists.extend(p.into_iter().map(Record::Security));
         self.mvds.handle_timeout(now);
         self.drain_mvds(now, &mut b);
-        if now >= self.next_contact_code_at {
+        if self.config.publish_contact_code && now >= self.next_contact_code_at {
             self.next_contact_code_at = now.plus_millis(self.config.contact_code_interval_ms);
             match self.security.contact_code_message(now, &mut self.rng) {
                 Ok((p, msg)) => {
@@ -1191,7 +1195,9 @@ impl Conversations {
         [
             self.security.poll_timeout(),
             self.mvds.poll_timeout(),
-            Some(self.next_contact_code_at),
+            self.config
+                .publish_contact_code
+                .then_some(self.next_contact_code_at),
         ]
         .into_iter()
         .flatten()

@@ -347,6 +347,16 @@ impl PublicChats {
         })
     }
 
+    /// Restores an accepted message after a restart (from `Persist::ChatMessage`): its id is
+    /// seen again (a copy from gossip or a mailserver is a duplicate) and, if the chat is
+    /// joined, its Lamport clock follows it. Call after the joins.
+    pub fn restore_message(&mut self, message: &ChatMessage) {
+        self.remember(message.message_id);
+        if let Some(chat) = self.chats.get_mut(&message.chat) {
+            chat.clock.value = chat.clock.value.max(message.clock);
+        }
+    }
+
     fn remember(&mut self, id: [u8; 32]) {
         if self.seen.insert(id) {
             self.seen_order.push_back(id);
