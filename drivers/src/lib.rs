@@ -15,9 +15,11 @@ pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod driver;
+pub mod identity;
 pub mod keystore;
 pub mod nodekey;
 pub mod output;
+pub mod store;
 
 #[cfg(test)]
 mod test_util;

@@ -1,0 +1,408 @@
+//! The node's durable store: `DATA_DIR/node.sqlite`.
+//!
+//! Contract:
+//! - [`NodeStore::commit`] stores one `Persist` action of the node and returns only once SQLite
+//!   has committed it (one transaction per action, WAL journal, `synchronous = FULL`), so the
+//!   driver performs no later action (no byte leaves, no event is printed) before the state it
+//!   depends on is on disk. A `kill -9` at any moment therefore loses nothing the node had
+//!   accepted or acknowledged, and a ratchet step is on disk before any ciphertext made with
+//!   its keys leaves (core's durability contract, `hush_core::chat::direct`).
+//! - `Persist::Conversation` records are appended to `records` in emission order (their RLP
+//!   encoding, `Record::encode`); [`NodeStore::records`] returns them in that order for
+//!   `Node::restore`. The accepted messages they carry (`Record::Message`, also inside
+//!   batches) and every `Persist::ChatMessage` also go to `messages`, in the same transaction:
+//!   that table is the history (`/history`), deduplicated by message id.
+//! - `chats` holds what the application joined or learned: public chats (rejoined at start),
+//!   1:1 chats, groups (id and name, from `Event::GroupUpdated`).
+//! - `identity` holds the node key sealed at rest as an Ethereum keystore v3 JSON document
+//!   (scrypt + AES-128-CTR + Keccak MAC, `crate::keystore`); `meta` holds the installation id.
+//! - Secrets (records, the sealed key) are never logged.
+//!
+//! Noticed, not done: the record log only grows; a compaction (snapshotting the conversation
+//! machine) would bound replay time for long-lived nodes.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use hush_core::chat::direct::{Record, StoredMessage};
+use hush_core::node::{ChatMessage, Persist};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// File, inside the data directory, holding the node store.
+pub const STORE_FILE: &str = "node.sqlite";
+
+/// Schema version written to `meta` (bump with a migration when the tables change).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What kind of chat a message or chat row belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatKind {
+    /// A public chat (name).
+    Public,
+    /// A 1:1 chat (`0x04…` key of the other party).
+    Dm,
+    /// A private group (group id).
+    Group,
+}
+
+impl ChatKind {
+    /// The word used on disk and in JSON lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatKind::Public => "public",
+            ChatKind::Dm => "dm",
+            ChatKind::Group => "group",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ChatKind> {
+        match s {
+            "public" => Some(ChatKind::Public),
+            "dm" => Some(ChatKind::Dm),
+            "group" => Some(ChatKind::Group),
+            _ => None,
+        }
+    }
+}
+
+/// A stored chat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatRow {
+    /// Chat id: public name, `0x04…` key, or group id.
+    pub id: String,
+    /// Kind.
+    pub kind: ChatKind,
+    /// Display name (group name; the id otherwise).
+    pub name: String,
+}
+
+/// A stored message (history).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// Kind of its chat.
+    pub kind: ChatKind,
+    /// The message.
+    pub message: ChatMessage,
+}
+
+/// The open store.
+pub struct NodeStore {
+    conn: Connection,
+}
+
+impl NodeStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<NodeStore> {
+        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .context("store: journal_mode")?;
+        // FULL: a commit survives power loss too, not only a killed process.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .context("store: synchronous")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (
+                 key   TEXT PRIMARY KEY,
+                 value TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS identity (
+                 id       INTEGER PRIMARY KEY CHECK (id = 1),
+                 keystore TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS records (
+                 seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+                 record BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS messages (
+                 seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+                 message_id   BLOB NOT NULL UNIQUE,
+                 kind         TEXT NOT NULL,
+                 chat         TEXT NOT NULL,
+                 sender       BLOB NOT NULL,
+                 text         TEXT NOT NULL,
+                 clock        INTEGER NOT NULL,
+                 timestamp_ms INTEGER NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (chat, clock, seq);
+             CREATE TABLE IF NOT EXISTS chats (
+                 id     TEXT PRIMARY KEY,
+                 kind   TEXT NOT NULL,
+                 name   TEXT NOT NULL,
+                 joined INTEGER NOT NULL DEFAULT 1
+             );",
+        )
+        .context("store: schema")?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .context("store: schema version")?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )
+                .context("store: schema version")?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => anyhow::bail!(
+                "{}: schema version {v}, this hush understands {SCHEMA_VERSION}",
+                path.display()
+            ),
+        }
+        Ok(NodeStore { conn })
+    }
+
+    /// A `meta` value.
+    pub fn meta(&self, key: &str) -> anyhow::Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .context("store: meta")
+    }
+
+    /// Sets a `meta` value.
+    pub fn set_meta(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .context("store: meta")?;
+        Ok(())
+    }
+
+    /// The sealed identity (keystore v3 JSON), if any.
+    pub fn sealed_identity(&self) -> anyhow::Result<Option<String>> {
+        self.conn
+            .query_row("SELECT keystore FROM identity WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .context("store: identity")
+    }
+
+    /// Stores (or replaces) the sealed identity.
+    pub fn set_sealed_identity(&self, keystore_json: &str) -> anyhow::Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO identity (id, keystore) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET keystore = excluded.keystore",
+                params![keystore_json],
+            )
+            .context("store: identity")?;
+        Ok(())
+    }
+
+    /// Commits one `Persist` action of the node (see the module contract). `Persist::Envelope`
+    /// (mailserver archive) is not this store's business and is refused.
+    pub fn commit(&mut self, p: &Persist) -> anyhow::Result<()> {
+        let tx = self.conn.transaction().context("store: begin")?;
+        match p {
+            Persist::ChatMessage(m) => insert_message(&tx, ChatKind::Public, m)?,
+            Persist::Conversation(record) => {
+                tx.execute(
+                    "INSERT INTO records (record) VALUES (?1)",
+                    params![record.encode()],
+                )
+                .context("store: record")?;
+                for r in record.clone().flatten() {
+                    if let Record::Message(StoredMessage { group, message }) = r {
+                        let kind = if group { ChatKind::Group } else { ChatKind::Dm };
+                        insert_message(&tx, kind, &message)?;
+                        if kind == ChatKind::Dm {
+                            tx.execute(
+                                "INSERT OR IGNORE INTO chats (id, kind, name) VALUES (?1, 'dm', ?1)",
+                                params![message.chat],
+                            )
+                            .context("store: chat")?;
+                        }
+                    }
+                }
+            }
+            other => anyhow::bail!("store: not a node-store record: {}", persist_kind(other)),
+        }
+        tx.commit().context("store: commit")?;
+        Ok(())
+    }
+
+    /// Every conversation record, in commit order (for `Node::restore`).
+    pub fn records(&self) -> anyhow::Result<Vec<Record>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, record FROM records ORDER BY seq")
+            .context("store: records")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .context("store: records")?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, bytes) = row.context("store: records")?;
+            let record = Record::decode(&bytes)
+                .with_context(|| format!("store: record {seq} is corrupt"))?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Records a chat (upsert: a group's name follows its latest update).
+    pub fn upsert_chat(&self, id: &str, kind: ChatKind, name: &str) -> anyhow::Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO chats (id, kind, name, joined) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, joined = 1",
+                params![id, kind.as_str(), name],
+            )
+            .context("store: chat")?;
+        Ok(())
+    }
+
+    /// Marks a public chat left (it is not rejoined at start; its history stays).
+    pub fn leave_chat(&self, id: &str) -> anyhow::Result<()> {
+        self.conn
+            .execute("UPDATE chats SET joined = 0 WHERE id = ?1", params![id])
+            .context("store: chat")?;
+        Ok(())
+    }
+
+    /// Chats, joined ones only, in id order.
+    pub fn chats(&self) -> anyhow::Result<Vec<ChatRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, kind, name FROM chats WHERE joined = 1 ORDER BY kind, id")
+            .context("store: chats")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .context("store: chats")?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, name) = row.context("store: chats")?;
+            let kind = ChatKind::parse(&kind)
+                .with_context(|| format!("store: chat {id} has unknown kind {kind:?}"))?;
+            out.push(ChatRow { id, kind, name });
+        }
+        Ok(out)
+    }
+
+    /// Groups whose id or name is `name_or_id` (several when names collide).
+    pub fn find_groups(&self, name_or_id: &str) -> anyhow::Result<Vec<ChatRow>> {
+        Ok(self
+            .chats()?
+            .into_iter()
+            .filter(|c| c.kind == ChatKind::Group && (c.id == name_or_id || c.name == name_or_id))
+            .collect())
+    }
+
+    /// The history of one chat, in clock order (ties: commit order).
+    pub fn history(&self, chat: &str) -> anyhow::Result<Vec<HistoryRow>> {
+        self.query_messages(
+            "SELECT kind, chat, sender, text, clock, timestamp_ms, message_id FROM messages
+             WHERE chat = ?1 ORDER BY clock, seq",
+            Some(chat),
+        )
+    }
+
+    /// Every public-chat message (restored into the node's dedup set at start).
+    pub fn public_messages(&self) -> anyhow::Result<Vec<ChatMessage>> {
+        Ok(self
+            .query_messages(
+                "SELECT kind, chat, sender, text, clock, timestamp_ms, message_id FROM messages
+                 WHERE kind = 'public' ORDER BY seq",
+                None,
+            )?
+            .into_iter()
+            .map(|h| h.message)
+            .collect())
+    }
+
+    fn query_messages(&self, sql: &str, chat: Option<&str>) -> anyhow::Result<Vec<HistoryRow>> {
+        let mut stmt = self.conn.prepare(sql).context("store: messages")?;
+        let map = |r: &rusqlite::Row<'_>| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+            ))
+        };
+        let rows: Vec<_> = match chat {
+            Some(c) => stmt.query_map(params![c], map),
+            None => stmt.query_map([], map),
+        }
+        .context("store: messages")?
+        .collect::<Result<_, _>>()
+        .context("store: messages")?;
+        rows.into_iter()
+            .map(|(kind, chat, sender, text, clock, ts, id)| {
+                let kind = ChatKind::parse(&kind).context("store: message kind")?;
+                let from: [u8; 65] = sender
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("store: message sender is not 65 bytes"))?;
+                let message_id: [u8; 32] = id
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("store: message id is not 32 bytes"))?;
+                Ok(HistoryRow {
+                    kind,
+                    message: ChatMessage {
+                        chat,
+                        from,
+                        text,
+                        clock: clock as u64,
+                        timestamp_ms: ts as u64,
+                        message_id,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    kind: ChatKind,
+    m: &ChatMessage,
+) -> anyhow::Result<()> {
+    // SQLite integers are i64; clocks are status-react's `ms × 100`, far below 2^63.
+    let clock = i64::try_from(m.clock).unwrap_or(i64::MAX);
+    let ts = i64::try_from(m.timestamp_ms).unwrap_or(i64::MAX);
+    tx.execute(
+        "INSERT OR IGNORE INTO messages (message_id, kind, chat, sender, text, clock, timestamp_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            &m.message_id[..],
+            kind.as_str(),
+            m.chat,
+            &m.from[..],
+            m.text,
+            clock,
+            ts
+        ],
+    )
+    .context("store: message")?;
+    Ok(())
+}
+
+fn persist_kind(p: &Persist) -> &'static str {
+    match p {
+        Persist::ChatMessage(_) => "chat message",
+        Persist::Envelope { .. } => "envelope",
+        Persist::Conversation(_) => "conversation",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests;

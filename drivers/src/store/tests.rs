@@ -1,0 +1,141 @@
+use super::*;
+use crate::test_util::temp_dir;
+use hush_core::chat::direct::{Record, StoredMessage};
+use hush_core::ecies::public_key;
+use secp256k1::SecretKey;
+
+fn msg(chat: &str, text: &str, clock: u64, id: u8) -> ChatMessage {
+    let mut from = [4u8; 65];
+    from[1] = id;
+    ChatMessage {
+        chat: chat.into(),
+        from,
+        text: text.into(),
+        clock,
+        timestamp_ms: clock / 100,
+        message_id: [id; 32],
+    }
+}
+
+fn stored(group: bool, m: ChatMessage) -> Record {
+    Record::Message(StoredMessage { group, message: m })
+}
+
+#[test]
+fn records_come_back_in_commit_order_and_messages_become_history() {
+    let dir = temp_dir("store-order");
+    let path = dir.join(STORE_FILE);
+    let contact = public_key(&SecretKey::from_byte_array(&[7u8; 32]).unwrap());
+    let written = vec![
+        Record::Contact(contact),
+        Record::Batch(vec![
+            stored(false, msg("0x04aa", "second by clock", 20, 2)),
+            Record::Posted { id: [9; 32] },
+        ]),
+        stored(false, msg("0x04aa", "first by clock", 10, 1)),
+        stored(true, msg("group-1", "in group", 15, 3)),
+    ];
+    {
+        let mut store = NodeStore::open(&path).unwrap();
+        for r in &written {
+            store.commit(&Persist::Conversation(r.clone())).unwrap();
+        }
+        store
+            .commit(&Persist::ChatMessage(msg("status", "public", 5, 4)))
+            .unwrap();
+    }
+    // Reopened: everything is there.
+    let store = NodeStore::open(&path).unwrap();
+    assert_eq!(store.records().unwrap(), written);
+    let texts: Vec<String> = store
+        .history("0x04aa")
+        .unwrap()
+        .into_iter()
+        .map(|h| {
+            assert_eq!(h.kind, ChatKind::Dm);
+            h.message.text
+        })
+        .collect();
+    assert_eq!(texts, vec!["first by clock", "second by clock"]);
+    assert_eq!(store.history("group-1").unwrap()[0].kind, ChatKind::Group);
+    assert_eq!(store.public_messages().unwrap().len(), 1);
+    assert_eq!(store.history("status").unwrap()[0].kind, ChatKind::Public);
+    // The 1:1 chat is known without anyone registering it.
+    let chats = store.chats().unwrap();
+    assert!(chats
+        .iter()
+        .any(|c| c.id == "0x04aa" && c.kind == ChatKind::Dm));
+}
+
+#[test]
+fn a_message_is_stored_once_per_id() {
+    let dir = temp_dir("store-dedup");
+    let mut store = NodeStore::open(&dir.join(STORE_FILE)).unwrap();
+    let m = msg("c", "once", 1, 1);
+    store.commit(&Persist::ChatMessage(m.clone())).unwrap();
+    store.commit(&Persist::ChatMessage(m)).unwrap();
+    assert_eq!(store.history("c").unwrap().len(), 1);
+}
+
+#[test]
+fn chats_groups_and_meta() {
+    let dir = temp_dir("store-chats");
+    let store = NodeStore::open(&dir.join(STORE_FILE)).unwrap();
+    store
+        .upsert_chat("status", ChatKind::Public, "status")
+        .unwrap();
+    store.upsert_chat("g1", ChatKind::Group, "friends").unwrap();
+    store.upsert_chat("g1", ChatKind::Group, "renamed").unwrap();
+    store.upsert_chat("g2", ChatKind::Group, "renamed").unwrap();
+    assert_eq!(store.find_groups("renamed").unwrap().len(), 2);
+    assert_eq!(store.find_groups("g1").unwrap()[0].name, "renamed");
+    assert!(store.find_groups("friends").unwrap().is_empty());
+    store.leave_chat("status").unwrap();
+    assert!(!store.chats().unwrap().iter().any(|c| c.id == "status"));
+    assert_eq!(store.meta("installation_id").unwrap(), None);
+    store.set_meta("installation_id", "abc").unwrap();
+    store.set_meta("installation_id", "abc").unwrap();
+    assert_eq!(
+        store.meta("installation_id").unwrap().as_deref(),
+        Some("abc")
+    );
+    assert_eq!(store.sealed_identity().unwrap(), None);
+    store.set_sealed_identity("{}").unwrap();
+    assert_eq!(store.sealed_identity().unwrap().as_deref(), Some("{}"));
+}
+
+#[test]
+fn envelopes_are_refused_and_a_newer_schema_is_an_error() {
+    let dir = temp_dir("store-schema");
+    let path = dir.join(STORE_FILE);
+    let mut store = NodeStore::open(&path).unwrap();
+    let err = store
+        .commit(&Persist::Envelope {
+            hash: [0; 32],
+            sent_secs: 0,
+            topic: [0; 4],
+            raw: vec![],
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("envelope"), "{err}");
+    store.set_meta("schema", "999").unwrap();
+    drop(store);
+    let err = NodeStore::open(&path).err().expect("newer schema refused");
+    assert!(err.to_string().contains("schema version 999"), "{err}");
+}
+
+#[test]
+fn a_corrupt_record_is_a_clear_error() {
+    let dir = temp_dir("store-corrupt");
+    let path = dir.join(STORE_FILE);
+    let store = NodeStore::open(&path).unwrap();
+    store
+        .conn
+        .execute("INSERT INTO records (record) VALUES (x'c3ffffff')", [])
+        .unwrap();
+    let err = store.records().unwrap_err();
+    assert!(
+        format!("{err:#}").contains("record 1 is corrupt"),
+        "{err:#}"
+    );
+}
