@@ -6,6 +6,13 @@
 //! and SIGTERM end the process with the default action). It is the only place in hush that
 //! reads OS randomness.
 //!
+//! Storage: `DATA_DIR/node.sqlite` ([`crate::store`]) holds the conversation records, the
+//! message history and the chats; at start the node is rebuilt from it with
+//! `Node::restore` (a fresh seed every start), rejoins its public chats and takes back their
+//! seen message ids. With a passphrase (`--passphrase-file`, else `$HUSH_PASSPHRASE`) the
+//! identity is sealed in the store ([`crate::identity`]); without one it is the plaintext
+//! `nodekey` and a warning says so.
+//!
 //! Mailserver: `--mailserver` gives the node the mailserver role; its archive lives in
 //! `DATA_DIR/archive.sqlite` and is replayed into the node before it starts listening, so it
 //! survives restarts. `--mailserver-peer ENODE` dials that node, trusts it, and makes it the
@@ -16,14 +23,17 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use futures_lite::{AsyncBufReadExt, StreamExt};
-use hush_core::node::{Node, NodeConfig};
+use hush_core::node::{Command, Node, NodeConfig};
 use hush_core::p2p::enode::Enode;
 use hush_core::whisper::MailserverConfig;
 use rand_core::{OsRng, RngCore};
 
 use crate::archive::{ArchiveStore, ARCHIVE_FILE};
 use crate::driver::{run, Clock, DriverConfig, Outputs};
-use crate::nodekey::load_or_create;
+use crate::identity::{installation_id, load_identity, IdentitySource};
+use crate::keystore::cli::{read_passphrase_file, PASSPHRASE_ENV};
+use crate::keystore::{LIGHT_SCRYPT, STANDARD_SCRYPT};
+use crate::store::{ChatKind, NodeStore, STORE_FILE};
 
 /// Arguments of `hush node`.
 #[derive(clap::Args, Debug, Clone)]
@@ -54,11 +64,59 @@ pub struct NodeArgs {
     /// Most envelopes the mailserver keeps in memory (older ones stay on disk only).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub mailserver_max_envelopes: usize,
+    /// File whose first line is the passphrase sealing the identity (else $HUSH_PASSPHRASE;
+    /// with neither, the identity stays in the plaintext `nodekey` file).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Seal a new identity with geth's --lightkdf scrypt parameters (fast, weaker).
+    #[arg(long)]
+    pub light_kdf: bool,
+    /// Send 1:1 and group messages through MVDS (acknowledged, retransmitted until acked).
+    #[arg(long)]
+    pub datasync: bool,
 }
 
 /// Runs `hush node` with real stdin/stdout/stderr until `/quit`.
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
-    let secret_key = load_or_create(&args.data_dir, &mut OsRng)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let store_path = args.data_dir.join(STORE_FILE);
+    let store = NodeStore::open(&store_path)?;
+    let env = std::env::var(PASSPHRASE_ENV).ok();
+    let passphrase = match (&args.passphrase_file, env) {
+        (Some(f), _) => Some(read_passphrase_file(f)?),
+        (None, Some(e)) => Some(e),
+        (None, None) => None,
+    };
+    let kdf = if args.light_kdf {
+        LIGHT_SCRYPT
+    } else {
+        STANDARD_SCRYPT
+    };
+    let (secret_key, source) = load_identity(
+        &args.data_dir,
+        &store,
+        passphrase.as_deref(),
+        kdf,
+        &mut OsRng,
+    )?;
+    if source == IdentitySource::Plaintext {
+        eprintln!(
+            "hush: warning: identity is not sealed at rest ({}); give --passphrase-file or set {PASSPHRASE_ENV}",
+            args.data_dir.join(crate::nodekey::NODEKEY_FILE).display()
+        );
+    }
+    let installation_id = installation_id(&store, &mut OsRng)?;
+    let records = store.records()?;
+    let public_chats: Vec<String> = store
+        .chats()?
+        .into_iter()
+        .filter(|c| c.kind == ChatKind::Public)
+        .map(|c| c.id)
+        .collect();
+    let public_messages = store.public_messages()?;
+    drop(store);
+    // Fresh on every start, even a restart: a replayed RNG stream would repeat ephemeral keys.
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
     let clock = Clock::new();
@@ -71,19 +129,39 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         let mut config = NodeConfig {
             listen_port: port,
             mailservers: args.mailserver_peers.iter().map(|e| e.public_key).collect(),
+            installation_id: installation_id.clone(),
             ..NodeConfig::default()
         };
+        config.conversations.datasync = args.datasync;
         if args.mailserver {
             config.whisper.mailserver = Some(MailserverConfig {
                 max_archive_envelopes: args.mailserver_max_envelopes,
                 ..MailserverConfig::default()
             });
         }
-        let mut node =
-            Node::new(config, secret_key, seed, clock.now()).context("creating the node")?;
+        let now = clock.now();
+        let restored = records.len();
+        let mut node = if records.is_empty() {
+            Node::new(config, secret_key, seed, now)
+        } else {
+            Node::restore(config, secret_key, seed, now, records)
+        }
+        .context("creating the node")?;
+        for name in &public_chats {
+            node.handle_command(now, Command::JoinPublicChat { name: name.clone() })
+                .with_context(|| format!("rejoining {name}"))?;
+        }
+        for m in &public_messages {
+            node.restore_public_message(m);
+        }
+        if restored > 0 || !public_chats.is_empty() {
+            eprintln!(
+                "hush: restored records={restored} public_chats={} public_messages={}",
+                public_chats.len(),
+                public_messages.len()
+            );
+        }
         if args.mailserver {
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("creating {}", args.data_dir.display()))?;
             let store = ArchiveStore::open(&args.data_dir.join(ARCHIVE_FILE))?;
             let mut restored = 0u64;
             let mut bad = 0u64;
@@ -119,6 +197,8 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             join: args.join.clone(),
             json: args.json,
             archive_path: None,
+            store_path: Some(store_path),
+            installation_id,
         };
         let io = Outputs {
             out: Box::new(std::io::stdout()),

@@ -11,12 +11,23 @@
 //! /request NAME [SINCE_UNIX_SECS]
 //!                     ask the trusted mailserver (--mailserver-peer) for NAME's history since
 //!                     SINCE (default: the last 24 h); results arrive like live messages
+//! /dm PUBKEY TEXT...   send TEXT to PUBKEY (0x04 + 128 hex, or the 128 hex alone)
+//! /group create NAME PUBKEY...
+//!                     create a private group NAME with us as admin and these members
+//! /group add GROUP PUBKEY
+//!                     add a member to GROUP (its name, or its id when names collide)
+//! /group send GROUP TEXT...
+//!                     post TEXT to GROUP
+//! /history CHAT       print the stored history of CHAT (public name, 0x04… key, group name
+//!                     or id), oldest clock first
+//! /whoami             print our public key, enode and installation id
+//! /chats              print the chats we are in
 //! /quit               stop the node
 //! ```
 //!
 //! Chat-name validity (length, characters) is the node's business, not the parser's.
 
-use hush_core::node::Command;
+use hush_core::node::{Command, NodePublicKey};
 use thiserror::Error;
 
 /// A parsed stdin line.
@@ -31,8 +42,44 @@ pub enum StdinCommand {
         /// Oldest sent time wanted, Unix seconds (`None` = the node's default window).
         since_secs: Option<u64>,
     },
+    /// Add a member to a group named by its name or id (the driver resolves the name).
+    GroupAdd {
+        /// Group name or id.
+        group: String,
+        /// The new member.
+        member: NodePublicKey,
+    },
+    /// Post to a group named by its name or id.
+    GroupSend {
+        /// Group name or id.
+        group: String,
+        /// Text.
+        text: String,
+    },
+    /// Print a chat's stored history.
+    History {
+        /// Public chat name, `0x04…` key, group name or id.
+        chat: String,
+    },
+    /// Print our identity.
+    WhoAmI,
+    /// Print our chats.
+    Chats,
     /// Stop the node.
     Quit,
+}
+
+/// Parses a public key as `0x04` + 128 hex, `04` + 128 hex, or the 128 hex of X‖Y.
+pub fn parse_public_key(s: &str) -> Option<NodePublicKey> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    let s = if s.len() == 130 {
+        s.strip_prefix("04")?
+    } else {
+        s
+    };
+    let mut key = [0u8; 64];
+    hex::decode_to_slice(s, &mut key).ok()?;
+    Some(key)
 }
 
 /// Why a line is not a command.
@@ -40,7 +87,7 @@ pub enum StdinCommand {
 #[non_exhaustive]
 pub enum CommandError {
     /// Not one of the known commands.
-    #[error("unknown command {0:?} (try /join NAME, /leave NAME, /send NAME TEXT, /request NAME [SINCE], /quit)")]
+    #[error("unknown command {0:?} (try /join NAME, /leave NAME, /send NAME TEXT, /request NAME [SINCE], /dm PUBKEY TEXT, /group create|add|send, /history CHAT, /whoami, /chats, /quit)")]
     Unknown(String),
     /// A required argument is missing.
     #[error("{command}: missing {argument}")]
@@ -156,6 +203,115 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
                 since_secs,
             }
         }
+        "/dm" => {
+            let (key, text) = first_word(rest);
+            let to = required_key("/dm", key)?;
+            if text.trim().is_empty() {
+                return Err(CommandError::MissingArgument {
+                    command: "/dm",
+                    argument: "message text",
+                });
+            }
+            StdinCommand::Node(Command::SendDirect {
+                to,
+                text: text.to_string(),
+            })
+        }
+        "/group" => {
+            let (sub, rest) = first_word(rest);
+            match sub {
+                "create" => {
+                    let (name, keys) = first_word(rest);
+                    if name.is_empty() {
+                        return Err(CommandError::MissingArgument {
+                            command: "/group create",
+                            argument: "group name",
+                        });
+                    }
+                    let members = keys
+                        .split_whitespace()
+                        .map(|k| required_key("/group create", k))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    StdinCommand::Node(Command::CreateGroup {
+                        name: name.to_string(),
+                        members,
+                    })
+                }
+                "add" => {
+                    let (group, rest) = first_word(rest);
+                    if group.is_empty() {
+                        return Err(CommandError::MissingArgument {
+                            command: "/group add",
+                            argument: "group",
+                        });
+                    }
+                    let (key, extra) = first_word(rest);
+                    let member = required_key("/group add", key)?;
+                    if !extra.trim().is_empty() {
+                        return Err(CommandError::Unexpected {
+                            command: "/group add",
+                            extra: extra.trim_end().to_string(),
+                        });
+                    }
+                    StdinCommand::GroupAdd {
+                        group: group.to_string(),
+                        member,
+                    }
+                }
+                "send" => {
+                    let (group, text) = first_word(rest);
+                    if group.is_empty() {
+                        return Err(CommandError::MissingArgument {
+                            command: "/group send",
+                            argument: "group",
+                        });
+                    }
+                    if text.trim().is_empty() {
+                        return Err(CommandError::MissingArgument {
+                            command: "/group send",
+                            argument: "message text",
+                        });
+                    }
+                    StdinCommand::GroupSend {
+                        group: group.to_string(),
+                        text: text.to_string(),
+                    }
+                }
+                "" => {
+                    return Err(CommandError::MissingArgument {
+                        command: "/group",
+                        argument: "create, add or send",
+                    })
+                }
+                other => {
+                    return Err(CommandError::Invalid {
+                        command: "/group",
+                        argument: "subcommand (create, add, send)",
+                        value: other.to_string(),
+                    })
+                }
+            }
+        }
+        "/history" => StdinCommand::History {
+            chat: one_name("/history")?,
+        },
+        "/whoami" | "/chats" => {
+            if !rest.trim().is_empty() {
+                return Err(CommandError::Unexpected {
+                    command: if word == "/whoami" {
+                        "/whoami"
+                    } else {
+                        "/chats"
+                    },
+                    extra: rest.trim_end().to_string(),
+                });
+            }
+            if word == "/whoami" {
+                StdinCommand::WhoAmI
+            } else {
+                StdinCommand::Chats
+            }
+        }
         "/quit" => {
             if !rest.trim().is_empty() {
                 return Err(CommandError::Unexpected {
@@ -168,6 +324,20 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
         other => return Err(CommandError::Unknown(other.to_string())),
     };
     Ok(Some(cmd))
+}
+
+fn required_key(command: &'static str, word: &str) -> Result<NodePublicKey, CommandError> {
+    if word.is_empty() {
+        return Err(CommandError::MissingArgument {
+            command,
+            argument: "public key",
+        });
+    }
+    parse_public_key(word).ok_or_else(|| CommandError::Invalid {
+        command,
+        argument: "public key (0x04 + 128 hex)",
+        value: word.to_string(),
+    })
 }
 
 #[cfg(test)]

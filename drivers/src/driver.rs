@@ -41,10 +41,14 @@ use smol::net::{TcpListener, TcpStream};
 use smol::Task;
 
 use crate::archive::{ArchiveStore, ARCHIVE_FILE};
-use crate::commands::{parse_line, StdinCommand};
+use crate::commands::{parse_line, parse_public_key, StdinCommand};
 use crate::output::{
-    message_human_line, message_json_line, persist_json_line, status_line, MESSAGES_FILE,
+    kind_human_line, kind_json_line, persist_json_line, reply_json_line, status_line, MESSAGES_FILE,
 };
+use crate::store::{ChatKind, NodeStore, STORE_FILE};
+
+/// Prefix of the stderr line printed when a group is created, learned or changed.
+pub const GROUP_UPDATED_PREFIX: &str = "hush: group updated";
 
 /// Bytes read from a socket per read call: 64 KiB, enough for a typical RLPx frame batch.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -221,6 +225,11 @@ pub struct DriverConfig {
     /// Where `Persist::Envelope` records go (the mailserver archive); opened on first use.
     /// `None` = `DATA_DIR/archive.sqlite`.
     pub archive_path: Option<PathBuf>,
+    /// The node store (conversation records, history, chats); `None` =
+    /// `DATA_DIR/node.sqlite`. Opened at start.
+    pub store_path: Option<PathBuf>,
+    /// This device's installation id (shown by `/whoami`).
+    pub installation_id: String,
 }
 
 /// Where [`run`] writes: `out` is stdout (enode line, messages), `err` is stderr (status).
@@ -311,9 +320,19 @@ pub async fn run<S: Stack>(
             .clone()
             .unwrap_or_else(|| config.data_dir.join(ARCHIVE_FILE)),
         archive: None,
+        store: NodeStore::open(
+            &config
+                .store_path
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join(STORE_FILE)),
+        )?,
+        enode,
+        installation_id: config.installation_id.clone(),
         json: config.json,
         quit: false,
     };
+    // A restored node may have queued records and re-encrypted posts: commit them first.
+    driver.drain()?;
 
     for peer in &config.peers {
         let now = driver.clock.now();
@@ -375,6 +394,9 @@ struct Driver<S> {
     persist_file: Option<File>,
     archive_path: PathBuf,
     archive: Option<ArchiveStore>,
+    store: NodeStore,
+    enode: Enode,
+    installation_id: String,
     json: bool,
     quit: bool,
 }
@@ -479,15 +501,9 @@ impl<S: Stack> Driver<S> {
             }
             Input::Line(line) => match parse_line(&line) {
                 Ok(None) => {}
-                Ok(Some(StdinCommand::Quit)) => self.quit = true,
-                Ok(Some(StdinCommand::RequestHistory { chat, since_secs })) => {
-                    if let Err(e) = self.stack.request_history(now, &chat, since_secs) {
-                        self.err_line(&format!("hush: error: {e}"));
-                    }
-                }
-                Ok(Some(StdinCommand::Node(cmd))) => {
-                    if let Err(e) = self.stack.handle_command(now, cmd) {
-                        self.err_line(&format!("hush: error: {e}"));
+                Ok(Some(cmd)) => {
+                    if let Err(e) = self.stdin_command(now, cmd) {
+                        self.err_line(&format!("hush: error: {e:#}"));
                     }
                 }
                 Err(e) => self.err_line(&format!("hush: error: {e}")),
@@ -497,6 +513,160 @@ impl<S: Stack> Driver<S> {
             }
         }
         Ok(())
+    }
+
+    /// Performs one stdin command. Errors are the user's (bad group name, node refusal) and are
+    /// reported on stderr; a store failure in a command that only reads is reported too.
+    fn stdin_command(&mut self, now: Time, cmd: StdinCommand) -> anyhow::Result<()> {
+        match cmd {
+            StdinCommand::Quit => self.quit = true,
+            StdinCommand::RequestHistory { chat, since_secs } => {
+                self.stack.request_history(now, &chat, since_secs)?
+            }
+            StdinCommand::Node(cmd) => {
+                // The application's own record of what it joined (rejoined at start).
+                let joined = match &cmd {
+                    Command::JoinPublicChat { name } => Some((name.clone(), true)),
+                    Command::SendPublicMessage { chat, .. } => Some((chat.clone(), true)),
+                    Command::LeavePublicChat { name } => Some((name.clone(), false)),
+                    _ => None,
+                };
+                self.stack.handle_command(now, cmd)?;
+                match joined {
+                    Some((name, true)) => self.store.upsert_chat(&name, ChatKind::Public, &name)?,
+                    Some((name, false)) => self.store.leave_chat(&name)?,
+                    None => {}
+                }
+            }
+            StdinCommand::GroupAdd { group, member } => {
+                let group = self.resolve_group(&group)?;
+                self.stack
+                    .handle_command(now, Command::AddGroupMember { group, member })?;
+            }
+            StdinCommand::GroupSend { group, text } => {
+                let group = self.resolve_group(&group)?;
+                self.stack
+                    .handle_command(now, Command::SendGroup { group, text })?;
+            }
+            StdinCommand::History { chat } => {
+                let id = self.resolve_chat(&chat)?;
+                let rows = self.store.history(&id)?;
+                for row in rows {
+                    let name = self.group_name(row.kind, &row.message.chat);
+                    let line = if self.json {
+                        kind_json_line(
+                            &row.message,
+                            row.kind.as_str(),
+                            name.as_deref(),
+                            Some("history"),
+                        )
+                    } else {
+                        format!("history {}", self.human_line(row.kind, &row.message))
+                    };
+                    self.out_line(&line)?;
+                }
+            }
+            StdinCommand::WhoAmI => {
+                let key = format!("0x04{}", hex::encode(self.stack.public_key()));
+                let enode = self.enode.to_string();
+                let line = if self.json {
+                    reply_json_line(
+                        "whoami",
+                        &[
+                            ("public_key", &key),
+                            ("enode", &enode),
+                            ("installation_id", &self.installation_id),
+                        ],
+                    )
+                } else {
+                    format!(
+                        "whoami public_key={key} enode={enode} installation_id={}",
+                        self.installation_id
+                    )
+                };
+                self.out_line(&line)?;
+            }
+            StdinCommand::Chats => {
+                for chat in self.store.chats()? {
+                    let line = if self.json {
+                        reply_json_line(
+                            "chat",
+                            &[
+                                ("chat", &chat.id),
+                                ("kind", chat.kind.as_str()),
+                                ("name", &chat.name),
+                            ],
+                        )
+                    } else {
+                        format!("chat {} {} {}", chat.kind.as_str(), chat.id, chat.name)
+                    };
+                    self.out_line(&line)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A group id from a group name or id (names may collide: then the id is required).
+    fn resolve_group(&self, name_or_id: &str) -> anyhow::Result<String> {
+        let found = self.store.find_groups(name_or_id)?;
+        match found.as_slice() {
+            [one] => Ok(one.id.clone()),
+            [] => anyhow::bail!("no group named {name_or_id:?} (see /chats)"),
+            many => anyhow::bail!(
+                "several groups are named {name_or_id:?}; use an id: {}",
+                many.iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// A chat id from what the user typed: a public key (→ `0x04…`), a group name or id, or a
+    /// public chat name.
+    fn resolve_chat(&self, chat: &str) -> anyhow::Result<String> {
+        if let Some(key) = parse_public_key(chat) {
+            return Ok(format!("0x04{}", hex::encode(key)));
+        }
+        match self.store.find_groups(chat)?.as_slice() {
+            [one] => Ok(one.id.clone()),
+            [] => Ok(chat.to_string()),
+            _ => self.resolve_group(chat),
+        }
+    }
+
+    fn group_name(&self, kind: ChatKind, id: &str) -> Option<String> {
+        if kind != ChatKind::Group {
+            return None;
+        }
+        self.store
+            .find_groups(id)
+            .ok()
+            .and_then(|g| g.into_iter().find(|c| c.id == id))
+            .map(|c| c.name)
+    }
+
+    fn human_line(&self, kind: ChatKind, m: &hush_core::node::ChatMessage) -> String {
+        match kind {
+            ChatKind::Public => kind_human_line(m, "#", &m.chat),
+            ChatKind::Dm => kind_human_line(m, "@", &m.chat),
+            ChatKind::Group => {
+                let name = self
+                    .group_name(kind, &m.chat)
+                    .unwrap_or_else(|| m.chat.clone());
+                kind_human_line(m, "%", &name)
+            }
+        }
+    }
+
+    fn message_line(&self, kind: ChatKind, m: &hush_core::node::ChatMessage) -> String {
+        if self.json {
+            let name = self.group_name(kind, &m.chat);
+            kind_json_line(m, kind.as_str(), name.as_deref(), None)
+        } else {
+            self.human_line(kind, m)
+        }
     }
 
     /// Performs every pending action, in order.
@@ -518,12 +688,31 @@ impl<S: Stack> Driver<S> {
                 }
                 Action::Persist(p) => self.persist(&p)?,
                 Action::Event(Event::MessageReceived(m)) => {
-                    let line = if self.json {
-                        message_json_line(&m)
-                    } else {
-                        message_human_line(&m)
-                    };
+                    let line = self.message_line(ChatKind::Public, &m);
                     self.out_line(&line)?;
+                }
+                Action::Event(Event::Direct(m)) => {
+                    let line = self.message_line(ChatKind::Dm, &m);
+                    self.out_line(&line)?;
+                }
+                Action::Event(Event::Group { message, .. }) => {
+                    let line = self.message_line(ChatKind::Group, &message);
+                    self.out_line(&line)?;
+                }
+                Action::Event(Event::GroupUpdated {
+                    group_id,
+                    members,
+                    admins,
+                    name,
+                }) => {
+                    // The group's id and name for /group and /chats: the application's
+                    // index, committed before anything else happens.
+                    self.store.upsert_chat(&group_id, ChatKind::Group, &name)?;
+                    self.err_line(&format!(
+                        "{GROUP_UPDATED_PREFIX} id={group_id} name={name:?} members={} admins={}",
+                        members.join(","),
+                        admins.join(",")
+                    ));
                 }
                 Action::Event(e) => {
                     if let Some(line) = status_line(&e) {
@@ -556,8 +745,11 @@ impl<S: Stack> Driver<S> {
     }
 
     fn persist(&mut self, p: &Persist) -> anyhow::Result<()> {
-        let line = match p {
-            Persist::ChatMessage(m) => persist_json_line(m),
+        match p {
+            Persist::ChatMessage(m) => {
+                self.store.commit(p)?;
+                self.append_jsonl(&persist_json_line(m))
+            }
             Persist::Envelope {
                 hash,
                 sent_secs,
@@ -570,19 +762,16 @@ impl<S: Stack> Driver<S> {
                 if let Some(a) = self.archive.as_ref() {
                     a.insert(hash, *sent_secs, topic, raw)?;
                 }
-                return Ok(());
+                Ok(())
             }
-            // Conversation records (ratchet sessions, prekeys) carry secrets: never log their
-            // contents. Storing them needs the sealed SQLite store of issue 8.
-            Persist::Conversation(_) => {
-                tracing::debug!("conversation record not stored by this driver version");
-                return Ok(());
-            }
-            _ => {
-                tracing::debug!("persist record not stored by this driver version");
-                return Ok(());
-            }
-        };
+            // Conversation records carry secrets (ratchet keys): stored, never logged.
+            Persist::Conversation(_) => self.store.commit(p),
+            _ => anyhow::bail!("a persist record this driver does not know how to store"),
+        }
+    }
+
+    /// Appends one line to `messages.jsonl` (a plain-text export of public messages).
+    fn append_jsonl(&mut self, line: &str) -> anyhow::Result<()> {
         if self.persist_file.is_none() {
             let f = OpenOptions::new()
                 .create(true)

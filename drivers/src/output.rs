@@ -30,11 +30,17 @@ pub fn key_hex(from: &[u8; 65]) -> String {
 
 #[derive(Serialize)]
 struct MessageLine<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<&'a str>,
     chat: &'a str,
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
     from: String,
     text: &'a str,
     clock: u64,
     timestamp: u64,
+    message_id: String,
 }
 
 #[derive(Serialize)]
@@ -47,17 +53,44 @@ struct PersistLine<'a> {
     message_id: String,
 }
 
-/// `{"chat":..,"from":"0x04…","text":..,"clock":..,"timestamp":..}` (timestamp in ms).
+/// A received public-chat message as a JSON line (see [`kind_json_line`]).
 pub fn message_json_line(m: &ChatMessage) -> String {
+    kind_json_line(m, "public", None, None)
+}
+
+/// A message as one JSON line: `{"chat","kind","from":"0x04…","text","clock","timestamp",
+/// "message_id"}` (timestamp in ms; `kind` = `public` | `dm` | `group`; a group line also has
+/// `name`, the group's name). Lines answering a command carry `"reply"` first (e.g.
+/// `"history"`), so a reader can tell them from messages as they arrive.
+pub fn kind_json_line(
+    m: &ChatMessage,
+    kind: &str,
+    name: Option<&str>,
+    reply: Option<&str>,
+) -> String {
     let line = MessageLine {
+        reply,
         chat: &m.chat,
+        kind,
+        name,
         from: key_hex(&m.from),
         text: &m.text,
         clock: m.clock,
         timestamp: m.timestamp_ms,
+        message_id: format!("0x{}", hex::encode(m.message_id)),
     };
     // Serialising a struct of strings and integers cannot fail.
     serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// A command's answer as one JSON line: `{"reply": what, ..fields}`.
+pub fn reply_json_line(what: &str, fields: &[(&str, &str)]) -> String {
+    let mut map = serde_json::Map::new();
+    map.insert("reply".into(), what.into());
+    for (k, v) in fields {
+        map.insert((*k).into(), (*v).into());
+    }
+    serde_json::Value::Object(map).to_string()
 }
 
 /// The `messages.jsonl` record: the stdout JSON fields plus the `message_id` (`0x` + hex).
@@ -75,9 +108,15 @@ pub fn persist_json_line(m: &ChatMessage) -> String {
 
 /// `#chat <0x04abcd…> text`: the author abbreviated to its first 4 key bytes after the 0x04.
 pub fn message_human_line(m: &ChatMessage) -> String {
+    kind_human_line(m, "#", &m.chat)
+}
+
+/// A human-readable line: `PREFIX` + `label` (`#` + public name, `@` + key, `%` + group
+/// name), then the author and the text on one line.
+pub fn kind_human_line(m: &ChatMessage, prefix: &str, label: &str) -> String {
     let short: String = hex::encode(m.from.get(1..5).unwrap_or_default());
     let text = m.text.replace(['\n', '\r'], " ");
-    format!("#{} <0x04{}…> {}", m.chat, short, text)
+    format!("{prefix}{label} <0x04{short}…> {text}")
 }
 
 /// The stderr line for an event other than `MessageReceived` (which goes to stdout).

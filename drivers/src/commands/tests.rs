@@ -114,3 +114,122 @@ fn request_history_command() {
         Err(CommandError::Unexpected { .. })
     ));
 }
+
+const KEY: &str = "0x04aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn key_bytes() -> NodePublicKey {
+    let mut k = [0xaa; 64];
+    k[32..].fill(0xbb);
+    k
+}
+
+#[test]
+fn parses_conversation_commands() {
+    assert_eq!(
+        parse_line(&format!("/dm {KEY} hi  there")),
+        node(Command::SendDirect {
+            to: key_bytes(),
+            text: "hi  there".into()
+        })
+    );
+    // The key without 0x, and without 04.
+    assert_eq!(
+        parse_line(&format!("/dm {} x", &KEY[2..])),
+        parse_line(&format!("/dm {} x", &KEY[4..]))
+    );
+    assert_eq!(
+        parse_line(&format!("/group create friends {KEY} {KEY}")),
+        node(Command::CreateGroup {
+            name: "friends".into(),
+            members: vec![key_bytes(), key_bytes()]
+        })
+    );
+    assert_eq!(
+        parse_line("/group create solo"),
+        node(Command::CreateGroup {
+            name: "solo".into(),
+            members: vec![]
+        })
+    );
+    assert_eq!(
+        parse_line(&format!("/group add friends {KEY}")),
+        Ok(Some(StdinCommand::GroupAdd {
+            group: "friends".into(),
+            member: key_bytes()
+        }))
+    );
+    assert_eq!(
+        parse_line("/group send friends hello all"),
+        Ok(Some(StdinCommand::GroupSend {
+            group: "friends".into(),
+            text: "hello all".into()
+        }))
+    );
+    assert_eq!(
+        parse_line("/history friends"),
+        Ok(Some(StdinCommand::History {
+            chat: "friends".into()
+        }))
+    );
+    assert_eq!(parse_line("/whoami"), Ok(Some(StdinCommand::WhoAmI)));
+    assert_eq!(parse_line("/chats "), Ok(Some(StdinCommand::Chats)));
+}
+
+#[test]
+fn conversation_command_errors() {
+    assert!(matches!(
+        parse_line("/dm 0x04abcd hi"),
+        Err(CommandError::Invalid { command: "/dm", .. })
+    ));
+    assert!(matches!(
+        parse_line(&format!("/dm {KEY}")),
+        Err(CommandError::MissingArgument {
+            argument: "message text",
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse_line("/dm"),
+        Err(CommandError::MissingArgument {
+            argument: "public key",
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse_line("/group"),
+        Err(CommandError::MissingArgument {
+            command: "/group",
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse_line("/group kick x"),
+        Err(CommandError::Invalid {
+            command: "/group",
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse_line(&format!("/group create g {KEY} nope")),
+        Err(CommandError::Invalid { .. })
+    ));
+    assert!(matches!(
+        parse_line(&format!("/group add g {KEY} extra")),
+        Err(CommandError::Unexpected { .. })
+    ));
+    assert!(matches!(
+        parse_line("/group send g"),
+        Err(CommandError::MissingArgument { .. })
+    ));
+    assert!(matches!(
+        parse_line("/whoami now"),
+        Err(CommandError::Unexpected {
+            command: "/whoami",
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse_line("/history"),
+        Err(CommandError::MissingArgument { .. })
+    ));
+}

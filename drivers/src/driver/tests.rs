@@ -254,6 +254,8 @@ fn node(
         join: vec!["e2e".into()],
         json: true,
         archive_path: None,
+        store_path: None,
+        installation_id: "test-installation".into(),
     };
     let io = Outputs {
         out: Box::new(out.clone()),

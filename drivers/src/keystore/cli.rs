@@ -2,8 +2,14 @@
 //! [`crate::nodekey`]) to and from Ethereum keystore v3 JSON.
 //!
 //! Contract:
+//! - Where the identity lives: sealed in `DATA_DIR/node.sqlite` when the node store holds one
+//!   (see [`crate::identity`]), else the plaintext `nodekey`. Every command works on either.
 //! - `new` creates the identity if absent (never replaces one) and prints `public_key: 0x04…`,
-//!   `address: 0x…` and `created: true|false` on stdout.
+//!   `address: 0x…` and `created: true|false` on stdout. With a passphrase (file or
+//!   environment) the identity is created sealed (a plaintext `nodekey` is sealed and removed).
+//! - `import` into a sealed store keeps the imported keystore document itself as the sealed
+//!   copy (it opens with the same passphrase); `--force` keeps the old sealed document as
+//!   `identity.bak-<old address>.json`.
 //! - `export` never creates an identity: no `nodekey` is an error. It refuses to overwrite an
 //!   existing `--out` file and writes it with mode 0600 (temporary file, then rename).
 //! - `import` decrypts first (a wrong passphrase changes nothing), is a no-op when the same
@@ -23,7 +29,9 @@ use anyhow::{bail, Context as _};
 use rand_core::{CryptoRng, RngCore};
 
 use super::{address_of_secret, decrypt_key, encrypt_key, LIGHT_SCRYPT, STANDARD_SCRYPT};
+use crate::identity::load_identity;
 use crate::nodekey::{load_or_create, parse_nodekey, NODEKEY_FILE};
+use crate::store::{NodeStore, STORE_FILE};
 
 /// Environment variable holding the passphrase when `--passphrase-file` is not given.
 pub const PASSPHRASE_ENV: &str = "HUSH_PASSPHRASE";
@@ -44,6 +52,13 @@ pub enum KeyCommand {
         /// Data directory (created if absent).
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// File whose first line is the passphrase sealing the identity (else
+        /// $HUSH_PASSPHRASE; with neither, the identity is the plaintext `nodekey`).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// geth's --lightkdf scrypt parameters for the sealed identity.
+        #[arg(long)]
+        light_kdf: bool,
     },
     /// Write the node identity as an Ethereum keystore v3 JSON file (scrypt).
     Export {
@@ -97,9 +112,35 @@ pub fn execute(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match cmd {
-        KeyCommand::New { data_dir } => {
-            let existed = data_dir.join(NODEKEY_FILE).exists();
-            let secret = load_or_create(&data_dir, rng)?;
+        KeyCommand::New {
+            data_dir,
+            passphrase_file,
+            light_kdf,
+        } => {
+            let pass = match (passphrase_file.as_deref(), env_passphrase) {
+                (None, None) => None,
+                (f, e) => Some(passphrase(f, e)?),
+            };
+            let existed =
+                data_dir.join(NODEKEY_FILE).exists() || sealed_store(&data_dir)?.is_some();
+            let secret = match pass {
+                None if sealed_store(&data_dir)?.is_some() => bail!(
+                    "the identity in {} is sealed: give --passphrase-file or set {PASSPHRASE_ENV}",
+                    data_dir.display()
+                ),
+                None => load_or_create(&data_dir, rng)?,
+                Some(pass) => {
+                    fs::create_dir_all(&data_dir)
+                        .with_context(|| format!("creating {}", data_dir.display()))?;
+                    let store = NodeStore::open(&data_dir.join(STORE_FILE))?;
+                    let params = if light_kdf {
+                        LIGHT_SCRYPT
+                    } else {
+                        STANDARD_SCRYPT
+                    };
+                    load_identity(&data_dir, &store, Some(&pass), params, rng)?.0
+                }
+            };
             print_identity(out, &secret)?;
             writeln!(out, "created: {}", !existed)?;
         }
@@ -113,8 +154,15 @@ pub fn execute(
             if pass.is_empty() {
                 bail!("refusing to export with an empty passphrase");
             }
-            let secret = read_nodekey(&data_dir)?
-                .with_context(|| format!("no identity in {}", data_dir.display()))?;
+            let secret = match sealed_store(&data_dir)? {
+                Some((_, json)) => {
+                    decrypt_key(json.as_bytes(), pass.as_bytes())
+                        .context("opening the sealed identity (wrong passphrase?)")?
+                        .secret
+                }
+                None => read_nodekey(&data_dir)?
+                    .with_context(|| format!("no identity in {}", data_dir.display()))?,
+            };
             if file.exists() {
                 bail!("{} exists; refusing to overwrite it", file.display());
             }
@@ -140,6 +188,30 @@ pub fn execute(
                 .with_context(|| format!("decrypting {}", file.display()))?;
             fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;
+            if let Some((store, old_json)) = sealed_store(&data_dir)? {
+                let old = decrypt_key(old_json.as_bytes(), pass.as_bytes())
+                    .context("opening the sealed identity (wrong passphrase?)")?;
+                if old.secret == key.secret {
+                    print_identity(out, &key.secret)?;
+                    writeln!(out, "imported: unchanged")?;
+                    return Ok(());
+                }
+                if !force {
+                    bail!(
+                        "{} holds a different sealed identity (address 0x{}); use --force to replace it",
+                        data_dir.display(),
+                        hex::encode(old.address)
+                    );
+                }
+                let backup =
+                    data_dir.join(format!("identity.bak-{}.json", hex::encode(old.address)));
+                write_secret_file_replacing(&backup, old_json.as_bytes())?;
+                let json = String::from_utf8(json).context("keystore is not UTF-8")?;
+                store.set_sealed_identity(&json)?;
+                print_identity(out, &key.secret)?;
+                writeln!(out, "imported: replaced")?;
+                return Ok(());
+            }
             let path = data_dir.join(NODEKEY_FILE);
             match read_nodekey(&data_dir) {
                 Ok(Some(old)) if old == key.secret => {
@@ -193,6 +265,17 @@ fn print_identity(out: &mut dyn Write, secret: &[u8; 32]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The node store and its sealed identity, if the store exists and holds one (never creates
+/// the store).
+fn sealed_store(data_dir: &Path) -> anyhow::Result<Option<(NodeStore, String)>> {
+    let path = data_dir.join(STORE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let store = NodeStore::open(&path)?;
+    Ok(store.sealed_identity()?.map(|json| (store, json)))
+}
+
 /// The node key if the file exists, `None` if it does not.
 fn read_nodekey(data_dir: &Path) -> anyhow::Result<Option<[u8; 32]>> {
     let path = data_dir.join(NODEKEY_FILE);
@@ -201,6 +284,12 @@ fn read_nodekey(data_dir: &Path) -> anyhow::Result<Option<[u8; 32]>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// The passphrase in `file`: its first line, trailing `\r\n`/`\n` stripped (geth's
+/// `--password`).
+pub fn read_passphrase_file(file: &Path) -> anyhow::Result<String> {
+    passphrase(Some(file), None)
 }
 
 fn passphrase(file: Option<&Path>, env: Option<&str>) -> anyhow::Result<String> {

@@ -234,6 +234,8 @@ fn cli_new_export_import_roundtrip() {
     let out = run(
         KeyCommand::New {
             data_dir: a.clone(),
+            passphrase_file: None,
+            light_kdf: false,
         },
         None,
     )
@@ -247,6 +249,8 @@ fn cli_new_export_import_roundtrip() {
     let out2 = run(
         KeyCommand::New {
             data_dir: a.clone(),
+            passphrase_file: None,
+            light_kdf: false,
         },
         None,
     )
@@ -329,6 +333,8 @@ fn cli_new_export_import_roundtrip() {
     let other = run(
         KeyCommand::New {
             data_dir: c.clone(),
+            passphrase_file: None,
+            light_kdf: false,
         },
         None,
     )
@@ -345,10 +351,96 @@ fn cli_new_export_import_roundtrip() {
     let again = run(
         KeyCommand::New {
             data_dir: c.clone(),
+            passphrase_file: None,
+            light_kdf: false,
         },
         None,
     )
     .unwrap();
     assert_eq!(line(&again, "public_key: "), pubkey);
     fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn cli_works_on_a_sealed_identity() {
+    let root = temp_dir("keystore-cli-sealed");
+    let (a, b) = (root.join("a"), root.join("b"));
+    let created = run(
+        KeyCommand::New {
+            data_dir: a.clone(),
+            passphrase_file: None,
+            light_kdf: true,
+        },
+        Some("pw"),
+    )
+    .unwrap();
+    assert_eq!(line(&created, "created: "), "true");
+    assert!(!a.join(NODEKEY_FILE).exists(), "sealed, no plaintext");
+    let pubkey = line(&created, "public_key: ").to_string();
+    // Without the passphrase the sealed identity cannot be used.
+    let err = run(
+        KeyCommand::New {
+            data_dir: a.clone(),
+            passphrase_file: None,
+            light_kdf: true,
+        },
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("sealed"), "{err}");
+    let file = root.join("k.json");
+    run(
+        KeyCommand::Export {
+            data_dir: a.clone(),
+            out: file.clone(),
+            passphrase_file: None,
+            light_kdf: true,
+        },
+        Some("pw"),
+    )
+    .unwrap();
+    // Import into another sealed store, with --force over a different identity.
+    run(
+        KeyCommand::New {
+            data_dir: b.clone(),
+            passphrase_file: None,
+            light_kdf: true,
+        },
+        Some("pw"),
+    )
+    .unwrap();
+    let import = |force| {
+        run(
+            KeyCommand::Import {
+                data_dir: b.clone(),
+                file: file.clone(),
+                passphrase_file: None,
+                force,
+            },
+            Some("pw"),
+        )
+    };
+    assert!(import(false)
+        .unwrap_err()
+        .to_string()
+        .contains("different sealed identity"));
+    let out = import(true).unwrap();
+    assert_eq!(line(&out, "imported: "), "replaced");
+    assert_eq!(line(&out, "public_key: "), pubkey);
+    assert!(fs::read_dir(&b).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("identity.bak-")));
+    let again = run(
+        KeyCommand::New {
+            data_dir: b.clone(),
+            passphrase_file: None,
+            light_kdf: true,
+        },
+        Some("pw"),
+    )
+    .unwrap();
+    assert_eq!(line(&again, "public_key: "), pubkey);
+    assert_eq!(line(&again, "created: "), "false");
 }

@@ -23,8 +23,24 @@ fn json_line_has_the_documented_fields() {
     assert_eq!(v["text"], "hello \"A\"\n");
     assert_eq!(v["clock"], 7);
     assert_eq!(v["timestamp"], 1_575_000_000_123u64);
-    assert_eq!(v.as_object().unwrap().len(), 5);
-    assert!(line.starts_with("{\"chat\":\"e2e\",\"from\":\"0x04"));
+    assert_eq!(v["kind"], "public");
+    assert_eq!(v["message_id"], format!("0x{}", "ab".repeat(32)));
+    assert_eq!(v.as_object().unwrap().len(), 7);
+    assert!(line.starts_with("{\"chat\":\"e2e\",\"kind\":\"public\",\"from\":\"0x04"));
+}
+
+#[test]
+fn group_and_reply_lines() {
+    let line = kind_json_line(&message(), "group", Some("friends"), Some("history"));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["kind"], "group");
+    assert_eq!(v["name"], "friends");
+    assert_eq!(v["reply"], "history");
+    assert!(line.starts_with("{\"reply\":\"history\""));
+    let r = reply_json_line("whoami", &[("public_key", "0x04ab")]);
+    let v: serde_json::Value = serde_json::from_str(&r).unwrap();
+    assert_eq!(v["reply"], "whoami");
+    assert_eq!(v["public_key"], "0x04ab");
 }
 
 #[test]
