@@ -1,0 +1,279 @@
+//! End to end with three real `hush node` processes: 1:1 both ways, a group of three with a
+//! member added later, and one node killed with SIGKILL mid-conversation and restarted on its
+//! data directory. Every message must arrive exactly once, in clock order, at every intended
+//! recipient, and at no one else (issue 8's "done when").
+//!
+//! Topology: B and C dial A, so every B↔C message is relayed by A, which must not print it.
+//! Identities are sealed (passphrase file, light scrypt); 1:1 and group messages go through
+//! MVDS (`--datasync`). What each node prints on stdout is collected from its whole
+//! transcript (both incarnations of C), so a message delivered before the kill and again after
+//! the restart would be caught.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hush_core::p2p::enode::Enode;
+use hush_drivers::driver::GROUP_UPDATED_PREFIX;
+use hush_drivers::output::PEER_CONNECTED_PREFIX;
+use hush_tests::{unique_temp_dir, NodeProcess};
+
+/// Bound on the whole test: generous, the machine may be busy.
+const TIMEOUT_SECS: u64 = 180;
+
+fn enode_of(node: &NodeProcess, deadline: Instant) -> Enode {
+    let first = node.next_stdout_line(deadline);
+    first
+        .parse()
+        .unwrap_or_else(|e| panic!("first stdout line {first:?}: {e}\n{}", node.transcript()))
+}
+
+fn key_of(enode: &Enode) -> String {
+    format!("0x04{}", hex::encode(enode.public_key))
+}
+
+fn wait_connected(node: &NodeProcess, deadline: Instant, peer: &Enode) {
+    let key = hex::encode(peer.public_key);
+    node.wait_stderr(deadline, |l| {
+        l.starts_with(PEER_CONNECTED_PREFIX) && l.contains(&key)
+    });
+}
+
+/// Waits for a received message (not a command reply) with this text; returns its JSON.
+fn wait_message(node: &NodeProcess, deadline: Instant, text: &str) -> serde_json::Value {
+    let line = node.wait_stdout(deadline, |l| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .is_ok_and(|v| v["text"] == text && v.get("reply").is_none())
+    });
+    serde_json::from_str(&line).unwrap()
+}
+
+/// Waits for the `group updated` stderr line of the group named `name` whose member list
+/// contains `member`; returns the group id.
+fn wait_group(node: &NodeProcess, deadline: Instant, name: &str, member: &str) -> String {
+    let line = node.wait_stderr(deadline, |l| {
+        l.starts_with(GROUP_UPDATED_PREFIX)
+            && l.contains(&format!("name={name:?}"))
+            && l.contains(member)
+    });
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("id="))
+        .unwrap_or_else(|| panic!("no id in {line:?}"))
+        .to_string()
+}
+
+/// Every received message a node printed on stdout, from a transcript: (kind, chat, from,
+/// text, clock), in print order.
+fn received(transcript: &str, name: &str) -> Vec<(String, String, String, String, u64)> {
+    let tag = format!("[{name} out] ");
+    transcript
+        .lines()
+        .filter_map(|l| l.strip_prefix(&tag))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("reply").is_none() && v.get("kind").is_some())
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap().to_string(),
+                v["chat"].as_str().unwrap().to_string(),
+                v["from"].as_str().unwrap().to_string(),
+                v["text"].as_str().unwrap().to_string(),
+                v["clock"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn args<'a>(pass: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--json",
+        "--datasync",
+        "--light-kdf",
+        "--passphrase-file",
+        pass,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn three_nodes_converse_through_a_sigkill() {
+    let deadline = Instant::now() + Duration::from_secs(TIMEOUT_SECS);
+    let secrets = unique_temp_dir("conv-pass");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let pass = secrets.join("pass");
+    std::fs::write(&pass, "three nodes\n").unwrap();
+
+    let mut a = NodeProcess::spawn("A", &args(s(&pass), &[]));
+    let enode_a = enode_of(&a, deadline);
+    let peer_a = enode_a.to_string();
+    let mut b = NodeProcess::spawn("B", &args(s(&pass), &["--peer", &peer_a]));
+    let enode_b = enode_of(&b, deadline);
+    let mut c = NodeProcess::spawn("C", &args(s(&pass), &["--peer", &peer_a]));
+    let enode_c = enode_of(&c, deadline);
+    wait_connected(&a, deadline, &enode_b);
+    wait_connected(&a, deadline, &enode_c);
+    let (ka, kb, kc) = (key_of(&enode_a), key_of(&enode_b), key_of(&enode_c));
+
+    // /whoami agrees with the enode, and the identity is sealed (no plaintext key file).
+    a.send_line("/whoami");
+    let who: serde_json::Value =
+        serde_json::from_str(&a.wait_stdout(deadline, |l| l.contains("\"whoami\""))).unwrap();
+    assert_eq!(who["public_key"], ka.as_str());
+    assert!(!a.data_dir.join("nodekey").exists());
+
+    // 1:1 both ways.
+    a.send_line(&format!("/dm {kb} a to b"));
+    let m = wait_message(&b, deadline, "a to b");
+    assert_eq!(
+        (m["kind"].as_str(), m["from"].as_str()),
+        (Some("dm"), Some(ka.as_str()))
+    );
+    b.send_line(&format!("/dm {ka} b to a"));
+    wait_message(&a, deadline, "b to a");
+    // B to C crosses A, which must not print it.
+    b.send_line(&format!("/dm {kc} b to c"));
+    wait_message(&c, deadline, "b to c");
+
+    // A group of A and B; C is added later and sees only what follows.
+    a.send_line(&format!("/group create trio {kb}"));
+    let gid = wait_group(&a, deadline, "trio", &kb);
+    assert_eq!(wait_group(&b, deadline, "trio", &ka), gid);
+    a.send_line("/group send trio g1");
+    wait_message(&b, deadline, "g1");
+    b.send_line("/group send trio g2");
+    wait_message(&a, deadline, "g2");
+    a.send_line(&format!("/group add trio {kc}"));
+    assert_eq!(wait_group(&c, deadline, "trio", &kc), gid);
+    wait_group(&b, deadline, "trio", &kc);
+    a.send_line("/group send trio g3");
+    wait_message(&b, deadline, "g3");
+    wait_message(&c, deadline, "g3");
+    c.send_line("/group send trio g4");
+    wait_message(&a, deadline, "g4");
+    wait_message(&b, deadline, "g4");
+    a.send_line(&format!("/dm {kc} a to c before the kill"));
+    wait_message(&c, deadline, "a to c before the kill");
+
+    // SIGKILL C mid-conversation; messages to it keep coming while it is down.
+    let c1_transcript = c.transcript();
+    let c_dir = c.stop_keep_data();
+    a.send_line(&format!("/dm {kc} a to c while down"));
+    b.send_line("/group send trio g5");
+    wait_message(&a, deadline, "g5");
+
+    let mut c2 = NodeProcess::spawn_in("C", c_dir, &args(s(&pass), &["--peer", &peer_a]));
+    let enode_c2 = enode_of(&c2, deadline);
+    assert_eq!(
+        enode_c2.public_key, enode_c.public_key,
+        "same identity after restart"
+    );
+    wait_message(&c2, deadline, "a to c while down");
+    wait_message(&c2, deadline, "g5");
+    // The restarted node's sessions still work both ways.
+    c2.send_line(&format!("/dm {ka} c to a after restart"));
+    wait_message(&a, deadline, "c to a after restart");
+    c2.send_line("/group send trio g6");
+    wait_message(&a, deadline, "g6");
+    wait_message(&b, deadline, "g6");
+    // Its history survived the kill, in clock order.
+    c2.send_line("/history trio");
+    let mut history = Vec::new();
+    for _ in 0..4 {
+        let line = c2.wait_stdout(deadline, |l| l.contains("\"reply\":\"history\""));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        history.push((
+            v["text"].as_str().unwrap().to_string(),
+            v["clock"].as_u64().unwrap(),
+        ));
+    }
+    assert_eq!(
+        history.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
+        vec!["g3", "g4", "g5", "g6"],
+        "C's group history"
+    );
+    c2.send_line("/chats");
+    c2.wait_stdout(deadline, |l| {
+        l.contains("\"reply\":\"chat\"") && l.contains(&gid)
+    });
+
+    // Let any late duplicate show itself before counting.
+    std::thread::sleep(Duration::from_secs(3));
+    let c_all = format!("{c1_transcript}\n{}", c2.transcript());
+    let got: BTreeMap<&str, Vec<(String, String, String, String, u64)>> = [
+        ("A", received(&a.transcript(), "A")),
+        ("B", received(&b.transcript(), "B")),
+        ("C", received(&c_all, "C")),
+    ]
+    .into_iter()
+    .collect();
+    let dm = |from: &str, text: &str| ("dm".to_string(), from.to_string(), text.to_string());
+    let gm = |from: &str, text: &str| ("group".to_string(), from.to_string(), text.to_string());
+    let want: BTreeMap<&str, Vec<(String, String, String)>> = [
+        (
+            "A",
+            vec![
+                dm(&kb, "b to a"),
+                gm(&kb, "g2"),
+                gm(&kc, "g4"),
+                gm(&kb, "g5"),
+                dm(&kc, "c to a after restart"),
+                gm(&kc, "g6"),
+            ],
+        ),
+        (
+            "B",
+            vec![
+                dm(&ka, "a to b"),
+                gm(&ka, "g1"),
+                gm(&ka, "g3"),
+                gm(&kc, "g4"),
+                gm(&kc, "g6"),
+            ],
+        ),
+        (
+            "C",
+            vec![
+                dm(&kb, "b to c"),
+                gm(&ka, "g3"),
+                dm(&ka, "a to c before the kill"),
+                dm(&ka, "a to c while down"),
+                gm(&kb, "g5"),
+            ],
+        ),
+    ]
+    .into_iter()
+    .collect();
+    for (node, msgs) in &got {
+        let mut seen: Vec<(String, String, String)> = msgs
+            .iter()
+            .map(|(k, _, from, text, _)| (k.clone(), from.clone(), text.clone()))
+            .collect();
+        let mut expected = want[node].clone();
+        seen.sort();
+        expected.sort();
+        assert_eq!(seen, expected, "{node} received exactly these, once each");
+        // Chat ids: a 1:1 chat is the other party's key; group messages carry the group id.
+        for (kind, chat, from, _, _) in msgs {
+            match kind.as_str() {
+                "dm" => assert_eq!(chat, from),
+                _ => assert_eq!(chat, &gid),
+            }
+        }
+        // Clock order within each chat: what arrives later has a larger Lamport clock.
+        let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, chat, _, text, clock) in msgs {
+            let prev = last.insert(chat.as_str(), *clock).unwrap_or(0);
+            assert!(
+                *clock > prev,
+                "{node}: {text:?} (clock {clock}) after clock {prev} in {chat}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&secrets);
+}
