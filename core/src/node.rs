@@ -231,6 +231,32 @@ pub enum Command {
         /// The new member's key.
         member: NodePublicKey,
     },
+    /// Rename a group we administer.
+    RenameGroup {
+        /// Group chat id.
+        group: String,
+        /// New name.
+        name: String,
+    },
+    /// Remove a (non-admin) member from a group we administer.
+    RemoveGroupMember {
+        /// Group chat id.
+        group: String,
+        /// The member's key.
+        member: NodePublicKey,
+    },
+    /// Make members of a group we administer admins.
+    AddGroupAdmins {
+        /// Group chat id.
+        group: String,
+        /// Their keys.
+        members: Vec<NodePublicKey>,
+    },
+    /// Leave a group (an admin gives up its rights first; the last admin cannot leave).
+    LeaveGroup {
+        /// Group chat id.
+        group: String,
+    },
     /// Send a text message to a private group.
     SendGroup {
         /// Group chat id.
@@ -859,6 +885,28 @@ impl Node {
                     .add_member(now, &group, &m)
                     .map_err(NodeError::from)
             }),
+            Command::RenameGroup { group, name } => self
+                .conversations
+                .rename_group(now, &group, &name)
+                .map_err(NodeError::from),
+            Command::RemoveGroupMember { group, member } => contact_key(&member).and_then(|m| {
+                self.conversations
+                    .remove_member(now, &group, &m)
+                    .map_err(NodeError::from)
+            }),
+            Command::AddGroupAdmins { group, members } => members
+                .iter()
+                .map(contact_key)
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|keys| {
+                    self.conversations
+                        .add_admins(now, &group, &keys)
+                        .map_err(NodeError::from)
+                }),
+            Command::LeaveGroup { group } => self
+                .conversations
+                .leave_group(now, &group)
+                .map_err(NodeError::from),
             Command::SendGroup { group, text } => self
                 .conversations
                 .send_group(now, &group, &text)

@@ -18,6 +18,8 @@
 //!                     add a member to GROUP (its name, or its id when names collide)
 //! /group send GROUP TEXT...
 //!                     post TEXT to GROUP
+//! /group remove GROUP PUBKEY | /group admin GROUP PUBKEY... | /group rename GROUP NAME |
+//! /group leave GROUP  the other membership changes (admin rules are the node's)
 //! /history CHAT       print the stored history of CHAT (public name, 0x04… key, group name
 //!                     or id), oldest clock first
 //! /whoami             print our public key, enode and installation id
@@ -49,6 +51,13 @@ pub enum StdinCommand {
         /// The new member.
         member: NodePublicKey,
     },
+    /// Another membership change of a group named by its name or id.
+    GroupChange {
+        /// Group name or id.
+        group: String,
+        /// What to do.
+        change: GroupChange,
+    },
     /// Post to a group named by its name or id.
     GroupSend {
         /// Group name or id.
@@ -67,6 +76,19 @@ pub enum StdinCommand {
     Chats,
     /// Stop the node.
     Quit,
+}
+
+/// A membership change other than adding a member (see [`StdinCommand::GroupChange`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupChange {
+    /// Remove a member.
+    Remove(NodePublicKey),
+    /// Make members admins.
+    Admins(Vec<NodePublicKey>),
+    /// Rename the group.
+    Rename(String),
+    /// Leave the group.
+    Leave,
 }
 
 /// Parses a public key as `0x04` + 128 hex, `04` + 128 hex, or the 128 hex of X‖Y.
@@ -277,16 +299,79 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
                         text: text.to_string(),
                     }
                 }
+                "remove" | "admin" | "rename" | "leave" => {
+                    let command = match sub {
+                        "remove" => "/group remove",
+                        "admin" => "/group admin",
+                        "rename" => "/group rename",
+                        _ => "/group leave",
+                    };
+                    let (group, rest) = first_word(rest);
+                    if group.is_empty() {
+                        return Err(CommandError::MissingArgument {
+                            command,
+                            argument: "group",
+                        });
+                    }
+                    let rest = rest.trim_end();
+                    let change = match sub {
+                        "remove" => {
+                            let (key, extra) = first_word(rest);
+                            if !extra.is_empty() {
+                                return Err(CommandError::Unexpected {
+                                    command,
+                                    extra: extra.to_string(),
+                                });
+                            }
+                            GroupChange::Remove(required_key(command, key)?)
+                        }
+                        "admin" => {
+                            if rest.is_empty() {
+                                return Err(CommandError::MissingArgument {
+                                    command,
+                                    argument: "public key",
+                                });
+                            }
+                            GroupChange::Admins(
+                                rest.split_whitespace()
+                                    .map(|k| required_key(command, k))
+                                    .collect::<Result<_, _>>()?,
+                            )
+                        }
+                        "rename" => {
+                            if rest.is_empty() {
+                                return Err(CommandError::MissingArgument {
+                                    command,
+                                    argument: "new name",
+                                });
+                            }
+                            GroupChange::Rename(rest.to_string())
+                        }
+                        _ => {
+                            if !rest.is_empty() {
+                                return Err(CommandError::Unexpected {
+                                    command,
+                                    extra: rest.to_string(),
+                                });
+                            }
+                            GroupChange::Leave
+                        }
+                    };
+                    StdinCommand::GroupChange {
+                        group: group.to_string(),
+                        change,
+                    }
+                }
                 "" => {
                     return Err(CommandError::MissingArgument {
                         command: "/group",
-                        argument: "create, add or send",
+                        argument: "create, add, send, remove, admin, rename or leave",
                     })
                 }
                 other => {
                     return Err(CommandError::Invalid {
                         command: "/group",
-                        argument: "subcommand (create, add, send)",
+                        argument: "subcommand (create, add, send, remove, admin, rename, leave)",
                         value: other.to_string(),
                     })
                 }

@@ -41,7 +41,7 @@ use smol::net::{TcpListener, TcpStream};
 use smol::Task;
 
 use crate::archive::{ArchiveStore, ARCHIVE_FILE};
-use crate::commands::{parse_line, parse_public_key, StdinCommand};
+use crate::commands::{parse_line, parse_public_key, GroupChange, StdinCommand};
 use crate::output::{
     kind_human_line, kind_json_line, persist_json_line, reply_json_line, status_line, MESSAGES_FILE,
 };
@@ -543,6 +543,16 @@ impl<S: Stack> Driver<S> {
                 self.stack
                     .handle_command(now, Command::AddGroupMember { group, member })?;
             }
+            StdinCommand::GroupChange { group, change } => {
+                let group = self.resolve_group(&group)?;
+                let cmd = match change {
+                    GroupChange::Remove(member) => Command::RemoveGroupMember { group, member },
+                    GroupChange::Admins(members) => Command::AddGroupAdmins { group, members },
+                    GroupChange::Rename(name) => Command::RenameGroup { group, name },
+                    GroupChange::Leave => Command::LeaveGroup { group },
+                };
+                self.stack.handle_command(now, cmd)?;
+            }
             StdinCommand::GroupSend { group, text } => {
                 let group = self.resolve_group(&group)?;
                 self.stack
@@ -708,6 +718,11 @@ impl<S: Stack> Driver<S> {
                     // The group's id and name for /group and /chats: the application's
                     // index, committed before anything else happens.
                     self.store.upsert_chat(&group_id, ChatKind::Group, &name)?;
+                    let me = format!("0x04{}", hex::encode(self.stack.public_key()));
+                    if !members.contains(&me) {
+                        // Left or removed: no longer listed (its history stays).
+                        self.store.leave_chat(&group_id)?;
+                    }
                     self.err_line(&format!(
                         "{GROUP_UPDATED_PREFIX} id={group_id} name={name:?} members={} admins={}",
                         members.join(","),

@@ -251,6 +251,10 @@ impl Host for FloodHost {
             | Command::SendDirect { .. }
             | Command::CreateGroup { .. }
             | Command::AddGroupMember { .. }
+            | Command::RenameGroup { .. }
+            | Command::RemoveGroupMember { .. }
+            | Command::AddGroupAdmins { .. }
+            | Command::LeaveGroup { .. }
             | Command::SendGroup { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 if chat.is_empty() || chat.len() > usize::from(u8::MAX) {

@@ -1108,3 +1108,112 @@ fn contact_code_publication_can_be_turned_off() {
     off.advance(1_000);
     assert_eq!(off.nodes[0].whisper().pool_len(), 0);
 }
+
+/// The last membership node `i` saw of `group`: (members, admins, name).
+fn last_group_state(net: &Net, i: usize, group: &str) -> (Vec<String>, Vec<String>, String) {
+    net.events
+        .iter()
+        .rev()
+        .find_map(|(n, e)| match e {
+            Event::GroupUpdated {
+                group_id,
+                members,
+                admins,
+                name,
+            } if *n == i && group_id == group => {
+                Some((members.clone(), admins.clone(), name.clone()))
+            }
+            _ => None,
+        })
+        .expect("group known")
+}
+
+#[test]
+fn group_rename_admin_remove_and_leave_through_the_node() {
+    let mut net = line(3);
+    let (k1, k2) = (net.nodes[1].public_key(), net.nodes[2].public_key());
+    net.command(
+        0,
+        Command::CreateGroup {
+            name: "g".into(),
+            members: vec![k1, k2],
+        },
+    );
+    net.advance(3_000);
+    let (group, ..) = net
+        .events
+        .iter()
+        .find_map(|(i, e)| match e {
+            Event::GroupUpdated { group_id, .. } if *i == 0 => Some((group_id.clone(), ())),
+            _ => None,
+        })
+        .unwrap();
+    // A non-admin cannot rename; the admin can, and everyone sees the new name.
+    assert!(net.nodes[1]
+        .handle_command(
+            net.now,
+            Command::RenameGroup {
+                group: group.clone(),
+                name: "x".into()
+            }
+        )
+        .is_err());
+    net.command(
+        0,
+        Command::RenameGroup {
+            group: group.clone(),
+            name: "renamed".into(),
+        },
+    );
+    net.command(
+        0,
+        Command::AddGroupAdmins {
+            group: group.clone(),
+            members: vec![k1],
+        },
+    );
+    net.advance(3_000);
+    let (members, admins, name) = last_group_state(&net, 2, &group);
+    assert_eq!(
+        (members.len(), admins.len(), name.as_str()),
+        (3, 2, "renamed")
+    );
+    // The new admin removes node 2, which then gets nothing more.
+    net.command(
+        1,
+        Command::RemoveGroupMember {
+            group: group.clone(),
+            member: k2,
+        },
+    );
+    net.advance(3_000);
+    net.command(
+        0,
+        Command::SendGroup {
+            group: group.clone(),
+            text: "without 2".into(),
+        },
+    );
+    net.advance(3_000);
+    assert_eq!(group_texts(&net, 1, &group), vec!["without 2".to_string()]);
+    assert!(group_texts(&net, 2, &group).is_empty());
+    // Node 0 leaves (giving up its admin rights); node 1 stays the admin.
+    net.command(
+        0,
+        Command::LeaveGroup {
+            group: group.clone(),
+        },
+    );
+    net.advance(3_000);
+    let (members, admins, _) = last_group_state(&net, 1, &group);
+    assert_eq!((members.len(), admins.len()), (1, 1));
+    assert!(net.nodes[0]
+        .handle_command(
+            net.now,
+            Command::SendGroup {
+                group: group.clone(),
+                text: "gone".into()
+            }
+        )
+        .is_err());
+}

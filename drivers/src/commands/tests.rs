@@ -233,3 +233,31 @@ fn conversation_command_errors() {
         Err(CommandError::MissingArgument { .. })
     ));
 }
+
+#[test]
+fn parses_group_changes() {
+    let change = |line: &str| match parse_line(line) {
+        Ok(Some(StdinCommand::GroupChange { group, change })) => (group, change),
+        other => panic!("{line}: {other:?}"),
+    };
+    assert_eq!(
+        change(&format!("/group remove g {KEY}")),
+        ("g".into(), GroupChange::Remove(key_bytes()))
+    );
+    assert_eq!(
+        change(&format!("/group admin g {KEY} {KEY}")),
+        (
+            "g".into(),
+            GroupChange::Admins(vec![key_bytes(), key_bytes()])
+        )
+    );
+    assert_eq!(
+        change("/group rename g new  name"),
+        ("g".into(), GroupChange::Rename("new  name".into()))
+    );
+    assert_eq!(change("/group leave g"), ("g".into(), GroupChange::Leave));
+    assert!(parse_line("/group leave g now").is_err());
+    assert!(parse_line("/group rename g").is_err());
+    assert!(parse_line("/group admin g").is_err());
+    assert!(parse_line("/group remove").is_err());
+}

@@ -155,6 +155,10 @@ impl Stack for Fake {
             Command::SendDirect { .. }
             | Command::CreateGroup { .. }
             | Command::AddGroupMember { .. }
+            | Command::RenameGroup { .. }
+            | Command::RemoveGroupMember { .. }
+            | Command::AddGroupAdmins { .. }
+            | Command::LeaveGroup { .. }
             | Command::SendGroup { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 for &conn in self.remotes.keys() {
