@@ -150,6 +150,11 @@ pub struct NodeConfig {
     pub installation_id: String,
     /// 1:1 and group conversation settings (security, MVDS, limits).
     pub conversations: ConversationsConfig,
+    /// The chat identity (Status: the account key) when it is not the node key. Devices of
+    /// one account share the chat identity but each needs its own devp2p node key (peers
+    /// keep one connection per node key), so multi-device setups set this. `None` = the node
+    /// key is also the chat identity.
+    pub chat_identity: Option<[u8; 32]>,
 }
 
 impl Default for NodeConfig {
@@ -170,6 +175,7 @@ impl Default for NodeConfig {
             history_window_secs: DEFAULT_HISTORY_WINDOW_SECS,
             installation_id: DEFAULT_INSTALLATION_ID.to_string(),
             conversations: ConversationsConfig::default(),
+            chat_identity: None,
         }
     }
 }
@@ -256,6 +262,14 @@ pub enum Command {
     LeaveGroup {
         /// Group chat id.
         group: String,
+    },
+    /// Pair (or unpair) one of our own other devices: messages we send and receive are
+    /// synced to it (status-chat.md §5; at most `max_active_installations` devices).
+    PairDevice {
+        /// Its installation id (see [`Node::own_devices`]).
+        installation_id: String,
+        /// `true` to pair, `false` to unpair.
+        enabled: bool,
     },
     /// Send a text message to a private group.
     SendGroup {
@@ -510,6 +524,8 @@ pub struct Node {
     config: NodeConfig,
     p2p_config: Arc<session::Config>,
     secret: SecretKey,
+    /// The chat identity (signs chat posts, opens 1:1 envelopes); often `secret`.
+    chat_secret: SecretKey,
     public: NodePublicKey,
     rng: Rng,
     peers: BTreeMap<ConnId, Peer>,
@@ -611,19 +627,23 @@ impl Node {
         }
         let mut whisper = Whisper::new(whisper_config, child_seed(&mut rng), now);
         whisper.set_identity(secret);
-        let chats = PublicChats::new(config.chat.clone(), secret);
+        let chat_secret = match &config.chat_identity {
+            Some(k) => SecretKey::from_byte_array(k).map_err(|_| NodeError::InvalidSecretKey)?,
+            None => secret,
+        };
+        let chats = PublicChats::new(config.chat.clone(), chat_secret);
         let conv_seed = keccak256_concat(&[CONVERSATIONS_SEED_LABEL, &seed]);
         let conversations = match records {
             None => Conversations::new(
                 config.conversations.clone(),
-                secret,
+                chat_secret,
                 &config.installation_id,
                 conv_seed,
                 now,
             )?,
             Some(records) => Conversations::restore(
                 config.conversations.clone(),
-                secret,
+                chat_secret,
                 &config.installation_id,
                 conv_seed,
                 now,
@@ -634,6 +654,7 @@ impl Node {
             p2p_config: Arc::new(p2p),
             config,
             secret,
+            chat_secret,
             public,
             rng,
             peers: BTreeMap::new(),
@@ -662,6 +683,24 @@ impl Node {
     /// The 1:1/group machine, for inspection (groups, stats).
     pub fn conversations(&self) -> &Conversations {
         &self.conversations
+    }
+
+    /// Our other devices (installations of our identity learned from our contact-code
+    /// topic): `(installation id, paired)`, by id. This device is not listed.
+    pub fn own_devices(&self) -> Vec<(String, bool)> {
+        let security = self.conversations.security();
+        let own = self.conversations.identity_public();
+        security
+            .installations_of(&own)
+            .filter(|r| r.installation_id != security.installation_id())
+            .map(|r| (r.installation_id.clone(), r.enabled))
+            .collect()
+    }
+
+    /// Our chat identity's public key in wire form (the node key unless
+    /// [`NodeConfig::chat_identity`] is set): what contacts address 1:1 messages to.
+    pub fn chat_public_key(&self) -> NodePublicKey {
+        pubkey_to_wire(&public_key(&self.chat_secret))
     }
 
     /// Our public key in wire form.
@@ -906,6 +945,13 @@ impl Node {
             Command::LeaveGroup { group } => self
                 .conversations
                 .leave_group(now, &group)
+                .map_err(NodeError::from),
+            Command::PairDevice {
+                installation_id,
+                enabled,
+            } => self
+                .conversations
+                .set_own_installation_enabled(&installation_id, enabled)
                 .map_err(NodeError::from),
             Command::SendGroup { group, text } => self
                 .conversations
@@ -1327,7 +1373,7 @@ impl Node {
                     let params = whisper::MessageParams {
                         payload,
                         padding: None,
-                        sign_with: Some(self.secret),
+                        sign_with: Some(self.chat_secret),
                         topic,
                         ttl_secs: self.config.chat.ttl_secs,
                         pow_target: self.config.chat.pow_target,
@@ -1398,7 +1444,7 @@ impl Node {
             }
             let filter = match &listen.kind {
                 ListenKind::Asymmetric => {
-                    whisper::Filter::asymmetric(vec![listen.topic], self.secret)
+                    whisper::Filter::asymmetric(vec![listen.topic], self.chat_secret)
                 }
                 ListenKind::Symmetric { key } => {
                     whisper::Filter::symmetric(vec![listen.topic], *key)

@@ -74,6 +74,11 @@ pub struct NodeArgs {
     /// Send 1:1 and group messages through MVDS (acknowledged, retransmitted until acked).
     #[arg(long)]
     pub datasync: bool,
+    /// Give this device its own devp2p node key (drawn once, kept in the store) and use the
+    /// identity only as the chat identity: needed to run several devices of one identity
+    /// (peers keep one connection per node key). Pair them with /devices and /pair.
+    #[arg(long)]
+    pub device_key: bool,
 }
 
 /// Runs `hush node` with real stdin/stdout/stderr until `/quit`.
@@ -107,6 +112,11 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         );
     }
     let installation_id = installation_id(&store, &mut OsRng)?;
+    let (node_key, chat_identity) = if args.device_key {
+        (device_node_key(&store)?, Some(secret_key))
+    } else {
+        (secret_key, None)
+    };
     let records = store.records()?;
     let public_chats: Vec<String> = store
         .chats()?
@@ -130,6 +140,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             listen_port: port,
             mailservers: args.mailserver_peers.iter().map(|e| e.public_key).collect(),
             installation_id: installation_id.clone(),
+            chat_identity,
             ..NodeConfig::default()
         };
         config.conversations.datasync = args.datasync;
@@ -142,9 +153,9 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         let now = clock.now();
         let restored = records.len();
         let mut node = if records.is_empty() {
-            Node::new(config, secret_key, seed, now)
+            Node::new(config, node_key, seed, now)
         } else {
-            Node::restore(config, secret_key, seed, now, records)
+            Node::restore(config, node_key, seed, now, records)
         }
         .context("creating the node")?;
         for name in &public_chats {
@@ -208,4 +219,27 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         drop(stdin_task);
         result
     })
+}
+
+/// `meta` key of this device's own devp2p node key (`--device-key`).
+pub const DEVICE_NODE_KEY: &str = "device_node_key";
+
+/// This device's devp2p node key, drawn once and kept in the store's `meta` (hex). Like geth's
+/// `nodekey` it is not sealed: it only names the node on the network, the chat identity stays
+/// sealed.
+fn device_node_key(store: &NodeStore) -> anyhow::Result<[u8; 32]> {
+    if let Some(hex_key) = store.meta(DEVICE_NODE_KEY)? {
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(&hex_key, &mut key).context("store: device node key")?;
+        secp256k1::SecretKey::from_byte_array(&key).context("store: device node key")?;
+        return Ok(key);
+    }
+    loop {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        if secp256k1::SecretKey::from_byte_array(&key).is_ok() {
+            store.set_meta(DEVICE_NODE_KEY, &hex::encode(key))?;
+            return Ok(key);
+        }
+    }
 }

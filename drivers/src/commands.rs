@@ -23,6 +23,9 @@
 //! /history CHAT       print the stored history of CHAT (public name, 0x04… key, group name
 //!                     or id), oldest clock first
 //! /whoami             print our public key, enode and installation id
+//! /devices            print our other devices (installation ids) and whether they are paired
+//! /pair ID | /unpair ID
+//!                     sync (or stop syncing) our messages with our device ID
 //! /chats              print the chats we are in
 //! /quit               stop the node
 //! ```
@@ -74,6 +77,8 @@ pub enum StdinCommand {
     WhoAmI,
     /// Print our chats.
     Chats,
+    /// Print our other devices.
+    Devices,
     /// Stop the node.
     Quit,
 }
@@ -380,6 +385,35 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
         "/history" => StdinCommand::History {
             chat: one_name("/history")?,
         },
+        "/pair" | "/unpair" => {
+            let command = if word == "/pair" { "/pair" } else { "/unpair" };
+            let (id, extra) = first_word(rest);
+            if id.is_empty() {
+                return Err(CommandError::MissingArgument {
+                    command,
+                    argument: "installation id",
+                });
+            }
+            if !extra.trim().is_empty() {
+                return Err(CommandError::Unexpected {
+                    command,
+                    extra: extra.trim_end().to_string(),
+                });
+            }
+            StdinCommand::Node(Command::PairDevice {
+                installation_id: id.to_string(),
+                enabled: word == "/pair",
+            })
+        }
+        "/devices" => {
+            if !rest.trim().is_empty() {
+                return Err(CommandError::Unexpected {
+                    command: "/devices",
+                    extra: rest.trim_end().to_string(),
+                });
+            }
+            StdinCommand::Devices
+        }
         "/whoami" | "/chats" => {
             if !rest.trim().is_empty() {
                 return Err(CommandError::Unexpected {

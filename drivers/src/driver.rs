@@ -97,6 +97,15 @@ pub trait Stack {
         let _ = (now, chat, since_secs);
         Err(NodeError::NoMailserver)
     }
+    /// Our chat identity's public key (what contacts address 1:1 messages to); defaults to
+    /// [`Self::public_key`].
+    fn chat_public_key(&self) -> NodePublicKey {
+        self.public_key()
+    }
+    /// Our other devices: `(installation id, paired)`; the default knows none.
+    fn own_devices(&self) -> Vec<(String, bool)> {
+        Vec::new()
+    }
     /// Bytes received on a connection.
     fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]);
     /// A connection's socket closed.
@@ -136,6 +145,12 @@ impl Stack for Node {
     }
     fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]) {
         Node::handle_bytes(self, now, conn, bytes)
+    }
+    fn chat_public_key(&self) -> NodePublicKey {
+        Node::chat_public_key(self)
+    }
+    fn own_devices(&self) -> Vec<(String, bool)> {
+        Node::own_devices(self)
     }
     fn request_history(
         &mut self,
@@ -576,8 +591,19 @@ impl<S: Stack> Driver<S> {
                     self.out_line(&line)?;
                 }
             }
+            StdinCommand::Devices => {
+                for (id, paired) in self.stack.own_devices() {
+                    let paired = if paired { "true" } else { "false" };
+                    let line = if self.json {
+                        reply_json_line("device", &[("installation_id", &id), ("paired", paired)])
+                    } else {
+                        format!("device {id} paired={paired}")
+                    };
+                    self.out_line(&line)?;
+                }
+            }
             StdinCommand::WhoAmI => {
-                let key = format!("0x04{}", hex::encode(self.stack.public_key()));
+                let key = format!("0x04{}", hex::encode(self.stack.chat_public_key()));
                 let enode = self.enode.to_string();
                 let line = if self.json {
                     reply_json_line(
@@ -718,7 +744,7 @@ impl<S: Stack> Driver<S> {
                     // The group's id and name for /group and /chats: the application's
                     // index, committed before anything else happens.
                     self.store.upsert_chat(&group_id, ChatKind::Group, &name)?;
-                    let me = format!("0x04{}", hex::encode(self.stack.public_key()));
+                    let me = format!("0x04{}", hex::encode(self.stack.chat_public_key()));
                     if !members.contains(&me) {
                         // Left or removed: no longer listed (its history stays).
                         self.store.leave_chat(&group_id)?;

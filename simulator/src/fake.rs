@@ -255,6 +255,7 @@ impl Host for FloodHost {
             | Command::RemoveGroupMember { .. }
             | Command::AddGroupAdmins { .. }
             | Command::LeaveGroup { .. }
+            | Command::PairDevice { .. }
             | Command::SendGroup { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 if chat.is_empty() || chat.len() > usize::from(u8::MAX) {

@@ -48,6 +48,21 @@ fn wait_message(node: &NodeProcess, deadline: Instant, text: &str) -> serde_json
     serde_json::from_str(&line).unwrap()
 }
 
+/// Waits until messages with all these texts arrived, in any order (`wait_stdout` skips
+/// what does not match, so waiting for them one by one could skip one of them).
+fn wait_messages(node: &NodeProcess, deadline: Instant, texts: &[&str]) {
+    let mut missing: Vec<&str> = texts.to_vec();
+    while !missing.is_empty() {
+        let line = node.wait_stdout(deadline, |l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                v.get("reply").is_none() && v["text"].as_str().is_some_and(|t| missing.contains(&t))
+            })
+        });
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        missing.retain(|t| v["text"] != *t);
+    }
+}
+
 /// Waits for the `group updated` stderr line of the group named `name` whose member list
 /// contains `member`; returns the group id.
 fn wait_group(node: &NodeProcess, deadline: Instant, name: &str, member: &str) -> String {
@@ -173,8 +188,8 @@ fn three_nodes_converse_through_a_sigkill() {
         enode_c2.public_key, enode_c.public_key,
         "same identity after restart"
     );
-    wait_message(&c2, deadline, "a to c while down");
-    wait_message(&c2, deadline, "g5");
+    // Both were sent while C was down; they may arrive in either order.
+    wait_messages(&c2, deadline, &["a to c while down", "g5"]);
     // The restarted node's sessions still work both ways.
     c2.send_line(&format!("/dm {ka} c to a after restart"));
     wait_message(&a, deadline, "c to a after restart");
@@ -276,4 +291,136 @@ fn three_nodes_converse_through_a_sigkill() {
         }
     }
     let _ = std::fs::remove_dir_all(&secrets);
+}
+
+/// Polls `/devices` until the other device is listed; returns its installation id.
+fn wait_device(node: &mut NodeProcess, deadline: Instant) -> String {
+    loop {
+        node.send_line("/devices");
+        node.send_line("/whoami");
+        // Each round ends with the whoami reply; a device line before it is the answer.
+        let mut found = None;
+        loop {
+            let line = node.wait_stdout(deadline, |l| l.contains("\"reply\""));
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            match v["reply"].as_str() {
+                Some("device") => found = v["installation_id"].as_str().map(str::to_string),
+                Some("whoami") => break,
+                _ => {}
+            }
+        }
+        if let Some(id) = found {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no other device listed");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn two_devices_of_one_identity_pair_and_sync() {
+    let deadline = Instant::now() + Duration::from_secs(TIMEOUT_SECS);
+    let root = unique_temp_dir("conv-devices");
+    std::fs::create_dir_all(&root).unwrap();
+    let pass = root.join("pass");
+    std::fs::write(&pass, "devices\n").unwrap();
+    let (d1_dir, d2_dir, key_file) = (root.join("d1"), root.join("d2"), root.join("id.json"));
+    // One identity on two devices: created on the first, exported, imported on the second.
+    let key = |args: &[&str]| {
+        let out = std::process::Command::new(hush_tests::hush_bin())
+            .arg("key")
+            .args(args)
+            .env_remove("HUSH_PASSPHRASE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    key(&[
+        "new",
+        "--data-dir",
+        s(&d1_dir),
+        "--light-kdf",
+        "--passphrase-file",
+        s(&pass),
+    ]);
+    key(&[
+        "export",
+        "--data-dir",
+        s(&d1_dir),
+        "--out",
+        s(&key_file),
+        "--light-kdf",
+        "--passphrase-file",
+        s(&pass),
+    ]);
+    key(&[
+        "import",
+        "--data-dir",
+        s(&d2_dir),
+        s(&key_file),
+        "--passphrase-file",
+        s(&pass),
+    ]);
+
+    let b = NodeProcess::spawn("B", &args(s(&pass), &[]));
+    let enode_b = enode_of(&b, deadline);
+    let peer_b = enode_b.to_string();
+    let dev = |name: &str, dir: &Path| {
+        NodeProcess::spawn_in(
+            name,
+            dir.to_path_buf(),
+            &args(s(&pass), &["--device-key", "--peer", &peer_b]),
+        )
+    };
+    let mut d1 = dev("D1", &d1_dir);
+    let enode_d1 = enode_of(&d1, deadline);
+    let mut d2 = dev("D2", &d2_dir);
+    let enode_d2 = enode_of(&d2, deadline);
+    assert_ne!(
+        enode_d1.public_key, enode_d2.public_key,
+        "each device has its own node key"
+    );
+    d1.send_line("/whoami");
+    let who: serde_json::Value =
+        serde_json::from_str(&d1.wait_stdout(deadline, |l| l.contains("\"whoami\""))).unwrap();
+    let identity = who["public_key"].as_str().unwrap().to_string();
+    let installation_d1 = who["installation_id"].as_str().unwrap().to_string();
+    assert_ne!(
+        identity,
+        key_of(&enode_d1),
+        "chat identity is not the device node key"
+    );
+
+    // The devices learn each other from their contact codes and are paired by the user.
+    let id2 = wait_device(&mut d1, deadline);
+    assert_eq!(wait_device(&mut d2, deadline), installation_d1);
+    d1.send_line(&format!("/pair {id2}"));
+    d2.send_line(&format!("/pair {installation_d1}"));
+    // Make sure the pairing commands were taken before sending.
+    d1.send_line("/whoami");
+    d1.wait_stdout(deadline, |l| l.contains("\"whoami\""));
+    d2.send_line("/whoami");
+    d2.wait_stdout(deadline, |l| l.contains("\"whoami\""));
+
+    let kb = key_of(&enode_b);
+    d1.send_line(&format!("/dm {kb} sent from d1"));
+    let at_b = wait_message(&b, deadline, "sent from d1");
+    assert_eq!(at_b["from"], identity.as_str());
+    // The other device has its own device's message, in the chat with B.
+    let synced = wait_message(&d2, deadline, "sent from d1");
+    assert_eq!(
+        (synced["chat"].as_str(), synced["kind"].as_str()),
+        (Some(kb.as_str()), Some("dm"))
+    );
+    // B's reply reaches both devices.
+    let mut b = b;
+    b.send_line(&format!("/dm {identity} reply to both"));
+    wait_message(&d1, deadline, "reply to both");
+    wait_message(&d2, deadline, "reply to both");
+    drop((d1, d2, b));
+    let _ = std::fs::remove_dir_all(&root);
 }

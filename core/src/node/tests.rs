@@ -1217,3 +1217,79 @@ fn group_rename_admin_remove_and_leave_through_the_node() {
         )
         .is_err());
 }
+
+#[test]
+fn own_devices_are_listed_paired_and_synced() {
+    // Nodes 0 and 1 are two devices of one identity; node 2 is a contact.
+    let mut net = Net::with_configs(
+        (0..3)
+            .map(|i| NodeConfig {
+                installation_id: format!("device-{i}"),
+                ..NodeConfig::default()
+            })
+            .collect(),
+    );
+    // Its own node key (peers keep one connection per node key), node 0's chat identity.
+    net.nodes[1] = Node::new(
+        NodeConfig {
+            installation_id: "device-1".into(),
+            chat_identity: Some(key(0)),
+            ..NodeConfig::default()
+        },
+        key(1),
+        seed_from_u64(100),
+        net.now,
+    )
+    .unwrap();
+    assert_eq!(net.nodes[1].chat_public_key(), net.nodes[0].public_key());
+    assert_ne!(net.nodes[1].public_key(), net.nodes[0].public_key());
+    net.connect(0, 2);
+    net.connect(1, 2);
+    net.advance(3_000);
+    assert_eq!(
+        net.nodes[0].own_devices(),
+        vec![("device-1".to_string(), false)]
+    );
+    net.command(
+        0,
+        Command::PairDevice {
+            installation_id: "device-1".into(),
+            enabled: true,
+        },
+    );
+    assert_eq!(
+        net.nodes[0].own_devices(),
+        vec![("device-1".to_string(), true)]
+    );
+    let k2 = net.nodes[2].public_key();
+    net.command(
+        0,
+        Command::SendDirect {
+            to: k2,
+            text: "from device 0".into(),
+        },
+    );
+    net.advance(3_000);
+    assert_eq!(directs(&net, 2), vec!["from device 0".to_string()]);
+    // The paired device has it too, in the chat with node 2.
+    let synced: Vec<&ChatMessage> = net
+        .events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            Event::Direct(m) if *i == 1 => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(synced.len(), 1);
+    assert_eq!(synced[0].text, "from device 0");
+    assert_eq!(synced[0].chat, format!("0x04{}", hex::encode(k2)));
+    assert!(net.nodes[1]
+        .handle_command(
+            net.now,
+            Command::PairDevice {
+                installation_id: "no-such-device".into(),
+                enabled: true
+            }
+        )
+        .is_err());
+}

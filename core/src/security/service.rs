@@ -366,6 +366,18 @@ impl SecurityService {
             .get(&(identity.serialize().to_vec(), installation_id.to_owned()))
     }
 
+    /// Every known installation of `identity` (enabled or not, stale or not), by id.
+    pub fn installations_of<'a>(
+        &'a self,
+        identity: &PublicKey,
+    ) -> impl Iterator<Item = &'a InstallationRecord> + 'a {
+        let id = identity.serialize().to_vec();
+        self.installations
+            .range((id.clone(), String::new())..)
+            .take_while(move |((i, _), _)| *i == id)
+            .map(|(_, r)| r)
+    }
+
     /// Enables or disables sending to an installation (pairing of own devices).
     pub fn set_installation_enabled(
         &mut self,

@@ -261,3 +261,25 @@ fn parses_group_changes() {
     assert!(parse_line("/group admin g").is_err());
     assert!(parse_line("/group remove").is_err());
 }
+
+#[test]
+fn parses_device_commands() {
+    assert_eq!(
+        parse_line("/pair abc-1"),
+        node(Command::PairDevice {
+            installation_id: "abc-1".into(),
+            enabled: true
+        })
+    );
+    assert_eq!(
+        parse_line("/unpair abc-1"),
+        node(Command::PairDevice {
+            installation_id: "abc-1".into(),
+            enabled: false
+        })
+    );
+    assert_eq!(parse_line("/devices"), Ok(Some(StdinCommand::Devices)));
+    assert!(parse_line("/pair").is_err());
+    assert!(parse_line("/pair a b").is_err());
+    assert!(parse_line("/devices x").is_err());
+}

@@ -159,6 +159,7 @@ impl Stack for Fake {
             | Command::RemoveGroupMember { .. }
             | Command::AddGroupAdmins { .. }
             | Command::LeaveGroup { .. }
+            | Command::PairDevice { .. }
             | Command::SendGroup { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 for &conn in self.remotes.keys() {
