@@ -434,8 +434,16 @@ fn plan_conversations(
     for spec in &scenario.traffic.groups {
         let mvds = spec.mvds;
         let need = spec.size + spec.late_members;
+        let among = if spec.among.is_empty() {
+            non_ms.to_vec()
+        } else {
+            select(&spec.among, n, non_ms, rng)
+        };
         for _ in 0..spec.groups {
-            let mut pool = pool_for(&assigned, mvds);
+            let mut pool: Vec<usize> = pool_for(&assigned, mvds)
+                .into_iter()
+                .filter(|v| among.contains(v))
+                .collect();
             if pool.len() < need {
                 return Err(ScenarioError::TooManySelected {
                     field: "traffic.groups",

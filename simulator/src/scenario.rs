@@ -452,7 +452,7 @@ pub struct OneToOneSpec {
 pub const DEFAULT_GROUP_CREATE_AT_MS: u64 = 2_000;
 
 /// Private group chats: `groups` groups of `size` members each (the creator included), drawn
-/// by the seed among the non-mailserver nodes. The creator (the first drawn) creates the group
+/// by the seed among the non-mailserver nodes (or the `among` selection of them). The creator (the first drawn) creates the group
 /// at `create_at_ms` (`Command::CreateGroup`); `late_members` more nodes are added by the
 /// creator at `late_at_ms` (`Command::AddGroupMember`). Each message's author is a random
 /// member at its send time (late members from `late_at_ms` on); its expected recipients are
@@ -476,6 +476,9 @@ pub struct GroupSpec {
     /// When the late members are added (required when `late_members > 0`).
     #[serde(default)]
     pub late_at_ms: Option<u64>,
+    /// The nodes members are drawn from (default: every non-mailserver node).
+    #[serde(default)]
+    pub among: NodeSelect,
     /// Message timing per group.
     #[serde(default, flatten)]
     pub schedule: Schedule,
@@ -823,6 +826,7 @@ impl Scenario {
                     nodes: n,
                 });
             }
+            check_select("traffic.groups.among", &g.among, n)?;
             if g.late_members > 0 && g.late_at_ms.is_none() {
                 return Err(ScenarioError::Invalid {
                     field: "traffic.groups.late_at_ms",
