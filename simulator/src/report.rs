@@ -119,7 +119,11 @@ pub fn summary_table(s: &Summary) -> String {
             ),
         ),
     ];
-    for (kind, k) in s.by_kind.iter().filter(|(kind, _)| kind.as_str() != "public") {
+    for (kind, k) in s
+        .by_kind
+        .iter()
+        .filter(|(kind, _)| kind.as_str() != "public")
+    {
         rows.push((
             match kind.as_str() {
                 "dm" => "1:1 delivery ratio / latency",

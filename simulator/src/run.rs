@@ -55,8 +55,8 @@ use crate::net::{LinkId, LinkModel, Network};
 use crate::scenario::{
     CrashState, ModelSpec, NodeSelect, Role, Scenario, ScenarioError, Schedule, DEFAULT_RTO_MS,
 };
-use hush_core::chat::direct::Record;
 use crate::topology::{build, TopologyError};
+use hush_core::chat::direct::Record;
 use hush_core::node::NodePublicKey;
 use hush_core::node::{Command, Node, NodeConfig, NodeError};
 use hush_core::rng::{child_seed, rng_from_seed, seed_from_u64, Rng, Seed};

@@ -153,7 +153,10 @@ fn a_kept_crash_loses_no_accepted_message_and_delivers_none_twice() {
         let s = clean(&kept, k);
         assert_eq!(s.redeliveries_after_restart, 0, "{k}: {s:#?}");
         assert_eq!(s.delivery_ratio, 1.0, "{k}: {s:#?}");
-        assert!(s.messages_skipped_offline > 0, "crashed authors skip: {s:#?}");
+        assert!(
+            s.messages_skipped_offline > 0,
+            "crashed authors skip: {s:#?}"
+        );
     }
     // Messages accepted at the crash instant were still delivered (MVDS state restored).
     let at_crash: Vec<_> = kept
@@ -162,9 +165,9 @@ fn a_kept_crash_loses_no_accepted_message_and_delivers_none_twice() {
         .filter(|m| m.sent_ms == Some(9_000))
         .collect();
     assert!(!at_crash.is_empty());
-    assert!(at_crash
-        .iter()
-        .all(|m| m.received.len() == m.expected.len() && m.received.iter().all(|&(_, l)| l >= 3_000)));
+    assert!(at_crash.iter().all(
+        |m| m.received.len() == m.expected.len() && m.received.iter().all(|&(_, l)| l >= 3_000)
+    ));
 
     // The same crash with the state lost does lose messages (and the members forgot their
     // group: their sends are refused), and still leaks none.

@@ -420,7 +420,10 @@ impl Journal {
     /// The 1:1 and group summaries (only kinds the scenario has).
     pub fn summaries(&self) -> Vec<(TrafficKind, KindSummary)> {
         let mut out = Vec::new();
-        for (kind, counts) in [(TrafficKind::Dm, &self.dm), (TrafficKind::Group, &self.group)] {
+        for (kind, counts) in [
+            (TrafficKind::Dm, &self.dm),
+            (TrafficKind::Group, &self.group),
+        ] {
             if counts.messages_planned == 0 && !self.messages.iter().any(|m| m.kind == kind) {
                 continue;
             }
@@ -553,16 +556,14 @@ impl<H: Host> Host for Tracked<H> {
                     }
                 }
             }
-            Action::Event(Event::Direct(m)) => {
-                self.journal
-                    .borrow_mut()
-                    .on_delivery(self.now, self.node, None, m)
-            }
-            Action::Event(Event::Group { group_id, message }) => {
-                self.journal
-                    .borrow_mut()
-                    .on_delivery(self.now, self.node, Some(group_id), message)
-            }
+            Action::Event(Event::Direct(m)) => self
+                .journal
+                .borrow_mut()
+                .on_delivery(self.now, self.node, None, m),
+            Action::Event(Event::Group { group_id, message }) => self
+                .journal
+                .borrow_mut()
+                .on_delivery(self.now, self.node, Some(group_id), message),
             Action::Event(Event::GroupUpdated {
                 group_id,
                 members,

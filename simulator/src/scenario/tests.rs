@@ -155,7 +155,10 @@ fn conversation_traffic_parses_and_runs() {
     let g = &s.traffic.groups[0];
     assert_eq!((g.size, g.late_members, g.late_at_ms), (3, 1, Some(9000)));
     assert_eq!(g.create_at_ms, DEFAULT_GROUP_CREATE_AT_MS);
-    assert!(Scenario::default().node.contact_codes, "status-go publishes");
+    assert!(
+        Scenario::default().node.contact_codes,
+        "status-go publishes"
+    );
     assert_eq!(
         Scenario::from_toml_str("[[crashes]]\nat_ms = 1\nstate = \"new-key\"\nnodes = [0]")
             .unwrap()
@@ -183,7 +186,9 @@ fn conversation_mistakes_are_typed_errors() {
         }
     ));
     assert!(matches!(
-        bad("nodes = 4\n[[traffic.groups]]\ngroups = 1\nsize = 4\nlate_members = 1\nlate_at_ms = 1"),
+        bad(
+            "nodes = 4\n[[traffic.groups]]\ngroups = 1\nsize = 4\nlate_members = 1\nlate_at_ms = 1"
+        ),
         ScenarioError::TooManySelected { .. }
     ));
     assert!(matches!(
