@@ -39,6 +39,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "mailserver-offline",
         include_str!("../../scenarios/mailserver-offline.toml"),
     ),
+    (
+        "one-to-one-mvds-churn",
+        include_str!("../../scenarios/one-to-one-mvds-churn.toml"),
+    ),
 ];
 
 /// Top-level key that marks a scenario file for another runner than the network simulator.

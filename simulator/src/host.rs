@@ -5,7 +5,9 @@
 //! engine drains [`Host::poll_action`] until `None`, then re-arms one timer from
 //! [`Host::poll_timeout`]. `now` never goes backwards.
 
-use hush_core::node::{Action, Command, ConnId, Direction, Node, NodeError, NodePublicKey};
+use hush_core::node::{
+    Action, ChatMessage, Command, ConnId, Direction, Node, NodeError, NodePublicKey,
+};
 use hush_core::whisper::WhisperError;
 use hush_core::Time;
 
@@ -55,6 +57,12 @@ pub trait Host {
     /// Protocol counters, where the host has them (the default: none).
     fn stats(&self) -> HostStats {
         HostStats::default()
+    }
+    /// A restarted node reloads a public-chat message it had accepted
+    /// ([`Node::restore_public_message`], called after the chat's join). Hosts without chat
+    /// state ignore it (the default).
+    fn restore_public_message(&mut self, message: &ChatMessage) {
+        let _ = message;
     }
 }
 
@@ -128,6 +136,9 @@ impl Host for Node {
     }
     fn restore_archived(&mut self, raw: &[u8]) -> Result<bool, NodeError> {
         Node::restore_archived(self, raw)
+    }
+    fn restore_public_message(&mut self, message: &ChatMessage) {
+        Node::restore_public_message(self, message)
     }
     fn stats(&self) -> HostStats {
         let w = self.whisper().stats();

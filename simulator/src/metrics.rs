@@ -487,6 +487,9 @@ pub struct Summary {
     pub wall_ms: u64,
     /// Traffic per node, by node index.
     pub per_node: Vec<NodeTraffic>,
+    /// Delivery and latency per kind of traffic: `public` (the figures above), and `dm` and
+    /// `group` when the scenario has them (`crate::run::conversations`).
+    pub by_kind: BTreeMap<String, crate::run::KindSummary>,
 }
 
 impl Summary {

@@ -2,8 +2,11 @@
 //!
 //! Contract: [`write_outputs`] writes into an existing-or-created directory:
 //! - `summary.json`: the [`Summary`];
-//! - `messages.csv`: one row per sent message (id, author, chat, send time, expected and actual
-//!   receivers, delivery ratio, mean and max latency, first spy, its guess, whether right);
+//! - `messages.csv`: one row per message (id, author, chat, send time, expected and actual
+//!   receivers, delivery ratio, mean and max latency, first spy, its guess, whether right,
+//!   kind): every public message sent, then every planned 1:1 (`dm`) and group message (an
+//!   empty `sent_ms` when it was skipped or refused; `chat` is `dm:<a>-<b>` or `group-<g>`;
+//!   `id` is the Status message id once someone received it; no first-spy columns);
 //! - `nodes.csv`: one row per node (bytes up and down at the p2p layer);
 //! - `latency_cdf.svg`, `bandwidth_per_node.svg`, `delivery_over_time.svg`.
 //!
@@ -116,6 +119,48 @@ pub fn summary_table(s: &Summary) -> String {
             ),
         ),
     ];
+    for (kind, k) in s
+        .by_kind
+        .iter()
+        .filter(|(kind, _)| kind.as_str() != "public")
+    {
+        rows.push((
+            match kind.as_str() {
+                "dm" => "1:1 delivery ratio / latency",
+                "group" => "group delivery ratio / latency",
+                _ => "other delivery ratio / latency",
+            },
+            format!(
+                "{:.4} ({} / {}); p50 {} p99 {} max {}",
+                k.delivery_ratio,
+                k.deliveries,
+                k.deliveries_expected,
+                opt(k.latency_ms_p50, "ms"),
+                opt(k.latency_ms_p99, "ms"),
+                opt(k.latency_ms_max, "ms")
+            ),
+        ));
+        rows.push((
+            match kind.as_str() {
+                "dm" => "1:1 sent / planned, dups, non-recipient",
+                "group" => "group sent / planned, dups, non-recipient",
+                _ => "other sent / planned, dups, non-recipient",
+            },
+            format!(
+                "{} / {} (skipped {} offline, {} no group, {} refused); dups {}, after restart {}, \
+                 at non-recipients {}, unknown {}",
+                k.messages_sent,
+                k.messages_planned,
+                k.messages_skipped_offline,
+                k.messages_skipped_no_group,
+                k.messages_refused,
+                k.duplicate_deliveries,
+                k.redeliveries_after_restart,
+                k.non_recipient_deliveries.unwrap_or(0),
+                k.unknown_deliveries
+            ),
+        ));
+    }
     if s.history_requests_sent + s.history_request_retries + s.archived_envelopes > 0 {
         rows.push((
             "deliveries live / history",
@@ -273,7 +318,7 @@ pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>
     )?;
 
     let mut csv = String::from(
-        "id,author,chat,sent_ms,expected,received,delivery_ratio,latency_mean_ms,latency_max_ms,first_spy,first_spy_guess,first_spy_correct\n",
+        "id,author,chat,sent_ms,expected,received,delivery_ratio,latency_mean_ms,latency_max_ms,first_spy,first_spy_guess,first_spy_correct,kind\n",
     );
     for m in &out.messages {
         let ratio = if m.expected == 0 {
@@ -296,7 +341,7 @@ pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>
         };
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{:.4},{},{},{},{},{}",
+            "{},{},{},{},{},{},{:.4},{},{},{},{},{},public",
             m.id,
             m.author,
             csv_field(&m.chat),
@@ -309,6 +354,31 @@ pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>
             spy,
             guess,
             ok
+        );
+    }
+    for m in &out.conversation_messages {
+        let expected = m.expected.len();
+        let received = m.received.len();
+        // Not sent (skipped or refused): no ratio.
+        let ratio = match (m.sent_ms, expected) {
+            (None, _) => String::new(),
+            (Some(_), 0) => "1.0000".into(),
+            (Some(_), e) => format!("{:.4}", received as f64 / e as f64),
+        };
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{},{},,,,{}",
+            m.message_id.as_deref().unwrap_or(""),
+            m.author,
+            csv_field(&m.chat),
+            m.sent_ms.map_or(String::new(), |v| v.to_string()),
+            expected,
+            received,
+            ratio,
+            m.latency_mean_ms()
+                .map_or(String::new(), |v| format!("{v:.1}")),
+            m.latency_max_ms().map_or(String::new(), |v| v.to_string()),
+            m.kind.name()
         );
     }
     write("messages.csv", csv, &mut written)?;

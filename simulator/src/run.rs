@@ -19,13 +19,22 @@
 //!   its edges when it comes back;
 //! - offline windows (`[[offline]]`): like churn, at fixed times; windows and churn nest (a
 //!   node is online when none of them holds it offline);
-//! - crashes: the node's links are closed and it is inert until its restart, which replaces the
-//!   host: `kept` rebuilds it with the same identity key (what `Persist` and the keystore
-//!   would restore; the persisted chat messages cannot be loaded back into the node yet) and,
-//!   for a mailserver, replays its archive (the envelopes it persisted) with
-//!   `restore_archived`; `lost` starts with a new key and an empty archive (a lost
-//!   mailserver's clients do not trust its new key); either way it rejoins its chats and
-//!   redials;
+//! - crashes: the node's links are closed and it is inert (no timers) until its restart,
+//!   which replaces the host: `kept` rebuilds it as a driver does from its database, with the
+//!   same identity key, `Node::restore` from its `Persist::Conversation` records, the public
+//!   messages it accepted (`Persist::ChatMessage`, replayed after the joins) and, for a
+//!   mailserver, its archive (the envelopes it persisted) with `restore_archived`; `lost`
+//!   keeps the key only (fresh state, empty archive); `new-key` starts with a new key too (a
+//!   mailserver's clients do not trust it); each restart takes a fresh node seed; either way
+//!   it rejoins its chats and redials;
+//! - conversations (`[[traffic.one_to_one]]`, `[[traffic.groups]]`, drawn from their own
+//!   stream after the spies' one, before the nodes are built since MVDS is a node setting):
+//!   see [`conversations`] for what is measured. Pairs and groups are drawn among the
+//!   non-mailserver nodes; participants of MVDS and non-MVDS conversations are disjoint (an
+//!   error if there are not enough nodes). A group's creator creates it at `create_at_ms`
+//!   and adds the late members at `late_at_ms` (each retried every [`GROUP_RETRY_MS`] while
+//!   the creator is down or has no group id yet); sends are skipped while the author is down
+//!   (`messages_skipped_offline`) or the group has no id (`messages_skipped_no_group`);
 //! - mailservers (`[history]`, [`crate::scenario::HistorySpec`]): mailserver nodes are spawned
 //!   first (so clients can be configured with their keys), are no default chat members and do
 //!   not churn by default; with `use_mailserver`, each client gets an extra edge to every
@@ -44,9 +53,10 @@ use crate::metrics::{percentile_nearest_rank, MessageRecord, Metrics, NodeTraffi
 use crate::model::whisper_scalability;
 use crate::net::{LinkId, LinkModel, Network};
 use crate::scenario::{
-    CrashState, ModelSpec, NodeSelect, Role, Scenario, ScenarioError, DEFAULT_RTO_MS,
+    CrashState, ModelSpec, NodeSelect, Role, Scenario, ScenarioError, Schedule, DEFAULT_RTO_MS,
 };
 use crate::topology::{build, TopologyError};
+use hush_core::chat::direct::Record;
 use hush_core::node::NodePublicKey;
 use hush_core::node::{Command, Node, NodeConfig, NodeError};
 use hush_core::rng::{child_seed, rng_from_seed, seed_from_u64, Rng, Seed};
@@ -67,6 +77,20 @@ pub const MAILSERVER_MAX_PEERS: usize = 10_000;
 
 /// Progress callbacks per run (the run is cut into this many slices of simulated time).
 pub const PROGRESS_STEPS: u64 = 200;
+
+/// A group's creator that is down (or has no group id yet) when it should create the group or
+/// add its late members tries again this much later.
+pub const GROUP_RETRY_MS: u64 = 1_000;
+
+/// Random pair draws per requested 1:1 pair before the runner enumerates the candidates
+/// instead (only near-complete pair sets need it).
+const PAIR_DRAW_ATTEMPTS: usize = 64;
+
+pub mod conversations;
+pub use conversations::{ConversationRecord, KindSummary, TrafficKind};
+use conversations::{GroupState, Journal, Tracked};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// Why a run could not start.
 #[derive(Debug, Error)]
@@ -106,6 +130,14 @@ pub struct Spawn {
     pub now: Time,
     /// Trusted mailservers' keys (`NodeConfig::mailservers`): set for history clients.
     pub mailservers: Vec<NodePublicKey>,
+    /// Send 1:1 and group messages through MVDS (`conversations.datasync`).
+    pub datasync: bool,
+    /// Publish the contact code (`conversations.publish_contact_code`, scenario
+    /// `[node] contact_codes`).
+    pub contact_codes: bool,
+    /// A `kept` restart: the `Persist::Conversation` records the node emitted, in order, to
+    /// rebuild it with `Node::restore`; `None` for a fresh node.
+    pub records: Option<Vec<Record>>,
 }
 
 /// The real node's configuration for a role.
@@ -131,21 +163,24 @@ pub fn node_config(index: NodeIndex, role: Role) -> NodeConfig {
     config
 }
 
-/// The real node's configuration for `spawn`: [`node_config`] plus the trusted mailservers.
+/// The real node's configuration for `spawn`: [`node_config`] plus the trusted mailservers,
+/// MVDS and contact-code publication.
 pub fn spawn_config(spawn: &Spawn) -> NodeConfig {
     let mut config = node_config(spawn.index, spawn.role);
     config.mailservers = spawn.mailservers.clone();
+    config.conversations.datasync = spawn.datasync;
+    config.conversations.publish_contact_code = spawn.contact_codes;
     config
 }
 
-/// Builds a real [`Node`] for `spawn`.
+/// Builds a real [`Node`] for `spawn`: `Node::restore` from its records after a `kept` crash,
+/// else `Node::new`.
 pub fn spawn_node(spawn: Spawn) -> Result<Node, NodeError> {
-    Node::new(
-        spawn_config(&spawn),
-        spawn.secret_key,
-        spawn.seed,
-        spawn.now,
-    )
+    let config = spawn_config(&spawn);
+    match spawn.records {
+        Some(records) => Node::restore(config, spawn.secret_key, spawn.seed, spawn.now, records),
+        None => Node::new(config, spawn.secret_key, spawn.seed, spawn.now),
+    }
 }
 
 /// Everything a run produced.
@@ -159,6 +194,8 @@ pub struct RunOutput {
     pub latencies_ms: Vec<u64>,
     /// Deliveries per second since the start.
     pub deliveries_per_bucket: Vec<u64>,
+    /// Every planned 1:1 and group message (`messages.csv` rows of kind `dm` and `group`).
+    pub conversation_messages: Vec<ConversationRecord>,
 }
 
 /// Runs `scenario` with real [`Node`]s.
@@ -227,6 +264,18 @@ enum Control {
         epoch: u64,
         attempt: u32,
     },
+    /// Group `g`'s creator creates it.
+    CreateGroup {
+        g: usize,
+    },
+    /// Group `g`'s creator adds the late members.
+    AddLateMembers {
+        g: usize,
+    },
+    /// Planned 1:1 or group message `m` (index in the journal).
+    SendConversation {
+        m: usize,
+    },
     Snapshot,
     Tick,
 }
@@ -253,6 +302,200 @@ fn select(sel: &NodeSelect, nodes: usize, pool: &[usize], rng: &mut Rng) -> Vec<
 fn exp_ms(mean_ms: f64, rng: &mut Rng) -> u64 {
     let u: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
     ((-u.ln() * mean_ms).round() as u64).max(1)
+}
+
+/// Send times (relative to the start) of `schedule`'s messages up to `end_ms`, with their
+/// numbers; Poisson gaps come from `rng`.
+fn schedule_times(schedule: &Schedule, end_ms: u64, rng: &mut Rng) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    let mut t = schedule.first_at_ms;
+    for i in 0..schedule.messages {
+        if t > end_ms {
+            break;
+        }
+        out.push((i, t));
+        t = t.saturating_add(if schedule.poisson {
+            exp_ms(schedule.interval_ms as f64, rng)
+        } else {
+            schedule.interval_ms
+        });
+    }
+    out
+}
+
+/// The conversations of a scenario, drawn before the nodes are built (MVDS is a node setting).
+struct ConversationPlan {
+    /// Per node: send through MVDS.
+    datasync: Vec<bool>,
+    /// Controls to schedule, at times relative to the start.
+    controls: Vec<(u64, Control)>,
+}
+
+/// Draws the pairs, groups and their messages into `journal` (see the module docs).
+fn plan_conversations(
+    scenario: &Scenario,
+    n: usize,
+    non_ms: &[usize],
+    end_ms: u64,
+    rng: &mut Rng,
+    journal: &mut Journal,
+) -> Result<ConversationPlan, ScenarioError> {
+    let mut assigned: Vec<Option<bool>> = vec![None; n];
+    let mut controls = Vec::new();
+    let compatible =
+        |assigned: &[Option<bool>], v: usize, mvds: bool| assigned[v].is_none_or(|a| a == mvds);
+    let pool_for = |assigned: &[Option<bool>], mvds: bool| -> Vec<usize> {
+        non_ms
+            .iter()
+            .copied()
+            .filter(|&v| compatible(assigned, v, mvds))
+            .collect()
+    };
+    let mut used_pairs: std::collections::BTreeSet<(usize, usize)> = Default::default();
+    let mut pair_index = 0usize;
+    for spec in &scenario.traffic.one_to_one {
+        let mvds = spec.mvds;
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for &[a, b] in &spec.explicit {
+            for v in [a, b] {
+                if !compatible(&assigned, v, mvds) {
+                    return Err(ScenarioError::Invalid {
+                        field: "traffic.one_to_one.explicit",
+                        reason: format!(
+                            "node {v} is in MVDS and non-MVDS conversations; MVDS is a node \
+                             setting (conversations.datasync)"
+                        ),
+                    });
+                }
+                assigned[v] = Some(mvds);
+            }
+            used_pairs.insert((a.min(b), a.max(b)));
+            pairs.push((a, b));
+        }
+        let pool = pool_for(&assigned, mvds);
+        let mut drawn = 0;
+        let mut attempts = 0;
+        while drawn < spec.pairs && attempts < spec.pairs * PAIR_DRAW_ATTEMPTS && pool.len() >= 2 {
+            attempts += 1;
+            let a = pool[rng.gen_range(0..pool.len())];
+            let b = pool[rng.gen_range(0..pool.len())];
+            if a != b && used_pairs.insert((a.min(b), a.max(b))) {
+                pairs.push((a, b));
+                drawn += 1;
+            }
+        }
+        if drawn < spec.pairs {
+            // Nearly every pair is wanted: enumerate what is left.
+            let mut rest: Vec<(usize, usize)> = Vec::new();
+            for (i, &a) in pool.iter().enumerate() {
+                for &b in &pool[i + 1..] {
+                    if !used_pairs.contains(&(a.min(b), a.max(b))) {
+                        rest.push((a, b));
+                    }
+                }
+            }
+            if rest.len() < spec.pairs - drawn {
+                return Err(ScenarioError::TooManySelected {
+                    field: "traffic.one_to_one.pairs",
+                    wanted: spec.pairs,
+                    nodes: pool.len(),
+                });
+            }
+            rest.shuffle(rng);
+            for (a, b) in rest.into_iter().take(spec.pairs - drawn) {
+                used_pairs.insert((a.min(b), a.max(b)));
+                pairs.push((a, b));
+            }
+        }
+        for &(a, b) in &pairs {
+            assigned[a] = Some(mvds);
+            assigned[b] = Some(mvds);
+        }
+        for (a, b) in pairs {
+            let p = pair_index;
+            pair_index += 1;
+            let chat = format!("dm:{}-{}", a.min(b), a.max(b));
+            for (i, t) in schedule_times(&spec.schedule, end_ms, rng) {
+                let (author, to) = if rng.gen_bool(0.5) { (a, b) } else { (b, a) };
+                let m = journal.plan(
+                    TrafficKind::Dm,
+                    format!("dm {p}.{i} {author}->{to}"),
+                    author,
+                    chat.clone(),
+                    mvds,
+                    t,
+                    Some(to),
+                    None,
+                );
+                controls.push((t, Control::SendConversation { m }));
+            }
+        }
+    }
+    for spec in &scenario.traffic.groups {
+        let mvds = spec.mvds;
+        let need = spec.size + spec.late_members;
+        let among = if spec.among.is_empty() {
+            non_ms.to_vec()
+        } else {
+            select(&spec.among, n, non_ms, rng)
+        };
+        for _ in 0..spec.groups {
+            let mut pool: Vec<usize> = pool_for(&assigned, mvds)
+                .into_iter()
+                .filter(|v| among.contains(v))
+                .collect();
+            if pool.len() < need {
+                return Err(ScenarioError::TooManySelected {
+                    field: "traffic.groups",
+                    wanted: need,
+                    nodes: pool.len(),
+                });
+            }
+            pool.shuffle(rng);
+            pool.truncate(need);
+            for &v in &pool {
+                assigned[v] = Some(mvds);
+            }
+            let late = pool.split_off(spec.size);
+            let g = journal.groups.len();
+            let name = format!("group-{g}");
+            let late_at = spec.late_at_ms.unwrap_or(u64::MAX);
+            controls.push((spec.create_at_ms, Control::CreateGroup { g }));
+            if !late.is_empty() {
+                controls.push((late_at, Control::AddLateMembers { g }));
+            }
+            journal.add_group(GroupState {
+                name: name.clone(),
+                creator: pool[0],
+                initial: pool.clone(),
+                late: late.clone(),
+                id: None,
+                members: Vec::new(),
+            });
+            for (i, t) in schedule_times(&spec.schedule, end_ms, rng) {
+                let mut candidates = pool.clone();
+                if t >= late_at {
+                    candidates.extend(&late);
+                }
+                let author = candidates[rng.gen_range(0..candidates.len())];
+                let m = journal.plan(
+                    TrafficKind::Group,
+                    format!("group {g}.{i} from {author}"),
+                    author,
+                    name.clone(),
+                    mvds,
+                    t,
+                    None,
+                    Some(g),
+                );
+                controls.push((t, Control::SendConversation { m }));
+            }
+        }
+    }
+    Ok(ConversationPlan {
+        datasync: assigned.iter().map(|a| *a == Some(true)).collect(),
+        controls,
+    })
 }
 
 struct State {
@@ -318,6 +561,8 @@ where
     let mut role_rng = rng_from_seed(child_seed(&mut master));
     let mut fault_rng = rng_from_seed(child_seed(&mut master));
     let mut spy_rng = rng_from_seed(child_seed(&mut master));
+    // Drawn last so that scenarios without conversations keep every other stream.
+    let mut conversation_rng = rng_from_seed(child_seed(&mut master));
 
     let all: Vec<usize> = (0..n).collect();
     let mut roles = vec![Role::Full; n];
@@ -359,6 +604,24 @@ where
         }
     }
 
+    // Conversations: drawn before the nodes are built, since MVDS is a node setting.
+    let keep_persisted = scenario
+        .crashes
+        .iter()
+        .any(|c| c.state == CrashState::Kept && c.restart_after_ms.is_some());
+    let mut journal = Journal::new(start, n, keep_persisted);
+    let plan = plan_conversations(
+        scenario,
+        n,
+        &non_ms,
+        end_ms,
+        &mut conversation_rng,
+        &mut journal,
+    )?;
+    let datasync = plan.datasync;
+    let contact_codes = scenario.node.contact_codes;
+
+    #[allow(clippy::too_many_arguments)]
     fn spawn<H, F: FnMut(Spawn) -> Result<H, NodeError>>(
         make: &mut F,
         index: usize,
@@ -366,6 +629,8 @@ where
         mailservers: &[NodePublicKey],
         keys: &mut Rng,
         now: Time,
+        datasync: bool,
+        contact_codes: bool,
     ) -> Result<(H, [u8; 32]), SimError> {
         let node_seed = child_seed(keys);
         let mut attempt = 0;
@@ -378,6 +643,9 @@ where
                 seed: node_seed,
                 now,
                 mailservers: mailservers.to_vec(),
+                datasync,
+                contact_codes,
+                records: None,
             };
             match make(s) {
                 Ok(h) => return Ok((h, secret_key)),
@@ -397,13 +665,33 @@ where
     let mut mailserver_keys: Vec<NodePublicKey> = Vec::new();
     for &i in mailservers.iter().chain(&non_ms) {
         let trusted: &[NodePublicKey] = if is_client[i] { &mailserver_keys } else { &[] };
-        let (h, sk) = spawn(&mut make, i, roles[i], trusted, &mut keys_rng, start)?;
+        let (h, sk) = spawn(
+            &mut make,
+            i,
+            roles[i],
+            trusted,
+            &mut keys_rng,
+            start,
+            datasync[i],
+            contact_codes,
+        )?;
         if roles[i] == Role::Mailserver {
             mailserver_keys.push(h.public_key());
         }
         spawned[i] = Some((h, sk));
     }
     let (hosts, mut secret_keys): (Vec<H>, Vec<[u8; 32]>) = spawned.into_iter().flatten().unzip();
+    // The contact keys users exchanged: a restart with a new key does not change them.
+    let contact_keys: Vec<NodePublicKey> = hosts.iter().map(|h| h.public_key()).collect();
+    for (i, k) in contact_keys.iter().enumerate() {
+        journal.set_key(i, *k);
+    }
+    let journal = Rc::new(RefCell::new(journal));
+    let hosts: Vec<Tracked<H>> = hosts
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| Tracked::new(h, i, journal.clone(), start))
+        .collect();
 
     let topology = scenario.topology_spec();
     let mut edges = build(&topology, n, &mut topology_rng)?;
@@ -441,6 +729,7 @@ where
     let mut members_of = Vec::with_capacity(chats.len());
     let mut first_message_ms = u64::MAX;
     let mut members_total = 0;
+    let mut public_planned = 0u64;
     for (c, chat) in chats.iter().enumerate() {
         let members = if chat.members.is_empty() {
             non_ms.clone()
@@ -463,6 +752,7 @@ where
                 break;
             }
             first_message_ms = first_message_ms.min(t);
+            public_planned += 1;
             let author = members[traffic_rng.gen_range(0..members.len())];
             controls.push(
                 start.plus_millis(t),
@@ -479,6 +769,11 @@ where
             });
         }
         members_of.push(members);
+    }
+    for (t, c) in plan.controls {
+        if t <= end_ms {
+            controls.push(start.plus_millis(t), c);
+        }
     }
     if first_message_ms != u64::MAX {
         controls.push(start.plus_millis(first_message_ms), Control::Snapshot);
@@ -599,6 +894,7 @@ where
     };
     let mut retired_stats = HostStats::default();
     let mut messages_skipped = 0u64;
+    let mut public_send_commands = 0u64;
     let mut restarts = 0u64;
     let mut history_retries = 0u64;
     let mut history_abandoned = 0u64;
@@ -637,6 +933,7 @@ where
             }
             Control::Send { node, chat, n: i } => {
                 if st.up(node) {
+                    public_send_commands += 1;
                     let text = format!("message {i} in {} from node {node}", chats[chat].chat);
                     sim.schedule_command(
                         now,
@@ -684,6 +981,9 @@ where
                 let was_up = st.up(node);
                 if matches!(control, Control::Crash { .. }) {
                     st.crashed[node] = true;
+                    if let Some(c) = journal.borrow_mut().crashed.get_mut(node) {
+                        *c = true;
+                    }
                     if let Some(h) = sim.host(node) {
                         retired_stats.add(&h.stats());
                     }
@@ -715,8 +1015,21 @@ where
                 } else {
                     &[]
                 };
+                let (records, public) = if state == CrashState::Kept {
+                    conversations::restore_parts(&journal.borrow(), node)
+                } else {
+                    let mut j = journal.borrow_mut();
+                    j.records[node].clear();
+                    j.public[node].clear();
+                    j.lost_restarts[node] += 1;
+                    (Vec::new(), Vec::new())
+                };
                 let (host, sk) = match state {
-                    CrashState::Kept => {
+                    CrashState::Kept | CrashState::Lost => {
+                        let kept = state == CrashState::Kept;
+                        if !kept {
+                            sim.clear_archive(node);
+                        }
                         let s = Spawn {
                             index: node,
                             role: roles[node],
@@ -724,9 +1037,12 @@ where
                             seed: child_seed(&mut fault_rng),
                             now,
                             mailservers: trusted.to_vec(),
+                            datasync: datasync[node],
+                            contact_codes,
+                            records: kept.then_some(records),
                         };
                         let mut h = make(s).map_err(|source| SimError::Host { node, source })?;
-                        if roles[node] == Role::Mailserver {
+                        if kept && roles[node] == Role::Mailserver {
                             // What the driver does at start: replay the archive table.
                             for raw in sim.archived(node) {
                                 if h.restore_archived(raw)
@@ -738,12 +1054,27 @@ where
                         }
                         (h, secret_keys[node])
                     }
-                    CrashState::Lost => {
+                    CrashState::NewKey => {
                         sim.clear_archive(node);
-                        spawn(&mut make, node, roles[node], trusted, &mut fault_rng, now)?
+                        spawn(
+                            &mut make,
+                            node,
+                            roles[node],
+                            trusted,
+                            &mut fault_rng,
+                            now,
+                            datasync[node],
+                            contact_codes,
+                        )?
                     }
                 };
                 secret_keys[node] = sk;
+                {
+                    let mut j = journal.borrow_mut();
+                    j.set_key(node, host.public_key());
+                    j.crashed[node] = false;
+                }
+                let host = Tracked::new(host, node, journal.clone(), now).with_public(public);
                 sim.replace_host(node, host)?;
                 sim.metrics_mut().on_restart(node);
                 restarts += 1;
@@ -796,6 +1127,71 @@ where
                     // Still uncovered: the next return asks from the same start.
                     history_abandoned += 1;
                 }
+            }
+            Control::CreateGroup { g } => {
+                let (creator, name, others) = {
+                    let j = journal.borrow();
+                    let group = &j.groups[g];
+                    (
+                        group.creator,
+                        group.name.clone(),
+                        group.initial[1..].to_vec(),
+                    )
+                };
+                if st.up(creator) {
+                    let members = others.iter().map(|&v| contact_keys[v]).collect();
+                    sim.schedule_command(now, creator, Command::CreateGroup { name, members })?;
+                } else {
+                    controls.push(now.plus_millis(GROUP_RETRY_MS), control);
+                }
+            }
+            Control::AddLateMembers { g } => {
+                let (creator, id, late) = {
+                    let j = journal.borrow();
+                    let group = &j.groups[g];
+                    (group.creator, group.id.clone(), group.late.clone())
+                };
+                match id {
+                    Some(group) if st.up(creator) => {
+                        for v in late {
+                            sim.schedule_command(
+                                now,
+                                creator,
+                                Command::AddGroupMember {
+                                    group: group.clone(),
+                                    member: contact_keys[v],
+                                },
+                            )?;
+                        }
+                    }
+                    _ => {
+                        controls.push(now.plus_millis(GROUP_RETRY_MS), control);
+                    }
+                }
+            }
+            Control::SendConversation { m } => {
+                let (author, text, recipient, group) = {
+                    let j = journal.borrow();
+                    let r = &j.messages[m];
+                    let group = r.group_index().map(|g| j.groups[g].id.clone());
+                    (r.author, r.text.clone(), r.recipient(), group)
+                };
+                if !st.up(author) {
+                    journal.borrow_mut().skipped_offline(m);
+                    continue;
+                }
+                let command = match (recipient, group) {
+                    (Some(to), _) => Command::SendDirect {
+                        to: contact_keys[to],
+                        text,
+                    },
+                    (None, Some(Some(group))) => Command::SendGroup { group, text },
+                    _ => {
+                        journal.borrow_mut().skipped_no_group(m);
+                        continue;
+                    }
+                };
+                sim.schedule_command(now, author, command)?;
             }
             Control::Snapshot => snapshot = Some(sim.metrics().per_node.clone()),
             Control::Tick => progress(now.millis_since(start), end_ms),
@@ -866,6 +1262,25 @@ where
             amplification,
         ),
     });
+    let mut by_kind = std::collections::BTreeMap::new();
+    let mut public = KindSummary {
+        messages_planned: public_planned,
+        messages_skipped_offline: messages_skipped,
+        messages_refused: public_send_commands.saturating_sub(m.messages_sent),
+        messages_sent: m.messages_sent,
+        deliveries_expected,
+        deliveries: m.deliveries,
+        duplicate_deliveries: m.duplicate_deliveries,
+        redeliveries_after_restart: m.redeliveries_after_restart,
+        unknown_deliveries: m.unknown_deliveries,
+        ..KindSummary::default()
+    };
+    public.finish(&lat);
+    by_kind.insert(TrafficKind::Public.name().to_string(), public);
+    let j = journal.borrow();
+    for (kind, k) in j.summaries() {
+        by_kind.insert(kind.name().to_string(), k);
+    }
     let mut role_counts = std::collections::BTreeMap::new();
     for r in &roles {
         *role_counts
@@ -936,12 +1351,14 @@ where
         trace_hash: sim.trace_hash(),
         wall_ms: u64::try_from(wall_start.elapsed().as_millis()).unwrap_or(u64::MAX),
         per_node: m.per_node.clone(),
+        by_kind,
     };
     Ok(RunOutput {
         summary,
         messages: m.messages.clone(),
         latencies_ms: lat,
         deliveries_per_bucket: m.deliveries_per_bucket.clone(),
+        conversation_messages: j.messages.clone(),
     })
 }
 

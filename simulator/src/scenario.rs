@@ -12,9 +12,16 @@
 //! `[model]`) override or extend them. Missing fields take the defaults, unknown fields are an
 //! error. All times are ms relative to `start_ms` unless named otherwise.
 //!
-//! [`Scenario::validate`] rejects what cannot run with a typed [`ScenarioError`]. Features the
-//! node does not have yet (1:1 and group traffic, MVDS) parse, and are refused at run time by
-//! [`Scenario::unsupported`], so a scenario file written today keeps working when they land.
+//! [`Scenario::validate`] rejects what cannot run with a typed [`ScenarioError`].
+//! [`Scenario::unsupported`] names features the node does not have yet (none at the moment:
+//! 1:1 pairs, private groups and MVDS run since the node gained them); it stays so that a
+//! scenario file written for a future feature parses today and is refused with a clear error.
+//!
+//! Conversations (`[[traffic.one_to_one]]`, `[[traffic.groups]]`): see [`OneToOneSpec`] and
+//! [`GroupSpec`]. MVDS (`mvds = true`) is a node setting (`ConversationsConfig::datasync`), so
+//! the runner draws the participants of MVDS and non-MVDS conversations from disjoint sets of
+//! nodes. `[node]` ([`NodeSpec`]) holds per-node application settings such as contact-code
+//! publication.
 //!
 //! Mailservers: `[[roles]] role = "mailserver"` makes nodes archive every envelope and answer
 //! history requests; `[history] use_mailserver = true` makes the clients (default: every node
@@ -94,6 +101,8 @@ pub struct Scenario {
     pub traffic: TrafficSpec,
     /// The adversary for the privacy metric.
     pub privacy: PrivacySpec,
+    /// Application settings of every node.
+    pub node: NodeSpec,
     /// An analytical model to print beside the measurement.
     pub model: Option<ModelSpec>,
 }
@@ -266,12 +275,18 @@ pub struct ChurnSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CrashState {
-    /// Rebuild from what the node persisted: its identity key and chat memberships (chat
-    /// messages are persisted too, but the node has no API to load them back yet).
+    /// Rebuild from what the node persisted, as the driver does from its database: the same
+    /// identity key, `Node::restore` from its `Persist::Conversation` records (sessions, MVDS
+    /// state, groups, seen ids, unposted messages), its public-chat memberships and the
+    /// public messages it accepted (`Persist::ChatMessage`, replayed with
+    /// `Node::restore_public_message` after the joins), a mailserver's archive.
     #[default]
     Kept,
-    /// Start afresh with a new identity.
+    /// The disk is gone but the key survived (a reinstall with the same account): same
+    /// identity key, fresh state; it rejoins its public chats.
     Lost,
+    /// Start afresh with a new identity key (another user, as far as the network can tell).
+    NewKey,
 }
 
 /// Crashes: the selected nodes stop at `at_ms` (links closed, state gone) and restart later.
@@ -412,13 +427,19 @@ pub struct PublicChatSpec {
     pub schedule: Schedule,
 }
 
-/// 1:1 conversations between random pairs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-
+/// 1:1 conversations: `pairs` random pairs of distinct nodes (drawn by the seed among the
+/// non-mailserver nodes, no pair twice) plus the `explicit` ones. Each pair runs its own
+/// `schedule`; each message's author is a uniformly random end of its pair, the recipient the
+/// other end (`Command::SendDirect`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OneToOneSpec {
-    /// Number of pairs.
+    /// Number of random pairs.
+    #[serde(default)]
     pub pairs: usize,
-    /// Reliable delivery through MVDS.
+    /// Explicit pairs `[a, b]` (node indices), in addition to the random ones.
+    #[serde(default)]
+    pub explicit: Vec<[usize; 2]>,
+    /// Reliable delivery through MVDS: sets `conversations.datasync` on both ends.
     #[serde(default)]
     pub mvds: bool,
     /// Message timing per pair.
@@ -426,20 +447,62 @@ pub struct OneToOneSpec {
     pub schedule: Schedule,
 }
 
-/// Private group chats.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Default time a group's creator creates it: after the initial dials and handshakes, so
+/// that the invitations do not wait in the pool for the first peer.
+pub const DEFAULT_GROUP_CREATE_AT_MS: u64 = 2_000;
 
+/// Private group chats: `groups` groups of `size` members each (the creator included), drawn
+/// by the seed among the non-mailserver nodes (or the `among` selection of them). The creator (the first drawn) creates the group
+/// at `create_at_ms` (`Command::CreateGroup`); `late_members` more nodes are added by the
+/// creator at `late_at_ms` (`Command::AddGroupMember`). Each message's author is a random
+/// member at its send time (late members from `late_at_ms` on); its expected recipients are
+/// the group's members, as the creator (the admin) knows them at the send time, except the
+/// author.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupSpec {
     /// Number of groups.
     pub groups: usize,
-    /// Members per group.
+    /// Members per group at creation, creator included (≥ 2).
     pub size: usize,
-    /// Reliable delivery through MVDS.
+    /// Reliable delivery through MVDS: sets `conversations.datasync` on every member.
     #[serde(default)]
     pub mvds: bool,
+    /// When the creator creates the group.
+    #[serde(default = "default_group_create_at_ms")]
+    pub create_at_ms: u64,
+    /// Members added later, per group.
+    #[serde(default)]
+    pub late_members: usize,
+    /// When the late members are added (required when `late_members > 0`).
+    #[serde(default)]
+    pub late_at_ms: Option<u64>,
+    /// The nodes members are drawn from (default: every non-mailserver node).
+    #[serde(default)]
+    pub among: NodeSelect,
     /// Message timing per group.
     #[serde(default, flatten)]
     pub schedule: Schedule,
+}
+
+fn default_group_create_at_ms() -> u64 {
+    DEFAULT_GROUP_CREATE_AT_MS
+}
+
+/// Application settings of every node (`[node]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Publish the contact code (`ConversationsConfig::publish_contact_code`): status-go does
+    /// at start and every 6 h (default true). Off, N nodes do not add N envelopes at start.
+    pub contact_codes: bool,
+}
+
+impl Default for NodeSpec {
+    fn default() -> Self {
+        NodeSpec {
+            contact_codes: true,
+        }
+    }
 }
 
 /// The privacy adversary: a fraction of nodes are spies running the first-spy estimator.
@@ -501,6 +564,7 @@ impl Default for Scenario {
             history: HistorySpec::default(),
             traffic: TrafficSpec::default(),
             privacy: PrivacySpec::default(),
+            node: NodeSpec::default(),
             model: None,
         }
     }
@@ -563,6 +627,15 @@ pub enum ScenarioError {
     /// The scenario asks for something the node cannot do yet.
     #[error("not yet supported: {0}")]
     Unsupported(String),
+    /// A field's value contradicts the scenario (a group of one, late members without a time,
+    /// a pair of a node with itself, more nodes asked than available).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 fn check_fraction(field: &'static str, v: f64, max_inclusive: bool) -> Result<(), ScenarioError> {
@@ -715,6 +788,64 @@ impl Scenario {
         for p in &self.traffic.public {
             check_select("traffic.public.members", &p.members, n)?;
         }
+        for o in &self.traffic.one_to_one {
+            for &[a, b] in &o.explicit {
+                if let Some(node) = [a, b].into_iter().find(|&v| v >= n) {
+                    return Err(ScenarioError::NoSuchNode {
+                        field: "traffic.one_to_one.explicit",
+                        node,
+                        nodes: n,
+                    });
+                }
+                if a == b {
+                    return Err(ScenarioError::Invalid {
+                        field: "traffic.one_to_one.explicit",
+                        reason: format!("pair [{a}, {b}] is one node"),
+                    });
+                }
+            }
+            if o.pairs > n * (n - 1) / 2 {
+                return Err(ScenarioError::TooManySelected {
+                    field: "traffic.one_to_one.pairs",
+                    wanted: o.pairs,
+                    nodes: n,
+                });
+            }
+        }
+        for g in &self.traffic.groups {
+            if g.size < 2 {
+                return Err(ScenarioError::Invalid {
+                    field: "traffic.groups.size",
+                    reason: format!("a group needs at least 2 members, got {}", g.size),
+                });
+            }
+            if g.size + g.late_members > n {
+                return Err(ScenarioError::TooManySelected {
+                    field: "traffic.groups.size",
+                    wanted: g.size + g.late_members,
+                    nodes: n,
+                });
+            }
+            check_select("traffic.groups.among", &g.among, n)?;
+            if g.late_members > 0 && g.late_at_ms.is_none() {
+                return Err(ScenarioError::Invalid {
+                    field: "traffic.groups.late_at_ms",
+                    reason: "late_members > 0 needs late_at_ms".into(),
+                });
+            }
+        }
+        for s in self
+            .traffic
+            .one_to_one
+            .iter()
+            .map(|o| &o.schedule)
+            .chain(self.traffic.groups.iter().map(|g| &g.schedule))
+            .chain(self.traffic.public.iter().map(|p| &p.schedule))
+        {
+            if s.poisson && s.interval_ms == 0 && s.messages > 0 {
+                return Err(ScenarioError::MustBePositive("interval_ms (poisson)"));
+            }
+        }
         for o in &self.offline {
             check_select("offline", &o.select, n)?;
             if o.duration_ms == 0 {
@@ -741,31 +872,15 @@ impl Scenario {
     }
 
     /// The first feature this scenario needs that the node does not have yet, as an error.
+    /// Every feature the scenario format names runs today, so this is `Ok`; it is kept as the
+    /// place where a format extension ahead of the node is refused.
     pub fn unsupported(&self) -> Result<(), ScenarioError> {
-        if self.traffic.one_to_one.iter().any(|t| t.mvds)
-            || self.traffic.groups.iter().any(|g| g.mvds)
-        {
-            return Err(ScenarioError::Unsupported(
-                "MVDS traffic needs hush_core::mvds and 1:1 chat in the node (issues 8 and \
-                 MVDS); hush_core::node::Command has no 1:1 or MVDS command yet"
-                    .into(),
-            ));
-        }
-        if !self.traffic.one_to_one.is_empty() {
-            return Err(ScenarioError::Unsupported(
-                "1:1 chat traffic needs 1:1 chat in hush-core (issue 8); \
-                 hush_core::node::Command has no 1:1 command yet"
-                    .into(),
-            ));
-        }
-        if !self.traffic.groups.is_empty() {
-            return Err(ScenarioError::Unsupported(
-                "group chat traffic needs private group chats in hush-core; \
-                 hush_core::node::Command has no group command yet"
-                    .into(),
-            ));
-        }
         Ok(())
+    }
+
+    /// Whether the scenario has 1:1 or group traffic.
+    pub fn has_conversations(&self) -> bool {
+        !self.traffic.one_to_one.is_empty() || !self.traffic.groups.is_empty()
     }
 
     /// The public chats to simulate: `[[traffic.public]]`, or the flat fields.
@@ -809,18 +924,26 @@ impl Scenario {
     }
 
     /// Run length relative to the start: `duration_ms`, or the last scheduled (fixed-interval)
-    /// message of any public chat + `drain_ms`.
+    /// message of any chat, pair or group (or the last group event) + `drain_ms`.
     pub fn end_ms(&self) -> u64 {
         self.duration_ms.unwrap_or_else(|| {
-            let last = self
-                .public_chats()
+            let last_of = |s: &Schedule| {
+                s.first_at_ms.saturating_add(
+                    u64::from(s.messages.saturating_sub(1)).saturating_mul(s.interval_ms),
+                )
+            };
+            let public = self.public_chats();
+            let last = public
                 .iter()
-                .map(|c| {
-                    let s = &c.schedule;
-                    s.first_at_ms.saturating_add(
-                        u64::from(s.messages.saturating_sub(1)).saturating_mul(s.interval_ms),
-                    )
-                })
+                .map(|c| last_of(&c.schedule))
+                .chain(self.traffic.one_to_one.iter().map(|o| last_of(&o.schedule)))
+                .chain(self.traffic.groups.iter().flat_map(|g| {
+                    [
+                        last_of(&g.schedule),
+                        g.create_at_ms,
+                        g.late_at_ms.unwrap_or(0),
+                    ]
+                }))
                 .max()
                 .unwrap_or(0);
             last.saturating_add(self.drain_ms)

@@ -192,14 +192,39 @@ fn mvds_offline_runs_the_published_case_and_writes_its_summary() {
 }
 
 #[test]
-fn one_to_one_mvds_churn_says_not_yet_supported() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../scenarios/one-to-one-mvds-churn.toml"
-    );
-    let cli = Cli::parse_from(["sim", "--scenario", path, "--no-progress"]);
-    let e = format!("{:#}", run(cli.sim).unwrap_err());
-    assert!(e.contains("not yet supported") && e.contains("MVDS"), "{e}");
+fn one_to_one_mvds_churn_reports_delivery_per_kind() {
+    let dir = std::env::temp_dir().join(format!("hush-dm-churn-{}", std::process::id()));
+    let cli = Cli::parse_from([
+        "sim",
+        "--scenario",
+        "one-to-one-mvds-churn",
+        "--set",
+        "duration_ms=150000",
+        "--no-progress",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    run(cli.sim).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for kind in ["public", "dm", "group"] {
+        let r = json["by_kind"][kind]["delivery_ratio"].as_f64();
+        assert!(
+            r.is_some_and(|r| (0.0..=1.0).contains(&r)),
+            "{kind}: {json}"
+        );
+    }
+    assert!(json["by_kind"]["dm"]["messages_sent"].as_u64().unwrap() > 0);
+    assert_eq!(json["by_kind"]["dm"]["non_recipient_deliveries"], 0);
+    assert_eq!(json["by_kind"]["group"]["duplicate_deliveries"], 0);
+    let csv = std::fs::read_to_string(dir.join("messages.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].ends_with(",kind"), "{}", lines[0]);
+    // 4 pairs × 10 + 1 group × 10 planned messages, no public ones.
+    assert_eq!(lines.len(), 1 + 50);
+    assert_eq!(lines.iter().filter(|l| l.ends_with(",dm")).count(), 40);
+    assert_eq!(lines.iter().filter(|l| l.ends_with(",group")).count(), 10);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

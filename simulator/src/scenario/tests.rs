@@ -139,19 +139,74 @@ fn invalid_values_are_typed_errors() {
 }
 
 #[test]
-fn features_core_lacks_are_accepted_then_refused_at_run() {
-    for (text, needle) in [
-        ("[[traffic.one_to_one]]\npairs = 2", "1:1"),
-        ("[[traffic.one_to_one]]\npairs = 2\nmvds = true", "MVDS"),
-        ("[[traffic.groups]]\ngroups = 1\nsize = 3", "group"),
-    ] {
-        let s = Scenario::from_toml_str(text).unwrap();
-        let e = s.unsupported().unwrap_err();
-        assert!(
-            matches!(&e, ScenarioError::Unsupported(m) if m.contains(needle)),
-            "{e}"
-        );
-    }
+fn conversation_traffic_parses_and_runs() {
+    let s = Scenario::from_toml_str(
+        "[node]\ncontact_codes = false\n\
+         [[traffic.one_to_one]]\npairs = 2\nexplicit = [[0, 1]]\nmvds = true\nmessages = 3\n\
+         [[traffic.groups]]\ngroups = 1\nsize = 3\nlate_members = 1\nlate_at_ms = 9000\n",
+    )
+    .unwrap();
+    assert!(s.unsupported().is_ok());
+    assert!(s.has_conversations());
+    assert!(!s.node.contact_codes);
+    assert_eq!(s.traffic.one_to_one[0].explicit, vec![[0, 1]]);
+    assert!(s.traffic.one_to_one[0].mvds);
+    assert_eq!(s.traffic.one_to_one[0].schedule.messages, 3);
+    let g = &s.traffic.groups[0];
+    assert_eq!((g.size, g.late_members, g.late_at_ms), (3, 1, Some(9000)));
+    assert_eq!(g.create_at_ms, DEFAULT_GROUP_CREATE_AT_MS);
+    assert!(
+        Scenario::default().node.contact_codes,
+        "status-go publishes"
+    );
+    assert_eq!(
+        Scenario::from_toml_str("[[crashes]]\nat_ms = 1\nstate = \"new-key\"\nnodes = [0]")
+            .unwrap()
+            .crashes[0]
+            .state,
+        CrashState::NewKey
+    );
+}
+
+#[test]
+fn conversation_mistakes_are_typed_errors() {
+    let bad = |t: &str| Scenario::from_toml_str(t).unwrap_err();
+    assert!(matches!(
+        bad("[[traffic.groups]]\ngroups = 1\nsize = 1"),
+        ScenarioError::Invalid {
+            field: "traffic.groups.size",
+            ..
+        }
+    ));
+    assert!(matches!(
+        bad("[[traffic.groups]]\ngroups = 1\nsize = 3\nlate_members = 1"),
+        ScenarioError::Invalid {
+            field: "traffic.groups.late_at_ms",
+            ..
+        }
+    ));
+    assert!(matches!(
+        bad(
+            "nodes = 4\n[[traffic.groups]]\ngroups = 1\nsize = 4\nlate_members = 1\nlate_at_ms = 1"
+        ),
+        ScenarioError::TooManySelected { .. }
+    ));
+    assert!(matches!(
+        bad("[[traffic.one_to_one]]\nexplicit = [[2, 2]]"),
+        ScenarioError::Invalid { .. }
+    ));
+    assert!(matches!(
+        bad("nodes = 4\n[[traffic.one_to_one]]\nexplicit = [[0, 9]]"),
+        ScenarioError::NoSuchNode { node: 9, .. }
+    ));
+    assert!(matches!(
+        bad("nodes = 4\n[[traffic.one_to_one]]\npairs = 7"),
+        ScenarioError::TooManySelected { .. }
+    ));
+    assert!(matches!(
+        bad("[node]\ncontact_code = false"),
+        ScenarioError::Toml(_)
+    ));
 }
 
 #[test]
