@@ -29,7 +29,7 @@ use hush_core::whisper::MailserverConfig;
 use rand_core::{OsRng, RngCore};
 
 use crate::archive::{ArchiveStore, ARCHIVE_FILE};
-use crate::driver::{run, Clock, DriverConfig, Outputs};
+use crate::driver::{run, Clock, DriverConfig, LossInjection, Outputs};
 use crate::identity::{installation_id, load_identity, IdentitySource};
 use crate::keystore::cli::{read_passphrase_file, PASSPHRASE_ENV};
 use crate::keystore::{LIGHT_SCRYPT, STANDARD_SCRYPT};
@@ -79,6 +79,23 @@ pub struct NodeArgs {
     /// (peers keep one connection per node key). Pair them with /devices and /pair.
     #[arg(long)]
     pub device_key: bool,
+    /// Whisper TTL of the envelopes this node posts, seconds (Status: 10).
+    #[arg(long, value_name = "SECS", default_value_t = hush_core::chat::service::DEFAULT_TTL_SECS)]
+    pub message_ttl_secs: u32,
+    /// Longest wait between redials of a lost static peer, ms (the wait starts at 1 s and
+    /// doubles per failed or short-lived connection).
+    #[arg(long, value_name = "MS", default_value_t = hush_core::p2p::peers::Config::default().redial_max_backoff_ms)]
+    pub redial_max_ms: u64,
+    /// Testing: probability that an outgoing chunk is lost (its connection then fails and the
+    /// network stays down for --inject-outage-ms). 0 = off.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub inject_loss: f64,
+    /// Testing: how long the network stays down after an injected loss, ms.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub inject_outage_ms: u64,
+    /// Testing: seed of the injected-loss draws.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub inject_seed: u64,
 }
 
 /// Runs `hush node` with real stdin/stdout/stderr until `/quit`.
@@ -144,6 +161,16 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             ..NodeConfig::default()
         };
         config.conversations.datasync = args.datasync;
+        if args.message_ttl_secs == 0 {
+            anyhow::bail!("--message-ttl-secs must be at least 1");
+        }
+        config.chat.ttl_secs = args.message_ttl_secs;
+        config.peers.redial_max_backoff_ms = args.redial_max_ms;
+        config.peers.redial_initial_backoff_ms =
+            config.peers.redial_initial_backoff_ms.min(args.redial_max_ms);
+        if !(0.0..=1.0).contains(&args.inject_loss) {
+            anyhow::bail!("--inject-loss must be within [0, 1]");
+        }
         if args.mailserver {
             config.whisper.mailserver = Some(MailserverConfig {
                 max_archive_envelopes: args.mailserver_max_envelopes,
@@ -210,6 +237,11 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             archive_path: None,
             store_path: Some(store_path),
             installation_id,
+            loss: (args.inject_loss > 0.0).then_some(LossInjection {
+                probability: args.inject_loss,
+                outage_ms: args.inject_outage_ms,
+                seed: args.inject_seed,
+            }),
         };
         let io = Outputs {
             out: Box::new(std::io::stdout()),

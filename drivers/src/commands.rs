@@ -27,6 +27,7 @@
 //! /pair ID | /unpair ID
 //!                     sync (or stop syncing) our messages with our device ID
 //! /chats              print the chats we are in
+//! /stats              print the node's counters (connections, MVDS retransmissions, ...)
 //! /quit               stop the node
 //! ```
 //!
@@ -79,6 +80,8 @@ pub enum StdinCommand {
     Chats,
     /// Print our other devices.
     Devices,
+    /// Print counters.
+    Stats,
     /// Stop the node.
     Quit,
 }
@@ -405,14 +408,19 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
                 enabled: word == "/pair",
             })
         }
-        "/devices" => {
+        "/devices" | "/stats" => {
+            let command = if word == "/devices" { "/devices" } else { "/stats" };
             if !rest.trim().is_empty() {
                 return Err(CommandError::Unexpected {
-                    command: "/devices",
+                    command,
                     extra: rest.trim_end().to_string(),
                 });
             }
-            StdinCommand::Devices
+            if word == "/devices" {
+                StdinCommand::Devices
+            } else {
+                StdinCommand::Stats
+            }
         }
         "/whoami" | "/chats" => {
             if !rest.trim().is_empty() {

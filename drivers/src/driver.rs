@@ -47,6 +47,9 @@ use crate::output::{
 };
 use crate::store::{ChatKind, NodeStore, STORE_FILE};
 
+/// Prefix of the stderr line printed for each chunk lost by injection.
+pub const INJECTED_LOSS_PREFIX: &str = "hush: injected loss";
+
 /// Prefix of the stderr line printed when a group is created, learned or changed.
 pub const GROUP_UPDATED_PREFIX: &str = "hush: group updated";
 
@@ -102,6 +105,10 @@ pub trait Stack {
     fn chat_public_key(&self) -> NodePublicKey {
         self.public_key()
     }
+    /// Counters for `/stats` as `(name, value)`; the default has none.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
     /// Our other devices: `(installation id, paired)`; the default knows none.
     fn own_devices(&self) -> Vec<(String, bool)> {
         Vec::new()
@@ -151,6 +158,23 @@ impl Stack for Node {
     }
     fn own_devices(&self) -> Vec<(String, bool)> {
         Node::own_devices(self)
+    }
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        let n = Node::stats(self);
+        let mvds = self.conversations().mvds().stats();
+        vec![
+            ("connections", self.connection_count() as u64),
+            ("sessions_closed", n.sessions_closed),
+            ("messages_received", n.messages_received),
+            ("duplicates_dropped", n.duplicates_dropped),
+            ("conversation_events", n.conversation_events),
+            ("conversation_posts_failed", n.conversation_posts_failed),
+            ("mvds_messages_sent", mvds.messages_sent),
+            ("mvds_retransmissions", mvds.retransmissions),
+            ("mvds_acks_sent", mvds.acks_sent),
+            ("mvds_delivered", mvds.delivered),
+            ("mvds_duplicates", mvds.duplicates),
+        ]
     }
     fn request_history(
         &mut self,
@@ -245,6 +269,25 @@ pub struct DriverConfig {
     pub store_path: Option<PathBuf>,
     /// This device's installation id (shown by `/whoami`).
     pub installation_id: String,
+    /// Fault injection for tests (`None` in production).
+    pub loss: Option<LossInjection>,
+}
+
+/// Link loss injected by the driver (tests and experiments; see `hush node --inject-loss`).
+///
+/// An RLPx stream cannot lose a chunk and stay valid (every frame's MAC chains on the previous
+/// ones), so a lost chunk is a failed path: the driver drops the chunk, closes that connection
+/// and keeps the network down for `outage_ms` (dials wait for the end of the outage, as a TCP
+/// connect over a dead path would; inbound connections are closed). An outage longer than the
+/// Whisper TTL of the envelopes in flight loses them for good: what MVDS exists to repair.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossInjection {
+    /// Probability that an outgoing chunk is lost, in `[0, 1]`.
+    pub probability: f64,
+    /// How long the network stays down after a loss, ms.
+    pub outage_ms: u64,
+    /// Seed of the loss draws (reproducible schedules of draws).
+    pub seed: u64,
 }
 
 /// Where [`run`] writes: `out` is stdout (enode line, messages), `err` is stderr (status).
@@ -343,6 +386,12 @@ pub async fn run<S: Stack>(
         )?,
         enode,
         installation_id: config.installation_id.clone(),
+        loss: config.loss.map(|l| LossState {
+            config: l,
+            rng: hush_core::rng::rng_from_seed(hush_core::rng::seed_from_u64(l.seed)),
+            outage_until: None,
+            dropped_chunks: 0,
+        }),
         json: config.json,
         quit: false,
     };
@@ -412,8 +461,37 @@ struct Driver<S> {
     store: NodeStore,
     enode: Enode,
     installation_id: String,
+    loss: Option<LossState>,
     json: bool,
     quit: bool,
+}
+
+struct LossState {
+    config: LossInjection,
+    rng: hush_core::rng::Rng,
+    outage_until: Option<Instant>,
+    dropped_chunks: u64,
+}
+
+impl LossState {
+    /// The end of the current outage, if one is going on.
+    fn outage(&mut self) -> Option<Instant> {
+        match self.outage_until {
+            Some(t) if t > Instant::now() => Some(t),
+            _ => {
+                self.outage_until = None;
+                None
+            }
+        }
+    }
+
+    /// Draws whether the next chunk is lost.
+    fn lose(&mut self) -> bool {
+        use rand_core::RngCore as _;
+        // 53 random bits as a uniform f64 in [0, 1).
+        let x = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        x < self.config.probability
+    }
 }
 
 impl<S: Stack> Driver<S> {
@@ -480,6 +558,11 @@ impl<S: Stack> Driver<S> {
         let now = self.clock.now();
         match input {
             Input::Accepted { stream, addr } => {
+                if self.loss.as_mut().and_then(LossState::outage).is_some() {
+                    // Injected outage: the path is down, nothing gets through.
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    return Ok(());
+                }
                 tracing::debug!(%addr, conn = self.next_conn, "accepted");
                 self.new_conn(stream, Direction::Inbound, Some(addr.ip()));
             }
@@ -590,6 +673,25 @@ impl<S: Stack> Driver<S> {
                     };
                     self.out_line(&line)?;
                 }
+            }
+            StdinCommand::Stats => {
+                let mut stats = self.stack.stats();
+                if let Some(l) = &self.loss {
+                    stats.push(("injected_dropped_chunks", l.dropped_chunks));
+                }
+                let line = if self.json {
+                    let mut map = serde_json::Map::new();
+                    map.insert("reply".into(), "stats".into());
+                    for (k, v) in stats {
+                        map.insert(k.into(), v.into());
+                    }
+                    serde_json::Value::Object(map).to_string()
+                } else {
+                    let fields: Vec<String> =
+                        stats.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("stats {}", fields.join(" "))
+                };
+                self.out_line(&line)?;
             }
             StdinCommand::Devices => {
                 for (id, paired) in self.stack.own_devices() {
@@ -712,7 +814,8 @@ impl<S: Stack> Driver<S> {
                 Action::Send { conn, bytes } => self.send(conn, bytes),
                 // One attempt; the node owns redial and backoff (core::p2p::peers).
                 Action::Dial { conn, enode } => {
-                    smol::spawn(core_dial(conn, enode, self.tx.clone())).detach()
+                    let wait_until = self.loss.as_mut().and_then(LossState::outage);
+                    smol::spawn(core_dial(conn, enode, self.tx.clone(), wait_until)).detach()
                 }
                 Action::Close { conn } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
@@ -771,6 +874,22 @@ impl<S: Stack> Driver<S> {
         };
         if c.closing {
             return;
+        }
+        if let Some(loss) = self.loss.as_mut() {
+            if loss.lose() {
+                loss.dropped_chunks += 1;
+                loss.outage_until =
+                    Some(Instant::now() + std::time::Duration::from_millis(loss.config.outage_ms));
+                c.closing = true;
+                let _ = c.writer.try_send(WriteCmd::Close);
+                let dropped = loss.dropped_chunks;
+                let outage = loss.config.outage_ms;
+                self.err_line(&format!(
+                    "{INJECTED_LOSS_PREFIX} conn={conn} bytes={} dropped_chunks={dropped} outage_ms={outage}",
+                    bytes.len()
+                ));
+                return;
+            }
         }
         let len = bytes.len();
         let queued = c.queued_bytes.fetch_add(len, Ordering::SeqCst) + len;
@@ -859,8 +978,11 @@ async fn forward_lines(lines: Receiver<String>, tx: Sender<Input>) {
     let _ = tx.send(Input::StdinClosed).await;
 }
 
-/// One connection attempt on behalf of the node.
-async fn core_dial(conn: ConnId, enode: Enode, tx: Sender<Input>) {
+/// One connection attempt on behalf of the node (after an injected outage, if one is on).
+async fn core_dial(conn: ConnId, enode: Enode, tx: Sender<Input>, wait_until: Option<Instant>) {
+    if let Some(t) = wait_until {
+        Timer::at(t).await;
+    }
     let input = match TcpStream::connect(enode.addr).await {
         Ok(stream) => Input::CoreDialed {
             conn,

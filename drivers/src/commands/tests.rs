@@ -279,6 +279,8 @@ fn parses_device_commands() {
         })
     );
     assert_eq!(parse_line("/devices"), Ok(Some(StdinCommand::Devices)));
+    assert_eq!(parse_line("/stats"), Ok(Some(StdinCommand::Stats)));
+    assert!(parse_line("/stats now").is_err());
     assert!(parse_line("/pair").is_err());
     assert!(parse_line("/pair a b").is_err());
     assert!(parse_line("/devices x").is_err());

@@ -261,6 +261,7 @@ fn node(
         archive_path: None,
         store_path: None,
         installation_id: "test-installation".into(),
+        loss: None,
     };
     let io = Outputs {
         out: Box::new(out.clone()),
