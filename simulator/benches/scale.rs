@@ -54,6 +54,22 @@ fn spawn_bench_node(spawn: Spawn) -> Result<Node, hush_core::node::NodeError> {
     Node::new(config, spawn.secret_key, spawn.seed, spawn.now)
 }
 
+/// CPU time (user + system) of this process so far, seconds: on a shared box the wall time
+/// includes waiting for a core, the CPU time does not.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -116,8 +132,10 @@ fn child(nodes: usize, minutes: u64) {
     });
 
     let t = Instant::now();
+    let cpu0 = cpu_secs();
     let real = run_scenario_full(&sc, 1, spawn_bench_node, &mut |_, _| {}).unwrap();
     let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
     report("node", &real, wall);
     let (flood_eps, ratio) = match flood {
         Some((events, flood_wall)) => (
@@ -130,7 +148,7 @@ fn child(nodes: usize, minutes: u64) {
         None => ("-".to_string(), "-".to_string()),
     };
     println!(
-        "RESULT nodes={nodes} minutes={minutes} events={} wall_s={wall:.1} events_per_s={:.0} \
+        "RESULT nodes={nodes} minutes={minutes} events={} wall_s={wall:.1} cpu_s={cpu:.1} events_per_s={:.0} \
          peak_rss_mib={:.0} delivery={:.4} p50_ms={:?} baseline_flood_events_per_s={flood_eps} \
          ratio_node_vs_flood_us_per_event={ratio} join_ms={:.1} joins_total_s={:.1} trace={}",
         real.summary.events,
