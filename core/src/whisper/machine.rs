@@ -64,7 +64,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use rand_core::RngCore;
 use secp256k1::SecretKey;
@@ -528,9 +527,9 @@ struct PeerState {
 #[derive(Clone, Debug)]
 struct Pooled {
     env: Envelope,
-    /// The envelope's RLP (as received, or our post's encoding), shared with `by_raw`; gossip
-    /// copies it instead of re-encoding per peer.
-    raw: Arc<[u8]>,
+    /// The envelope's RLP (as received, or our post's encoding); gossip copies it instead of
+    /// re-encoding per peer, and duplicates are compared with it.
+    raw: Box<[u8]>,
     pow: f64,
     bloom: Bloom,
 }
@@ -543,8 +542,9 @@ pub struct Whisper {
     now: Time,
     peers: BTreeMap<PeerKey, PeerState>,
     pool: BTreeMap<[u8; 32], Pooled>,
-    /// Hash of each pooled envelope by its exact bytes: a duplicate is found without hashing.
-    by_raw: BTreeMap<Arc<[u8]>, [u8; 32]>,
+    /// Pooled hashes by [`raw_fingerprint`] of their bytes: a duplicate is found by comparing
+    /// bytes with the few pooled envelopes sharing its fingerprint, without hashing.
+    by_fingerprint: BTreeSet<(u64, [u8; 32])>,
     by_expiry: BTreeSet<(u32, [u8; 32])>,
     filters: BTreeMap<FilterId, Filter>,
     /// Prepared AES key schedules of symmetric filters.
@@ -568,11 +568,19 @@ pub struct Whisper {
 }
 
 /// One envelope of a Messages packet.
-enum Incoming {
+enum Incoming<'a> {
     /// Byte-identical to this pooled envelope.
     Pooled([u8; 32]),
     /// Not pooled: decoded, with its hash and bytes.
-    New(Envelope, [u8; 32], Arc<[u8]>),
+    New(Envelope, [u8; 32], &'a [u8]),
+}
+
+/// Cheap fingerprint of an envelope's RLP for duplicate lookup: its last 8 bytes, the end of
+/// the nonce (a sealed nonce starts at a random value). Colliding envelopes (a peer may craft
+/// equal nonces) are told apart by comparing bytes, so a collision costs time, never accuracy.
+fn raw_fingerprint(raw: &[u8]) -> u64 {
+    let tail = raw.get(raw.len().saturating_sub(8)..).unwrap_or_default();
+    tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
 /// What happened to one envelope offered to the pool.
@@ -611,7 +619,7 @@ impl Whisper {
             now,
             peers: BTreeMap::new(),
             pool: BTreeMap::new(),
-            by_raw: BTreeMap::new(),
+            by_fingerprint: BTreeSet::new(),
             by_expiry: BTreeSet::new(),
             filters: BTreeMap::new(),
             openers: BTreeMap::new(),
@@ -973,20 +981,30 @@ impl Whisper {
 
     /// Splits a Messages packet into envelopes already pooled (found by their bytes) and new
     /// ones (decoded and hashed). Any undecodable item fails the whole packet, as before.
-    fn decode_packet(&self, payload: &[u8]) -> Result<Vec<Incoming>, WhisperError> {
+    fn decode_packet<'a>(&self, payload: &'a [u8]) -> Result<Vec<Incoming<'a>>, WhisperError> {
         let item = Rlp::new(payload)?;
         let mut l = item.list()?;
         let mut out = Vec::new();
         while let Some(e) = l.next_item()? {
             let raw = e.raw();
-            if let Some(hash) = self.by_raw.get(raw) {
-                out.push(Incoming::Pooled(*hash));
-            } else {
-                let env = Envelope::from_rlp(&e)?;
-                out.push(Incoming::New(env, keccak256(raw), Arc::from(raw)));
+            match self.pooled_hash_of(raw) {
+                Some(hash) => out.push(Incoming::Pooled(hash)),
+                None => {
+                    let env = Envelope::from_rlp(&e)?;
+                    out.push(Incoming::New(env, keccak256(raw), raw));
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The hash of the pooled envelope whose RLP is exactly `raw`, if any.
+    fn pooled_hash_of(&self, raw: &[u8]) -> Option<[u8; 32]> {
+        let fp = raw_fingerprint(raw);
+        self.by_fingerprint
+            .range((fp, [0u8; 32])..=(fp, [0xff; 32]))
+            .find(|(_, h)| self.pool.get(h).is_some_and(|p| *p.raw == *raw))
+            .map(|(_, h)| *h)
     }
 
     fn handle_messages(&mut self, peer: PeerKey, payload: &[u8]) {
@@ -1120,13 +1138,7 @@ impl Whisper {
     }
 
     /// Validates and pools an envelope (Go `add`); `hash` is its hash and `raw` its bytes.
-    fn add(
-        &mut self,
-        env: Envelope,
-        hash: [u8; 32],
-        raw: Arc<[u8]>,
-        from: Option<PeerKey>,
-    ) -> Added {
+    fn add(&mut self, env: Envelope, hash: [u8; 32], raw: &[u8], from: Option<PeerKey>) -> Added {
         let now = secs(self.now);
         let sent = env.sent_secs();
         if let Some(verdict) = self.clock_check(sent, env.expiry, hash) {
@@ -1183,13 +1195,13 @@ impl Whisper {
                 p.pending.insert(hash);
             }
         }
-        self.by_raw.insert(raw.clone(), hash);
+        self.by_fingerprint.insert((raw_fingerprint(raw), hash));
         self.pool.insert(
             hash,
             Pooled {
                 bloom: env.bloom(),
                 env,
-                raw,
+                raw: raw.into(),
                 pow,
             },
         );
@@ -1202,7 +1214,8 @@ impl Whisper {
         self.by_expiry.remove(&(expiry, *hash));
         if let Some(p) = self.pool.remove(hash) {
             self.pool_bytes -= p.env.size();
-            self.by_raw.remove(&p.raw);
+            self.by_fingerprint
+                .remove(&(raw_fingerprint(&p.raw), *hash));
         }
         for p in self.peers.values_mut() {
             p.pending.remove(hash);
@@ -1399,9 +1412,9 @@ impl Whisper {
                 PeerFault::EnvelopeTooLarge,
             )));
         }
-        let raw: Arc<[u8]> = Arc::from(env.encode());
+        let raw = env.encode();
         let hash = keccak256(&raw);
-        match self.add(env, hash, raw, None) {
+        match self.add(env, hash, &raw, None) {
             Added::Pooled(h) | Added::Duplicate(h) => Ok(h),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
             Added::TimeSync(..) | Added::Dropped => Err(WhisperError::Dropped),

@@ -1811,3 +1811,43 @@ fn gossip_queue_holds_what_a_peer_cannot_take_yet() {
     assert_eq!(sent.get(&1), Some(&vec![b.hash()]));
     assert_eq!(sent.get(&2), None);
 }
+
+#[test]
+fn duplicates_with_colliding_fingerprints_are_told_apart_by_bytes() {
+    // Same nonce = same last 8 bytes (the lookup fingerprint); different data.
+    let cfg = Config {
+        min_pow: 0.0,
+        ..Config::default()
+    };
+    let t0 = Time(T0_MS);
+    let now_s = (T0_MS / 1000) as u32;
+    let mut w = Whisper::new(cfg, seed_from_u64(5), t0);
+    connect_full_peer(&mut w, t0, 1);
+    connect_full_peer(&mut w, t0, 2);
+    while w.poll_action().is_some() {}
+    let env = |data: Vec<u8>| Envelope {
+        expiry: now_s + 10,
+        ttl: 10,
+        topic: Topic([1, 2, 3, 4]),
+        data,
+        nonce: 0x0102_0304_0506_0708,
+    };
+    let (a, b) = (env(vec![1; 40]), env(vec![2; 40]));
+    assert_ne!(a.hash(), b.hash());
+    w.handle_peer_message(t0, 1, codes::MESSAGES, &encode_messages(&[a.clone()]));
+    w.handle_peer_message(t0, 1, codes::MESSAGES, &encode_messages(&[b.clone()]));
+    assert_eq!(w.pool_len(), 2);
+    assert_eq!(w.stats().duplicates, 0);
+    // Each copy from peer 2 is a duplicate of its own original, and peer 2 is then not sent it.
+    w.handle_peer_message(t0, 2, codes::MESSAGES, &encode_messages(&[b.clone()]));
+    assert_eq!(w.stats().duplicates, 1);
+    assert_eq!(w.pool_len(), 2);
+    let sent = gossip_at(&mut w, t0.plus_millis(300));
+    assert_eq!(
+        sent.into_iter().collect::<Vec<_>>(),
+        vec![(2, vec![a.hash()])]
+    );
+    let t1 = t0.plus_millis(400);
+    w.handle_peer_message(t1, 2, codes::MESSAGES, &encode_messages(&[a, b]));
+    assert_eq!(w.stats().duplicates, 3);
+}
