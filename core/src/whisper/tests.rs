@@ -1709,7 +1709,12 @@ fn gossip_queues_never_echo_never_repeat_lose_nothing() {
     let (ha, hb) = (a.hash(), b.hash());
 
     // A from peer 1: offered to 2 and 3, never back to 1.
-    w.handle_peer_message(t0, 1, codes::MESSAGES, &encode_messages(&[a.clone()]));
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&a)),
+    );
     let sent = gossip_at(&mut w, t0.plus_millis(300));
     assert_eq!(sent.get(&1), None, "echo to the sender");
     assert_eq!(sent.get(&2), Some(&vec![ha]));
@@ -1732,13 +1737,13 @@ fn gossip_queues_never_echo_never_repeat_lose_nothing() {
         t0.plus_millis(1000),
         2,
         codes::MESSAGES,
-        &encode_messages(&[b.clone()]),
+        &encode_messages(std::slice::from_ref(&b)),
     );
     w.handle_peer_message(
         t0.plus_millis(1100),
         3,
         codes::MESSAGES,
-        &encode_messages(&[b.clone()]),
+        &encode_messages(std::slice::from_ref(&b)),
     );
     let sent = gossip_at(&mut w, t0.plus_millis(1300));
     assert_eq!(sent.into_iter().collect::<Vec<_>>(), vec![(1, vec![hb])]);
@@ -1784,7 +1789,12 @@ fn gossip_queue_holds_what_a_peer_cannot_take_yet() {
     w.handle_peer_message(t0, 3, codes::POW_REQUIREMENT, &encode_pow_requirement(1e9));
     while w.poll_action().is_some() {}
     let a = sealed(now_s, b"a", 0.0);
-    w.handle_peer_message(t0, 1, codes::MESSAGES, &encode_messages(&[a.clone()]));
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&a)),
+    );
     let sent = gossip_at(&mut w, t0.plus_millis(300));
     assert_eq!(
         sent.into_iter().collect::<Vec<_>>(),
@@ -1802,7 +1812,7 @@ fn gossip_queue_holds_what_a_peer_cannot_take_yet() {
         t0.plus_millis(500),
         2,
         codes::MESSAGES,
-        &encode_messages(&[b.clone()]),
+        &encode_messages(std::slice::from_ref(&b)),
     );
     let sent = gossip_at(&mut w, t0.plus_millis(800));
     let mut for3 = vec![a.hash(), b.hash()];
@@ -1834,12 +1844,27 @@ fn duplicates_with_colliding_fingerprints_are_told_apart_by_bytes() {
     };
     let (a, b) = (env(vec![1; 40]), env(vec![2; 40]));
     assert_ne!(a.hash(), b.hash());
-    w.handle_peer_message(t0, 1, codes::MESSAGES, &encode_messages(&[a.clone()]));
-    w.handle_peer_message(t0, 1, codes::MESSAGES, &encode_messages(&[b.clone()]));
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&a)),
+    );
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&b)),
+    );
     assert_eq!(w.pool_len(), 2);
     assert_eq!(w.stats().duplicates, 0);
     // Each copy from peer 2 is a duplicate of its own original, and peer 2 is then not sent it.
-    w.handle_peer_message(t0, 2, codes::MESSAGES, &encode_messages(&[b.clone()]));
+    w.handle_peer_message(
+        t0,
+        2,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&b)),
+    );
     assert_eq!(w.stats().duplicates, 1);
     assert_eq!(w.pool_len(), 2);
     let sent = gossip_at(&mut w, t0.plus_millis(300));
