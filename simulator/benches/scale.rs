@@ -6,6 +6,9 @@
 //! simulator alone (the flood test host over the same engine, topology and traffic), so the
 //! ratio says how much of the cost is the node.
 //!
+//! `HUSH_SCALE_BASELINE=0` skips the flood-host baseline run (it also counts in the peak RSS,
+//! since it runs first in the same child process).
+//!
 //! Sizes: `HUSH_SCALE_NODES` (comma-separated, default `1000,10000`); simulated minutes:
 //! `HUSH_SCALE_MINUTES` (default 10). Run:
 //!   cargo bench -p hush-sim --bench scale
@@ -15,7 +18,7 @@ use hush_core::node::{Command, Node};
 use hush_core::rng::seed_from_u64;
 use hush_core::Time;
 use hush_sim::fake::{FloodConfig, FloodHost};
-use hush_sim::run::{node_config, run_scenario_full, spawn_node, RunOutput};
+use hush_sim::run::{node_config, run_scenario_full, spawn_config, RunOutput, Spawn};
 use hush_sim::scenario::{PublicChatSpec, Role, Scenario, Schedule};
 use std::time::Instant;
 
@@ -41,6 +44,30 @@ fn scenario(nodes: usize, minutes: u64) -> Scenario {
         },
         ..Scenario::default()
     }
+}
+
+/// The real node for the bench: the workload is one public chat, so the 1:1 layer's
+/// contact-code publication (one envelope per node flooded to every node: n² receptions) is off.
+fn spawn_bench_node(spawn: Spawn) -> Result<Node, hush_core::node::NodeError> {
+    let mut config = spawn_config(&spawn);
+    config.conversations.publish_contact_code = false;
+    Node::new(config, spawn.secret_key, spawn.seed, spawn.now)
+}
+
+/// CPU time (user + system) of this process so far, seconds: on a shared box the wall time
+/// includes waiting for a core, the CPU time does not.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -88,30 +115,47 @@ fn child(nodes: usize, minutes: u64) {
     .unwrap();
     let join = t.elapsed().as_secs_f64();
 
-    let t = Instant::now();
-    let flood = run_scenario_full(
-        &sc,
-        1,
-        |s| FloodHost::new(FloodConfig::default(), s.secret_key, s.now),
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let flood_wall = t.elapsed().as_secs_f64();
-    report("flood", &flood, flood_wall);
+    // The flood-host baseline (simulator alone); `HUSH_SCALE_BASELINE=0` skips it.
+    let baseline = std::env::var("HUSH_SCALE_BASELINE").map_or(true, |v| v != "0");
+    let flood = baseline.then(|| {
+        let t = Instant::now();
+        let flood = run_scenario_full(
+            &sc,
+            1,
+            |s| FloodHost::new(FloodConfig::default(), s.secret_key, s.now),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let flood_wall = t.elapsed().as_secs_f64();
+        report("flood", &flood, flood_wall);
+        (flood.summary.events as f64, flood_wall)
+    });
 
     let t = Instant::now();
-    let real = run_scenario_full(&sc, 1, spawn_node, &mut |_, _| {}).unwrap();
+    let cpu0 = cpu_secs();
+    let real = run_scenario_full(&sc, 1, spawn_bench_node, &mut |_, _| {}).unwrap();
     let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
     report("node", &real, wall);
+    let (flood_eps, ratio) = match flood {
+        Some((events, flood_wall)) => (
+            format!("{:.0}", events / flood_wall),
+            format!(
+                "{:.1}",
+                (wall / real.summary.events.max(1) as f64) / (flood_wall / events.max(1.0))
+            ),
+        ),
+        None => ("-".to_string(), "-".to_string()),
+    };
     println!(
-        "RESULT nodes={nodes} minutes={minutes} events={} wall_s={wall:.1} events_per_s={:.0} \
-         peak_rss_mib={:.0} baseline_flood_events_per_s={:.0} ratio_node_vs_flood_us_per_event={:.1} \
-         join_ms={:.1} joins_total_s={:.1} trace={}",
+        "RESULT nodes={nodes} minutes={minutes} events={} wall_s={wall:.1} cpu_s={cpu:.1} events_per_s={:.0} \
+         peak_rss_mib={:.0} delivery={:.4} p50_ms={:?} baseline_flood_events_per_s={flood_eps} \
+         ratio_node_vs_flood_us_per_event={ratio} join_ms={:.1} joins_total_s={:.1} trace={}",
         real.summary.events,
         real.summary.events as f64 / wall,
         peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
-        flood.summary.events as f64 / flood_wall,
-        (wall / real.summary.events.max(1) as f64) / (flood_wall / flood.summary.events.max(1) as f64),
+        real.summary.delivery_ratio,
+        real.summary.latency_ms_p50,
         join * 1e3,
         join * nodes as f64,
         real.summary.trace_hash,

@@ -523,9 +523,7 @@ impl<H: Host> Sim<H> {
         let Some(l) = self.net.link(link) else { return };
         let (node, conn, state) = (l.end(side).node, l.end(side).conn, l.end(side).state);
         self.trace_head(node, tag::DELIVER, conn);
-        self.trace
-            .u64(bytes.len() as u64)
-            .bytes(&hush_core::keccak::keccak256(&bytes));
+        self.trace.bytes(&bytes);
         if state != EndState::Open {
             self.counters.dropped_deliveries += 1;
             self.counters.bytes_dropped += bytes.len() as u64;

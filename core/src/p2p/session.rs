@@ -560,6 +560,39 @@ enum Phase {
     Closed,
 }
 
+/// Per-thread snappy scratch (see [`Session::send_frame`]).
+struct Snappy {
+    encoder: snap::raw::Encoder,
+    buf: Vec<u8>,
+}
+
+thread_local! {
+    static SNAPPY: std::cell::RefCell<Snappy> = std::cell::RefCell::new(Snappy {
+        encoder: snap::raw::Encoder::new(),
+        buf: Vec::new(),
+    });
+}
+
+/// Seals one frame straight onto the last queued `Transmit` (consecutive frames go out as one
+/// write, as [`Session::push_transmit`] merges them), or a new one. Returns the bytes added.
+fn seal_onto(
+    actions: &mut VecDeque<Action>,
+    codec: &mut FrameCodec,
+    code: u64,
+    body: &[u8],
+) -> Result<usize, FrameError> {
+    if let Some(Action::Transmit(last)) = actions.back_mut() {
+        let before = last.len();
+        codec.seal(code, body, last)?;
+        return Ok(last.len() - before);
+    }
+    let mut out = Vec::with_capacity(body.len() + 64);
+    codec.seal(code, body, &mut out)?;
+    let n = out.len();
+    actions.push_back(Action::Transmit(out));
+    Ok(n)
+}
+
 /// One devp2p connection. See the module docs for the contract.
 pub struct Session {
     config: Arc<Config>,
@@ -819,21 +852,30 @@ impl Session {
                 max: 0,
             });
         };
-        let compressed;
-        let body = if self.snappy {
-            compressed = snap::raw::Encoder::new()
-                .compress_vec(payload)
-                .map_err(|_| FrameError::FrameTooLarge {
-                    size: payload.len(),
-                    max: MAX_FRAME_SIZE_BYTES,
-                })?;
-            &compressed[..]
+        let sealed = if self.snappy {
+            // One encoder and output buffer per thread: a snappy encoder owns a hash table
+            // (allocated and zeroed per call otherwise); the output is the same either way.
+            SNAPPY.with(|cell| {
+                let mut scratch = cell.borrow_mut();
+                let Snappy { encoder, buf } = &mut *scratch;
+                buf.resize(snap::raw::max_compress_len(payload.len()), 0);
+                let n = encoder
+                    .compress(payload, buf)
+                    .map_err(|_| FrameError::FrameTooLarge {
+                        size: payload.len(),
+                        max: MAX_FRAME_SIZE_BYTES,
+                    })?;
+                seal_onto(
+                    &mut self.actions,
+                    codec,
+                    code,
+                    buf.get(..n).unwrap_or_default(),
+                )
+            })
         } else {
-            payload
-        };
-        let mut out = Vec::with_capacity(body.len() + 64);
-        codec.seal(code, body, &mut out)?;
-        self.push_transmit(out);
+            seal_onto(&mut self.actions, codec, code, payload)
+        }?;
+        self.queued_output = self.queued_output.saturating_add(sealed);
         Ok(())
     }
 

@@ -16,8 +16,18 @@
 //!   not know, whose PoW ≥ its requirement and whose bloom its filter covers. A peer never
 //!   receives an envelope twice, nor the envelope back from the peer that sent it.
 //! - Expired envelopes leave the pool at the next expiry check (at most every
-//!   [`Config::expiry_check_interval_ms`]); per-peer known sets then forget hashes no longer
-//!   pooled (Go `peer.expire`) and are bounded by [`Config::max_known_per_peer`].
+//!   [`Config::expiry_check_interval_ms`]).
+//! - Per-peer gossip state (Go's `peer.known` set, kept as its complement): each peer has a
+//!   queue of the pooled envelopes it is not known to have, in hash order (the order a pool
+//!   walk would find them). A newly pooled envelope joins the queue of every peer except the
+//!   one it came from; a peer that sends us a pooled envelope, or is sent it, leaves its
+//!   queue; an envelope leaving the pool leaves every queue (Go `peer.expire`). A broadcast
+//!   sends each peer its queue's eligible envelopes (PoW, bloom, not expired), so its cost
+//!   follows what is new, not the pool size. An envelope whose sender is recorded while the
+//!   pool refuses it (full) is not remembered: if it is pooled later from another peer it may
+//!   be offered back to that sender, a duplicate it ignores.
+//! - Duplicates are recognised by their exact bytes before any hashing or decoding (a pooled
+//!   envelope keeps the RLP it arrived as): same bytes, same hash.
 //! - Pool eviction rule when [`Config::max_envelopes`] is reached: the envelope that expires
 //!   soonest is evicted (ties: smallest hash); if the newcomer expires no later than it, the
 //!   newcomer is dropped instead. Both count in [`Stats::pool_evictions`].
@@ -184,7 +194,10 @@ pub struct Config {
     pub max_envelopes: usize,
     /// Pool capacity in bytes (sum of envelope `size()`).
     pub max_pool_bytes: usize,
-    /// Per-peer known-hash set capacity; the oldest entries are forgotten beyond it.
+    /// Formerly the per-peer known-hash set capacity. Kept for compatibility but no longer
+    /// consulted: per-peer gossip state is now a queue of pooled envelopes (see the module
+    /// docs), so it is bounded by the pool ([`Config::max_envelopes`]) and nothing is ever
+    /// forgotten (forgetting a known hash used to mean sending that envelope to the peer again).
     pub max_known_per_peer: usize,
     /// Maximum simultaneously handled peers; more are disconnected.
     pub max_peers: usize,
@@ -427,7 +440,8 @@ pub struct Stats {
     pub pool_evictions: u64,
     /// Envelopes removed at expiry.
     pub expired_from_pool: u64,
-    /// Known-hash entries forgotten because a per-peer set was full.
+    /// Known-hash entries forgotten because a per-peer set was full. Always 0 since per-peer
+    /// state became gossip queues bounded by the pool ([`Config::max_known_per_peer`]).
     pub known_evictions: u64,
     /// Messages delivered to filters.
     pub delivered: u64,
@@ -499,8 +513,9 @@ struct PeerState {
     pow_requirement: f64,
     bloom: Bloom,
     full_node: bool,
-    known: BTreeSet<[u8; 32]>,
-    known_order: VecDeque<[u8; 32]>,
+    /// Gossip queue: pooled envelopes this peer is not known to have (sent us, or been sent),
+    /// by hash. Bounded by the pool.
+    pending: BTreeSet<[u8; 32]>,
     ip: Option<IpAddr>,
     trusted: bool,
     bucket: Option<Bucket>,
@@ -512,7 +527,11 @@ struct PeerState {
 #[derive(Clone, Debug)]
 struct Pooled {
     env: Envelope,
+    /// The envelope's RLP (as received, or our post's encoding); gossip copies it instead of
+    /// re-encoding per peer, and duplicates are compared with it.
+    raw: Box<[u8]>,
     pow: f64,
+    bloom: Bloom,
 }
 
 /// The Whisper machine (see the module docs for behaviour and call order).
@@ -523,6 +542,9 @@ pub struct Whisper {
     now: Time,
     peers: BTreeMap<PeerKey, PeerState>,
     pool: BTreeMap<[u8; 32], Pooled>,
+    /// Pooled hashes by [`raw_fingerprint`] of their bytes: a duplicate is found by comparing
+    /// bytes with the few pooled envelopes sharing its fingerprint, without hashing.
+    by_fingerprint: BTreeSet<(u64, [u8; 32])>,
     by_expiry: BTreeSet<(u32, [u8; 32])>,
     filters: BTreeMap<FilterId, Filter>,
     /// Prepared AES key schedules of symmetric filters.
@@ -543,6 +565,22 @@ pub struct Whisper {
     broadcast_at: Option<Time>,
     last_expiry_check: Time,
     stats: Stats,
+}
+
+/// One envelope of a Messages packet.
+enum Incoming<'a> {
+    /// Byte-identical to this pooled envelope.
+    Pooled([u8; 32]),
+    /// Not pooled: decoded, with its hash and bytes.
+    New(Envelope, [u8; 32], &'a [u8]),
+}
+
+/// Cheap fingerprint of an envelope's RLP for duplicate lookup: its last 8 bytes, the end of
+/// the nonce (a sealed nonce starts at a random value). Colliding envelopes (a peer may craft
+/// equal nonces) are told apart by comparing bytes, so a collision costs time, never accuracy.
+fn raw_fingerprint(raw: &[u8]) -> u64 {
+    let tail = raw.get(raw.len().saturating_sub(8)..).unwrap_or_default();
+    tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
 /// What happened to one envelope offered to the pool.
@@ -581,6 +619,7 @@ impl Whisper {
             now,
             peers: BTreeMap::new(),
             pool: BTreeMap::new(),
+            by_fingerprint: BTreeSet::new(),
             by_expiry: BTreeSet::new(),
             filters: BTreeMap::new(),
             openers: BTreeMap::new(),
@@ -698,8 +737,8 @@ impl Whisper {
                 pow_requirement: 0.0,
                 bloom: Bloom::FULL,
                 full_node: true,
-                known: BTreeSet::new(),
-                known_order: VecDeque::new(),
+                // Nothing pooled is known to a new peer.
+                pending: self.pool.keys().copied().collect(),
                 ip,
                 trusted: false,
                 bucket: (rate > 0).then(|| Bucket::full(rate, now)),
@@ -940,8 +979,36 @@ impl Whisper {
         self.schedule_broadcast();
     }
 
+    /// Splits a Messages packet into envelopes already pooled (found by their bytes) and new
+    /// ones (decoded and hashed). Any undecodable item fails the whole packet, as before.
+    fn decode_packet<'a>(&self, payload: &'a [u8]) -> Result<Vec<Incoming<'a>>, WhisperError> {
+        let item = Rlp::new(payload)?;
+        let mut l = item.list()?;
+        let mut out = Vec::new();
+        while let Some(e) = l.next_item()? {
+            let raw = e.raw();
+            match self.pooled_hash_of(raw) {
+                Some(hash) => out.push(Incoming::Pooled(hash)),
+                None => {
+                    let env = Envelope::from_rlp(&e)?;
+                    out.push(Incoming::New(env, keccak256(raw), raw));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The hash of the pooled envelope whose RLP is exactly `raw`, if any.
+    fn pooled_hash_of(&self, raw: &[u8]) -> Option<[u8; 32]> {
+        let fp = raw_fingerprint(raw);
+        self.by_fingerprint
+            .range((fp, [0u8; 32])..=(fp, [0xff; 32]))
+            .find(|(_, h)| self.pool.get(h).is_some_and(|p| *p.raw == *raw))
+            .map(|(_, h)| *h)
+    }
+
     fn handle_messages(&mut self, peer: PeerKey, payload: &[u8]) {
-        let envelopes = match decode_messages_hashed(payload) {
+        let envelopes = match self.decode_packet(payload) {
             Ok(e) => e,
             Err(error) => {
                 return self.fault(
@@ -955,17 +1022,28 @@ impl Whisper {
         };
         let mut fault = None;
         let mut errors = Vec::new();
-        for (env, hash) in envelopes {
+        for incoming in envelopes {
             self.stats.envelopes_received += 1;
-            if self.config.rate_limits.topic_envelopes_per_sec > 0
-                && !self.admit_topic(peer, env.topic)
+            let topic = match &incoming {
+                Incoming::New(env, ..) => env.topic,
+                Incoming::Pooled(hash) => match self.pool.get(hash) {
+                    Some(p) => p.env.topic,
+                    // Evicted by an earlier envelope of this packet: nothing left to learn.
+                    None => continue,
+                },
+            };
+            if self.config.rate_limits.topic_envelopes_per_sec > 0 && !self.admit_topic(peer, topic)
             {
                 if !self.peers.contains_key(&peer) {
                     return; // disconnected for too many violations
                 }
                 continue;
             }
-            match self.add(env, hash, Some(peer)) {
+            let added = match incoming {
+                Incoming::New(env, hash, raw) => self.add(env, hash, raw, Some(peer)),
+                Incoming::Pooled(hash) => self.add_pooled(hash, peer),
+            };
+            match added {
                 Added::Pooled(_) | Added::Duplicate(_) | Added::Dropped => {}
                 Added::TimeSync(hash, why) => errors.push(EnvelopeError {
                     hash,
@@ -1022,22 +1100,49 @@ impl Whisper {
             if self.now < *until && super::bloom::bloom_match(old.as_ref(), sample))
     }
 
-    /// Validates and pools an envelope (Go `add`); `hash` is its hash (of the raw bytes).
-    fn add(&mut self, env: Envelope, hash: [u8; 32], from: Option<PeerKey>) -> Added {
+    /// Go `add`'s clock checks: `Some` if the envelope is from the future or expired.
+    fn clock_check(&mut self, sent: u32, expiry: u32, hash: [u8; 32]) -> Option<Added> {
         let now = secs(self.now);
         let allowance = self.config.max_future_drift_secs;
-        let sent = env.sent_secs();
         if sent > now.saturating_add(allowance) {
             self.stats.dropped_future += 1;
-            return Added::TimeSync(hash, "envelope from future");
+            return Some(Added::TimeSync(hash, "envelope from future"));
         }
-        if env.expiry < now {
-            if env.expiry.saturating_add(allowance.saturating_mul(2)) < now {
+        if expiry < now {
+            if expiry.saturating_add(allowance.saturating_mul(2)) < now {
                 self.stats.dropped_very_old += 1;
-                return Added::TimeSync(hash, "very old envelope");
+                return Some(Added::TimeSync(hash, "very old envelope"));
             }
             self.stats.dropped_expired += 1;
+            return Some(Added::Dropped);
+        }
+        None
+    }
+
+    /// [`Self::add`] for an envelope found pooled by its bytes: the same checks in the same
+    /// order (a pooled envelope passed the size check; its clock checks may now fail).
+    fn add_pooled(&mut self, hash: [u8; 32], from: PeerKey) -> Added {
+        let Some((sent, expiry)) = self
+            .pool
+            .get(&hash)
+            .map(|p| (p.env.sent_secs(), p.env.expiry))
+        else {
             return Added::Dropped;
+        };
+        if let Some(verdict) = self.clock_check(sent, expiry, hash) {
+            return verdict;
+        }
+        self.mark_known(from, hash);
+        self.stats.duplicates += 1;
+        Added::Duplicate(hash)
+    }
+
+    /// Validates and pools an envelope (Go `add`); `hash` is its hash and `raw` its bytes.
+    fn add(&mut self, env: Envelope, hash: [u8; 32], raw: &[u8], from: Option<PeerKey>) -> Added {
+        let now = secs(self.now);
+        let sent = env.sent_secs();
+        if let Some(verdict) = self.clock_check(sent, env.expiry, hash) {
+            return verdict;
         }
         if env.size() > self.config.max_message_size as usize {
             self.stats.dropped_too_large += 1;
@@ -1062,9 +1167,6 @@ impl Whisper {
             self.stats.dropped_bloom += 1;
             return Added::Fault(hash, PeerFault::BloomMismatch);
         }
-        if let Some(p) = from {
-            self.mark_known(p, hash);
-        }
         if !self.make_room(&env, hash) {
             self.stats.pool_evictions += 1;
             return Added::Dropped;
@@ -1072,7 +1174,7 @@ impl Whisper {
         self.stats.envelopes_pooled += 1;
         // Archive first: the driver commits the envelope before it reports the delivery.
         if let Some(archive) = self.archive.as_mut() {
-            let raw = env.encode();
+            let raw = raw.to_vec();
             if archive.insert(&env, hash, raw.clone()) {
                 self.stats.archived += 1;
                 self.actions.push_back(Action::Archive {
@@ -1087,9 +1189,37 @@ impl Whisper {
         self.deliver(&env, hash, pow, p2p);
         self.pool_bytes += env.size();
         self.by_expiry.insert((env.expiry, hash));
-        self.pool.insert(hash, Pooled { env, pow });
+        // Every peer but the sender is to be offered it.
+        for (key, p) in self.peers.iter_mut() {
+            if Some(*key) != from {
+                p.pending.insert(hash);
+            }
+        }
+        self.by_fingerprint.insert((raw_fingerprint(raw), hash));
+        self.pool.insert(
+            hash,
+            Pooled {
+                bloom: env.bloom(),
+                env,
+                raw: raw.into(),
+                pow,
+            },
+        );
         self.schedule_broadcast();
         Added::Pooled(hash)
+    }
+
+    /// Removes a pooled envelope from the pool, its indexes and every gossip queue.
+    fn remove_pooled(&mut self, expiry: u32, hash: &[u8; 32]) {
+        self.by_expiry.remove(&(expiry, *hash));
+        if let Some(p) = self.pool.remove(hash) {
+            self.pool_bytes -= p.env.size();
+            self.by_fingerprint
+                .remove(&(raw_fingerprint(&p.raw), *hash));
+        }
+        for p in self.peers.values_mut() {
+            p.pending.remove(hash);
+        }
     }
 
     /// Evicts soonest-expiring envelopes until `env` fits both bounds; false (and nothing
@@ -1114,33 +1244,16 @@ impl Whisper {
             }
         }
         for (exp, h) in victims {
-            self.by_expiry.remove(&(exp, h));
-            if let Some(p) = self.pool.remove(&h) {
-                self.pool_bytes -= p.env.size();
-            }
+            self.remove_pooled(exp, &h);
             self.stats.pool_evictions += 1;
         }
         true
     }
 
+    /// `peer` has the pooled envelope `hash`: it leaves the peer's gossip queue.
     fn mark_known(&mut self, peer: PeerKey, hash: [u8; 32]) {
-        let max = self.config.max_known_per_peer;
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return;
-        };
-        if !p.known.insert(hash) {
-            return;
-        }
-        p.known_order.push_back(hash);
-        while p.known.len() > max {
-            match p.known_order.pop_front() {
-                Some(old) => {
-                    if p.known.remove(&old) {
-                        self.stats.known_evictions += 1;
-                    }
-                }
-                None => break,
-            }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.pending.remove(&hash);
         }
     }
 
@@ -1299,8 +1412,9 @@ impl Whisper {
                 PeerFault::EnvelopeTooLarge,
             )));
         }
-        let hash = env.hash();
-        match self.add(env, hash, None) {
+        let raw = env.encode();
+        let hash = keccak256(&raw);
+        match self.add(env, hash, &raw, None) {
             Added::Pooled(h) | Added::Duplicate(h) => Ok(h),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
             Added::TimeSync(..) | Added::Dropped => Err(WhisperError::Dropped),
@@ -1647,16 +1761,9 @@ impl Whisper {
             if exp >= now {
                 break;
             }
-            self.by_expiry.remove(&(exp, h));
-            if let Some(p) = self.pool.remove(&h) {
-                self.pool_bytes -= p.env.size();
-            }
+            // Also leaves every gossip queue (Go `peer.expire`).
+            self.remove_pooled(exp, &h);
             self.stats.expired_from_pool += 1;
-        }
-        let pool = &self.pool;
-        for p in self.peers.values_mut() {
-            p.known.retain(|h| pool.contains_key(h));
-            p.known_order.retain(|h| pool.contains_key(h));
         }
     }
 
@@ -1687,15 +1794,17 @@ impl Whisper {
             let mut packets = 0usize;
             let mut body = Encoder::new();
             let mut count = 0usize;
-            for (h, e) in &self.pool {
-                if e.env.expiry < now || p.known.contains(h) || e.pow < p.pow_requirement {
+            let mut sent = Vec::new();
+            // The queue is in hash order, as a pool walk would find them.
+            for h in &p.pending {
+                let Some(e) = self.pool.get(h) else { continue };
+                if e.env.expiry < now || e.pow < p.pow_requirement {
                     continue;
                 }
-                if !p.full_node && !p.bloom.matches(&e.env.bloom()) {
+                if !p.full_node && !p.bloom.matches(&e.bloom) {
                     continue;
                 }
-                let enc = e.env.encode();
-                if count > 0 && body.as_slice().len() + enc.len() + 9 > max {
+                if count > 0 && body.as_slice().len() + e.raw.len() + 9 > max {
                     sends.push((*peer, std::mem::take(&mut body)));
                     packets += 1;
                     count = 0;
@@ -1703,12 +1812,14 @@ impl Whisper {
                 if packets >= budget {
                     break;
                 }
-                body.raw(&enc);
+                body.raw(&e.raw);
                 count += 1;
-                if p.known.insert(*h) {
-                    p.known_order.push_back(*h);
-                }
+                sent.push(*h);
                 self.stats.envelopes_sent += 1;
+            }
+            // Sent = known to the peer: never offered again.
+            for h in &sent {
+                p.pending.remove(h);
             }
             if count > 0 {
                 sends.push((*peer, body));
@@ -1724,20 +1835,6 @@ impl Whisper {
                 code: codes::MESSAGES,
                 payload: e.finish(),
             });
-        }
-        // Enforce the known-set bound after bulk marking.
-        let max_known = self.config.max_known_per_peer;
-        for p in self.peers.values_mut() {
-            while p.known.len() > max_known {
-                match p.known_order.pop_front() {
-                    Some(old) => {
-                        if p.known.remove(&old) {
-                            self.stats.known_evictions += 1;
-                        }
-                    }
-                    None => break,
-                }
-            }
         }
     }
 

@@ -5,7 +5,7 @@ use crate::time::Time;
 use proptest::prelude::*;
 use secp256k1::SecretKey;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const WHISPER_VECTORS: &str = include_str!("../../../testdata/vectors/whisperv6_vectors.json");
 const DERIVED: &str = include_str!("../../../testdata/vectors/derived_local_checks.json");
@@ -1652,4 +1652,227 @@ fn memoised_signer_recovery_agrees_with_the_primitive() {
         assert!(recover_signer(&bad, &digest).is_err());
         assert!(recover_signer(&bad, &digest).is_err());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-peer gossip queues
+// ---------------------------------------------------------------------------------------------
+
+fn connect_full_peer(w: &mut Whisper, now: Time, peer: PeerKey) {
+    w.handle_peer_connected(now, peer);
+    let status = StatusPacket {
+        version: 6,
+        min_pow: 0.0,
+        bloom: None,
+        light_node: false,
+        confirmations_enabled: false,
+        rate_limits: None,
+    };
+    w.handle_peer_message(now, peer, codes::STATUS, &status.encode());
+}
+
+/// Fires due timers at `now` and returns the envelopes sent to each peer, in packet order.
+fn gossip_at(w: &mut Whisper, now: Time) -> BTreeMap<PeerKey, Vec<[u8; 32]>> {
+    w.handle_timeout(now);
+    let mut out: BTreeMap<PeerKey, Vec<[u8; 32]>> = BTreeMap::new();
+    while let Some(a) = w.poll_action() {
+        if let Action::Send {
+            peer,
+            code: codes::MESSAGES,
+            payload,
+        } = a
+        {
+            let hashes = decode_messages_hashed(&payload).unwrap();
+            out.entry(peer)
+                .or_default()
+                .extend(hashes.into_iter().map(|(_, h)| h));
+        }
+    }
+    out
+}
+
+#[test]
+fn gossip_queues_never_echo_never_repeat_lose_nothing() {
+    let cfg = Config {
+        min_pow: 0.0,
+        ..Config::default()
+    };
+    let t0 = Time(T0_MS);
+    let now_s = (T0_MS / 1000) as u32;
+    let mut w = Whisper::new(cfg, seed_from_u64(3), t0);
+    for p in 1..=3 {
+        connect_full_peer(&mut w, t0, p);
+    }
+    while w.poll_action().is_some() {}
+    let a = sealed(now_s, b"a", 0.0);
+    let b = sealed(now_s, b"b", 0.0);
+    let (ha, hb) = (a.hash(), b.hash());
+
+    // A from peer 1: offered to 2 and 3, never back to 1.
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&a)),
+    );
+    let sent = gossip_at(&mut w, t0.plus_millis(300));
+    assert_eq!(sent.get(&1), None, "echo to the sender");
+    assert_eq!(sent.get(&2), Some(&vec![ha]));
+    assert_eq!(sent.get(&3), Some(&vec![ha]));
+
+    // A again from peer 2 (byte-identical): a duplicate, recognised without decoding; nothing
+    // is scheduled and later cycles send nothing.
+    w.handle_peer_message(
+        t0.plus_millis(400),
+        2,
+        codes::MESSAGES,
+        &encode_messages(&[a]),
+    );
+    assert_eq!(w.stats().duplicates, 1);
+    assert_eq!(w.stats().envelopes_received, 2);
+    assert!(gossip_at(&mut w, t0.plus_millis(900)).is_empty(), "repeat");
+
+    // B from peer 2, and from peer 3 before our cycle: only peer 1 still needs it.
+    w.handle_peer_message(
+        t0.plus_millis(1000),
+        2,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&b)),
+    );
+    w.handle_peer_message(
+        t0.plus_millis(1100),
+        3,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&b)),
+    );
+    let sent = gossip_at(&mut w, t0.plus_millis(1300));
+    assert_eq!(sent.into_iter().collect::<Vec<_>>(), vec![(1, vec![hb])]);
+
+    // A peer that connects later gets the whole pool, in hash order, in one packet.
+    connect_full_peer(&mut w, t0.plus_millis(1400), 4);
+    let sent = gossip_at(&mut w, t0.plus_millis(1700));
+    let mut both = vec![ha, hb];
+    both.sort();
+    assert_eq!(sent.into_iter().collect::<Vec<_>>(), vec![(4, both)]);
+    assert_eq!(w.stats().envelopes_sent, 2 + 1 + 2);
+
+    // Past expiry (TTL 15 s) a byte-identical copy still pooled is refused by the clock check,
+    // as a decoded one would be, and after the purge nothing is left to offer.
+    let late = t0.plus_millis(16_500);
+    w.handle_peer_message(late, 1, codes::MESSAGES, &encode_messages(&[b]));
+    assert_eq!(w.stats().dropped_expired, 1);
+    assert_eq!(w.stats().duplicates, 2);
+    let sent = gossip_at(&mut w, t0.plus_millis(17_000));
+    assert!(sent.is_empty());
+    assert_eq!(w.pool_len(), 0);
+    connect_full_peer(&mut w, t0.plus_millis(17_100), 5);
+    assert!(
+        gossip_at(&mut w, t0.plus_millis(18_000)).is_empty(),
+        "expired offered"
+    );
+}
+
+#[test]
+fn gossip_queue_holds_what_a_peer_cannot_take_yet() {
+    // An envelope below a peer's PoW requirement stays queued (not marked known) and is sent
+    // once the peer lowers its requirement; others get it at once.
+    let cfg = Config {
+        min_pow: 0.0,
+        ..Config::default()
+    };
+    let t0 = Time(T0_MS);
+    let now_s = (T0_MS / 1000) as u32;
+    let mut w = Whisper::new(cfg, seed_from_u64(4), t0);
+    for p in 1..=3 {
+        connect_full_peer(&mut w, t0, p);
+    }
+    w.handle_peer_message(t0, 3, codes::POW_REQUIREMENT, &encode_pow_requirement(1e9));
+    while w.poll_action().is_some() {}
+    let a = sealed(now_s, b"a", 0.0);
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&a)),
+    );
+    let sent = gossip_at(&mut w, t0.plus_millis(300));
+    assert_eq!(
+        sent.into_iter().collect::<Vec<_>>(),
+        vec![(2, vec![a.hash()])]
+    );
+    w.handle_peer_message(
+        t0.plus_millis(400),
+        3,
+        codes::POW_REQUIREMENT,
+        &encode_pow_requirement(0.0),
+    );
+    // Nothing new was pooled, so no cycle is due; the next one (any new envelope) carries it.
+    let b = sealed(now_s, b"b", 0.0);
+    w.handle_peer_message(
+        t0.plus_millis(500),
+        2,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&b)),
+    );
+    let sent = gossip_at(&mut w, t0.plus_millis(800));
+    let mut for3 = vec![a.hash(), b.hash()];
+    for3.sort();
+    assert_eq!(sent.get(&3), Some(&for3));
+    assert_eq!(sent.get(&1), Some(&vec![b.hash()]));
+    assert_eq!(sent.get(&2), None);
+}
+
+#[test]
+fn duplicates_with_colliding_fingerprints_are_told_apart_by_bytes() {
+    // Same nonce = same last 8 bytes (the lookup fingerprint); different data.
+    let cfg = Config {
+        min_pow: 0.0,
+        ..Config::default()
+    };
+    let t0 = Time(T0_MS);
+    let now_s = (T0_MS / 1000) as u32;
+    let mut w = Whisper::new(cfg, seed_from_u64(5), t0);
+    connect_full_peer(&mut w, t0, 1);
+    connect_full_peer(&mut w, t0, 2);
+    while w.poll_action().is_some() {}
+    let env = |data: Vec<u8>| Envelope {
+        expiry: now_s + 10,
+        ttl: 10,
+        topic: Topic([1, 2, 3, 4]),
+        data,
+        nonce: 0x0102_0304_0506_0708,
+    };
+    let (a, b) = (env(vec![1; 40]), env(vec![2; 40]));
+    assert_ne!(a.hash(), b.hash());
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&a)),
+    );
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&b)),
+    );
+    assert_eq!(w.pool_len(), 2);
+    assert_eq!(w.stats().duplicates, 0);
+    // Each copy from peer 2 is a duplicate of its own original, and peer 2 is then not sent it.
+    w.handle_peer_message(
+        t0,
+        2,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&b)),
+    );
+    assert_eq!(w.stats().duplicates, 1);
+    assert_eq!(w.pool_len(), 2);
+    let sent = gossip_at(&mut w, t0.plus_millis(300));
+    assert_eq!(
+        sent.into_iter().collect::<Vec<_>>(),
+        vec![(2, vec![a.hash()])]
+    );
+    let t1 = t0.plus_millis(400);
+    w.handle_peer_message(t1, 2, codes::MESSAGES, &encode_messages(&[a, b]));
+    assert_eq!(w.stats().duplicates, 3);
 }

@@ -121,7 +121,8 @@ fn pinned_trace_hash_of_seed_1() {
     // Guards the engine's semantics and the trace format: if a change here is intended (event
     // order, trace serialization, seed derivation), update the constant and say so in review.
     // Changed for issue 7: dials are now runner controls (so faults can redial), and the
-    // link model draws per chunk.
+    // link model draws per chunk. Changed for the scale work: the trace is SHA-256 with
+    // delivered bytes streamed whole (was Keccak-256 of per-chunk digests); same events.
     let s = flood(
         &Scenario {
             nodes: 10,
@@ -133,7 +134,7 @@ fn pinned_trace_hash_of_seed_1() {
     );
     assert_eq!(
         s.trace_hash,
-        "4cd57911fc50e28476050f82121d240d93e51a57a1f1eada48e1b9e400a784ec"
+        "d6e3346d6900c7324db66d1f77f2d18f20e8137a1c88cb46f0c82373dc6426e5"
     );
 }
 
