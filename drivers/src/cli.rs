@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use futures_lite::{AsyncBufReadExt, StreamExt};
+use hush_core::mvds::Retransmission;
 use hush_core::node::{Command, Node, NodeConfig};
 use hush_core::p2p::enode::Enode;
 use hush_core::whisper::MailserverConfig;
@@ -79,6 +80,12 @@ pub struct NodeArgs {
     /// (peers keep one connection per node key). Pair them with /devices and /pair.
     #[arg(long)]
     pub device_key: bool,
+    /// MVDS retransmission schedule: `status-go` (the 2019 default: each wait about doubles
+    /// the time since start, so a message lost a few times waits minutes), `linear`
+    /// (vacp2p/mvds HEAD: 2·count epochs) or `exponential:CAP_MS` (one epoch, doubling, at
+    /// most CAP_MS).
+    #[arg(long, value_name = "SCHEDULE", default_value = "status-go", value_parser = parse_retransmission)]
+    pub datasync_retransmission: Retransmission,
     /// Whisper TTL of the envelopes this node posts, seconds (Status: 10).
     #[arg(long, value_name = "SECS", default_value_t = hush_core::chat::service::DEFAULT_TTL_SECS)]
     pub message_ttl_secs: u32,
@@ -161,13 +168,16 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             ..NodeConfig::default()
         };
         config.conversations.datasync = args.datasync;
+        config.conversations.mvds.retransmission = args.datasync_retransmission;
         if args.message_ttl_secs == 0 {
             anyhow::bail!("--message-ttl-secs must be at least 1");
         }
         config.chat.ttl_secs = args.message_ttl_secs;
         config.peers.redial_max_backoff_ms = args.redial_max_ms;
-        config.peers.redial_initial_backoff_ms =
-            config.peers.redial_initial_backoff_ms.min(args.redial_max_ms);
+        config.peers.redial_initial_backoff_ms = config
+            .peers
+            .redial_initial_backoff_ms
+            .min(args.redial_max_ms);
         if !(0.0..=1.0).contains(&args.inject_loss) {
             anyhow::bail!("--inject-loss must be within [0, 1]");
         }
@@ -272,6 +282,30 @@ fn device_node_key(store: &NodeStore) -> anyhow::Result<[u8; 32]> {
         if secp256k1::SecretKey::from_byte_array(&key).is_ok() {
             store.set_meta(DEVICE_NODE_KEY, &hex::encode(key))?;
             return Ok(key);
+        }
+    }
+}
+
+/// Parses `--datasync-retransmission` (see [`NodeArgs::datasync_retransmission`]).
+pub fn parse_retransmission(s: &str) -> Result<Retransmission, String> {
+    let epoch_ms = hush_core::mvds::Config::default().epoch_interval_ms;
+    match s {
+        "status-go" => Ok(Retransmission::StatusGo),
+        "linear" => Ok(Retransmission::Linear),
+        _ => {
+            let cap_ms: u64 = s
+                .strip_prefix("exponential:")
+                .and_then(|c| c.parse().ok())
+                .filter(|c| *c >= epoch_ms)
+                .ok_or_else(|| {
+                    format!(
+                        "expected status-go, linear or exponential:CAP_MS (CAP_MS >= {epoch_ms}), got {s:?}"
+                    )
+                })?;
+            Ok(Retransmission::Exponential {
+                base_epochs: 1,
+                cap_epochs: cap_ms / epoch_ms,
+            })
         }
     }
 }

@@ -409,7 +409,11 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
             })
         }
         "/devices" | "/stats" => {
-            let command = if word == "/devices" { "/devices" } else { "/stats" };
+            let command = if word == "/devices" {
+                "/devices"
+            } else {
+                "/stats"
+            };
             if !rest.trim().is_empty() {
                 return Err(CommandError::Unexpected {
                     command,

@@ -61,7 +61,16 @@ fn stats(node: &mut NodeProcess, deadline: Instant) -> serde_json::Value {
 #[test]
 fn datasync_delivers_exactly_once_through_injected_loss() {
     let deadline = Instant::now() + Duration::from_secs(TIMEOUT_SECS);
-    let common = ["--json", "--datasync", "--message-ttl-secs", TTL_SECS];
+    // Retransmit with a capped exponential back-off: status-go's schedule roughly doubles the
+    // time since start at every retransmission, far too slow for a test with frequent losses.
+    let common = [
+        "--json",
+        "--datasync",
+        "--datasync-retransmission",
+        "exponential:2000",
+        "--message-ttl-secs",
+        TTL_SECS,
+    ];
     let mut a = NodeProcess::spawn("A", &[&["--listen", "127.0.0.1:0"], &common[..]].concat());
     let enode_a = enode_of(&a, deadline);
     let peer_a = enode_a.to_string();
@@ -119,7 +128,10 @@ fn datasync_delivers_exactly_once_through_injected_loss() {
     for (node, name, texts) in [(&b, "B", &want), (&a, "A", &want_back)] {
         let got = received(node, name);
         let expected: BTreeMap<String, usize> = texts.iter().map(|t| (t.clone(), 1)).collect();
-        assert_eq!(got, expected, "{name}: every message exactly once, nothing else");
+        assert_eq!(
+            got, expected,
+            "{name}: every message exactly once, nothing else"
+        );
     }
     // Loss really happened, and MVDS repaired it.
     let losses = b
@@ -132,6 +144,9 @@ fn datasync_delivers_exactly_once_through_injected_loss() {
     let retransmissions =
         sa["mvds_retransmissions"].as_u64().unwrap() + sb["mvds_retransmissions"].as_u64().unwrap();
     assert!(retransmissions > 0, "A: {sa}\nB: {sb}");
-    assert_eq!(sb["injected_dropped_chunks"].as_u64().unwrap() as usize, losses);
+    assert_eq!(
+        sb["injected_dropped_chunks"].as_u64().unwrap() as usize,
+        losses
+    );
     eprintln!("injected losses {losses}, retransmissions {retransmissions}; A {sa}; B {sb}");
 }
