@@ -374,6 +374,17 @@ pub enum Persist {
     },
     /// A 1:1/group conversation record (replay with [`Conversations::restore`]).
     Conversation(Record),
+    /// One of our own posts, sealed and pooled but not yet gossiped: keep it until `expiry_secs`
+    /// and give it back with [`Node::restore_own_envelope`] after a restart, so that a crash
+    /// between accepting a message and the next gossip round (300 ms) loses nothing.
+    OwnEnvelope {
+        /// Envelope hash.
+        hash: [u8; 32],
+        /// Expiry, Unix seconds (drop the record after it).
+        expiry_secs: u32,
+        /// The envelope's RLP.
+        raw: Vec<u8>,
+    },
 }
 
 /// One output of the node.
@@ -1144,14 +1155,35 @@ impl Node {
     fn send_public(&mut self, now: Time, chat: &str, text: &str) -> Result<(), NodeError> {
         self.join(chat)?;
         let out = self.chats.prepare_send(now, chat, text)?;
-        self.whisper
+        let hash = self
+            .whisper
             .post(now, out.params, &out.key)
             .map_err(|e| NodeError::Post(e.to_string()))?;
         self.actions
             .push_back(Action::Persist(Persist::ChatMessage(out.message.clone())));
+        self.keep_own_post(&hash);
         self.actions
             .push_back(Action::Event(Event::MessageSent(out.message)));
         Ok(())
+    }
+
+    /// Persists our own freshly pooled envelope before gossip can send it (see
+    /// [`Persist::OwnEnvelope`]).
+    fn keep_own_post(&mut self, hash: &[u8; 32]) {
+        if let Some((raw, expiry_secs)) = self.whisper.pooled_raw(hash) {
+            self.actions
+                .push_back(Action::Persist(Persist::OwnEnvelope {
+                    hash: *hash,
+                    expiry_secs,
+                    raw: raw.to_vec(),
+                }));
+        }
+    }
+
+    /// Restart: pools again one of our own envelopes ([`Persist::OwnEnvelope`]) to be gossiped.
+    /// `Ok(false)` if it has expired or is already pooled.
+    pub fn restore_own_envelope(&mut self, now: Time, raw: &[u8]) -> Result<bool, NodeError> {
+        Ok(self.whisper.repost_raw(now, raw)?)
     }
 
     /// Moves one session's outputs into node actions and Whisper inputs.
@@ -1382,8 +1414,9 @@ impl Node {
                         conv::Encryption::Asymmetric { to } => whisper::Encryption::Asymmetric(to),
                         conv::Encryption::Symmetric { key } => whisper::Encryption::Symmetric(key),
                     };
-                    if self.whisper.post_with(now, params, &encryption).is_err() {
-                        self.stats.conversation_posts_failed += 1;
+                    match self.whisper.post_with(now, params, &encryption) {
+                        Ok(hash) => self.keep_own_post(&hash),
+                        Err(_) => self.stats.conversation_posts_failed += 1,
                     }
                 }
                 conv::Action::Persist(record) => self

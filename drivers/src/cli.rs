@@ -149,6 +149,8 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         .map(|c| c.id)
         .collect();
     let public_messages = store.public_messages()?;
+    let now_secs = Clock::new().now().as_millis() / 1000;
+    let own_envelopes = store.own_envelopes(now_secs)?;
     drop(store);
     // Fresh on every start, even a restart: a replayed RNG stream would repeat ephemeral keys.
     let mut seed = [0u8; 32];
@@ -202,11 +204,18 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         for m in &public_messages {
             node.restore_public_message(m);
         }
+        for raw in &own_envelopes {
+            // An envelope that no longer fits the pool is reported, not fatal.
+            if let Err(e) = node.restore_own_envelope(now, raw) {
+                eprintln!("hush: could not re-post a stored envelope: {e}");
+            }
+        }
         if restored > 0 || !public_chats.is_empty() {
             eprintln!(
-                "hush: restored records={restored} public_chats={} public_messages={}",
+                "hush: restored records={restored} public_chats={} public_messages={} own_envelopes={}",
                 public_chats.len(),
-                public_messages.len()
+                public_messages.len(),
+                own_envelopes.len()
             );
         }
         if args.mailserver {

@@ -925,7 +925,7 @@ impl<S: Stack> Driver<S> {
                 Ok(())
             }
             // Conversation records carry secrets (ratchet keys): stored, never logged.
-            Persist::Conversation(_) => self.store.commit(p),
+            Persist::Conversation(_) | Persist::OwnEnvelope { .. } => self.store.commit(p),
             _ => anyhow::bail!("a persist record this driver does not know how to store"),
         }
     }

@@ -14,6 +14,9 @@
 //!   that table is the history (`/history`), deduplicated by message id.
 //! - `chats` holds what the application joined or learned: public chats (rejoined at start),
 //!   1:1 chats, groups (id and name, from `Event::GroupUpdated`).
+//! - `own_envelopes` holds our own posts (`Persist::OwnEnvelope`) until they expire, so a post
+//!   accepted just before a crash is gossiped after the restart ([`NodeStore::own_envelopes`]
+//!   also forgets the expired ones).
 //! - `identity` holds the node key sealed at rest as an Ethereum keystore v3 JSON document
 //!   (scrypt + AES-128-CTR + Keccak MAC, `crate::keystore`); `meta` holds the installation id.
 //! - Secrets (records, the sealed key) are never logged.
@@ -123,6 +126,11 @@ impl NodeStore {
                  timestamp_ms INTEGER NOT NULL
              );
              CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (chat, clock, seq);
+             CREATE TABLE IF NOT EXISTS own_envelopes (
+                 hash        BLOB PRIMARY KEY,
+                 expiry_secs INTEGER NOT NULL,
+                 raw         BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS chats (
                  id     TEXT PRIMARY KEY,
                  kind   TEXT NOT NULL,
@@ -224,6 +232,17 @@ impl NodeStore {
                     }
                 }
             }
+            Persist::OwnEnvelope {
+                hash,
+                expiry_secs,
+                raw,
+            } => {
+                tx.execute(
+                    "INSERT OR IGNORE INTO own_envelopes (hash, expiry_secs, raw) VALUES (?1, ?2, ?3)",
+                    params![&hash[..], i64::from(*expiry_secs), raw],
+                )
+                .context("store: own envelope")?;
+            }
             other => anyhow::bail!("store: not a node-store record: {}", persist_kind(other)),
         }
         tx.commit().context("store: commit")?;
@@ -247,6 +266,27 @@ impl NodeStore {
             out.push(record);
         }
         Ok(out)
+    }
+
+    /// Our own envelopes that have not expired at `now_secs` (oldest expiry first); expired
+    /// ones are deleted.
+    pub fn own_envelopes(&self, now_secs: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+        let now = i64::try_from(now_secs).unwrap_or(i64::MAX);
+        self.conn
+            .execute(
+                "DELETE FROM own_envelopes WHERE expiry_secs < ?1",
+                params![now],
+            )
+            .context("store: own envelopes")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT raw FROM own_envelopes ORDER BY expiry_secs, hash")
+            .context("store: own envelopes")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .context("store: own envelopes")?;
+        rows.collect::<Result<_, _>>()
+            .context("store: own envelopes")
     }
 
     /// Records a chat (upsert: a group's name follows its latest update).
@@ -400,6 +440,7 @@ fn persist_kind(p: &Persist) -> &'static str {
         Persist::ChatMessage(_) => "chat message",
         Persist::Envelope { .. } => "envelope",
         Persist::Conversation(_) => "conversation",
+        Persist::OwnEnvelope { .. } => "own envelope",
         _ => "unknown",
     }
 }

@@ -77,9 +77,11 @@ fn wait_group(node: &NodeProcess, deadline: Instant, name: &str, member: &str) -
         .to_string()
 }
 
-/// Every received message a node printed on stdout, from a transcript: (kind, chat, from,
-/// text, clock), in print order.
-fn received(transcript: &str, name: &str) -> Vec<(String, String, String, String, u64)> {
+/// A printed message: (kind, chat, from, text, clock).
+type Printed = (String, String, String, String, u64);
+
+/// Every received message a node printed on stdout, from a transcript, in print order.
+fn received(transcript: &str, name: &str) -> Vec<Printed> {
     let tag = format!("[{name} out] ");
     transcript
         .lines()
@@ -220,7 +222,7 @@ fn three_nodes_converse_through_a_sigkill() {
     // Let any late duplicate show itself before counting.
     std::thread::sleep(Duration::from_secs(3));
     let c_all = format!("{c1_transcript}\n{}", c2.transcript());
-    let got: BTreeMap<&str, Vec<(String, String, String, String, u64)>> = [
+    let got: BTreeMap<&str, Vec<Printed>> = [
         ("A", received(&a.transcript(), "A")),
         ("B", received(&b.transcript(), "B")),
         ("C", received(&c_all, "C")),

@@ -1003,7 +1003,56 @@ fn restart_from_records(net: &mut Net, i: usize, fresh_seed: u64) {
     for m in &public {
         node.restore_public_message(m);
     }
+    let own: Vec<Vec<u8>> = net
+        .persisted
+        .iter()
+        .filter_map(|(n, p)| match p {
+            Persist::OwnEnvelope { raw, .. } if *n == i => Some(raw.clone()),
+            _ => None,
+        })
+        .collect();
+    for raw in &own {
+        node.restore_own_envelope(net.now, raw).unwrap();
+    }
     net.nodes[i] = node;
+}
+
+#[test]
+fn a_post_killed_before_its_gossip_round_is_sent_after_the_restart() {
+    for direct in [false, true] {
+        let mut net = line(2);
+        net.command(0, join("c"));
+        net.command(1, join("c"));
+        net.advance(3_000);
+        let k1 = net.nodes[1].public_key();
+        // Accepted and pooled, but the 300 ms gossip round has not come: a crash now...
+        if direct {
+            net.command(
+                0,
+                Command::SendDirect {
+                    to: k1,
+                    text: "one".into(),
+                },
+            );
+        } else {
+            net.command(0, send("c", "one"));
+        }
+        assert!(net
+            .persisted
+            .iter()
+            .any(|(i, p)| *i == 0 && matches!(p, Persist::OwnEnvelope { .. })));
+        restart_from_records(&mut net, 0, 5);
+        net.command(0, join("c"));
+        net.connect(0, 1);
+        net.advance(3_000);
+        // ...loses nothing, and delivers it once.
+        let got = if direct {
+            directs(&net, 1)
+        } else {
+            net.received(1).iter().map(|m| m.text.clone()).collect()
+        };
+        assert_eq!(got, vec!["one".to_string()], "direct: {direct}");
+    }
 }
 
 #[test]

@@ -1720,6 +1720,31 @@ impl Whisper {
         });
     }
 
+    /// The RLP and expiry (Unix seconds) of a pooled envelope (e.g. to persist our own post
+    /// before it is gossiped).
+    pub fn pooled_raw(&self, hash: &[u8; 32]) -> Option<(&[u8], u32)> {
+        self.pool.get(hash).map(|p| (p.raw.as_ref(), p.env.expiry))
+    }
+
+    /// Restart: pools again one of our own posts (its RLP, persisted before it was gossiped),
+    /// to be gossiped like a new post. `Ok(false)` if expired or already pooled; an envelope
+    /// the pool refuses (too large, PoW too low, full) is an error. No key is used again: the
+    /// bytes are the ones sealed before the restart.
+    pub fn repost_raw(&mut self, now: Time, raw: &[u8]) -> Result<bool, WhisperError> {
+        self.advance(now);
+        let env = Envelope::decode(raw)?;
+        if env.expiry < secs(self.now) {
+            return Ok(false);
+        }
+        let hash = keccak256(raw);
+        match self.add(env, hash, raw, None) {
+            Added::Pooled(_) => Ok(true),
+            Added::Duplicate(_) => Ok(false),
+            Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
+            Added::TimeSync(..) | Added::Dropped => Err(WhisperError::Dropped),
+        }
+    }
+
     /// Mailserver restart: replays one persisted envelope (its RLP) into the archive without
     /// re-emitting [`Action::Archive`]. `Ok(false)` if already held.
     pub fn restore_archived(&mut self, raw: &[u8]) -> Result<bool, WhisperError> {

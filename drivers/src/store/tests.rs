@@ -139,3 +139,25 @@ fn a_corrupt_record_is_a_clear_error() {
         "{err:#}"
     );
 }
+
+#[test]
+fn own_envelopes_are_kept_until_they_expire() {
+    let dir = temp_dir("store-own");
+    let mut store = NodeStore::open(&dir.join(STORE_FILE)).unwrap();
+    for (h, exp) in [(1u8, 100u32), (2, 200), (2, 200)] {
+        store
+            .commit(&Persist::OwnEnvelope {
+                hash: [h; 32],
+                expiry_secs: exp,
+                raw: vec![h; 3],
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        store.own_envelopes(50).unwrap(),
+        vec![vec![1; 3], vec![2; 3]]
+    );
+    assert_eq!(store.own_envelopes(150).unwrap(), vec![vec![2; 3]]);
+    // Expired rows are gone for good.
+    assert_eq!(store.own_envelopes(0).unwrap(), vec![vec![2; 3]]);
+}
