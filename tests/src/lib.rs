@@ -212,3 +212,52 @@ impl Drop for NodeProcess {
         }
     }
 }
+
+/// Helpers over a node's output, shared by the end-to-end tests.
+impl NodeProcess {
+    /// The enode URL the node prints as its first stdout line.
+    pub fn enode(&self, deadline: Instant) -> hush_core::p2p::enode::Enode {
+        let first = self.next_stdout_line(deadline);
+        first
+            .parse()
+            .unwrap_or_else(|e| panic!("first stdout line {first:?}: {e}\n{}", self.transcript()))
+    }
+
+    /// Waits for the stderr line saying the peer with this key completed its handshakes.
+    pub fn wait_connected(&self, deadline: Instant, peer: &hush_core::p2p::enode::Enode) {
+        let key = hex::encode(peer.public_key);
+        self.wait_stderr(deadline, |l| {
+            l.starts_with(PEER_CONNECTED_PREFIX) && l.contains(&key)
+        });
+    }
+}
+
+/// Prefix of `hush node`'s stderr line for a completed peer handshake (kept equal to
+/// `hush_drivers::output::PEER_CONNECTED_PREFIX`, which a test checks).
+pub const PEER_CONNECTED_PREFIX: &str = "hush: peer connected";
+
+/// The `0x04…` public key (what `/dm` takes) of an enode.
+pub fn key_of(enode: &hush_core::p2p::enode::Enode) -> String {
+    format!("0x04{}", hex::encode(enode.public_key))
+}
+
+/// 1:1 texts printed as received messages (not command replies) in a transcript's
+/// `[name out]` lines, with how many times each was printed.
+pub fn dm_counts(transcript: &str, name: &str) -> std::collections::BTreeMap<String, usize> {
+    let tag = format!("[{name} out] ");
+    let mut counts = std::collections::BTreeMap::new();
+    for line in transcript.lines() {
+        let Some(json) = line.strip_prefix(&tag) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+            continue;
+        };
+        if v["kind"] == "dm" && v.get("reply").is_none() {
+            if let Some(text) = v["text"].as_str() {
+                *counts.entry(text.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}

@@ -13,31 +13,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hush_core::p2p::enode::Enode;
 use hush_drivers::driver::GROUP_UPDATED_PREFIX;
-use hush_drivers::output::PEER_CONNECTED_PREFIX;
-use hush_tests::{unique_temp_dir, NodeProcess};
+use hush_tests::{key_of, unique_temp_dir, NodeProcess};
 
 /// Bound on the whole test: generous, the machine may be busy.
 const TIMEOUT_SECS: u64 = 180;
-
-fn enode_of(node: &NodeProcess, deadline: Instant) -> Enode {
-    let first = node.next_stdout_line(deadline);
-    first
-        .parse()
-        .unwrap_or_else(|e| panic!("first stdout line {first:?}: {e}\n{}", node.transcript()))
-}
-
-fn key_of(enode: &Enode) -> String {
-    format!("0x04{}", hex::encode(enode.public_key))
-}
-
-fn wait_connected(node: &NodeProcess, deadline: Instant, peer: &Enode) {
-    let key = hex::encode(peer.public_key);
-    node.wait_stderr(deadline, |l| {
-        l.starts_with(PEER_CONNECTED_PREFIX) && l.contains(&key)
-    });
-}
 
 /// Waits for a received message (not a command reply) with this text; returns its JSON.
 fn wait_message(node: &NodeProcess, deadline: Instant, text: &str) -> serde_json::Value {
@@ -127,14 +107,14 @@ fn three_nodes_converse_through_a_sigkill() {
     std::fs::write(&pass, "three nodes\n").unwrap();
 
     let mut a = NodeProcess::spawn("A", &args(s(&pass), &[]));
-    let enode_a = enode_of(&a, deadline);
+    let enode_a = a.enode(deadline);
     let peer_a = enode_a.to_string();
     let mut b = NodeProcess::spawn("B", &args(s(&pass), &["--peer", &peer_a]));
-    let enode_b = enode_of(&b, deadline);
+    let enode_b = b.enode(deadline);
     let mut c = NodeProcess::spawn("C", &args(s(&pass), &["--peer", &peer_a]));
-    let enode_c = enode_of(&c, deadline);
-    wait_connected(&a, deadline, &enode_b);
-    wait_connected(&a, deadline, &enode_c);
+    let enode_c = c.enode(deadline);
+    a.wait_connected(deadline, &enode_b);
+    a.wait_connected(deadline, &enode_c);
     let (ka, kb, kc) = (key_of(&enode_a), key_of(&enode_b), key_of(&enode_c));
 
     // /whoami agrees with the enode, and the identity is sealed (no plaintext key file).
@@ -185,7 +165,7 @@ fn three_nodes_converse_through_a_sigkill() {
     wait_message(&a, deadline, "g5");
 
     let mut c2 = NodeProcess::spawn_in("C", c_dir, &args(s(&pass), &["--peer", &peer_a]));
-    let enode_c2 = enode_of(&c2, deadline);
+    let enode_c2 = c2.enode(deadline);
     assert_eq!(
         enode_c2.public_key, enode_c.public_key,
         "same identity after restart"
@@ -369,7 +349,7 @@ fn two_devices_of_one_identity_pair_and_sync() {
     ]);
 
     let b = NodeProcess::spawn("B", &args(s(&pass), &[]));
-    let enode_b = enode_of(&b, deadline);
+    let enode_b = b.enode(deadline);
     let peer_b = enode_b.to_string();
     let dev = |name: &str, dir: &Path| {
         NodeProcess::spawn_in(
@@ -379,9 +359,9 @@ fn two_devices_of_one_identity_pair_and_sync() {
         )
     };
     let mut d1 = dev("D1", &d1_dir);
-    let enode_d1 = enode_of(&d1, deadline);
+    let enode_d1 = d1.enode(deadline);
     let mut d2 = dev("D2", &d2_dir);
-    let enode_d2 = enode_of(&d2, deadline);
+    let enode_d2 = d2.enode(deadline);
     assert_ne!(
         enode_d1.public_key, enode_d2.public_key,
         "each device has its own node key"

@@ -12,45 +12,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use hush_core::p2p::enode::Enode;
-use hush_drivers::output::PEER_CONNECTED_PREFIX;
-use hush_tests::{unique_temp_dir, NodeProcess};
+use hush_tests::{dm_counts, key_of, unique_temp_dir, NodeProcess};
 
 const TIMEOUT_SECS: u64 = 240;
 /// How long after handing C its lines each kill comes, ms: from "before it read them" to
 /// "in the middle of sending".
 const KILL_AFTER_MS: [u64; 12] = [0, 5, 10, 15, 20, 25, 30, 40, 60, 100, 150, 400];
-
-fn enode_of(node: &NodeProcess, deadline: Instant) -> Enode {
-    let first = node.next_stdout_line(deadline);
-    first
-        .parse()
-        .unwrap_or_else(|e| panic!("first stdout line {first:?}: {e}\n{}", node.transcript()))
-}
-
-fn key_of(enode: &Enode) -> String {
-    format!("0x04{}", hex::encode(enode.public_key))
-}
-
-/// Received 1:1 texts in a transcript (tagged `[name out]`), with counts.
-fn received(transcript: &str, name: &str) -> BTreeMap<String, usize> {
-    let tag = format!("[{name} out] ");
-    let mut counts = BTreeMap::new();
-    for line in transcript.lines() {
-        let Some(json) = line.strip_prefix(&tag) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
-            continue;
-        };
-        if v["kind"] == "dm" && v.get("reply").is_none() {
-            *counts
-                .entry(v["text"].as_str().unwrap().to_string())
-                .or_insert(0) += 1;
-        }
-    }
-    counts
-}
 
 #[test]
 fn sigkill_at_any_moment_loses_nothing_over_mvds() {
@@ -74,7 +41,7 @@ fn sigkill_at_any_moment_loses_nothing_without_mvds() {
 fn crash_loop(common: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(TIMEOUT_SECS);
     let mut a = NodeProcess::spawn("A", &[&["--listen", "127.0.0.1:0"], common].concat());
-    let enode_a = enode_of(&a, deadline);
+    let enode_a = a.enode(deadline);
     let ka = key_of(&enode_a);
     let peer_a = enode_a.to_string();
     let c_args: Vec<&str> = [&["--peer", peer_a.as_str()], common].concat();
@@ -86,12 +53,9 @@ fn crash_loop(common: &[&str]) {
 
     for (round, kill_after_ms) in KILL_AFTER_MS.iter().enumerate() {
         let mut c = NodeProcess::spawn_in("C", c_dir, &c_args);
-        let enode_c = enode_of(&c, deadline);
+        let enode_c = c.enode(deadline);
         kc = key_of(&enode_c);
-        let key = hex::encode(enode_a.public_key);
-        c.wait_stderr(deadline, |l| {
-            l.starts_with(PEER_CONNECTED_PREFIX) && l.contains(&key)
-        });
+        c.wait_connected(deadline, &enode_a);
         for i in 0..2 {
             let text = format!("a to c {round}.{i}");
             a.send_line(&format!("/dm {kc} {text}"));
@@ -108,7 +72,7 @@ fn crash_loop(common: &[&str]) {
 
     // Last life: C stays up until everything has settled.
     let mut c = NodeProcess::spawn_in("C", c_dir, &c_args);
-    enode_of(&c, deadline);
+    c.enode(deadline);
     // Which of C's messages did C accept, and which of A's does it hold? Its history knows.
     let history = |c: &mut NodeProcess| -> (Vec<String>, Vec<String>) {
         c.send_line(&format!("/history {ka}"));
@@ -143,7 +107,7 @@ fn crash_loop(common: &[&str]) {
     }
     loop {
         let at_c: BTreeMap<String, usize> = history(&mut c).1.into_iter().map(|t| (t, 1)).collect();
-        let at_a = received(&a.transcript(), "A");
+        let at_a = dm_counts(&a.transcript(), "A");
         let done = to_c.iter().all(|t| at_c.contains_key(t))
             && c_accepted.iter().all(|t| at_a.contains_key(t));
         if done {
@@ -166,7 +130,7 @@ fn crash_loop(common: &[&str]) {
     }
     std::thread::sleep(Duration::from_secs(2));
     let all_c = format!("{c_transcripts}\n{}", c.transcript());
-    let printed_c = received(&all_c, "C");
+    let printed_c = dm_counts(&all_c, "C");
     let mut stored_c = history(&mut c).1;
     stored_c.sort();
     let mut want_c = to_c.clone();
@@ -179,7 +143,7 @@ fn crash_loop(common: &[&str]) {
         );
         assert_eq!(*n, 1, "C printed {text:?} {n} times over its lives");
     }
-    let at_a = received(&a.transcript(), "A");
+    let at_a = dm_counts(&a.transcript(), "A");
     let want_a: BTreeMap<String, usize> = c_accepted.iter().map(|t| (t.clone(), 1)).collect();
     assert_eq!(
         at_a, want_a,

@@ -7,10 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use hush_core::p2p::enode::Enode;
 use hush_drivers::driver::INJECTED_LOSS_PREFIX;
-use hush_drivers::output::PEER_CONNECTED_PREFIX;
-use hush_tests::NodeProcess;
+use hush_tests::{dm_counts, key_of, NodeProcess};
 
 /// Bound on the whole test (outages and MVDS back-off take a while).
 const TIMEOUT_SECS: u64 = 180;
@@ -20,37 +18,6 @@ const MESSAGES: usize = 12;
 const TTL_SECS: &str = "2";
 /// Network down time after each injected loss, ms (> TTL).
 const OUTAGE_MS: &str = "3000";
-
-fn enode_of(node: &NodeProcess, deadline: Instant) -> Enode {
-    let first = node.next_stdout_line(deadline);
-    first
-        .parse()
-        .unwrap_or_else(|e| panic!("first stdout line {first:?}: {e}\n{}", node.transcript()))
-}
-
-fn key_of(enode: &Enode) -> String {
-    format!("0x04{}", hex::encode(enode.public_key))
-}
-
-/// Texts of the 1:1 messages a node printed (whole transcript), with their counts.
-fn received(node: &NodeProcess, name: &str) -> BTreeMap<String, usize> {
-    let tag = format!("[{name} out] ");
-    let mut counts = BTreeMap::new();
-    for line in node.transcript().lines() {
-        let Some(json) = line.strip_prefix(&tag) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
-            continue;
-        };
-        if v["kind"] == "dm" && v.get("reply").is_none() {
-            *counts
-                .entry(v["text"].as_str().unwrap().to_string())
-                .or_insert(0) += 1;
-        }
-    }
-    counts
-}
 
 fn stats(node: &mut NodeProcess, deadline: Instant) -> serde_json::Value {
     node.send_line("/stats");
@@ -72,7 +39,7 @@ fn datasync_delivers_exactly_once_through_injected_loss() {
         TTL_SECS,
     ];
     let mut a = NodeProcess::spawn("A", &[&["--listen", "127.0.0.1:0"], &common[..]].concat());
-    let enode_a = enode_of(&a, deadline);
+    let enode_a = a.enode(deadline);
     let peer_a = enode_a.to_string();
     let lossy = [
         "--peer",
@@ -88,11 +55,8 @@ fn datasync_delivers_exactly_once_through_injected_loss() {
         "2000",
     ];
     let mut b = NodeProcess::spawn("B", &[&lossy[..], &common[..]].concat());
-    let enode_b = enode_of(&b, deadline);
-    let key = hex::encode(enode_a.public_key);
-    b.wait_stderr(deadline, |l| {
-        l.starts_with(PEER_CONNECTED_PREFIX) && l.contains(&key)
-    });
+    let enode_b = b.enode(deadline);
+    b.wait_connected(deadline, &enode_a);
     let (ka, kb) = (key_of(&enode_a), key_of(&enode_b));
 
     let want: Vec<String> = (0..MESSAGES).map(|i| format!("a to b {i}")).collect();
@@ -106,7 +70,7 @@ fn datasync_delivers_exactly_once_through_injected_loss() {
     for (node, name, texts) in [(&b, "B", &want), (&a, "A", &want_back)] {
         let other = if name == "A" { &b } else { &a };
         loop {
-            let got = received(node, name);
+            let got = dm_counts(&node.transcript(), name);
             if texts.iter().all(|t| got.contains_key(t)) {
                 break;
             }
@@ -126,7 +90,7 @@ fn datasync_delivers_exactly_once_through_injected_loss() {
     // Give late duplicates a chance to show before counting.
     std::thread::sleep(Duration::from_secs(2));
     for (node, name, texts) in [(&b, "B", &want), (&a, "A", &want_back)] {
-        let got = received(node, name);
+        let got = dm_counts(&node.transcript(), name);
         let expected: BTreeMap<String, usize> = texts.iter().map(|t| (t.clone(), 1)).collect();
         assert_eq!(
             got, expected,

@@ -8,28 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use hush_core::p2p::enode::Enode;
-use hush_drivers::output::{HISTORY_DONE_PREFIX, PEER_CONNECTED_PREFIX};
+use hush_drivers::output::HISTORY_DONE_PREFIX;
 use hush_tests::NodeProcess;
 
 /// Bound on the whole test: generous, the machine may be busy (handshakes, PoW, PBKDF2).
 const TIMEOUT_SECS: u64 = 90;
 const CHAT: &str = "offline-e2e";
 const TEXT: &str = "sent while C was offline";
-
-fn enode_of(node: &NodeProcess, deadline: Instant) -> Enode {
-    let first = node.next_stdout_line(deadline);
-    first
-        .parse()
-        .unwrap_or_else(|e| panic!("first stdout line {first:?}: {e}\n{}", node.transcript()))
-}
-
-fn wait_connected(node: &NodeProcess, deadline: Instant, peer: &Enode) {
-    let key = hex::encode(peer.public_key);
-    node.wait_stderr(deadline, |l| {
-        l.starts_with(PEER_CONNECTED_PREFIX) && l.contains(&key)
-    });
-}
 
 #[test]
 fn offline_node_gets_messages_from_restarted_mailserver() {
@@ -43,13 +28,13 @@ fn offline_node_gets_messages_from_restarted_mailserver() {
         "--json",
     ];
     let a = NodeProcess::spawn("A", &ms_args);
-    let enode_a = enode_of(&a, deadline);
+    let enode_a = a.enode(deadline);
 
     let peer_a = enode_a.to_string();
     let mut b = NodeProcess::spawn("B", &["--peer", &peer_a, "--join", CHAT, "--json"]);
-    let enode_b = enode_of(&b, deadline);
-    wait_connected(&a, deadline, &enode_b);
-    wait_connected(&b, deadline, &enode_a);
+    let enode_b = b.enode(deadline);
+    a.wait_connected(deadline, &enode_b);
+    b.wait_connected(deadline, &enode_a);
 
     b.send_line(&format!("/send {CHAT} {TEXT}"));
     // A prints it once it has pooled (and therefore archived) the envelope.
@@ -59,7 +44,7 @@ fn offline_node_gets_messages_from_restarted_mailserver() {
     let dir = a.stop_keep_data();
     assert!(dir.join("archive.sqlite").is_file());
     let a2 = NodeProcess::spawn_in("A2", dir, &ms_args);
-    let enode_a2 = enode_of(&a2, deadline);
+    let enode_a2 = a2.enode(deadline);
     // B's chat message plus the contact codes A, B and A itself published (at least 1).
     a2.wait_stderr(deadline, |l| {
         l.strip_prefix("hush: mailserver archive loaded envelopes=")
@@ -73,8 +58,8 @@ fn offline_node_gets_messages_from_restarted_mailserver() {
         "C",
         &["--mailserver-peer", &peer_a2, "--join", CHAT, "--json"],
     );
-    let _enode_c = enode_of(&c, deadline);
-    wait_connected(&c, deadline, &enode_a2);
+    let _enode_c = c.enode(deadline);
+    c.wait_connected(deadline, &enode_a2);
     c.send_line(&format!("/request {CHAT}"));
     let line = c.wait_stdout(deadline, |l| l.contains(TEXT));
     let v: serde_json::Value = serde_json::from_str(&line)

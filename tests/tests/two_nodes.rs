@@ -68,3 +68,8 @@ fn two_nodes_exchange_public_chat_messages() {
         "A's messages.jsonl:\n{persisted}"
     );
 }
+
+#[test]
+fn shared_helpers_watch_the_real_stderr_prefix() {
+    assert_eq!(hush_tests::PEER_CONNECTED_PREFIX, PEER_CONNECTED_PREFIX);
+}
