@@ -64,6 +64,12 @@ pub trait Host {
     fn restore_public_message(&mut self, message: &ChatMessage) {
         let _ = message;
     }
+    /// A restarted node pools again one of its own posts it had persisted before gossiping it
+    /// ([`Node::restore_own_envelope`]). Hosts without a pool ignore it (the default).
+    fn restore_own_envelope(&mut self, now: Time, raw: &[u8]) -> Result<bool, NodeError> {
+        let _ = (now, raw);
+        Ok(false)
+    }
 }
 
 /// Protocol counters read from a host at the end of a run (or before a restart discards it).
@@ -139,6 +145,9 @@ impl Host for Node {
     }
     fn restore_public_message(&mut self, message: &ChatMessage) {
         Node::restore_public_message(self, message)
+    }
+    fn restore_own_envelope(&mut self, now: Time, raw: &[u8]) -> Result<bool, NodeError> {
+        Node::restore_own_envelope(self, now, raw)
     }
     fn stats(&self) -> HostStats {
         let w = self.whisper().stats();

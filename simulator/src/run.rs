@@ -22,8 +22,8 @@
 //! - crashes: the node's links are closed and it is inert (no timers) until its restart,
 //!   which replaces the host: `kept` rebuilds it as a driver does from its database, with the
 //!   same identity key, `Node::restore` from its `Persist::Conversation` records, the public
-//!   messages it accepted (`Persist::ChatMessage`, replayed after the joins) and, for a
-//!   mailserver, its archive (the envelopes it persisted) with `restore_archived`; `lost`
+//!   messages it accepted (`Persist::ChatMessage`, replayed after the joins), its own posts not
+//!   yet expired (`Persist::OwnEnvelope`, pooled again) and, for a mailserver, its archive (the envelopes it persisted) with `restore_archived`; `lost`
 //!   keeps the key only (fresh state, empty archive); `new-key` starts with a new key too (a
 //!   mailserver's clients do not trust it); each restart takes a fresh node seed; either way
 //!   it rejoins its chats and redials;
@@ -1015,14 +1015,15 @@ where
                 } else {
                     &[]
                 };
-                let (records, public) = if state == CrashState::Kept {
+                let (records, public, own) = if state == CrashState::Kept {
                     conversations::restore_parts(&journal.borrow(), node)
                 } else {
                     let mut j = journal.borrow_mut();
                     j.records[node].clear();
                     j.public[node].clear();
+                    j.own_envelopes[node].clear();
                     j.lost_restarts[node] += 1;
-                    (Vec::new(), Vec::new())
+                    (Vec::new(), Vec::new(), Vec::new())
                 };
                 let (host, sk) = match state {
                     CrashState::Kept | CrashState::Lost => {
@@ -1050,6 +1051,14 @@ where
                                 {
                                     archive_restored += 1;
                                 }
+                            }
+                        }
+                        if kept {
+                            // What the driver does at start: pool again our own posts that had
+                            // not been gossiped (expired ones are refused, as in the driver).
+                            for raw in &own {
+                                h.restore_own_envelope(now, raw)
+                                    .map_err(|source| SimError::Host { node, source })?;
                             }
                         }
                         (h, secret_keys[node])

@@ -190,6 +190,8 @@ pub(crate) struct Journal {
     pub crashed: Vec<bool>,
     pub records: Vec<Vec<Record>>,
     pub public: Vec<Vec<ChatMessage>>,
+    /// `Persist::OwnEnvelope`s per node: (expiry, raw), pooled again at a kept restart.
+    pub own_envelopes: Vec<Vec<(u32, Vec<u8>)>>,
     /// Lost-state restarts per node.
     pub lost_restarts: Vec<u32>,
     key_index: BTreeMap<NodePublicKey, usize>,
@@ -223,6 +225,7 @@ impl Journal {
             crashed: vec![false; nodes],
             records: vec![Vec::new(); nodes],
             public: vec![Vec::new(); nodes],
+            own_envelopes: vec![Vec::new(); nodes],
             lost_restarts: vec![0; nodes],
             ..Journal::default()
         }
@@ -548,6 +551,19 @@ impl<H: Host> Host for Tracked<H> {
                     }
                 }
             }
+            Action::Persist(Persist::OwnEnvelope {
+                expiry_secs, raw, ..
+            }) => {
+                let mut j = self.journal.borrow_mut();
+                if j.keep_persisted {
+                    let now_secs = u32::try_from(self.now.as_millis() / 1000).unwrap_or(u32::MAX);
+                    if let Some(v) = j.own_envelopes.get_mut(self.node) {
+                        // What the driver's store does: forget what has expired.
+                        v.retain(|(exp, _)| *exp >= now_secs);
+                        v.push((*expiry_secs, raw.clone()));
+                    }
+                }
+            }
             Action::Persist(Persist::ChatMessage(m)) => {
                 let mut j = self.journal.borrow_mut();
                 if j.keep_persisted {
@@ -602,12 +618,24 @@ impl<H: Host> Host for Tracked<H> {
     fn restore_public_message(&mut self, message: &ChatMessage) {
         self.inner.restore_public_message(message)
     }
+    fn restore_own_envelope(&mut self, now: Time, raw: &[u8]) -> Result<bool, NodeError> {
+        self.inner.restore_own_envelope(now, raw)
+    }
 }
 
-/// What a restart must rebuild, for [`Spawn`].
-pub(crate) fn restore_parts(journal: &Journal, node: usize) -> (Vec<Record>, Vec<ChatMessage>) {
+/// What a restart must rebuild: the records for [`Spawn`], the public messages and our own
+/// envelopes to give back after.
+pub(crate) fn restore_parts(
+    journal: &Journal,
+    node: usize,
+) -> (Vec<Record>, Vec<ChatMessage>, Vec<Vec<u8>>) {
     (
         journal.records.get(node).cloned().unwrap_or_default(),
         journal.public.get(node).cloned().unwrap_or_default(),
+        journal
+            .own_envelopes
+            .get(node)
+            .map(|v| v.iter().map(|(_, raw)| raw.clone()).collect())
+            .unwrap_or_default(),
     )
 }
