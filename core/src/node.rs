@@ -1421,11 +1421,15 @@ impl Node {
         }
     }
 
-    /// Makes the Whisper filters match [`Conversations::listen_topics`]: adds missing ones,
+    /// Makes the Whisper filters match [`Conversations::listen_topics_deferred`] (our own
+    /// contact-code key is derived by Whisper on first use): adds missing ones,
     /// removes stale ones.
     fn sync_conversation_filters(&mut self) -> Result<(), NodeError> {
-        let wanted: std::collections::BTreeSet<Listen> =
-            self.conversations.listen_topics().into_iter().collect();
+        let wanted: std::collections::BTreeSet<Listen> = self
+            .conversations
+            .listen_topics_deferred()
+            .into_iter()
+            .collect();
         let stale: Vec<Listen> = self
             .conv_listens
             .keys()
@@ -1449,6 +1453,10 @@ impl Node {
                 ListenKind::Symmetric { key } => {
                     whisper::Filter::symmetric(vec![listen.topic], *key)
                 }
+                ListenKind::SymmetricPassword { password } => whisper::Filter::symmetric_password(
+                    vec![listen.topic],
+                    password.clone().into_bytes(),
+                ),
             };
             let id = self.whisper.add_filter(filter)?;
             self.conv_filters.insert(id, listen.via);
