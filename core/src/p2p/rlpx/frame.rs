@@ -35,6 +35,9 @@ pub const BLOCK_BYTES: usize = 16;
 /// and ignores them on receipt (no chunked frames).
 pub const HEADER_DATA: [u8; 3] = [0xc2, 0x80, 0x80];
 
+/// An opened frame: message code and (still compressed, if the session uses snappy) payload.
+pub type Frame = (u64, Vec<u8>);
+
 /// Why a frame could not be sealed or opened.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -284,10 +287,7 @@ impl FrameCodec {
     /// has not fully arrived, as its bytes are not needed again) and the frame, if complete.
     /// The frame's bytes are decrypted in place. Lets a reader keep a read offset into its
     /// buffer instead of shifting the buffer after every frame.
-    pub fn open_prefix(
-        &mut self,
-        buf: &mut [u8],
-    ) -> Result<(usize, Option<(u64, Vec<u8>)>), FrameError> {
+    pub fn open_prefix(&mut self, buf: &mut [u8]) -> Result<(usize, Option<Frame>), FrameError> {
         let (used, size) = match self.pending_frame_size {
             Some(size) => (0, size),
             None => {
