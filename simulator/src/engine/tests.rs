@@ -162,7 +162,8 @@ fn queue_reuses_slots_and_keeps_order_when_interleaved() {
     sorted.sort();
     want.sort();
     assert_eq!(sorted, want);
-    assert!(q.len() == 0 && q.is_empty() && q.peek().is_none());
+    assert_eq!(q.len(), 0);
+    assert!(q.is_empty() && q.peek().is_none());
 }
 
 #[test]
