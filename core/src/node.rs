@@ -43,7 +43,7 @@
 //!   signed with the identity key, TTL/PoW from [`NodeConfig::chat`]); deliveries become
 //!   [`Event::Direct`], [`Event::Group`], [`Event::GroupUpdated`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -528,6 +528,9 @@ struct Peer {
     whisper_attached: bool,
     /// We have emitted `Close` for it.
     closed: bool,
+    /// `session.poll_timeout()` as last seen (None once closed); mirrored in
+    /// `Node::session_deadlines`.
+    deadline: Option<Time>,
 }
 
 /// The whole stack for one node.
@@ -562,6 +565,10 @@ pub struct Node {
     /// Whisper filter of each conversation topic, and back.
     conv_listens: BTreeMap<Listen, FilterId>,
     conv_filters: BTreeMap<FilterId, Via>,
+    /// Every open session's next deadline, earliest first: refreshed whenever the node has
+    /// touched that session (every call into a session is followed by `pump_session`), so
+    /// `poll_timeout` and `handle_timeout` do not visit every session after every event.
+    session_deadlines: BTreeSet<(Time, ConnId)>,
 }
 
 impl Node {
@@ -684,6 +691,7 @@ impl Node {
             conversations,
             conv_listens: BTreeMap::new(),
             conv_filters: BTreeMap::new(),
+            session_deadlines: BTreeSet::new(),
         };
         node.sync_conversation_filters()?;
         // A restore queues re-encrypted posts and their records.
@@ -828,6 +836,7 @@ impl Node {
                 session,
                 whisper_attached: false,
                 closed: false,
+                deadline: None,
             },
         );
         self.pump_session(now, conn);
@@ -864,6 +873,9 @@ impl Node {
             self.sync_stats();
             return;
         };
+        if let Some(t) = peer.deadline {
+            self.session_deadlines.remove(&(t, conn));
+        }
         if !peer.closed {
             self.stats.sessions_closed += 1;
             self.actions
@@ -977,7 +989,14 @@ impl Node {
     /// Timers; harmless when called early or twice.
     pub fn handle_timeout(&mut self, now: Time) {
         self.observe(now);
-        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        // Only sessions with a deadline due can act (Session::handle_timeout is a no-op
+        // otherwise, and no session has unpumped output); in connection order, as before.
+        let mut conns: Vec<ConnId> = self
+            .session_deadlines
+            .range(..=(now, ConnId::MAX))
+            .map(|&(_, conn)| conn)
+            .collect();
+        conns.sort_unstable();
         for conn in conns {
             if let Some(peer) = self.peers.get_mut(&conn) {
                 peer.session.handle_timeout(now);
@@ -1000,12 +1019,18 @@ impl Node {
     /// The next deadline.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.peers.values().filter(|p| !p.closed).fold(
-            earliest(
-                earliest(self.whisper.poll_timeout(), self.manager.poll_timeout()),
-                self.conversations.poll_timeout(),
-            ),
-            |acc, p| earliest(acc, p.session.poll_timeout()),
+        let sessions = self.session_deadlines.first().map(|&(t, _)| t);
+        debug_assert_eq!(
+            sessions,
+            self.peers
+                .values()
+                .filter(|p| !p.closed)
+                .fold(None, |acc, p| earliest(acc, p.session.poll_timeout())),
+            "cached session deadlines out of date"
+        );
+        earliest(
+            earliest(self.whisper.poll_timeout(), self.manager.poll_timeout()),
+            earliest(self.conversations.poll_timeout(), sessions),
         )
     }
 
@@ -1186,8 +1211,35 @@ impl Node {
         Ok(self.whisper.repost_raw(now, raw)?)
     }
 
-    /// Moves one session's outputs into node actions and Whisper inputs.
+    /// Moves one session's outputs into node actions and Whisper inputs, then refreshes its
+    /// cached deadline.
     fn pump_session(&mut self, now: Time, conn: ConnId) {
+        self.drain_session(now, conn);
+        self.refresh_session_deadline(conn);
+    }
+
+    /// Re-reads one session's deadline into `session_deadlines`.
+    fn refresh_session_deadline(&mut self, conn: ConnId) {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        let now_due = if peer.closed {
+            None
+        } else {
+            peer.session.poll_timeout()
+        };
+        if now_due == peer.deadline {
+            return;
+        }
+        if let Some(t) = std::mem::replace(&mut peer.deadline, now_due) {
+            self.session_deadlines.remove(&(t, conn));
+        }
+        if let Some(t) = now_due {
+            self.session_deadlines.insert((t, conn));
+        }
+    }
+
+    fn drain_session(&mut self, now: Time, conn: ConnId) {
         loop {
             let Some(peer) = self.peers.get_mut(&conn) else {
                 return;
@@ -1454,11 +1506,15 @@ impl Node {
         }
     }
 
-    /// Makes the Whisper filters match [`Conversations::listen_topics`]: adds missing ones,
+    /// Makes the Whisper filters match [`Conversations::listen_topics_deferred`] (our own
+    /// contact-code key is derived by Whisper on first use): adds missing ones,
     /// removes stale ones.
     fn sync_conversation_filters(&mut self) -> Result<(), NodeError> {
-        let wanted: std::collections::BTreeSet<Listen> =
-            self.conversations.listen_topics().into_iter().collect();
+        let wanted: std::collections::BTreeSet<Listen> = self
+            .conversations
+            .listen_topics_deferred()
+            .into_iter()
+            .collect();
         let stale: Vec<Listen> = self
             .conv_listens
             .keys()
@@ -1482,6 +1538,10 @@ impl Node {
                 ListenKind::Symmetric { key } => {
                     whisper::Filter::symmetric(vec![listen.topic], *key)
                 }
+                ListenKind::SymmetricPassword { password } => whisper::Filter::symmetric_password(
+                    vec![listen.topic],
+                    password.clone().into_bytes(),
+                ),
             };
             let id = self.whisper.add_filter(filter)?;
             self.conv_filters.insert(id, listen.via);

@@ -41,6 +41,7 @@ mod record;
 pub(crate) mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::OnceLock;
 
 use prost::Message as _;
 use secp256k1::{PublicKey, SecretKey};
@@ -195,6 +196,14 @@ pub enum ListenKind {
     Symmetric {
         /// Whisper symmetric key.
         key: [u8; 32],
+    },
+    /// With the symmetric key `PBKDF2(password)` (whisper-v6.md §8), for the node to derive
+    /// when an envelope on the topic first arrives
+    /// ([`crate::whisper::FilterKey::SymmetricPassword`]). Only
+    /// [`Conversations::listen_topics_deferred`] gives this kind.
+    SymmetricPassword {
+        /// The topic string the key is derived from.
+        password: String,
     },
 }
 
@@ -379,7 +388,11 @@ pub struct Conversations {
     seen_order: VecDeque<MessageId>,
     negotiated: BTreeMap<[u8; 65], Negotiated>,
     contacts: BTreeMap<[u8; 65], Listen>,
-    own_contact_code: Listen,
+    /// Our contact-code topic.
+    own_contact_code_topic: Topic,
+    /// Its key, PBKDF2 (≈ 7 ms) derived on first use: a node that neither publishes its
+    /// contact code nor is asked for [`Conversations::listen_topics`] never needs it.
+    own_contact_code_key: OnceLock<[u8; 32]>,
     outbox: BTreeMap<MessageId, Outgoing>,
     next_contact_code_at: Time,
     actions: VecDeque<Action>,
@@ -423,7 +436,8 @@ impl Conversations {
             seen_order: VecDeque::new(),
             negotiated: BTreeMap::new(),
             contacts: BTreeMap::new(),
-            own_contact_code: contact_listen(&own),
+            own_contact_code_topic: topics::contact_code_topic(&own),
+            own_contact_code_key: OnceLock::new(),
             outbox: BTreeMap::new(),
             next_contact_code_at: now,
             actions: VecDeque::new(),
@@ -552,6 +566,36 @@ impl Conversations {
     /// the generic discovery topic when enabled, our and our contacts' contact-code topics, and
     /// the negotiated topics.
     pub fn listen_topics(&self) -> Vec<Listen> {
+        self.listens(Listen {
+            topic: self.own_contact_code_topic,
+            kind: ListenKind::Symmetric {
+                key: self.own_contact_code_key(),
+            },
+            via: Via::ContactCode,
+        })
+    }
+
+    /// [`Conversations::listen_topics`], except that our own contact-code topic comes as
+    /// [`ListenKind::SymmetricPassword`], so that its PBKDF2 key is derived only if an envelope
+    /// arrives on it. Same topics, same decryption.
+    pub fn listen_topics_deferred(&self) -> Vec<Listen> {
+        self.listens(Listen {
+            topic: self.own_contact_code_topic,
+            kind: ListenKind::SymmetricPassword {
+                password: topics::contact_code_topic_string(&self.own),
+            },
+            via: Via::ContactCode,
+        })
+    }
+
+    /// Our own contact-code key, derived once.
+    fn own_contact_code_key(&self) -> [u8; 32] {
+        *self
+            .own_contact_code_key
+            .get_or_init(|| topics::contact_code_key(&self.own))
+    }
+
+    fn listens(&self, own_contact_code: Listen) -> Vec<Listen> {
         let mut out = BTreeSet::new();
         out.insert(Listen {
             topic: topics::partitioned_topic(&self.own),
@@ -570,7 +614,7 @@ impl Conversations {
                 via: Via::Discovery,
             });
         }
-        out.insert(self.own_contact_code.clone());
+        out.insert(own_contact_code);
         out.extend(self.contacts.values().cloned());
         out.extend(self.negotiated.values().map(|n| n.listen.clone()));
         out.into_iter().collect()
@@ -1177,9 +1221,9 @@ impl Conversations {
                         at_ms: now.as_millis(),
                     });
                     b.out.push(Action::Post {
-                        topic: topics::contact_code_topic(&self.own),
+                        topic: self.own_contact_code_topic,
                         encryption: Encryption::Symmetric {
-                            key: topics::contact_code_key(&self.own),
+                            key: self.own_contact_code_key(),
                         },
                         payload: msg.encode_to_vec(),
                     });

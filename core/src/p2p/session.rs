@@ -603,7 +603,12 @@ pub struct Session {
     remote: Option<PublicKey>,
     snappy: bool,
     shared: BTreeMap<String, SharedCapability>,
+    /// Received bytes; those before `inpos` are consumed.
     inbuf: Vec<u8>,
+    /// Read offset of the frame reader into `inbuf`: frames are opened in place and skipped,
+    /// and the buffer is compacted once per input chunk (only a partial frame's bytes move)
+    /// rather than shifted after every frame. Zero during the handshake.
+    inpos: usize,
     actions: VecDeque<Action>,
     handshake_deadline: Time,
     next_ping: Option<Time>,
@@ -620,7 +625,7 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("remote", &self.remote)
             .field("established", &self.is_established())
-            .field("buffered", &self.inbuf.len())
+            .field("buffered", &(self.inbuf.len() - self.inpos))
             .finish_non_exhaustive()
     }
 }
@@ -658,6 +663,7 @@ impl Session {
             snappy: false,
             shared: BTreeMap::new(),
             inbuf: Vec::new(),
+            inpos: 0,
             actions,
             next_ping: None,
             pong_deadline: None,
@@ -899,6 +905,7 @@ impl Session {
         self.phase = Phase::Closed;
         self.codec = None;
         self.inbuf = Vec::new();
+        self.inpos = 0;
         self.next_ping = None;
         self.pong_deadline = None;
         self.actions
@@ -915,6 +922,7 @@ impl Session {
                 Phase::AwaitHello | Phase::Established => self.read_frame(),
             };
             if !progressed {
+                self.compact_input();
                 debug_assert!(
                     self.inbuf.len() <= MAX_HANDSHAKE_PACKET_BYTES.max(self.max_frame_size() + 64),
                     "input buffer exceeds its bound"
@@ -922,6 +930,20 @@ impl Session {
                 return;
             }
         }
+    }
+
+    /// Drops the consumed bytes before `inpos` (a clear when everything was read, else one
+    /// move of the incomplete frame's bytes).
+    fn compact_input(&mut self) {
+        if self.inpos == 0 {
+            return;
+        }
+        if self.inpos >= self.inbuf.len() {
+            self.inbuf.clear();
+        } else {
+            self.inbuf.drain(..self.inpos);
+        }
+        self.inpos = 0;
     }
 
     /// Returns true if a handshake packet was consumed (or the session closed).
@@ -1021,9 +1043,14 @@ impl Session {
         let Some(codec) = self.codec.as_mut() else {
             return false;
         };
-        match codec.open(&mut self.inbuf) {
-            Ok(None) => false,
-            Ok(Some((code, data))) => {
+        let rest = self.inbuf.get_mut(self.inpos..).unwrap_or_default();
+        match codec.open_prefix(rest) {
+            Ok((used, None)) => {
+                self.inpos += used;
+                false
+            }
+            Ok((used, Some((code, data)))) => {
+                self.inpos += used;
                 self.handle_message(code, data);
                 true
             }

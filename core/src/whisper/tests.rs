@@ -1876,3 +1876,40 @@ fn duplicates_with_colliding_fingerprints_are_told_apart_by_bytes() {
     w.handle_peer_message(t1, 2, codes::MESSAGES, &encode_messages(&[a, b]));
     assert_eq!(w.stats().duplicates, 3);
 }
+
+#[test]
+fn password_filter_derives_its_key_on_first_envelope_and_delivers_like_a_symmetric_one() {
+    let mut net = Net::line(2, Config::default());
+    let topic = Topic::from_bytes(&crate::keccak::keccak256(b"status"));
+    let lazy = net.nodes[1]
+        .add_filter(Filter::symmetric_password(vec![topic], b"status".to_vec()))
+        .unwrap();
+    // A wrong password on the same topic must not open it.
+    let wrong = net.nodes[1]
+        .add_filter(Filter::symmetric_password(vec![topic], b"other".to_vec()))
+        .unwrap();
+    let eager = net.nodes[1].add_filter(chat_filter("status")).unwrap();
+    let sym = sym_key_from_password(b"status");
+    for text in [&b"one"[..], b"two"] {
+        net.nodes[0]
+            .post(net.now, chat_params("status", text), &sym)
+            .unwrap();
+    }
+    net.run_until(Time(T0_MS + 2_000));
+    let mut got: Vec<(FilterId, Vec<u8>)> = net.delivered[1]
+        .iter()
+        .map(|(f, m)| (*f, m.payload.clone()))
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (lazy, b"one".to_vec()),
+        (lazy, b"two".to_vec()),
+        (eager, b"one".to_vec()),
+        (eager, b"two".to_vec()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(got.iter().all(|(f, _)| *f != wrong));
+    // Removing it drops the derived key with the filter.
+    assert!(net.nodes[1].remove_filter(lazy));
+}

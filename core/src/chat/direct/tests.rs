@@ -957,3 +957,38 @@ fn refused_send_leaves_no_history() {
     net.run_for(5_000);
     assert_exactly_once_in_order(&net.nodes[b], &[m1]);
 }
+
+#[test]
+fn deferred_listens_differ_only_by_the_own_contact_code_key_being_a_password() {
+    let identity = key(3);
+    let conv = Conversations::new(
+        ConversationsConfig::default(),
+        identity,
+        "inst",
+        seed_from_u64(3),
+        Time(0),
+    )
+    .unwrap();
+    let own = public_key(&identity);
+    let deferred = conv.listen_topics_deferred();
+    let full = conv.listen_topics();
+    assert_eq!(deferred.len(), full.len());
+    for (d, f) in deferred.iter().zip(&full) {
+        assert_eq!((d.topic, d.via), (f.topic, f.via));
+        match (&d.kind, &f.kind) {
+            (ListenKind::SymmetricPassword { password }, ListenKind::Symmetric { key }) => {
+                assert_eq!(d.topic, topics::contact_code_topic(&own));
+                assert_eq!(*password, topics::contact_code_topic_string(&own));
+                assert_eq!(
+                    crate::whisper::sym_key_from_password(password.as_bytes()),
+                    *key
+                );
+                assert_eq!(*key, topics::contact_code_key(&own));
+            }
+            (d, f) => assert_eq!(d, f),
+        }
+    }
+    assert!(deferred
+        .iter()
+        .any(|l| matches!(l.kind, ListenKind::SymmetricPassword { .. })));
+}

@@ -5,7 +5,8 @@
 //!   `header-ct(16) ‖ header-mac(16) ‖ frame-ct(16·k) ‖ frame-mac(16)` to an output buffer.
 //! - [`FrameCodec::open`] is incremental: it takes the caller's receive buffer, removes the
 //!   bytes of at most one complete frame and returns `Ok(Some((code, payload)))`, `Ok(None)`
-//!   when more bytes are needed, or a [`FrameError`]. The header MAC is checked before anything
+//!   when more bytes are needed, or a [`FrameError`]. [`FrameCodec::open_prefix`] is the same
+//!   on a slice: it reports how many bytes it consumed instead of removing them. The header MAC is checked before anything
 //!   is decrypted and the announced size is checked against the limit before the body is
 //!   awaited, so a peer can make us buffer at most one maximum frame plus its overhead.
 //! - After an error the codec's MAC and cipher states are out of step with the peer's; the
@@ -33,6 +34,9 @@ pub const BLOCK_BYTES: usize = 16;
 /// `header-data` = RLP `[capability-id = 0, context-id = 0]`; geth always writes these bytes
 /// and ignores them on receipt (no chunked frames).
 pub const HEADER_DATA: [u8; 3] = [0xc2, 0x80, 0x80];
+
+/// An opened frame: message code and (still compressed, if the session uses snappy) payload.
+pub type Frame = (u64, Vec<u8>);
 
 /// Why a frame could not be sealed or opened.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -96,12 +100,27 @@ impl MacHash {
 struct MacState {
     hash: MacHash,
     cipher: Aes256,
+    /// Digest of `hash` as it stands, when already computed. Every `updateMAC` ends with the
+    /// digest of the state it leaves, and the next frame's header MAC starts from the digest of
+    /// that same state: keeping it saves one Keccak-f permutation of four per frame.
+    digest: Option<[u8; 32]>,
 }
 
 impl MacState {
+    fn new(hash: MacHash, cipher: Aes256) -> Self {
+        MacState {
+            hash,
+            cipher,
+            digest: None,
+        }
+    }
+
     /// `updateMAC`: `hash.update(AES(digest[..16]) XOR seed[..16])`, return `digest[..16]`.
     fn update_mac(&mut self, seed: &[u8]) -> [u8; MAC_BYTES] {
-        let digest = self.hash.digest();
+        let digest = match self.digest {
+            Some(d) => d,
+            None => self.hash.digest(),
+        };
         self.update_mac_with(&digest, seed)
     }
 
@@ -114,14 +133,17 @@ impl MacState {
             *b ^= s;
         }
         self.hash.update(&block);
+        let digest = self.hash.digest();
+        self.digest = Some(digest);
         let mut out = [0u8; MAC_BYTES];
-        out.copy_from_slice(&self.hash.digest()[..MAC_BYTES]);
+        out.copy_from_slice(&digest[..MAC_BYTES]);
         out
     }
 
     /// Absorbs a frame ciphertext and returns the frame MAC (seed = the digest after it).
     fn frame_mac(&mut self, frame_ct: &[u8]) -> [u8; MAC_BYTES] {
         self.hash.update(frame_ct);
+        self.digest = None;
         // seed = digest of the state, which is also the digest `updateMAC` starts from.
         let seed = self.hash.digest();
         self.update_mac_with(&seed, &seed)
@@ -187,14 +209,8 @@ impl FrameCodec {
         FrameCodec {
             enc: Aes256Ctr::new(aes_secret.into(), &iv.into()),
             dec: Aes256Ctr::new(aes_secret.into(), &iv.into()),
-            egress: MacState {
-                hash: egress,
-                cipher: cipher.clone(),
-            },
-            ingress: MacState {
-                hash: ingress,
-                cipher,
-            },
+            egress: MacState::new(egress, cipher.clone()),
+            ingress: MacState::new(ingress, cipher),
             max_frame_size: max_frame_size.min(MAX_FRAME_SIZE_BYTES),
             pending_frame_size: None,
         }
@@ -258,13 +274,25 @@ impl FrameCodec {
     }
 
     /// Opens at most one frame from the front of `buf`, removing the bytes it used (a verified
-    /// header is consumed even if its body has not fully arrived).
+    /// header is consumed even if its body has not fully arrived). [`FrameCodec::open_prefix`]
+    /// does the same without moving the rest of the buffer.
     pub fn open(&mut self, buf: &mut Vec<u8>) -> Result<Option<(u64, Vec<u8>)>, FrameError> {
-        let size = match self.pending_frame_size {
-            Some(size) => size,
+        let (used, frame) = self.open_prefix(buf)?;
+        buf.drain(..used);
+        Ok(frame)
+    }
+
+    /// Opens at most one frame from the front of `buf` in place: returns how many bytes at the
+    /// front were consumed (the caller skips them; a verified header counts even if its body
+    /// has not fully arrived, as its bytes are not needed again) and the frame, if complete.
+    /// The frame's bytes are decrypted in place. Lets a reader keep a read offset into its
+    /// buffer instead of shifting the buffer after every frame.
+    pub fn open_prefix(&mut self, buf: &mut [u8]) -> Result<(usize, Option<Frame>), FrameError> {
+        let (used, size) = match self.pending_frame_size {
+            Some(size) => (0, size),
             None => {
                 let Some(head) = buf.get(..HEADER_BYTES + MAC_BYTES) else {
-                    return Ok(None);
+                    return Ok((0, None));
                 };
                 let (header_ct, mac) = head.split_at(HEADER_BYTES);
                 let expected = self.ingress.update_mac(header_ct);
@@ -275,7 +303,6 @@ impl FrameCodec {
                 header.copy_from_slice(header_ct);
                 self.dec.apply_keystream(&mut header);
                 let size = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-                buf.drain(..HEADER_BYTES + MAC_BYTES);
                 if size > self.max_frame_size {
                     return Err(FrameError::FrameTooLarge {
                         size,
@@ -283,33 +310,35 @@ impl FrameCodec {
                     });
                 }
                 self.pending_frame_size = Some(size);
-                size
+                (HEADER_BYTES + MAC_BYTES, size)
             }
         };
         let body_len = padded(size);
-        let Some(body) = buf.get(..body_len + MAC_BYTES) else {
-            return Ok(None);
+        let Some(body) = buf
+            .get_mut(used..)
+            .and_then(|rest| rest.get_mut(..body_len + MAC_BYTES))
+        else {
+            return Ok((used, None));
         };
-        let (frame_ct, mac) = body.split_at(body_len);
+        let (frame_ct, mac) = body.split_at_mut(body_len);
         let expected = self.ingress.frame_mac(frame_ct);
         if !ct_eq16(&expected, mac) {
             return Err(FrameError::BadFrameMac);
         }
-        // Verified: decrypt in place, copy the payload out once, drop the frame's bytes.
+        // Verified: decrypt in place and copy the payload out once.
         self.pending_frame_size = None;
-        let frame = &mut buf[..size.min(body_len)];
+        let frame = &mut frame_ct[..size.min(body_len)];
         self.dec.apply_keystream(frame);
         // The padding's keystream must be consumed too (one continuous CTR stream).
         let mut pad = [0u8; BLOCK_BYTES];
         let pad_len = body_len - frame.len();
         self.dec
             .apply_keystream(&mut pad[..pad_len.min(BLOCK_BYTES)]);
-        let decoded = Rlp::new_prefix(frame)
+        let (code, payload) = Rlp::new_prefix(frame)
             .and_then(|(item, _)| Ok((item.u64()?, item.raw().len())))
-            .map(|(code, code_len)| (code, frame.get(code_len..).unwrap_or(&[]).to_vec()));
-        buf.drain(..body_len + MAC_BYTES);
-        let (code, payload) = decoded.map_err(FrameError::BadMessageCode)?;
-        Ok(Some((code, payload)))
+            .map(|(code, code_len)| (code, frame.get(code_len..).unwrap_or(&[]).to_vec()))
+            .map_err(FrameError::BadMessageCode)?;
+        Ok((used + body_len + MAC_BYTES, Some((code, payload))))
     }
 }
 

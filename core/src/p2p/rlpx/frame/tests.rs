@@ -181,3 +181,38 @@ proptest! {
         let _ = fake.open(&mut buf2);
     }
 }
+
+/// `open_prefix` with a read offset gives the same frames as `open` with draining, whatever
+/// the chunking: whole buffer, uneven chunks, byte by byte.
+#[test]
+fn open_prefix_by_offset_matches_open() {
+    let msgs: Vec<(u64, Vec<u8>)> = (0..30u64)
+        .map(|i| (i * 5, vec![(i * 3) as u8; (i * 29 % 300) as usize]))
+        .collect();
+    for chunk in [usize::MAX, 1, 7, 100, 1_000] {
+        let (mut a, mut b) = pair(MAX_FRAME_SIZE_BYTES);
+        let mut wire = Vec::new();
+        for (code, payload) in &msgs {
+            a.seal(*code, payload, &mut wire).unwrap();
+        }
+        let mut buf = Vec::new();
+        let mut pos = 0;
+        let mut got = Vec::new();
+        for piece in wire.chunks(chunk.min(wire.len())) {
+            buf.extend_from_slice(piece);
+            loop {
+                let (used, frame) = b.open_prefix(&mut buf[pos..]).unwrap();
+                pos += used;
+                match frame {
+                    Some(m) => got.push(m),
+                    None => break,
+                }
+            }
+            // Compact as a reader would, once per chunk.
+            buf.drain(..pos);
+            pos = 0;
+        }
+        assert_eq!(got, msgs, "chunk {chunk}");
+        assert!(buf.is_empty(), "chunk {chunk}");
+    }
+}
