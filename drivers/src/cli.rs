@@ -149,13 +149,13 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         .map(|c| c.id)
         .collect();
     let public_messages = store.public_messages()?;
-    let now_secs = Clock::new().now().as_millis() / 1000;
+    let clock = Clock::new();
+    let now_secs = clock.now().as_millis() / 1000;
     let own_envelopes = store.own_envelopes(now_secs)?;
     drop(store);
     // Fresh on every start, even a restart: a replayed RNG stream would repeat ephemeral keys.
     let mut seed = [0u8; 32];
     OsRng.fill_bytes(&mut seed);
-    let clock = Clock::new();
 
     smol::block_on(async move {
         let listener = smol::net::TcpListener::bind(args.listen)

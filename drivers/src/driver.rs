@@ -43,7 +43,8 @@ use smol::Task;
 use crate::archive::{ArchiveStore, ARCHIVE_FILE};
 use crate::commands::{parse_line, parse_public_key, GroupChange, StdinCommand};
 use crate::output::{
-    kind_human_line, kind_json_line, persist_json_line, reply_json_line, status_line, MESSAGES_FILE,
+    kind_human_line, kind_json_line, persist_json_line, reply_json_line, status_line, wire_key_hex,
+    MESSAGES_FILE,
 };
 use crate::store::{ChatKind, NodeStore, STORE_FILE};
 
@@ -705,7 +706,7 @@ impl<S: Stack> Driver<S> {
                 }
             }
             StdinCommand::WhoAmI => {
-                let key = format!("0x04{}", hex::encode(self.stack.chat_public_key()));
+                let key = wire_key_hex(&self.stack.chat_public_key());
                 let enode = self.enode.to_string();
                 let line = if self.json {
                     reply_json_line(
@@ -765,7 +766,7 @@ impl<S: Stack> Driver<S> {
     /// public chat name.
     fn resolve_chat(&self, chat: &str) -> anyhow::Result<String> {
         if let Some(key) = parse_public_key(chat) {
-            return Ok(format!("0x04{}", hex::encode(key)));
+            return Ok(wire_key_hex(&key));
         }
         match self.store.find_groups(chat)?.as_slice() {
             [one] => Ok(one.id.clone()),
@@ -778,11 +779,7 @@ impl<S: Stack> Driver<S> {
         if kind != ChatKind::Group {
             return None;
         }
-        self.store
-            .find_groups(id)
-            .ok()
-            .and_then(|g| g.into_iter().find(|c| c.id == id))
-            .map(|c| c.name)
+        self.store.chat(id).ok().flatten().map(|c| c.name)
     }
 
     fn human_line(&self, kind: ChatKind, m: &hush_core::node::ChatMessage) -> String {
@@ -847,7 +844,7 @@ impl<S: Stack> Driver<S> {
                     // The group's id and name for /group and /chats: the application's
                     // index, committed before anything else happens.
                     self.store.upsert_chat(&group_id, ChatKind::Group, &name)?;
-                    let me = format!("0x04{}", hex::encode(self.stack.chat_public_key()));
+                    let me = wire_key_hex(&self.stack.chat_public_key());
                     if !members.contains(&me) {
                         // Left or removed: no longer listed (its history stays).
                         self.store.leave_chat(&group_id)?;
@@ -925,7 +922,13 @@ impl<S: Stack> Driver<S> {
                 Ok(())
             }
             // Conversation records carry secrets (ratchet keys): stored, never logged.
-            Persist::Conversation(_) | Persist::OwnEnvelope { .. } => self.store.commit(p),
+            Persist::Conversation(_) => self.store.commit(p),
+            Persist::OwnEnvelope { .. } => {
+                self.store.commit(p)?;
+                // Keep the table to the envelopes still alive, not every post ever made.
+                let now_secs = self.clock.now().as_millis() / 1000;
+                self.store.prune_own_envelopes(now_secs)
+            }
             _ => anyhow::bail!("a persist record this driver does not know how to store"),
         }
     }

@@ -23,6 +23,11 @@ pub const HISTORY_DONE_PREFIX: &str = "hush: history page complete";
 /// Prefix of the stderr line printed when a mailserver refuses a history request.
 pub const HISTORY_FAILED_PREFIX: &str = "hush: history request failed";
 
+/// Formats a 64-byte wire key (X‖Y) as `0x04…` (132 characters): the member / chat id form.
+pub fn wire_key_hex(key: &[u8; 64]) -> String {
+    format!("0x04{}", hex::encode(key))
+}
+
 /// Formats a 65-byte uncompressed public key as `0x04…` (132 characters), as status-go does.
 pub fn key_hex(from: &[u8; 65]) -> String {
     format!("0x{}", hex::encode(from))

@@ -131,6 +131,7 @@ impl NodeStore {
                  expiry_secs INTEGER NOT NULL,
                  raw         BLOB NOT NULL
              );
+             CREATE INDEX IF NOT EXISTS own_envelopes_by_expiry ON own_envelopes (expiry_secs);
              CREATE TABLE IF NOT EXISTS chats (
                  id     TEXT PRIMARY KEY,
                  kind   TEXT NOT NULL,
@@ -268,9 +269,8 @@ impl NodeStore {
         Ok(out)
     }
 
-    /// Our own envelopes that have not expired at `now_secs` (oldest expiry first); expired
-    /// ones are deleted.
-    pub fn own_envelopes(&self, now_secs: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+    /// Deletes our own envelopes that expired before `now_secs`.
+    pub fn prune_own_envelopes(&self, now_secs: u64) -> anyhow::Result<()> {
         let now = i64::try_from(now_secs).unwrap_or(i64::MAX);
         self.conn
             .execute(
@@ -278,6 +278,13 @@ impl NodeStore {
                 params![now],
             )
             .context("store: own envelopes")?;
+        Ok(())
+    }
+
+    /// Our own envelopes that have not expired at `now_secs` (oldest expiry first); expired
+    /// ones are deleted.
+    pub fn own_envelopes(&self, now_secs: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+        self.prune_own_envelopes(now_secs)?;
         let mut stmt = self
             .conn
             .prepare("SELECT raw FROM own_envelopes ORDER BY expiry_secs, hash")
@@ -334,13 +341,48 @@ impl NodeStore {
         Ok(out)
     }
 
-    /// Groups whose id or name is `name_or_id` (several when names collide).
+    /// Joined groups whose id or name is `name_or_id` (several when names collide).
     pub fn find_groups(&self, name_or_id: &str) -> anyhow::Result<Vec<ChatRow>> {
-        Ok(self
-            .chats()?
-            .into_iter()
-            .filter(|c| c.kind == ChatKind::Group && (c.id == name_or_id || c.name == name_or_id))
-            .collect())
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, name FROM chats
+                 WHERE kind = 'group' AND joined = 1 AND (id = ?1 OR name = ?1) ORDER BY id",
+            )
+            .context("store: groups")?;
+        let rows = stmt
+            .query_map(params![name_or_id], |r| {
+                Ok(ChatRow {
+                    id: r.get(0)?,
+                    kind: ChatKind::Group,
+                    name: r.get(1)?,
+                })
+            })
+            .context("store: groups")?;
+        rows.collect::<Result<_, _>>().context("store: groups")
+    }
+
+    /// The chat with this id (joined or not).
+    pub fn chat(&self, id: &str) -> anyhow::Result<Option<ChatRow>> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT kind, name FROM chats WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("store: chat")?;
+        row.map(|(kind, name)| {
+            let kind = ChatKind::parse(&kind)
+                .with_context(|| format!("store: chat {id} has unknown kind {kind:?}"))?;
+            Ok(ChatRow {
+                id: id.to_string(),
+                kind,
+                name,
+            })
+        })
+        .transpose()
     }
 
     /// The history of one chat, in clock order (ties: commit order).

@@ -285,3 +285,20 @@ fn parses_device_commands() {
     assert!(parse_line("/pair a b").is_err());
     assert!(parse_line("/devices x").is_err());
 }
+
+proptest::proptest! {
+    #[test]
+    fn public_key_parser_is_total(s in "\\PC{0,140}", key in proptest::array::uniform32(proptest::num::u8::ANY)) {
+        let _ = parse_public_key(&s);
+        // Truncations never panic; those too short to hold X‖Y never parse ("0x" + 128 hex
+        // digits, i.e. a cut of 130, is a bare X‖Y and does).
+        let full = format!("0x04{}{}", hex::encode(key), hex::encode(key));
+        for cut in 0..full.len() {
+            let parsed = parse_public_key(&full[..cut]);
+            if cut < 130 {
+                proptest::prop_assert!(parsed.is_none());
+            }
+        }
+        proptest::prop_assert!(parse_public_key(&full).is_some());
+    }
+}

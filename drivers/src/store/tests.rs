@@ -90,6 +90,12 @@ fn chats_groups_and_meta() {
     assert_eq!(store.find_groups("renamed").unwrap().len(), 2);
     assert_eq!(store.find_groups("g1").unwrap()[0].name, "renamed");
     assert!(store.find_groups("friends").unwrap().is_empty());
+    assert_eq!(store.chat("g1").unwrap().unwrap().name, "renamed");
+    assert_eq!(store.chat("nope").unwrap(), None);
+    // A group we left is no longer found by name, but its row (name for history) stays.
+    store.leave_chat("g2").unwrap();
+    assert_eq!(store.find_groups("renamed").unwrap().len(), 1);
+    assert_eq!(store.chat("g2").unwrap().unwrap().kind, ChatKind::Group);
     store.leave_chat("status").unwrap();
     assert!(!store.chats().unwrap().iter().any(|c| c.id == "status"));
     assert_eq!(store.meta("installation_id").unwrap(), None);
@@ -157,7 +163,8 @@ fn own_envelopes_are_kept_until_they_expire() {
         store.own_envelopes(50).unwrap(),
         vec![vec![1; 3], vec![2; 3]]
     );
-    assert_eq!(store.own_envelopes(150).unwrap(), vec![vec![2; 3]]);
-    // Expired rows are gone for good.
+    // Pruned (as the driver does after each commit): expired rows are gone for good.
+    store.prune_own_envelopes(150).unwrap();
     assert_eq!(store.own_envelopes(0).unwrap(), vec![vec![2; 3]]);
+    assert_eq!(store.own_envelopes(250).unwrap(), Vec::<Vec<u8>>::new());
 }
