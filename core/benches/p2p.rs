@@ -20,7 +20,8 @@ use criterion::{Criterion, Throughput};
 use hush_core::ecies::{ecdh_x, public_key, random_secret_key};
 use hush_core::p2p::rlpx::{FrameCodec, Initiator, Responder, Secrets, MAX_FRAME_SIZE_BYTES};
 use hush_core::rng::{rng_from_seed, seed_from_u64, Rng};
-use tiny_keccak::{Hasher, Keccak};
+// The same Keccak backend as the codec (core/src/keccak.rs), used raw.
+use keccak_asm::{Digest, Keccak256 as Keccak};
 
 type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
 
@@ -80,8 +81,8 @@ impl Primitives {
         Primitives {
             enc: Aes256Ctr::new(&key.into(), &iv.into()),
             dec: Aes256Ctr::new(&key.into(), &iv.into()),
-            egress: Keccak::v256(),
-            ingress: Keccak::v256(),
+            egress: Keccak::new(),
+            ingress: Keccak::new(),
             buf: Vec::new(),
         }
     }
@@ -93,8 +94,8 @@ impl Primitives {
         self.buf.extend_from_slice(payload);
         self.buf.resize(padded, 0);
         self.enc.apply_keystream(&mut self.buf);
-        self.egress.update(&self.buf);
-        self.ingress.update(&self.buf);
+        Digest::update(&mut self.egress, &self.buf);
+        Digest::update(&mut self.ingress, &self.buf);
         self.dec.apply_keystream(&mut self.buf);
         self.buf.len()
     }
@@ -107,8 +108,7 @@ impl Primitives {
         let n = self.run(payload);
         for k in [&self.egress, &self.ingress] {
             for _ in 0..4 {
-                let mut out = [0u8; 32];
-                k.clone().finalize(&mut out);
+                let out: [u8; 32] = k.clone().finalize().into();
                 black_box(out);
             }
             for _ in 0..2 {

@@ -1,10 +1,12 @@
-//! Keccak-256 (the pre-NIST padding Ethereum uses), via `tiny-keccak`.
+//! Keccak-256 (the pre-NIST padding Ethereum uses), via `keccak-asm` (cryptogams' Keccak-f
+//! assembly, the backend of alloy's `asm-keccak`; built by its build script with perl and the C
+//! compiler). Every Keccak in the stack goes through this module, so the backend is one file.
 //!
 //! Contract: [`keccak256`] / [`keccak256_concat`] hash byte strings; [`Keccak256`] is a running
 //! state for incremental use (the RLPx MAC, rlpx.md §5), whose [`Keccak256::digest`] hashes
 //! everything absorbed so far without ending the state.
 
-use tiny_keccak::{Hasher, Keccak};
+use keccak_asm::Digest;
 
 /// Keccak-256 of the concatenation of `parts`.
 pub fn keccak256_concat(parts: &[&[u8]]) -> [u8; 32] {
@@ -22,7 +24,7 @@ pub fn keccak256(data: &[u8]) -> [u8; 32] {
 
 /// A running Keccak-256 state.
 #[derive(Clone)]
-pub struct Keccak256(Keccak);
+pub struct Keccak256(keccak_asm::Keccak256);
 
 impl Default for Keccak256 {
     fn default() -> Self {
@@ -39,12 +41,12 @@ impl core::fmt::Debug for Keccak256 {
 impl Keccak256 {
     /// The empty state.
     pub fn new() -> Self {
-        Keccak256(Keccak::v256())
+        Keccak256(keccak_asm::Keccak256::new())
     }
 
     /// Absorbs `data`.
     pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        Digest::update(&mut self.0, data);
     }
 
     /// Keccak-256 of everything absorbed so far; the state goes on (geth's `hash.Sum(nil)`).
@@ -54,9 +56,7 @@ impl Keccak256 {
 
     /// Keccak-256 of everything absorbed, ending the state.
     pub fn finalize(self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        self.0.finalize(&mut out);
-        out
+        self.0.finalize().into()
     }
 }
 

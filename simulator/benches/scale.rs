@@ -22,6 +22,10 @@ use hush_sim::run::{node_config, run_scenario_full, spawn_config, RunOutput, Spa
 use hush_sim::scenario::{PublicChatSpec, Role, Scenario, Schedule};
 use std::time::Instant;
 
+/// The same allocator as the `hush` binary (drivers/src/main.rs), whose `hush sim` this measures.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn scenario(nodes: usize, minutes: u64) -> Scenario {
     Scenario {
         nodes,

@@ -16,7 +16,7 @@
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use aes::Aes256;
 use thiserror::Error;
-use tiny_keccak::{Hasher, Keccak};
+use crate::keccak::Keccak256;
 
 use super::handshake::Secrets;
 use crate::rlp::{encode_u64, Rlp, RlpError};
@@ -66,7 +66,7 @@ pub enum FrameError {
 #[cfg_attr(test, allow(clippy::large_enum_variant))]
 #[derive(Clone)]
 enum MacHash {
-    Keccak(Keccak),
+    Keccak(Keccak256),
     /// Write ignores its input; Sum always returns 32 bytes of 0x01.
     #[cfg(test)]
     Fake,
@@ -84,11 +84,7 @@ impl MacHash {
     /// Digest of everything written so far, without finalising the running state.
     fn digest(&self) -> [u8; 32] {
         match self {
-            MacHash::Keccak(k) => {
-                let mut out = [0u8; 32];
-                k.clone().finalize(&mut out);
-                out
-            }
+            MacHash::Keccak(k) => k.digest(),
             #[cfg(test)]
             MacHash::Fake => [1u8; 32],
         }

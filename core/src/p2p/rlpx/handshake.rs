@@ -19,7 +19,7 @@ use rand_core::{CryptoRng, RngCore};
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use secp256k1::{Message, PublicKey, SecretKey};
 use thiserror::Error;
-use tiny_keccak::{Hasher, Keccak};
+use crate::keccak::Keccak256;
 
 use crate::ecies::{self, EciesError};
 use crate::keccak::keccak256_concat;
@@ -122,9 +122,9 @@ pub struct Secrets {
     /// `mac-secret`: AES-256 key used in the MAC update.
     pub mac: [u8; 32],
     /// Running Keccak-256 state for frames we send.
-    pub egress_mac: Keccak,
+    pub egress_mac: Keccak256,
     /// Running Keccak-256 state for frames we receive.
-    pub ingress_mac: Keccak,
+    pub ingress_mac: Keccak256,
     /// The remote's static public key (node identity).
     pub remote_id: PublicKey,
 }
@@ -165,10 +165,10 @@ pub fn derive_secrets(
     let aes = keccak256_concat(&[&ephemeral_key, &shared]);
     let mac = keccak256_concat(&[&ephemeral_key, &aes]);
     // Initiator: egress = (mac ^ Nr) ‖ auth, ingress = (mac ^ Ni) ‖ ack; responder mirrored.
-    let mut mac_ni_ack = Keccak::v256();
+    let mut mac_ni_ack = Keccak256::new();
     mac_ni_ack.update(&xor32(&mac, initiator_nonce));
     mac_ni_ack.update(ack_packet);
-    let mut mac_nr_auth = Keccak::v256();
+    let mut mac_nr_auth = Keccak256::new();
     mac_nr_auth.update(&xor32(&mac, responder_nonce));
     mac_nr_auth.update(auth_packet);
     let (egress_mac, ingress_mac) = if is_initiator {

@@ -11,9 +11,9 @@ const FAKE_VECTOR: &str = include_str!(concat!(
 fn pair(max: usize) -> (FrameCodec, FrameCodec) {
     let aes = keccak256(b"aes");
     let mac = keccak256(b"mac");
-    let mut k1 = Keccak::v256();
+    let mut k1 = Keccak256::new();
     k1.update(b"one");
-    let mut k2 = Keccak::v256();
+    let mut k2 = Keccak256::new();
     k2.update(b"two");
     let a = FrameCodec::with_hashes(
         &aes,

@@ -51,11 +51,9 @@ impl V {
     }
 }
 
-fn digest_after(mut k: Keccak, data: &[u8]) -> String {
+fn digest_after(mut k: Keccak256, data: &[u8]) -> String {
     k.update(data);
-    let mut out = [0u8; 32];
-    k.finalize(&mut out);
-    hex::encode(out)
+    hex::encode(k.finalize())
 }
 
 #[test]
