@@ -1292,13 +1292,13 @@ impl Node {
                     code,
                     payload,
                 }) => {
-                    if capability == WHISPER_CAPABILITY {
+                    if *capability == *WHISPER_CAPABILITY {
                         self.whisper.handle_peer_message(now, conn, code, &payload);
                     } else {
                         self.actions
                             .push_back(Action::Event(Event::CapabilityMessage {
                                 conn,
-                                capability,
+                                capability: capability.to_string(),
                                 code,
                                 payload,
                             }));

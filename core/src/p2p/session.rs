@@ -252,7 +252,7 @@ pub enum Event {
     /// A sub-protocol message.
     Message {
         /// Capability name.
-        capability: String,
+        capability: Arc<str>,
         /// Code relative to the capability.
         code: u64,
         /// Uncompressed payload.
@@ -514,6 +514,9 @@ pub fn decode_disconnect(payload: &[u8]) -> DisconnectReason {
 pub struct SharedCapability {
     /// Our capability entry.
     pub capability: Capability,
+    /// Its name, shared with every [`Event::Message`] received on it: a reference count per
+    /// message instead of an allocation and copy.
+    pub name: Arc<str>,
     /// First absolute message id.
     pub offset: u64,
 }
@@ -543,6 +546,7 @@ pub fn match_capabilities(
             name.clone(),
             SharedCapability {
                 capability: cap.clone(),
+                name: Arc::from(cap.name.as_str()),
                 offset,
             },
         );
@@ -1101,7 +1105,7 @@ impl Session {
                 match found {
                     Some(s) => {
                         let event = Event::Message {
-                            capability: s.capability.name.clone(),
+                            capability: Arc::clone(&s.name),
                             code: c - s.offset,
                             payload,
                         };

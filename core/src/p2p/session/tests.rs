@@ -54,7 +54,7 @@ impl Node {
                     capability,
                     code,
                     payload,
-                } => Some((capability.clone(), *code, payload.clone())),
+                } => Some((capability.to_string(), *code, payload.clone())),
                 _ => None,
             })
             .collect()
