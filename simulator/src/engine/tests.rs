@@ -1,5 +1,6 @@
 use super::*;
 use crate::net::NetConfig;
+use proptest::prelude::*;
 use std::collections::VecDeque;
 
 /// What a [`Recorder`] was handed.
@@ -381,4 +382,37 @@ fn run_until_never_passes_end_behind_a_stale_timer() {
     q.push(Time(5), 1);
     q.push(Time(3), 2);
     assert_eq!(q.peek(), Some((Time(3), &2)));
+}
+
+proptest! {
+    /// Against a reference (a sorted list of `(time, seq)`): any interleaving of pushes at any
+    /// times (earlier than queued ones too) and pops gives exactly the `(time, seq)` order,
+    /// `peek` agrees with `pop`, and `len` counts what is queued.
+    #[test]
+    fn queue_matches_sorted_reference(ops in proptest::collection::vec((0u64..40, any::<bool>()), 0..300)) {
+        let mut q = EventQueue::new();
+        let mut reference: Vec<(Time, u64)> = Vec::new();
+        for (t, pop) in ops {
+            if pop {
+                reference.sort();
+                let want = if reference.is_empty() { None } else { Some(reference.remove(0)) };
+                let peeked = q.peek().map(|(time, item)| (time, *item));
+                let got = q.pop().map(|(time, seq, item)| {
+                    prop_assert_eq!(seq, item);
+                    Ok((time, seq))
+                }).transpose()?;
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(peeked, want);
+            } else {
+                let next = q.next_seq;
+                let seq = q.push(Time(t), next);
+                prop_assert_eq!(seq, next);
+                reference.push((Time(t), seq));
+            }
+            prop_assert_eq!(q.len(), reference.len());
+            prop_assert_eq!(q.is_empty(), reference.is_empty());
+            reference.sort();
+            prop_assert_eq!(q.peek_time(), reference.first().map(|(t, _)| *t));
+        }
+    }
 }
