@@ -481,7 +481,7 @@ pub struct Summary {
     pub hit_event_cap: bool,
     /// Simulated time covered: the scenario length, or less if the event cap stopped the run.
     pub sim_duration_ms: u64,
-    /// Keccak-256 of the canonical trace of processed events, hex.
+    /// SHA-256 of the canonical trace of processed events, hex ([`crate::trace`]).
     pub trace_hash: String,
     /// Wall-clock duration of the run; not part of the trace, varies between runs.
     pub wall_ms: u64,

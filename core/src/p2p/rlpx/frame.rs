@@ -13,10 +13,10 @@
 //!   connection must be closed.
 //! - Snappy is not applied here: payloads are passed through as given (the session compresses).
 
+use crate::keccak::Keccak256;
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use aes::Aes256;
 use thiserror::Error;
-use crate::keccak::Keccak256;
 
 use super::handshake::Secrets;
 use crate::rlp::{encode_u64, Rlp, RlpError};

@@ -15,11 +15,11 @@
 
 use core::fmt;
 
+use crate::keccak::Keccak256;
 use rand_core::{CryptoRng, RngCore};
 use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
 use secp256k1::{Message, PublicKey, SecretKey};
 use thiserror::Error;
-use crate::keccak::Keccak256;
 
 use crate::ecies::{self, EciesError};
 use crate::keccak::keccak256_concat;
