@@ -627,7 +627,7 @@ impl Node {
             config
                 .extra_capabilities
                 .iter()
-                .filter(|c| c.name != WHISPER_CAPABILITY)
+                .filter(|c| &*c.name != WHISPER_CAPABILITY)
                 .cloned(),
         );
         let manager = Peers::new(config.peers.clone(), public);

@@ -9,7 +9,8 @@ use hush_sim::cli as sim_cli;
 
 /// mimalloc rather than the system allocator: the simulator allocates a payload per frame and
 /// message for thousands of nodes, and with mimalloc the 10,000-node scale run takes ≈ 19 % less
-/// time (docs/scaling.md); a node gains a little on the same paths.
+/// time (docs/scaling.md). `hush node` takes the same allocation paths per frame; its gain was
+/// not measured separately.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

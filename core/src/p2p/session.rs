@@ -77,8 +77,10 @@ const PONG: u64 = 0x03;
 /// A sub-protocol this node runs (or shares with a peer).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Capability {
-    /// Protocol name, e.g. `"shh"`.
-    pub name: String,
+    /// Protocol name, e.g. `"shh"`. Shared, not owned: every [`Event::Message`] received on
+    /// the capability carries it, and a clone is a reference count rather than an allocation
+    /// and copy per message.
+    pub name: Arc<str>,
     /// Protocol version, e.g. 6.
     pub version: u32,
     /// Number of message codes it uses (Whisper v6: 128).
@@ -89,7 +91,7 @@ impl Capability {
     /// A capability from its parts.
     pub fn new(name: &str, version: u32, length: u64) -> Self {
         Capability {
-            name: name.to_string(),
+            name: Arc::from(name),
             version,
             length,
         }
@@ -514,9 +516,6 @@ pub fn decode_disconnect(payload: &[u8]) -> DisconnectReason {
 pub struct SharedCapability {
     /// Our capability entry.
     pub capability: Capability,
-    /// Its name, shared with every [`Event::Message`] received on it: a reference count per
-    /// message instead of an allocation and copy.
-    pub name: Arc<str>,
     /// First absolute message id.
     pub offset: u64,
 }
@@ -535,7 +534,7 @@ pub fn match_capabilities(
     for (name, version) in sorted {
         let Some(cap) = local
             .iter()
-            .find(|c| &c.name == name && u64::from(c.version) == *version)
+            .find(|c| *c.name == **name && u64::from(c.version) == *version)
         else {
             continue;
         };
@@ -546,7 +545,6 @@ pub fn match_capabilities(
             name.clone(),
             SharedCapability {
                 capability: cap.clone(),
-                name: Arc::from(cap.name.as_str()),
                 offset,
             },
         );
@@ -1024,7 +1022,7 @@ impl Session {
                 .config
                 .capabilities
                 .iter()
-                .map(|c| (c.name.clone(), u64::from(c.version)))
+                .map(|c| (c.name.to_string(), u64::from(c.version)))
                 .collect(),
             listen_port: u64::from(self.config.listen_port),
             node_id: ecies::pubkey_to_wire(&ecies::public_key(&self.local)).to_vec(),
@@ -1105,7 +1103,7 @@ impl Session {
                 match found {
                     Some(s) => {
                         let event = Event::Message {
-                            capability: Arc::clone(&s.name),
+                            capability: Arc::clone(&s.capability.name),
                             code: c - s.offset,
                             payload,
                         };

@@ -777,7 +777,7 @@ fn two_capabilities_are_multiplexed() {
     );
     match &b.events[0] {
         Event::Established { capabilities, .. } => {
-            let names: Vec<&str> = capabilities.iter().map(|c| c.name.as_str()).collect();
+            let names: Vec<&str> = capabilities.iter().map(|c| &*c.name).collect();
             assert_eq!(names, ["shh", "tst"]);
         }
         e => panic!("unexpected {e:?}"),
