@@ -16,6 +16,11 @@
 //!   best-effort Disconnect message (once frames are up) + `Close`. Caller misuse (sending
 //!   before `Established`, unknown capability, code out of range, oversize) returns
 //!   [`SessionError`].
+//! - Snappy (EIP-706): our Hello is never compressed; every frame after the remote's Hello
+//!   is, both ways, iff that Hello announces version ≥ 5, including the Disconnect for a
+//!   Hello that fails a check (identity, capabilities) — geth 1.9 already reads everything
+//!   after our v5 Hello through snappy. A Disconnect sent before any remote Hello was read
+//!   goes out plain, as geth's own pre-Hello ones do.
 //! - Buffering is bounded: input is processed as soon as it arrives, so at most one
 //!   incomplete handshake packet ([`MAX_HANDSHAKE_PACKET_BYTES`]) or one incomplete frame (its
 //!   size checked against the limit from its header) is held.
@@ -1080,6 +1085,11 @@ impl Session {
         let payload = if self.snappy {
             match self.decompress(&data) {
                 Ok(p) => p,
+                // A Disconnect that is not snappy is read plain: geth sends the ones decided
+                // while reading our Hello (`DiscInvalidIdentity`) before it switches snappy on,
+                // and earlier hush versions sent every post-Hello Disconnect plain. The session ends
+                // either way; this keeps the peer's reason instead of a snappy fault.
+                Err(_) if code == DISCONNECT => data,
                 Err(fault) => return self.fail(fault),
             }
         } else {
@@ -1136,6 +1146,12 @@ impl Session {
             Ok(h) => h,
             Err(_) => return self.fail(Fault::BadHello),
         };
+        // Snappy goes on as soon as the remote's version is known, before any check below can
+        // end the session: geth 1.9 reads every frame after our (v5) Hello through snappy
+        // ([G-rlpx] `doProtoHandshake` sets `rw.snappy` once the Hellos are exchanged, and
+        // `WriteMsg`/`ReadMsg` then compress every message, Disconnect included), so a plain
+        // Disconnect (`c1 03`) would reach it as "snappy: corrupt input" instead of its reason.
+        self.snappy = hello.version >= SNAPPY_PROTOCOL_VERSION;
         if hello.version < self.config.min_remote_protocol_version {
             return self.fail(Fault::IncompatibleVersion);
         }
@@ -1157,7 +1173,6 @@ impl Session {
         if let Some(codec) = self.codec.as_mut() {
             codec.set_max_frame_size(max_frame);
         }
-        self.snappy = hello.version >= SNAPPY_PROTOCOL_VERSION;
         self.shared = shared;
         self.phase = Phase::Established;
         self.next_ping = Some(self.last_now.plus_millis(self.config.ping_interval_ms));

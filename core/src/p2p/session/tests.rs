@@ -676,6 +676,12 @@ proptest! {
 
 /// Like [`raw_dial`] but keeps the forger's codec, for driving the session further.
 fn raw_peer(seed: u64, hello: Hello, cb: Arc<Config>) -> (Node, FrameCodec) {
+    let (b, codec, _reply) = raw_peer_with_reply(seed, hello, cb);
+    (b, codec)
+}
+
+/// [`raw_peer`], also returning the bytes the session sent in answer to the forged Hello.
+fn raw_peer_with_reply(seed: u64, hello: Hello, cb: Arc<Config>) -> (Node, FrameCodec, Vec<u8>) {
     let mut rng = rng_from_seed(seed_from_u64(seed));
     let ka = random_secret_key(&mut rng);
     let kb = random_secret_key(&mut rng);
@@ -701,8 +707,8 @@ fn raw_peer(seed: u64, hello: Hello, cb: Arc<Config>) -> (Node, FrameCodec) {
     let mut out = Vec::new();
     codec.seal(HELLO, &encode_hello(&hello), &mut out).unwrap();
     b.s.handle_input(T0, &out);
-    b.drain();
-    (b, codec)
+    let reply = b.drain();
+    (b, codec, reply)
 }
 
 #[test]
@@ -1030,4 +1036,99 @@ fn output_queue_is_bounded() {
     b.s.handle_input(T0, &wire);
     b.drain();
     assert_eq!(b.messages().len(), sent);
+}
+
+/// The Disconnect frame of `wire` (the only frame), its payload as sent.
+fn only_frame(codec: &mut FrameCodec, wire: &[u8]) -> (u64, Vec<u8>) {
+    let mut wire = wire.to_vec();
+    let frame = codec.open(&mut wire).unwrap().expect("one whole frame");
+    assert!(wire.is_empty(), "nothing after the Disconnect");
+    frame
+}
+
+#[test]
+fn disconnect_after_a_v5_hello_is_snappy_compressed() {
+    // geth 1.9 switches snappy on once it has read our v5 Hello, so every exit after the
+    // remote's v5 Hello must be a snappy block: `c1 03` plain reads as "snappy: corrupt input".
+    let cases: [(u64, fn(&mut Hello), DisconnectReason); 4] = [
+        (
+            60,
+            |h| h.capabilities = vec![("les".into(), 2)],
+            DisconnectReason::UselessPeer,
+        ),
+        (
+            61,
+            |h| h.node_id = vec![0; 64],
+            DisconnectReason::InvalidIdentity,
+        ),
+        (
+            62,
+            |h| h.node_id = vec![7; 64],
+            DisconnectReason::UnexpectedIdentity,
+        ),
+        (
+            63,
+            |h| h.node_id = vec![7; 63],
+            DisconnectReason::InvalidIdentity,
+        ),
+    ];
+    for (seed, edit, reason) in cases {
+        let mut hello = hello_with(&[], &[("shh", 6)]);
+        edit(&mut hello); // an empty node id is filled in with the right key
+        let (b, mut codec, reply) = raw_peer_with_reply(seed, hello, config("b"));
+        assert_eq!(b.disconnected(), Some((reason, false)), "{reason:?}");
+        let (code, data) = only_frame(&mut codec, &reply);
+        assert_eq!(code, DISCONNECT, "{reason:?}");
+        let plain = snap::raw::Decoder::new()
+            .decompress_vec(&data)
+            .unwrap_or_else(|e| panic!("{reason:?}: not snappy ({e}): {}", hex::encode(&data)));
+        assert_eq!(plain, encode_disconnect(reason), "{reason:?}");
+    }
+    // Too many peers (the peer manager's verdict after Established) is compressed as well.
+    let (mut b, mut codec) = raw_peer(64, hello_with(&[], &[("shh", 6)]), config("b"));
+    assert!(b.s.is_established());
+    b.s.disconnect(T0, DisconnectReason::TooManyPeers);
+    let (code, data) = only_frame(&mut codec, &b.drain());
+    assert_eq!(code, DISCONNECT);
+    assert_eq!(
+        snap::raw::Decoder::new().decompress_vec(&data).unwrap(),
+        encode_disconnect(DisconnectReason::TooManyPeers)
+    );
+}
+
+#[test]
+fn disconnect_after_a_v4_hello_stays_plain() {
+    let mut hello = hello_with(&[], &[("les", 2)]);
+    hello.version = 4;
+    let (b, mut codec, reply) = raw_peer_with_reply(65, hello, config("b"));
+    assert_eq!(
+        b.disconnected(),
+        Some((DisconnectReason::UselessPeer, false))
+    );
+    assert_eq!(
+        only_frame(&mut codec, &reply),
+        (DISCONNECT, encode_disconnect(DisconnectReason::UselessPeer))
+    );
+}
+
+#[test]
+fn plain_disconnect_from_a_v5_peer_keeps_its_reason() {
+    // geth's own `DiscInvalidIdentity` (and older hush's exits) arrive plain after a v5 Hello.
+    let (mut b, mut codec) = raw_peer(66, hello_with(&[], &[("shh", 6)]), config("b"));
+    assert!(b.s.is_established());
+    let mut out = Vec::new();
+    codec
+        .seal(
+            DISCONNECT,
+            &encode_disconnect(DisconnectReason::InvalidIdentity),
+            &mut out,
+        )
+        .unwrap();
+    b.s.handle_input(T0, &out);
+    b.drain();
+    assert_eq!(
+        b.disconnected(),
+        Some((DisconnectReason::InvalidIdentity, true))
+    );
+    assert_eq!(b.s.fault(), None);
 }
