@@ -27,6 +27,8 @@ pub mod service;
 pub mod x3dh;
 
 #[cfg(test)]
+mod go_vectors;
+#[cfg(test)]
 mod tests;
 
 use thiserror::Error;
