@@ -22,6 +22,7 @@ pub mod p2p;
 pub mod rlp;
 pub mod rng;
 pub mod security;
+pub mod stats;
 pub mod time;
 pub mod whisper;
 
