@@ -30,7 +30,7 @@ mod sync;
 pub use payload::{
     decode_payload, encode_frame, encode_payload, message_entry_len, message_id, FrameDecoder,
     GroupId, Message, MessageId, Metadata, Numbering, Payload, DEFAULT_MAX_FRAME_BYTES,
-    GROUP_ID_LEN, MESSAGE_ID_LEN, MESSAGE_ID_PREFIX,
+    GROUP_ID_LEN, MAX_STATUS_GO_PAYLOAD_BYTES, MESSAGE_ID_LEN, MESSAGE_ID_PREFIX,
 };
 pub use status::{one_to_one_group_id, peer_id_from_public_key};
 pub use sync::{

@@ -18,9 +18,19 @@ pub const MESSAGE_ID_LEN: usize = 32;
 pub const GROUP_ID_LEN: usize = 32;
 /// Domain prefix hashed before the message fields [M23/MH `protobuf/messageid.go`].
 pub const MESSAGE_ID_PREFIX: &[u8; 10] = b"MESSAGE_ID";
-/// Largest length prefix [`FrameDecoder`] accepts by default (1 MiB): a bound on the buffer a
-/// byte-stream peer can make us hold.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
+/// The largest MVDS payload a status-go v0.36.0 peer can send us: 10 MiB, whisperv6's
+/// `MaxMessageSize` (docs/mvds.md §3). vacp2p/mvds v0.0.23 caps nothing itself — every message
+/// due for a peer goes into one `Payload` (`payloads.AddMessages`, `MapAndClear`) — and
+/// status-go sends each payload as one Whisper message (`sendDataSync` → `shh.Post`), which
+/// Whisper refuses above the node's `MaxMessageSize` ("huge messages are not allowed"):
+/// status-go's default is 1 MiB (`WhisperConfig.MaxMessageSize` = `DefaultMaxMessageSize`),
+/// raised at most to this value (`SetMaxMessageSize` refuses more). A Go node on a byte stream
+/// (no Whisper) is held to the same bound by hush.
+pub const MAX_STATUS_GO_PAYLOAD_BYTES: usize = 10 << 20;
+/// Largest length prefix [`FrameDecoder`] accepts by default: [`MAX_STATUS_GO_PAYLOAD_BYTES`],
+/// so anything a Go peer may send is read; also the bound on the buffer a byte-stream peer can
+/// make us hold.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = MAX_STATUS_GO_PAYLOAD_BYTES;
 /// Longest unsigned varint (u64) in bytes.
 const MAX_VARINT_BYTES: usize = 10;
 

@@ -24,6 +24,7 @@ use super::payload::{
     Numbering, Payload,
 };
 use super::MvdsError;
+use crate::stats::Hex;
 use crate::Time;
 
 /// Length of a Status peer id (uncompressed secp256k1 public key, `0x04 ‖ X ‖ Y`).
@@ -33,8 +34,9 @@ pub const DEFAULT_EPOCH_INTERVAL_MS: u64 = 300;
 /// Largest payload we emit (bytes); larger batches are split. Leaves room under Whisper's
 /// 1 MiB message limit for encryption and envelope overhead.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 512 * 1024;
-/// Largest payload we accept (Whisper's default maximum message size).
-pub const DEFAULT_MAX_INCOMING_PAYLOAD_BYTES: usize = 1 << 20;
+/// Largest payload we accept: what a status-go v0.36.0 / vacp2p/mvds v0.0.23 peer may send
+/// ([`super::MAX_STATUS_GO_PAYLOAD_BYTES`], 10 MiB; it puts every due message into one payload).
+pub const DEFAULT_MAX_INCOMING_PAYLOAD_BYTES: usize = super::payload::MAX_STATUS_GO_PAYLOAD_BYTES;
 /// Sync records (one per message × peer) held at most.
 pub const DEFAULT_MAX_SYNC_STATES: usize = 100_000;
 /// Messages held in the store at most.
@@ -326,8 +328,10 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Payloads accepted.
     pub payloads_received: u64,
-    /// Payloads rejected (too large or undecodable).
-    pub payloads_rejected: u64,
+    /// Payloads dropped: larger than `max_incoming_payload_bytes`.
+    pub payloads_too_large: u64,
+    /// Payloads dropped: not a `Payload` of the configured numbering (or a bad id length).
+    pub payloads_undecodable: u64,
     /// MESSAGE entries emitted (first sends and retransmissions).
     pub messages_sent: u64,
     /// MESSAGE/OFFER/REQUEST entries emitted with `send_count > 0` before the send.
@@ -340,14 +344,44 @@ pub struct Stats {
     pub requests_sent: u64,
     /// Messages delivered to the application.
     pub delivered: u64,
-    /// MESSAGEs received that were already stored.
+    /// MESSAGEs received that were already stored (or ephemeral ones already delivered):
+    /// acked again, not delivered again.
     pub duplicates: u64,
-    /// Received messages dropped because the store or the pending buffer was full.
-    pub dropped_full: u64,
-    /// Sync records not created because the table was full.
+    /// Received messages dropped unacked because the store held `max_stored_messages`.
+    pub dropped_store_full: u64,
+    /// Received messages dropped unacked because `max_pending_messages` awaited parents.
+    pub dropped_pending_full: u64,
+    /// Sync records not created because the table held `max_sync_states`.
     pub states_dropped: u64,
-    /// REQUESTs refused (unknown message or peer not in the group).
-    pub requests_refused: u64,
+    /// REQUESTs refused: the message is not in our store.
+    pub requests_unknown_message: u64,
+    /// REQUESTs refused: the requester is not a peer of the message's group.
+    pub requests_not_member: u64,
+}
+
+impl Stats {
+    /// Every counter as `(name, value)` (see [`crate::stats`]).
+    pub fn counters(&self) -> crate::stats::Counters {
+        crate::stats::list([
+            ("payloads_sent", self.payloads_sent),
+            ("bytes_sent", self.bytes_sent),
+            ("payloads_received", self.payloads_received),
+            ("payloads_too_large", self.payloads_too_large),
+            ("payloads_undecodable", self.payloads_undecodable),
+            ("messages_sent", self.messages_sent),
+            ("retransmissions", self.retransmissions),
+            ("acks_sent", self.acks_sent),
+            ("offers_sent", self.offers_sent),
+            ("requests_sent", self.requests_sent),
+            ("delivered", self.delivered),
+            ("duplicates", self.duplicates),
+            ("dropped_store_full", self.dropped_store_full),
+            ("dropped_pending_full", self.dropped_pending_full),
+            ("states_dropped", self.states_dropped),
+            ("requests_unknown_message", self.requests_unknown_message),
+            ("requests_not_member", self.requests_not_member),
+        ])
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -735,7 +769,8 @@ impl Mvds {
         bytes: &[u8],
     ) -> Result<(), MvdsError> {
         if bytes.len() > self.config.max_incoming_payload_bytes {
-            self.stats.payloads_rejected += 1;
+            self.stats.payloads_too_large += 1;
+            crate::log_drop!("mvds", "payload_too_large", bytes.len());
             return Err(MvdsError::PayloadTooLarge {
                 size: bytes.len(),
                 max: self.config.max_incoming_payload_bytes,
@@ -744,7 +779,8 @@ impl Mvds {
         let payload = match super::decode_payload(bytes, self.config.numbering) {
             Ok(p) => p,
             Err(e) => {
-                self.stats.payloads_rejected += 1;
+                self.stats.payloads_undecodable += 1;
+                crate::log_drop!("mvds", "payload_undecodable", bytes.len());
                 return Err(e);
             }
         };
@@ -775,11 +811,13 @@ impl Mvds {
 
     fn on_request(&mut self, from: PeerId, id: MessageId) {
         let Some(group) = self.store.get(&id).map(|s| s.message.group_id) else {
-            self.stats.requests_refused += 1;
+            self.stats.requests_unknown_message += 1;
+            crate::log_drop!("mvds", "request_unknown_message", Hex(&id));
             return;
         };
         if !self.groups.get(&group).is_some_and(|g| g.contains(&from)) {
-            self.stats.requests_refused += 1;
+            self.stats.requests_not_member += 1;
+            crate::log_drop!("mvds", "request_not_member", Hex(&id));
             return;
         }
         match self.states.get(&(from, id)) {
@@ -821,6 +859,7 @@ impl Mvds {
                 });
             } else {
                 self.stats.duplicates += 1;
+                crate::log_drop!("mvds", "duplicate", Hex(&id));
             }
             return;
         }
@@ -830,11 +869,13 @@ impl Mvds {
         }
         if self.store.contains_key(&id) {
             self.stats.duplicates += 1;
+            crate::log_drop!("mvds", "duplicate", Hex(&id));
             self.pending_acks.entry(from).or_default().insert(id);
             return;
         }
         if self.store.len() >= self.config.max_stored_messages {
-            self.stats.dropped_full += 1;
+            self.stats.dropped_store_full += 1;
+            crate::log_drop!("mvds", "store_full", Hex(&id));
             return;
         }
         let consistent = self.config.resolution == Resolution::Consistent;
@@ -846,7 +887,8 @@ impl Mvds {
             && undelivered_parents
             && self.waiting.len() >= self.config.max_pending_messages
         {
-            self.stats.dropped_full += 1;
+            self.stats.dropped_pending_full += 1;
+            crate::log_drop!("mvds", "pending_full", Hex(&id));
             return;
         }
         let missing: Vec<MessageId> = message
@@ -1061,6 +1103,7 @@ impl Mvds {
             && self.states.len() >= self.config.max_sync_states
         {
             self.stats.states_dropped += 1;
+            crate::log_drop!("mvds", "sync_state_table_full", Hex(&id));
             return;
         }
         let state = SyncState {

@@ -7,6 +7,9 @@ use super::*;
 use crate::rng::{rng_from_seed, seed_from_u64};
 use crate::Time;
 
+mod counters;
+mod large_payloads;
+
 const DERIVED: &str = include_str!("../../../testdata/vectors/derived_local_checks.json");
 const GROUP: GroupId = [7u8; 32];
 const T0: Time = Time(1_571_000_000_000);
@@ -817,7 +820,7 @@ fn pending_buffer_is_bounded() {
     b.handle_payload(T0, peer(1), &payload_of(vec![a1, a2.clone()]))
         .unwrap();
     assert_eq!(b.pending_len(), 1);
-    assert_eq!(b.stats().dropped_full, 1);
+    assert_eq!(b.stats().dropped_pending_full, 1);
     assert!(
         !b.has_message(&a2.id()),
         "dropped, not acked: the sender retries"
