@@ -183,6 +183,21 @@ pub struct PeerStats {
     pub self_connects: u64,
 }
 
+impl PeerStats {
+    /// Every counter as `(name, value)` (see [`crate::stats`]).
+    pub fn counters(&self) -> crate::stats::Counters {
+        crate::stats::list([
+            ("dials", self.dials),
+            ("dials_failed", self.dials_failed),
+            ("dial_timeouts", self.dial_timeouts),
+            ("rejected_pending_limit", self.rejected_pending_limit),
+            ("rejected_too_many_peers", self.rejected_too_many_peers),
+            ("duplicates", self.duplicates),
+            ("self_connects", self.self_connects),
+        ])
+    }
+}
+
 #[derive(Debug, Clone)]
 enum ConnState {
     /// A dial emitted, not yet reported.

@@ -222,6 +222,28 @@ impl DisconnectReason {
     }
 }
 
+impl DisconnectReason {
+    /// A snake_case name for counters and logs.
+    pub fn label(self) -> &'static str {
+        use DisconnectReason::*;
+        match self {
+            Requested => "requested",
+            TcpError => "tcp_error",
+            ProtocolError => "protocol_error",
+            UselessPeer => "useless_peer",
+            TooManyPeers => "too_many_peers",
+            AlreadyConnected => "already_connected",
+            IncompatibleVersion => "incompatible_version",
+            InvalidIdentity => "invalid_identity",
+            Quitting => "quitting",
+            UnexpectedIdentity => "unexpected_identity",
+            SelfConnect => "self_connect",
+            ReadTimeout => "read_timeout",
+            SubprotocolError => "subprotocol_error",
+        }
+    }
+}
+
 impl fmt::Display for DisconnectReason {
     /// geth's texts (`discReasonToString`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -374,6 +396,34 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// A snake_case name for counters and logs.
+    pub fn label(self) -> &'static str {
+        use Fault::*;
+        match self {
+            HandshakeDecrypt => "handshake_decrypt",
+            HandshakeSizeUnderflow => "handshake_size_underflow",
+            HandshakeBody => "handshake_body",
+            HandshakeSignature => "handshake_signature",
+            HandshakeTimeout => "handshake_timeout",
+            BadHeaderMac => "bad_header_mac",
+            BadFrameMac => "bad_frame_mac",
+            FrameTooLarge => "frame_too_large",
+            BadMessageCode => "bad_message_code",
+            ExpectedHello => "expected_hello",
+            HelloTooLarge => "hello_too_large",
+            BadHello => "bad_hello",
+            IncompatibleVersion => "incompatible_version",
+            InvalidIdentity => "invalid_identity",
+            UnexpectedIdentity => "unexpected_identity",
+            SelfConnect => "self_connect",
+            UselessPeer => "useless_peer",
+            BadSnappy => "bad_snappy",
+            MessageTooLarge => "message_too_large",
+            CodeOutOfRange => "code_out_of_range",
+            PongTimeout => "pong_timeout",
+        }
+    }
+
     /// The Disconnect reason sent for this fault (geth `discReasonForError`, rlpx.md §7).
     pub fn reason(self) -> DisconnectReason {
         use Fault::*;
@@ -625,6 +675,8 @@ pub struct Session {
     queued_output: usize,
     /// Why the peer was dropped, if it was its fault.
     fault: Option<Fault>,
+    /// Base-protocol messages read and discarded (a second Hello, reserved codes).
+    ignored_base_messages: u64,
 }
 
 impl fmt::Debug for Session {
@@ -677,6 +729,7 @@ impl Session {
             last_now: now,
             queued_output: 0,
             fault: None,
+            ignored_base_messages: 0,
         };
         session.queued_output = session
             .actions
@@ -695,6 +748,12 @@ impl Session {
     /// The peer fault that ended the session, if it ended because of one.
     pub fn fault(&self) -> Option<Fault> {
         self.fault
+    }
+
+    /// Base-protocol messages read and discarded so far (a second Hello, the reserved codes
+    /// 0x04–0x0f), as geth does.
+    pub fn ignored_base_messages(&self) -> u64 {
+        self.ignored_base_messages
     }
 
     /// Bytes of `Transmit` actions queued and not yet drained.
@@ -1104,7 +1163,10 @@ impl Session {
             }
             PONG => self.pong_deadline = None,
             // Hello again and the reserved codes 0x04–0x0f are read and discarded (geth).
-            c if c < BASE_PROTOCOL_LENGTH => {}
+            c if c < BASE_PROTOCOL_LENGTH => {
+                self.ignored_base_messages += 1;
+                crate::log_drop!("p2p", "ignored_base_message", c);
+            }
             c => {
                 let found = self
                     .shared

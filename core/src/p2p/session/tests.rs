@@ -1050,7 +1050,8 @@ fn only_frame(codec: &mut FrameCodec, wire: &[u8]) -> (u64, Vec<u8>) {
 fn disconnect_after_a_v5_hello_is_snappy_compressed() {
     // geth 1.9 switches snappy on once it has read our v5 Hello, so every exit after the
     // remote's v5 Hello must be a snappy block: `c1 03` plain reads as "snappy: corrupt input".
-    let cases: [(u64, fn(&mut Hello), DisconnectReason); 4] = [
+    type Edit = fn(&mut Hello);
+    let cases: [(u64, Edit, DisconnectReason); 4] = [
         (
             60,
             |h| h.capabilities = vec![("les".into(), 2)],
@@ -1131,4 +1132,57 @@ fn plain_disconnect_from_a_v5_peer_keeps_its_reason() {
         Some((DisconnectReason::InvalidIdentity, true))
     );
     assert_eq!(b.s.fault(), None);
+}
+
+#[test]
+fn discarded_base_messages_are_counted() {
+    let (mut b, mut codec) = raw_peer(67, hello_with(&[], &[("shh", 6)]), config("b"));
+    let body = snap::raw::Encoder::new().compress_vec(&[0xc0]).unwrap();
+    let mut out = Vec::new();
+    for code in [HELLO, 0x04, 0x0f] {
+        codec.seal(code, &body, &mut out).unwrap();
+    }
+    b.s.handle_input(T0, &out);
+    b.drain();
+    assert!(b.s.is_established());
+    assert_eq!(b.s.ignored_base_messages(), 3);
+}
+
+#[test]
+fn labels_are_distinct_snake_case() {
+    let reasons: Vec<&str> = (0..=0x10)
+        .filter_map(DisconnectReason::from_code)
+        .map(DisconnectReason::label)
+        .collect();
+    let faults = [
+        Fault::HandshakeDecrypt,
+        Fault::HandshakeSizeUnderflow,
+        Fault::HandshakeBody,
+        Fault::HandshakeSignature,
+        Fault::HandshakeTimeout,
+        Fault::BadHeaderMac,
+        Fault::BadFrameMac,
+        Fault::FrameTooLarge,
+        Fault::BadMessageCode,
+        Fault::ExpectedHello,
+        Fault::HelloTooLarge,
+        Fault::BadHello,
+        Fault::IncompatibleVersion,
+        Fault::InvalidIdentity,
+        Fault::UnexpectedIdentity,
+        Fault::SelfConnect,
+        Fault::UselessPeer,
+        Fault::BadSnappy,
+        Fault::MessageTooLarge,
+        Fault::CodeOutOfRange,
+        Fault::PongTimeout,
+    ];
+    let faults: Vec<&str> = faults.into_iter().map(Fault::label).collect();
+    for labels in [reasons, faults] {
+        let distinct: std::collections::BTreeSet<&str> = labels.iter().copied().collect();
+        assert_eq!(distinct.len(), labels.len(), "{labels:?}");
+        assert!(labels
+            .iter()
+            .all(|l| l.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+    }
 }
