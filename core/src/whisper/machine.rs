@@ -87,6 +87,7 @@ use super::{codes, WhisperError};
 use crate::keccak::keccak256;
 use crate::rlp::{Encoder, Rlp};
 use crate::rng::{rng_from_seed, Rng, Seed};
+use crate::stats::Hex;
 use crate::time::Time;
 
 /// A connection, as numbered by the node.
@@ -472,6 +473,8 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Direct (code 127) envelopes delivered to P2P filters.
     pub p2p_envelopes_received: u64,
+    /// Direct (code 127) envelopes dropped as already pooled or seen.
+    pub p2p_duplicates: u64,
     /// Code 127 / 125 packets ignored because the peer is not trusted.
     pub untrusted_ignored: u64,
     /// Envelopes archived (mailserver).
@@ -806,6 +809,7 @@ impl Whisper {
     }
 
     fn fault(&mut self, peer: PeerKey, reason: PeerFault) {
+        crate::log_drop!("whisper", reason.label(), peer);
         self.forget_peer(peer);
         self.stats.peer_faults += 1;
         self.actions
@@ -1046,7 +1050,11 @@ impl Whisper {
                 Incoming::Pooled(hash) => match self.pool.get(hash) {
                     Some(p) => p.env.topic,
                     // Evicted by an earlier envelope of this packet: nothing left to learn.
-                    None => continue,
+                    None => {
+                        self.stats.duplicates += 1;
+                        crate::log_drop!("whisper", "duplicate", Hex(hash));
+                        continue;
+                    }
                 },
             };
             if self.config.rate_limits.topic_envelopes_per_sec > 0 && !self.admit_topic(peer, topic)
@@ -1056,10 +1064,21 @@ impl Whisper {
                 }
                 continue;
             }
-            let added = match incoming {
-                Incoming::New(env, hash, raw) => self.add(env, hash, raw, Some(peer)),
-                Incoming::Pooled(hash) => self.add_pooled(hash, peer),
+            let (added, hash) = match incoming {
+                Incoming::New(env, hash, raw) => (self.add(env, hash, raw, Some(peer)), hash),
+                Incoming::Pooled(hash) => (self.add_pooled(hash, peer), hash),
             };
+            // Each drop is counted where it is decided (`clock_check`, `add`); logged here.
+            let dropped = match &added {
+                Added::Pooled(_) => None,
+                Added::Duplicate(_) => Some("duplicate"),
+                Added::Dropped => Some("expired_or_pool_full"),
+                Added::TimeSync(_, why) => Some(*why),
+                Added::Fault(_, f) => Some(f.label()),
+            };
+            if let Some(reason) = dropped {
+                crate::log_drop!("whisper", reason, Hex(&hash));
+            }
             match added {
                 Added::Pooled(_) | Added::Duplicate(_) | Added::Dropped => {}
                 Added::TimeSync(hash, why) => errors.push(EnvelopeError {
@@ -1567,6 +1586,8 @@ impl Whisper {
             // Already delivered through gossip or an earlier page: skip (the chat layer would
             // drop it as a duplicate anyway; this saves the decryption).
             if self.pool.contains_key(&hash) || !self.p2p_seen.insert(hash) {
+                self.stats.p2p_duplicates += 1;
+                crate::log_drop!("whisper", "p2p_duplicate", Hex(&hash));
                 continue;
             }
             self.p2p_seen_order.push_back(hash);

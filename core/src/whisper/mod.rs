@@ -15,6 +15,7 @@
 //!   ChaCha20 RNG seeded in [`Whisper::new`].
 
 mod bloom;
+mod counters;
 mod envelope;
 mod machine;
 pub mod mailserver;
