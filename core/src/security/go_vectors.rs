@@ -400,7 +400,23 @@ fn protocol_messages_decode_decrypt_and_re_encode() {
         );
         // The same message again is a replay.
         let (_, again) = bob.decrypt(T0, &mut Replay::of(&[]), &alice, &pm);
-        assert!(again.is_err(), "{field}: replay accepted");
+        assert!(
+            matches!(again, Err(super::SecurityError::Replay)),
+            "{field}: {again:?}"
+        );
+        let counted: Vec<(String, u64)> = bob
+            .stats()
+            .counters()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(
+            counted,
+            [
+                ("decrypted".to_owned(), 1),
+                ("rejected_replay".to_owned(), 1)
+            ]
+        );
         // A message from anyone else does not open.
         let mut bob = bob_service();
         let (_, other) = bob.decrypt(
@@ -450,10 +466,12 @@ fn dh_only_decrypts_and_re_encrypts() {
     assert_eq!(dm.payload, payload);
     assert_eq!(dm.dh_header.as_ref().unwrap().key, eph_public);
     let alice = public_key(&fixed(0x11));
-    let (_, result) = bob_service().decrypt(T0, &mut Replay::of(&[]), &alice, &pm);
+    let mut bob = bob_service();
+    let (_, result) = bob.decrypt(T0, &mut Replay::of(&[]), &alice, &pm);
     let Ok(Received::Direct(d)) = result else {
         panic!("{result:?}");
     };
+    assert_eq!(bob.stats().decrypted_dh_only, 1);
     assert_eq!(d.plaintext, plaintext);
     assert!(!d.forward_secrecy, "DH-only is flagged as such");
     assert_eq!(d.suite, None);
@@ -462,8 +480,11 @@ fn dh_only_decrypts_and_re_encrypts() {
     if let Some(dm) = bad.direct_message.get_mut(super::NO_INSTALLATION_ID) {
         dm.payload[0] ^= 1;
     }
-    let (_, result) = bob_service().decrypt(T0, &mut Replay::of(&[]), &alice, &bad);
-    assert!(result.is_err());
+    let mut bob = bob_service();
+    let (_, result) = bob.decrypt(T0, &mut Replay::of(&[]), &alice, &bad);
+    assert_eq!(result, Err(super::SecurityError::Tampered));
+    assert_eq!(bob.stats().rejected_tampered, 1);
+    assert_eq!(bob.stats().decrypted_dh_only, 0);
 }
 
 #[test]

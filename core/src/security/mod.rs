@@ -24,6 +24,7 @@ pub mod bundle;
 pub mod proto;
 pub mod ratchet;
 pub mod service;
+pub mod stats;
 pub mod x3dh;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use service::{
     Decrypted, InstallationRecord, OwnPreKeyRecord, Persist, Received, SecurityService, SessionKey,
     SessionRecord,
 };
+pub use stats::Stats;
 
 use crate::Duration;
 

@@ -239,6 +239,7 @@ pub struct SecurityService {
     installations: BTreeMap<InstallationKey, InstallationRecord>,
     sessions: BTreeMap<SessionKey, SessionRecord>,
     advertised: BTreeMap<Vec<u8>, Time>,
+    stats: super::Stats,
 }
 
 fn ns_to_ms(ns: i64) -> u64 {
@@ -278,6 +279,7 @@ impl SecurityService {
             installations: BTreeMap::new(),
             sessions: BTreeMap::new(),
             advertised: BTreeMap::new(),
+            stats: super::Stats::default(),
         })
     }
 
@@ -967,7 +969,13 @@ impl SecurityService {
     ) -> (Vec<Persist>, Result<Received, SecurityError>) {
         let mut persist = Vec::new();
         let result = self.decrypt_inner(now, rng, sender, msg, &mut persist);
+        self.stats.record(&result);
         (persist, result)
+    }
+
+    /// Counters: what each [`Self::decrypt`] call made of its message, refusals by reason.
+    pub fn stats(&self) -> &super::Stats {
+        &self.stats
     }
 
     fn decrypt_inner(
