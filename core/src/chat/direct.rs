@@ -36,6 +36,7 @@
 //!   MUST be fresh (the driver draws it from the OS): replaying an RNG stream would repeat
 //!   ephemeral keys.
 
+mod counters;
 mod record;
 #[cfg(test)]
 pub(crate) mod tests;
