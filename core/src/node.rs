@@ -61,9 +61,11 @@ use crate::p2p::enode::Enode;
 use crate::p2p::peers::{self, Admission, PeerStats, Peers, PeersError};
 use crate::p2p::session::{self, Capability, DisconnectReason, Fault, Role, Session, SessionError};
 use crate::rng::{child_seed, rng_from_seed, Rng, Seed};
+use crate::stats::Hex;
 use crate::time::{earliest, Time};
 use crate::whisper::mailserver::RequestPayload;
 use crate::whisper::{self, FilterId, Whisper};
+use counters::rejected_label;
 
 pub use crate::chat::service::ChatMessage;
 
@@ -489,6 +491,8 @@ pub struct NodeStats {
     pub duplicates_dropped: u64,
     /// Chat payloads rejected for another reason (undecodable, unsigned, unsafe clock...).
     pub messages_rejected: u64,
+    /// `messages_rejected` by reason (public chat `Rejected` labels).
+    pub messages_rejected_by_reason: BTreeMap<&'static str, u64>,
     /// Whisper packets for a connection that had already gone.
     pub sends_to_gone_peers: u64,
     /// Sessions we ended, by the reason we sent.
@@ -497,6 +501,14 @@ pub struct NodeStats {
     pub disconnects_received: BTreeMap<DisconnectReason, u64>,
     /// Sessions we ended because the peer misbehaved (or went silent), by fault.
     pub peer_faults: BTreeMap<Fault, u64>,
+    /// Base-protocol messages sessions read and discarded (a second Hello, reserved codes).
+    pub base_messages_ignored: u64,
+    /// Peers Whisper disconnected for a fault, by fault (`PeerFault` labels).
+    pub whisper_peer_faults: BTreeMap<&'static str, u64>,
+    /// Bytes reported for a connection the node does not know (dropped).
+    pub bytes_for_unknown_connections: u64,
+    /// Messages Whisper delivered to a filter removed in the meantime (dropped).
+    pub deliveries_for_removed_filters: u64,
     /// New connections closed unanswered (connection or handshake limits).
     pub connections_refused: u64,
     /// Peer manager counters (dials, limits, duplicates, self connections).
@@ -524,6 +536,8 @@ struct PendingHistory {
 
 struct Peer {
     session: Session,
+    /// `session.ignored_base_messages()` already added to `NodeStats::base_messages_ignored`.
+    ignored_base_messages_seen: u64,
     /// Whisper knows this peer (the session is established and Whisper was told).
     whisper_attached: bool,
     /// We have emitted `Close` for it.
@@ -809,6 +823,7 @@ impl Node {
                 });
             }
             self.stats.connections_refused += 1;
+            crate::log_drop!("p2p", "max_connections", conn);
             self.actions.push_back(Action::Close { conn });
             return Ok(());
         }
@@ -819,6 +834,7 @@ impl Node {
         if let Admission::Reject(_) = admission {
             // Too many handshakes in flight: close without spending any crypto on it.
             self.stats.connections_refused += 1;
+            crate::log_drop!("p2p", "max_pending_handshakes", conn);
             self.actions.push_back(Action::Close { conn });
             self.sync_stats();
             return Ok(());
@@ -834,6 +850,7 @@ impl Node {
             conn,
             Peer {
                 session,
+                ignored_base_messages_seen: 0,
                 whisper_attached: false,
                 closed: false,
                 deadline: None,
@@ -856,6 +873,8 @@ impl Node {
     pub fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]) {
         self.observe(now);
         let Some(peer) = self.peers.get_mut(&conn) else {
+            self.stats.bytes_for_unknown_connections += 1;
+            crate::log_drop!("node", "bytes_for_unknown_connection", conn);
             return;
         };
         peer.session.handle_input(now, bytes);
@@ -1240,6 +1259,12 @@ impl Node {
     }
 
     fn drain_session(&mut self, now: Time, conn: ConnId) {
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            let ignored = peer.session.ignored_base_messages();
+            let new = ignored.saturating_sub(peer.ignored_base_messages_seen);
+            peer.ignored_base_messages_seen = ignored;
+            self.stats.base_messages_ignored += new;
+        }
         loop {
             let Some(peer) = self.peers.get_mut(&conn) else {
                 return;
@@ -1316,6 +1341,7 @@ impl Node {
                     *by_reason.entry(reason).or_default() += 1;
                     if let Some(fault) = fault {
                         *self.stats.peer_faults.entry(fault).or_default() += 1;
+                        crate::log_drop!("p2p", fault.label(), conn);
                     }
                     if was_attached {
                         self.whisper.handle_peer_disconnected(now, conn);
@@ -1375,6 +1401,7 @@ impl Node {
                 } => {
                     let Some(p) = self.peers.get_mut(&peer) else {
                         self.stats.sends_to_gone_peers += 1;
+                        crate::log_drop!("node", "send_to_gone_peer", peer);
                         continue;
                     };
                     // Err only if the session is closing or the packet exceeds the frame limit,
@@ -1384,6 +1411,7 @@ impl Node {
                         .is_err()
                     {
                         self.stats.sends_to_gone_peers += 1;
+                        crate::log_drop!("node", "send_to_closing_session", peer);
                     }
                     self.pump_session(now, peer);
                 }
@@ -1391,17 +1419,21 @@ impl Node {
                     if let Some(&via) = self.conv_filters.get(&filter) {
                         // §1: every Status message is signed; the signer is the sender.
                         match message.signer {
-                            Some(signer) => self.conversations.handle_incoming(
-                                now,
-                                &signer,
-                                &message.payload,
-                                via,
-                            ),
-                            None => self.stats.unsigned_dropped += 1,
+                            Some(signer) => self.conversation_incoming(now, &signer, &message, via),
+                            None => {
+                                self.stats.unsigned_dropped += 1;
+                                crate::log_drop!("node", "unsigned", Hex(&message.envelope_hash));
+                            }
                         }
                         continue;
                     }
                     let Some(chat) = self.filters.get(&filter).cloned() else {
+                        self.stats.deliveries_for_removed_filters += 1;
+                        crate::log_drop!(
+                            "node",
+                            "delivery_for_removed_filter",
+                            Hex(&message.envelope_hash)
+                        );
                         continue;
                     };
                     match self.chats.receive(now, &chat, &message) {
@@ -1412,8 +1444,20 @@ impl Node {
                             self.actions
                                 .push_back(Action::Event(Event::MessageReceived(msg)));
                         }
-                        Err(Rejected::Duplicate) => self.stats.duplicates_dropped += 1,
-                        Err(_) => self.stats.messages_rejected += 1,
+                        Err(Rejected::Duplicate) => {
+                            self.stats.duplicates_dropped += 1;
+                            crate::log_drop!("chat", "duplicate", Hex(&message.envelope_hash));
+                        }
+                        Err(rejected) => {
+                            let reason = rejected_label(&rejected);
+                            self.stats.messages_rejected += 1;
+                            *self
+                                .stats
+                                .messages_rejected_by_reason
+                                .entry(reason)
+                                .or_default() += 1;
+                            crate::log_drop!("chat", reason, Hex(&message.envelope_hash));
+                        }
                     }
                 }
                 whisper::Action::Archive {
@@ -1432,7 +1476,12 @@ impl Node {
                 whisper::Action::RequestComplete { peer, completion } => {
                     self.history_completed(now, peer, completion)
                 }
-                whisper::Action::DisconnectPeer { peer, .. } => {
+                whisper::Action::DisconnectPeer { peer, reason } => {
+                    *self
+                        .stats
+                        .whisper_peer_faults
+                        .entry(reason.label())
+                        .or_default() += 1;
                     if let Some(p) = self.peers.get_mut(&peer) {
                         p.whisper_attached = false;
                         p.session
@@ -1468,7 +1517,10 @@ impl Node {
                     };
                     match self.whisper.post_with(now, params, &encryption) {
                         Ok(hash) => self.keep_own_post(&hash),
-                        Err(_) => self.stats.conversation_posts_failed += 1,
+                        Err(e) => {
+                            self.stats.conversation_posts_failed += 1;
+                            crate::log_drop!("node", "conversation_post_failed", e);
+                        }
                     }
                 }
                 conv::Action::Persist(record) => self
@@ -1498,8 +1550,9 @@ impl Node {
                 conv::Action::ListenChanged => {
                     // Only a full filter table fails; the topics stay wanted and are retried
                     // at the next change.
-                    if self.sync_conversation_filters().is_err() {
+                    if let Err(e) = self.sync_conversation_filters() {
                         self.stats.conversation_filters_failed += 1;
+                        crate::log_drop!("node", "conversation_filter_failed", e);
                     }
                 }
             }
@@ -1556,5 +1609,6 @@ fn contact_key(key: &NodePublicKey) -> Result<secp256k1::PublicKey, NodeError> {
     pubkey_from_wire(key).map_err(|_| NodeError::InvalidContactKey)
 }
 
+mod counters;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::p2p::peers::DIAL_CONN_ID_BASE;
+
+mod counters;
 use crate::rng::seed_from_u64;
 
 const START: Time = Time(1_575_158_400_000);
