@@ -27,7 +27,7 @@
 //! /pair ID | /unpair ID
 //!                     sync (or stop syncing) our messages with our device ID
 //! /chats              print the chats we are in
-//! /stats              print the node's counters (connections, MVDS retransmissions, ...)
+//! /stats              print every counter of every layer, one `stat layer.name value` line each
 //! /quit               stop the node
 //! ```
 //!

@@ -106,8 +106,8 @@ pub trait Stack {
     fn chat_public_key(&self) -> NodePublicKey {
         self.public_key()
     }
-    /// Counters for `/stats` as `(name, value)`; the default has none.
-    fn stats(&self) -> Vec<(&'static str, u64)> {
+    /// Counters for `/stats` as `(layer.name, value)`; the default has none.
+    fn stats(&self) -> Vec<(String, u64)> {
         Vec::new()
     }
     /// Our other devices: `(installation id, paired)`; the default knows none.
@@ -160,22 +160,9 @@ impl Stack for Node {
     fn own_devices(&self) -> Vec<(String, bool)> {
         Node::own_devices(self)
     }
-    fn stats(&self) -> Vec<(&'static str, u64)> {
-        let n = Node::stats(self);
-        let mvds = self.conversations().mvds().stats();
-        vec![
-            ("connections", self.connection_count() as u64),
-            ("sessions_closed", n.sessions_closed),
-            ("messages_received", n.messages_received),
-            ("duplicates_dropped", n.duplicates_dropped),
-            ("conversation_events", n.conversation_events),
-            ("conversation_posts_failed", n.conversation_posts_failed),
-            ("mvds_messages_sent", mvds.messages_sent),
-            ("mvds_retransmissions", mvds.retransmissions),
-            ("mvds_acks_sent", mvds.acks_sent),
-            ("mvds_delivered", mvds.delivered),
-            ("mvds_duplicates", mvds.duplicates),
-        ]
+    /// Every counter of every layer (`hush_core::node::Node::counters`).
+    fn stats(&self) -> Vec<(String, u64)> {
+        Node::counters(self)
     }
     fn request_history(
         &mut self,
@@ -678,21 +665,21 @@ impl<S: Stack> Driver<S> {
             StdinCommand::Stats => {
                 let mut stats = self.stack.stats();
                 if let Some(l) = &self.loss {
-                    stats.push(("injected_dropped_chunks", l.dropped_chunks));
+                    stats.push(("driver.injected_dropped_chunks".into(), l.dropped_chunks));
                 }
-                let line = if self.json {
+                if self.json {
                     let mut map = serde_json::Map::new();
                     map.insert("reply".into(), "stats".into());
                     for (k, v) in stats {
-                        map.insert(k.into(), v.into());
+                        map.insert(k, v.into());
                     }
-                    serde_json::Value::Object(map).to_string()
+                    self.out_line(&serde_json::Value::Object(map).to_string())?;
                 } else {
-                    let fields: Vec<String> =
-                        stats.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    format!("stats {}", fields.join(" "))
-                };
-                self.out_line(&line)?;
+                    // One `stat layer.name value` line per counter.
+                    for (k, v) in stats {
+                        self.out_line(&format!("stat {k} {v}"))?;
+                    }
+                }
             }
             StdinCommand::Devices => {
                 for (id, paired) in self.stack.own_devices() {

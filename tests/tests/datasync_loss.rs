@@ -106,10 +106,10 @@ fn datasync_delivers_exactly_once_through_injected_loss() {
     assert!(losses > 0, "no loss was injected\n{}", b.transcript());
     let (sa, sb) = (stats(&mut a, deadline), stats(&mut b, deadline));
     let retransmissions =
-        sa["mvds_retransmissions"].as_u64().unwrap() + sb["mvds_retransmissions"].as_u64().unwrap();
+        sa["mvds.retransmissions"].as_u64().unwrap() + sb["mvds.retransmissions"].as_u64().unwrap();
     assert!(retransmissions > 0, "A: {sa}\nB: {sb}");
     assert_eq!(
-        sb["injected_dropped_chunks"].as_u64().unwrap() as usize,
+        sb["driver.injected_dropped_chunks"].as_u64().unwrap() as usize,
         losses
     );
     eprintln!("injected losses {losses}, retransmissions {retransmissions}; A {sa}; B {sb}");
