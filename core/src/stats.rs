@@ -106,20 +106,81 @@ fn push_field(names: &mut Vec<String>, field: &str) {
 }
 
 /// Test support: every non-empty field of `debug` (a `Stats` struct's `{:?}`) is listed in
-/// `counters`, by its name or as a `name.` prefix.
+/// `counters`, by its name or as a `name.` prefix, possibly under a `layer.` prefix.
 #[cfg(test)]
 pub(crate) fn assert_lists_every_field(debug: &str, counters: &Counters) {
     let fields = debug_field_names(debug);
     assert!(!fields.is_empty(), "no fields in {debug}");
     for field in fields {
-        let prefix = format!("{field}.");
+        let listed = |name: &str| {
+            let segments: Vec<&str> = name.split('.').collect();
+            segments.first() == Some(&field.as_str()) || segments.get(1) == Some(&field.as_str())
+        };
         assert!(
-            counters
-                .iter()
-                .any(|(n, _)| *n == field || n.starts_with(&prefix)),
+            counters.iter().any(|(n, _)| listed(n)),
             "field {field} is not listed by counters(): {counters:?}"
         );
     }
+}
+
+/// Test support: runs `f` with a subscriber that records every [`log_drop!`] event on this
+/// thread, and returns them as `(layer, reason, id)`.
+#[cfg(test)]
+pub(crate) fn capture_drops<T>(f: impl FnOnce() -> T) -> (T, Vec<(String, String, String)>) {
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    #[derive(Default)]
+    struct Fields {
+        layer: String,
+        reason: String,
+        id: String,
+    }
+
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.record_debug(field, &value);
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            let text = format!("{value:?}").trim_matches('"').to_owned();
+            match field.name() {
+                "layer" => self.layer = text,
+                "reason" => self.reason = text,
+                "id" => self.id = text,
+                _ => {}
+            }
+        }
+    }
+
+    struct Capture(Arc<Mutex<Vec<(String, String, String)>>>);
+
+    impl Subscriber for Capture {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            metadata.target() == DROP_LOG_TARGET
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            if let Ok(mut events) = self.0.lock() {
+                events.push((fields.layer, fields.reason, fields.id));
+            }
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let dispatch = tracing::Dispatch::new(Capture(Arc::clone(&events)));
+    let out = tracing::dispatcher::with_default(&dispatch, f);
+    let events = events.lock().map(|e| e.clone()).unwrap_or_default();
+    (out, events)
 }
 
 #[cfg(test)]
@@ -157,6 +218,21 @@ mod tests {
         extend_prefixed(&mut all, "full", list([("k", 1)]));
         assert_lists_every_field(&format!("{s:?}"), &all);
         assert_eq!(all.last(), Some(&("full.k".to_owned(), 1)));
+    }
+
+    #[test]
+    fn log_drop_is_captured_with_its_fields() {
+        let ((), events) = capture_drops(|| {
+            crate::log_drop!("mvds", "store_full", Hex(&[0xab, 0x01]));
+        });
+        assert_eq!(
+            events,
+            [(
+                "mvds".to_owned(),
+                "store_full".to_owned(),
+                "ab01".to_owned()
+            )]
+        );
     }
 
     #[test]
