@@ -1304,6 +1304,8 @@ impl Node {
                             }));
                         }
                         Admission::Reject(reason) => {
+                            // Counted by the peer manager and as a Disconnect sent.
+                            crate::log_drop!("p2p", reason.label(), conn);
                             if let Some(peer) = self.peers.get_mut(&conn) {
                                 peer.session.disconnect(now, reason);
                             }
