@@ -17,6 +17,9 @@ use rusqlite::{params, Connection};
 /// File, inside the data directory, holding the mailserver archive.
 pub const ARCHIVE_FILE: &str = "archive.sqlite";
 
+/// One envelope to archive: `(hash, sent_secs, topic, raw RLP)`.
+pub type ArchivedEnvelope<'a> = (&'a [u8; 32], u32, &'a [u8; 4], &'a [u8]);
+
 /// An open archive database.
 pub struct ArchiveStore {
     conn: Connection,
@@ -61,10 +64,7 @@ impl ArchiveStore {
 
     /// Stores several envelopes `(hash, sent_secs, topic, raw)` in one transaction; returns
     /// how many were new.
-    pub fn insert_batch(
-        &mut self,
-        envelopes: &[(&[u8; 32], u32, &[u8; 4], &[u8])],
-    ) -> anyhow::Result<u64> {
+    pub fn insert_batch(&mut self, envelopes: &[ArchivedEnvelope<'_>]) -> anyhow::Result<u64> {
         if envelopes.is_empty() {
             return Ok(0);
         }

@@ -65,7 +65,7 @@ use smol::channel::{Receiver, Sender};
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
 
-use crate::archive::{ArchiveStore, ARCHIVE_FILE};
+use crate::archive::{ArchiveStore, ArchivedEnvelope, ARCHIVE_FILE};
 use crate::commands::{parse_line, parse_public_key, GroupChange, StdinCommand};
 use crate::output::{
     kind_human_line, kind_json_line, persist_json_line, reply_json_line, status_line, wire_key_hex,
@@ -858,16 +858,15 @@ impl<S: Stack> Driver<S> {
                 // Written with the drain's commit, and only when it changes something: a
                 // `/send` to a chat already recorded writes nothing.
                 match joined {
-                    Some((name, true)) => {
-                        if !self.joined_public.contains(&name) {
-                            self.joined_public.insert(name.clone());
-                            self.chat_changes.push(ChatChange::Upsert {
-                                id: name.clone(),
-                                kind: ChatKind::Public,
-                                name,
-                            });
-                        }
+                    Some((name, true)) if !self.joined_public.contains(&name) => {
+                        self.joined_public.insert(name.clone());
+                        self.chat_changes.push(ChatChange::Upsert {
+                            id: name.clone(),
+                            kind: ChatKind::Public,
+                            name,
+                        });
                     }
+                    Some((_, true)) => {}
                     Some((name, false)) => {
                         self.joined_public.remove(&name);
                         self.chat_changes.push(ChatChange::Leave { id: name });
@@ -1070,7 +1069,7 @@ impl<S: Stack> Driver<S> {
     /// archive transaction; then the `messages.jsonl` lines in one write.
     fn commit_drain(&mut self, actions: &[Action]) -> anyhow::Result<()> {
         let mut records: Vec<&Persist> = Vec::new();
-        let mut envelopes: Vec<(&[u8; 32], u32, &[u8; 4], &[u8])> = Vec::new();
+        let mut envelopes: Vec<ArchivedEnvelope<'_>> = Vec::new();
         let mut jsonl = String::new();
         let mut me: Option<String> = None;
         for action in actions {

@@ -30,7 +30,7 @@ fn a_batch_inserts_once_per_hash_in_one_transaction() {
     {
         let mut s = ArchiveStore::open(&path).unwrap();
         assert_eq!(s.insert_batch(&[]).unwrap(), 0);
-        let batch: Vec<(&[u8; 32], u32, &[u8; 4], &[u8])> = vec![
+        let batch: Vec<ArchivedEnvelope<'_>> = vec![
             (&[2; 32], 20, &[1; 4], b"second"),
             (&[1; 32], 10, &[1; 4], b"first"),
             (&[1; 32], 10, &[1; 4], b"first"),
