@@ -297,6 +297,9 @@ pub fn run_e2e(args: &E2eArgs) -> anyhow::Result<()> {
             medians.push((rate, s_cpu, r_cpu));
         }
         if let [(ra, sa, rca), (rb, sb, rcb)] = medians.as_slice() {
+            if *ra <= 0.0 || *sa <= 0.0 || *rca <= 0.0 {
+                continue;
+            }
             println!(
                 "{:<12} {:<8} {:>8.2}x {:>6} {:>9.2}x {:>9.2}x   ({} vs {}: throughput ratio, CPU per message ratio)",
                 mode.name(),
@@ -341,6 +344,7 @@ fn trial(
     traced: bool,
 ) -> anyhow::Result<Trial> {
     let dir = unique_dir(mode.name(), &build.label);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let startup = Instant::now() + Duration::from_secs(STARTUP_TIMEOUT_SECS);
     let mut receiver = Node::spawn(
         "R",

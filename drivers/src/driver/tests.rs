@@ -581,3 +581,40 @@ fn quit_and_stop_requests_flush_the_goodbye_to_every_peer() {
         });
     }
 }
+
+/// Back-pressure: stdin waits once the writers hold the pause mark, and goes on when they are
+/// below the resume mark (not before), woken by the writer's progress.
+#[test]
+fn stdin_waits_for_the_writers_backlog_to_drain() {
+    smol::block_on(async {
+        let backlog = Arc::new(WriteBacklog::new());
+        // Below the pause mark: no wait.
+        backlog.add(STDIN_PAUSE_WRITE_QUEUE_BYTES - 1);
+        assert!(futures_lite::future::poll_once(backlog.wait_for_room())
+            .await
+            .is_some());
+        backlog.add(1);
+        let waiter = {
+            let backlog = backlog.clone();
+            smol::spawn(async move { backlog.wait_for_room().await })
+        };
+        Timer::after(std::time::Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "stdin goes on at the pause mark");
+        // Written down to the resume mark: still waiting.
+        backlog.sub(STDIN_PAUSE_WRITE_QUEUE_BYTES - STDIN_RESUME_WRITE_QUEUE_BYTES);
+        Timer::after(std::time::Duration::from_millis(20)).await;
+        assert!(
+            !waiter.is_finished(),
+            "stdin goes on before the resume mark"
+        );
+        // One byte below it: the writer wakes stdin.
+        backlog.sub(1);
+        let deadline = Instant::now() + std::time::Duration::from_millis(WAIT_MS);
+        while !waiter.is_finished() {
+            assert!(Instant::now() < deadline, "stdin never woken");
+            Timer::after(std::time::Duration::from_millis(5)).await;
+        }
+        waiter.await;
+        assert_eq!(backlog.pauses.load(Ordering::SeqCst), 1);
+    });
+}
