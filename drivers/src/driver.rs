@@ -1247,7 +1247,8 @@ impl<S: Stack> Driver<S> {
         self.stack.disconnect_all(now);
         self.drain()?;
         let deadline = Instant::now() + std::time::Duration::from_millis(SHUTDOWN_FLUSH_TIMEOUT_MS);
-        while !self.conns.is_empty() {
+        // The deadline is checked every turn: a peer that keeps sending cannot hold us here.
+        while !self.conns.is_empty() && Instant::now() < deadline {
             let timeout = async {
                 Timer::at(deadline).await;
                 None
