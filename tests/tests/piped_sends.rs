@@ -15,9 +15,10 @@ const TIMEOUT_SECS: u64 = 240;
 /// How long B may go without a new message before the rest counts as lost.
 const STALL_SECS: u64 = 20;
 const CHAT: &str = "piped";
-/// Enough lines that the old loop (debug build) spent longer reading them than the TTL below
-/// before its first gossip round; few enough for CI.
-const MESSAGES: usize = 3000;
+/// Enough lines that the old loop spent several TTLs reading them before its first gossip
+/// round, even on a quiet box (debug build, ≈ 0.5 ms per line there: ≈ 10 s), and more than the
+/// Whisper pool holds (10,000); few enough for CI (the new loop reads them in a few seconds).
+const MESSAGES: usize = 20_000;
 /// Short, so that a post kept from the wire for seconds is lost, as it would be under load
 /// with Status' 10 s.
 const TTL_SECS: &str = "4";
