@@ -360,7 +360,7 @@ fn trial(
         &build.bin,
         &dir.join("s"),
         &[
-            &["--listen", "127.0.0.1:0", "--peer", &enode_r],
+            &["--listen", "127.0.0.1:0", "--json", "--peer", &enode_r],
             mode.node_args(),
         ]
         .concat(),
@@ -714,10 +714,15 @@ fn is_stats_line(line: &str) -> bool {
     line.starts_with("stats ") || line.contains("\"reply\":\"stats\"")
 }
 
-/// `name=value` (plain `/stats`) or `"name":value` (JSON `/stats`) in a line.
+/// A counter in a `/stats` answer: `name=value` (plain) or `"name":value` (JSON), the name
+/// alone or after a layer prefix (`"driver.name":value`).
 fn stat_value(line: &str, name: &str) -> Option<u64> {
-    for pat in [format!("{name}="), format!("\"{name}\":")] {
-        if let Some(at) = line.find(&pat) {
+    for pat in [format!("{name}="), format!("{name}\":")] {
+        for (at, _) in line.match_indices(&pat) {
+            let before = line[..at].chars().next_back();
+            if !matches!(before, None | Some(' ' | '"' | '.')) {
+                continue;
+            }
             let digits: String = line[at + pat.len()..]
                 .chars()
                 .take_while(|c| c.is_ascii_digit())

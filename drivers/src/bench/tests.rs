@@ -13,6 +13,17 @@ fn stats_values_plain_and_json() {
         ),
         Some(7)
     );
+    assert_eq!(
+        stat_value(
+            r#"{"reply":"stats","driver.store_commits":9}"#,
+            "store_commits"
+        ),
+        Some(9)
+    );
+    assert_eq!(
+        stat_value(r#"{"reply":"stats","x_store_commits":1}"#, "store_commits"),
+        None
+    );
     assert_eq!(stat_value("stats connections=1", "store_commits"), None);
     assert!(is_stats_line("stats connections=1"));
     assert!(is_stats_line(r#"{"reply":"stats","connections":1}"#));
