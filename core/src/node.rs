@@ -909,6 +909,29 @@ impl Node {
         self.pump(now);
     }
 
+    /// Ends every session for an application that is stopping: each established session sends
+    /// Disconnect(`reason`) (devp2p 0x08 `Quitting` on `/quit` or a signal; framed and
+    /// compressed as that session's frames are), one still in its handshake just closes; then
+    /// each emits `Close`. Static peers are forgotten so that nothing is redialed. The driver
+    /// performs the actions and lets the writers flush (for a bounded time) before it exits.
+    /// (A method rather than a [`Command`] variant, like [`Node::request_history`].)
+    pub fn disconnect_all(&mut self, now: Time, reason: DisconnectReason) {
+        self.observe(now);
+        for enode in self.manager.static_peers() {
+            self.manager.remove_static(&enode.public_key);
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            if let Some(peer) = self.peers.get_mut(&conn) {
+                if !peer.closed {
+                    peer.session.disconnect(now, reason);
+                }
+            }
+            self.pump_session(now, conn);
+        }
+        self.pump(now);
+    }
+
     /// An application command.
     pub fn handle_command(&mut self, now: Time, command: Command) -> Result<(), NodeError> {
         self.observe(now);

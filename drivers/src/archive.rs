@@ -2,7 +2,8 @@
 //!
 //! Contract: [`ArchiveStore::insert`] stores one `Persist::Envelope` (idempotent: the envelope
 //! hash is the primary key, a second insert is ignored) and returns only once SQLite has
-//! committed it (autocommit, WAL journal). [`ArchiveStore::for_each`] replays every stored
+//! committed it (autocommit, WAL journal); [`ArchiveStore::insert_batch`] does the same for
+//! every envelope of one driver drain in one transaction (group commit). [`ArchiveStore::for_each`] replays every stored
 //! envelope oldest first (by sent time, then hash), which is what
 //! `hush_core::node::Node::restore_archived` expects at start: the core's bounded in-memory
 //! index keeps the newest ones if the file holds more than it does. The table mirrors
@@ -15,6 +16,9 @@ use rusqlite::{params, Connection};
 
 /// File, inside the data directory, holding the mailserver archive.
 pub const ARCHIVE_FILE: &str = "archive.sqlite";
+
+/// One envelope to archive: `(hash, sent_secs, topic, raw RLP)`.
+pub type ArchivedEnvelope<'a> = (&'a [u8; 32], u32, &'a [u8; 4], &'a [u8]);
 
 /// An open archive database.
 pub struct ArchiveStore {
@@ -56,6 +60,30 @@ impl ArchiveStore {
             )
             .context("archive: insert")?;
         Ok(n == 1)
+    }
+
+    /// Stores several envelopes `(hash, sent_secs, topic, raw)` in one transaction; returns
+    /// how many were new.
+    pub fn insert_batch(&mut self, envelopes: &[ArchivedEnvelope<'_>]) -> anyhow::Result<u64> {
+        if envelopes.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction().context("archive: begin")?;
+        let mut new = 0u64;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO envelopes (hash, sent_secs, topic, raw) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .context("archive: insert")?;
+            for (hash, sent_secs, topic, raw) in envelopes {
+                new += stmt
+                    .execute(params![&hash[..], sent_secs, &topic[..], raw])
+                    .context("archive: insert")? as u64;
+            }
+        }
+        tx.commit().context("archive: commit")?;
+        Ok(new)
     }
 
     /// Number of stored envelopes.

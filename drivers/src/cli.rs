@@ -2,9 +2,11 @@
 //!
 //! Contract: [`run_node`] creates the data directory and node key if needed, draws a node seed
 //! from the OS, binds `--listen`, builds a `hush_core::node::Node` and runs the
-//! [driver](crate::driver) until `/quit` on stdin (EOF on stdin does not stop the node; SIGINT
-//! and SIGTERM end the process with the default action). It is the only place in hush that
-//! reads OS randomness.
+//! [driver](crate::driver) until `/quit` on stdin or SIGINT/SIGTERM (either way the node says
+//! Disconnect ClientQuitting to every peer and flushes for a bounded time before it exits; EOF
+//! on stdin does not stop the node). Stdin is read a line at a time into a bounded queue
+//! ([`STDIN_LINES_QUEUED`]), so when the driver pauses stdin (back-pressure) the pipe fills and
+//! the writer waits. It is the only place in hush that reads OS randomness.
 //!
 //! Storage: `DATA_DIR/node.sqlite` ([`crate::store`]) holds the conversation records, the
 //! message history and the chats; at start the node is rebuilt from it with
@@ -35,6 +37,9 @@ use crate::identity::{installation_id, load_identity, IdentitySource};
 use crate::keystore::cli::{read_passphrase_file, PASSPHRASE_ENV};
 use crate::keystore::{LIGHT_SCRYPT, STANDARD_SCRYPT};
 use crate::store::{ChatKind, NodeStore, STORE_FILE};
+
+/// Stdin lines read ahead of the driver at most.
+pub const STDIN_LINES_QUEUED: usize = 1024;
 
 /// Arguments of `hush node`.
 #[derive(clap::Args, Debug, Clone)]
@@ -237,13 +242,30 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             }
         }
 
-        let (line_tx, line_rx) = smol::channel::unbounded::<String>();
+        let (line_tx, line_rx) = smol::channel::bounded::<String>(STDIN_LINES_QUEUED);
         // Reading stdin blocks; `Unblock` moves it to a thread. Dropping `line_tx` at EOF closes
         // the channel, which the driver treats as "no more commands", not as quit.
         let stdin_task = smol::spawn(async move {
             let mut lines = smol::io::BufReader::new(smol::Unblock::new(std::io::stdin())).lines();
             while let Some(Ok(line)) = lines.next().await {
                 if line_tx.send(line).await.is_err() {
+                    break;
+                }
+            }
+        });
+        // SIGINT/SIGTERM stop the node like /quit (Disconnect ClientQuitting to every peer).
+        let (stop_tx, stop_rx) = smol::channel::bounded::<String>(1);
+        let mut signals =
+            async_signal::Signals::new([async_signal::Signal::Int, async_signal::Signal::Term])
+                .context("installing the SIGINT/SIGTERM handlers")?;
+        let signal_task = smol::spawn(async move {
+            while let Some(Ok(signal)) = signals.next().await {
+                let name = match signal {
+                    async_signal::Signal::Int => "SIGINT",
+                    async_signal::Signal::Term => "SIGTERM",
+                    _ => "signal",
+                };
+                if stop_tx.send(name.to_string()).await.is_err() {
                     break;
                 }
             }
@@ -261,6 +283,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
                 outage_ms: args.inject_outage_ms,
                 seed: args.inject_seed,
             }),
+            stop_requests: Some(stop_rx),
         };
         let io = Outputs {
             out: Box::new(std::io::stdout()),
@@ -268,6 +291,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         };
         let result = run(node, listener, clock, driver_config, line_rx, io).await;
         drop(stdin_task);
+        drop(signal_task);
         result
     })
 }

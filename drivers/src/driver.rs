@@ -1,30 +1,54 @@
 //! The smol TCP driver: moves bytes, time and commands between the OS and a [`Stack`]
 //! (in production `hush_core::node::Node`).
 //!
-//! Contract: [`run`] owns the stack and is its only caller. It makes exactly one `handle_*` call
-//! per input (an accepted or dialed connection, a chunk of bytes, a closed socket, a stdin line,
-//! the timer), then drains `poll_action` until `None`, performing each action in order:
-//! `Send` → the connection's writer task, `Close` → the writer closes the socket after the bytes
-//! queued before it, `Persist` → appended to `DATA_DIR/messages.jsonl` before the next action is
-//! performed (a failure to persist stops the driver with an error; `Persist::Envelope` goes to
-//! the SQLite archive `DATA_DIR/archive.sqlite` instead), `Event` → stdout/stderr.
-//! Then it arms a timer at `poll_timeout` and waits for the timer or the next input. It never
-//! branches on protocol state.
+//! Contract: [`run`] owns the stack and is its only caller. Each turn of its loop:
+//! 1. Timers first: if `poll_timeout` is due, `handle_timeout` runs before any more input is
+//!    taken, so a busy input (piped stdin, a fast peer) never starves gossip, pings or MVDS
+//!    retransmission; and input ready after it is still taken in the same turn, so a deadline
+//!    that stays due cannot starve input either.
+//! 2. Then every input already waiting, up to [`MAX_INPUTS_PER_DRAIN`], one `handle_*` call
+//!    each (an accepted or dialed connection, a chunk of bytes, a closed socket, a stdin line).
+//! 3. Then one drain: `poll_action` until `None`, and **group commit**: every `Persist` of the
+//!    drain (with the chat-index changes of the turn) is committed in one SQLite transaction
+//!    (`DATA_DIR/node.sqlite`, [`crate::store`]; `Persist::Envelope` → one transaction of the
+//!    mailserver archive `DATA_DIR/archive.sqlite`) before ANY action of the drain is
+//!    performed; a failure to persist stops the driver with an error. Then the actions in
+//!    order: `Send` → the connection's writer task, `Close` → the writer closes the socket
+//!    after the bytes queued before it, `Event` → stdout/stderr (buffered, flushed at the end
+//!    of the drain). Nothing leaves and nothing is printed before the state it depends on is
+//!    on disk; public messages are also appended to `DATA_DIR/messages.jsonl` after the commit.
+//! 4. If nothing was due or waiting, it sleeps until the deadline or the next input.
+//!
+//! It never branches on protocol state.
+//!
+//! Back-pressure: stdin lines wait (the stdin forwarder stops reading, and the OS pipe fills)
+//! while the writers hold [`STDIN_PAUSE_WRITE_QUEUE_BYTES`] or more, until they are below
+//! [`STDIN_RESUME_WRITE_QUEUE_BYTES`]: a `/send` the node accepted must reach the wire well
+//! within its Whisper TTL rather than wait behind a backlog (or in a pool) until it expires.
+//! Each connection's reader has at most [`READ_CHUNKS_IN_FLIGHT`] chunks waiting for the loop,
+//! so a node that cannot keep up makes TCP push back on its peers at once instead of queueing
+//! seconds of envelopes in memory.
+//!
+//! Stopping: `/quit`, or a message on [`DriverConfig::stop_requests`] (SIGINT/SIGTERM in
+//! `hush node`), makes the stack end every session ([`Stack::disconnect_all`]: Disconnect
+//! `ClientQuitting`, 0x08), performs that drain, and waits at most
+//! [`SHUTDOWN_FLUSH_TIMEOUT_MS`] for the writers to flush and close before returning.
 //!
 //! `now` is the wall clock read once at start plus a monotonic elapsed time ([`Clock`]), so it
 //! never goes backwards even if the system clock is stepped.
 //!
 //! Tasks: one accept loop, one single-attempt dialer per `Action::Dial` (the node owns static
 //! peers, redial and back-off; the driver reports a failed attempt with `handle_dial_failed`),
-//! one stdin forwarder, and a reader and a writer per connection. They talk to the loop through one bounded channel ([`INPUT_QUEUE_CAPACITY`]), so
-//! a slow node applies back-pressure to the sockets instead of buffering without limit.
+//! one stdin forwarder, and a reader and a writer per connection. They talk to the loop through
+//! one bounded channel ([`INPUT_QUEUE_CAPACITY`]), so a slow node applies back-pressure to the
+//! sockets instead of buffering without limit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,18 +59,19 @@ use hush_core::node::{
     Action, Command, ConnId, Direction, Event, Node, NodeError, NodePublicKey, Persist,
 };
 use hush_core::p2p::enode::Enode;
+use hush_core::p2p::session::DisconnectReason;
 use hush_core::Time;
 use smol::channel::{Receiver, Sender};
 use smol::net::{TcpListener, TcpStream};
 use smol::Task;
 
-use crate::archive::{ArchiveStore, ARCHIVE_FILE};
+use crate::archive::{ArchiveStore, ArchivedEnvelope, ARCHIVE_FILE};
 use crate::commands::{parse_line, parse_public_key, GroupChange, StdinCommand};
 use crate::output::{
     kind_human_line, kind_json_line, persist_json_line, reply_json_line, status_line, wire_key_hex,
     MESSAGES_FILE,
 };
-use crate::store::{ChatKind, NodeStore, STORE_FILE};
+use crate::store::{ChatChange, ChatKind, NodeStore, STORE_FILE};
 
 /// Prefix of the stderr line printed for each chunk lost by injection.
 pub const INJECTED_LOSS_PREFIX: &str = "hush: injected loss";
@@ -57,9 +82,36 @@ pub const GROUP_UPDATED_PREFIX: &str = "hush: group updated";
 /// Bytes read from a socket per read call: 64 KiB, enough for a typical RLPx frame batch.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Inputs waiting for the node loop. At most this many chunks (≤ 64 KiB each) are buffered
-/// before readers stop reading and TCP flow control pushes back on the peers.
+/// Inputs waiting for the node loop (chunks, lines, connection events of every task). When it
+/// is full the tasks wait; a reader also waits for its own credit ([`READ_CHUNKS_IN_FLIGHT`]).
 pub const INPUT_QUEUE_CAPACITY: usize = 256;
+
+/// Chunks (≤ [`READ_BUFFER_BYTES`] each) one connection's reader may have read and not yet seen
+/// handled by the loop. Beyond it the reader stops reading and TCP flow control pushes back on
+/// the peer: 4 × 64 KiB is a few hundred envelopes, milliseconds of work, so an envelope does
+/// not wait in our memory for seconds (of its 10 s TTL) behind a backlog.
+pub const READ_CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Inputs handled at most before the stack's actions are drained (one group commit per drain).
+/// Bounds what one drain holds back (every action of a drain waits for its commit) and the work
+/// between two timer checks; 64 `/send`s take a few milliseconds.
+pub const MAX_INPUTS_PER_DRAIN: usize = 64;
+
+/// Bytes waiting in the connection writers (all connections together) at which the driver
+/// stops taking stdin lines. 1 MiB is a few thousand envelopes, a fraction of a second of
+/// writing on a healthy link, and far below [`MAX_WRITE_QUEUE_BYTES`] (where a peer is dropped).
+pub const STDIN_PAUSE_WRITE_QUEUE_BYTES: usize = 1024 * 1024;
+
+/// Once paused, stdin is read again when the writers hold less than this.
+pub const STDIN_RESUME_WRITE_QUEUE_BYTES: usize = 256 * 1024;
+
+/// Expired rows of the store's `own_envelopes` are deleted at most this often, in a commit made
+/// anyway (never a transaction of its own on the send path), s.
+pub const OWN_ENVELOPE_PRUNE_INTERVAL_SECS: u64 = 10;
+
+/// On `/quit` or a signal: how long the writers get to send the Disconnect(ClientQuitting)
+/// frames (and whatever was queued before them) and close, before the driver returns anyway, ms.
+pub const SHUTDOWN_FLUSH_TIMEOUT_MS: u64 = 1000;
 
 /// Bytes queued for one connection's writer before the driver gives up on that peer and closes
 /// it: a peer that does not read is not allowed to make us buffer without limit. 8 MiB is several
@@ -128,6 +180,12 @@ pub trait Stack {
     fn poll_timeout(&self) -> Option<Time>;
     /// A dial the stack asked for (`Action::Dial`) could not connect.
     fn handle_dial_failed(&mut self, now: Time, conn: ConnId);
+    /// The application is stopping: end every session with Disconnect(ClientQuitting), then
+    /// `Close` (see `Node::disconnect_all`). The default does nothing: the driver then closes
+    /// the sockets when its flush time is up.
+    fn disconnect_all(&mut self, now: Time) {
+        let _ = now;
+    }
 }
 
 impl Stack for Node {
@@ -190,6 +248,9 @@ impl Stack for Node {
     fn handle_dial_failed(&mut self, now: Time, conn: ConnId) {
         // Err only for a conn the node does not know: then there is nothing to retry.
         let _ = Node::handle_dial_failed(self, now, conn);
+    }
+    fn disconnect_all(&mut self, now: Time) {
+        Node::disconnect_all(self, now, DisconnectReason::Quitting)
     }
 }
 
@@ -259,6 +320,9 @@ pub struct DriverConfig {
     pub installation_id: String,
     /// Fault injection for tests (`None` in production).
     pub loss: Option<LossInjection>,
+    /// Each message (what asked, e.g. `SIGINT`) stops the node like `/quit`, with Disconnect
+    /// ClientQuitting to every peer. `None`: only `/quit` does.
+    pub stop_requests: Option<Receiver<String>>,
 }
 
 /// Link loss injected by the driver (tests and experiments; see `hush node --inject-loss`).
@@ -313,6 +377,8 @@ enum Input {
     },
     Line(String),
     StdinClosed,
+    /// Stop like `/quit` (a signal; the text names it).
+    Stop(String),
 }
 
 enum WriteCmd {
@@ -323,12 +389,79 @@ enum WriteCmd {
 struct Conn {
     writer: Sender<WriteCmd>,
     queued_bytes: Arc<AtomicUsize>,
+    /// Gives the reader back one chunk of credit ([`READ_CHUNKS_IN_FLIGHT`]).
+    read_credit: Sender<()>,
     closing: bool,
     _reader: Task<()>,
     _writer: Task<()>,
 }
 
-/// Runs the node until `/quit` (a [`StdinCommand::Quit`] line) or a fatal error.
+/// Bytes queued in all connection writers, shared by the loop (adds), the writers (subtract)
+/// and the stdin forwarder (waits while it is high). See [`STDIN_PAUSE_WRITE_QUEUE_BYTES`].
+struct WriteBacklog {
+    queued_bytes: AtomicUsize,
+    /// The forwarder is waiting for a wake-up.
+    stdin_paused: AtomicBool,
+    wake_tx: Sender<()>,
+    wake_rx: Receiver<()>,
+    /// Times stdin was paused (for `/stats`).
+    pauses: AtomicU64,
+}
+
+impl WriteBacklog {
+    fn new() -> WriteBacklog {
+        let (wake_tx, wake_rx) = smol::channel::bounded(1);
+        WriteBacklog {
+            queued_bytes: AtomicUsize::new(0),
+            stdin_paused: AtomicBool::new(false),
+            wake_tx,
+            wake_rx,
+            pauses: AtomicU64::new(0),
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.queued_bytes.load(Ordering::SeqCst)
+    }
+
+    fn add(&self, n: usize) {
+        self.queued_bytes.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// `n` bytes left the writers (written or discarded); wakes a paused forwarder once the
+    /// backlog is below the resume mark.
+    fn sub(&self, n: usize) {
+        let left = self.queued_bytes.fetch_sub(n, Ordering::SeqCst) - n;
+        if left < STDIN_RESUME_WRITE_QUEUE_BYTES && self.stdin_paused.swap(false, Ordering::SeqCst)
+        {
+            let _ = self.wake_tx.try_send(());
+        }
+    }
+
+    /// Returns at once below the pause mark; otherwise waits until the backlog is below the
+    /// resume mark. (The flag is set before the re-check, and the writer clears it before
+    /// waking, so no wake-up is lost; a stale one only costs one more check.)
+    async fn wait_for_room(&self) {
+        if self.queued() < STDIN_PAUSE_WRITE_QUEUE_BYTES {
+            return;
+        }
+        self.pauses.fetch_add(1, Ordering::SeqCst);
+        loop {
+            self.stdin_paused.store(true, Ordering::SeqCst);
+            if self.queued() < STDIN_RESUME_WRITE_QUEUE_BYTES {
+                self.stdin_paused.store(false, Ordering::SeqCst);
+                return;
+            }
+            if self.wake_rx.recv().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs the node until `/quit` (a [`StdinCommand::Quit`] line), a stop request
+/// ([`DriverConfig::stop_requests`]) or a fatal error; on a stop it says Disconnect
+/// ClientQuitting to every peer first (see the module contract).
 ///
 /// Prints the enode (`stack.public_key()` at `listener`'s address) as the first `out` line.
 /// `lines` delivers stdin lines; its closing (EOF) does not stop the node.
@@ -338,8 +471,13 @@ pub async fn run<S: Stack>(
     clock: Clock,
     config: DriverConfig,
     lines: Receiver<String>,
-    mut io: Outputs,
+    io: Outputs,
 ) -> anyhow::Result<()> {
+    // Buffered: a drain's lines go out in one write at its end (after its commit).
+    let mut io = Outputs {
+        out: Box::new(BufWriter::new(io.out)),
+        err: Box::new(BufWriter::new(io.err)),
+    };
     let local = listener.local_addr().context("listener address")?;
     let enode = Enode::new(stack.public_key(), local);
     writeln!(io.out, "{enode}").context("stdout")?;
@@ -347,11 +485,27 @@ pub async fn run<S: Stack>(
     tracing::info!(%local, "listening");
 
     let (tx, rx) = smol::channel::bounded::<Input>(INPUT_QUEUE_CAPACITY);
-    let tasks: Vec<Task<()>> = vec![
+    let backlog = Arc::new(WriteBacklog::new());
+    let mut tasks: Vec<Task<()>> = vec![
         smol::spawn(accept_loop(listener, tx.clone())),
-        smol::spawn(forward_lines(lines, tx.clone())),
+        smol::spawn(forward_lines(lines, tx.clone(), backlog.clone())),
     ];
+    if let Some(stop) = config.stop_requests.clone() {
+        tasks.push(smol::spawn(forward_stop_requests(stop, tx.clone())));
+    }
 
+    let store = NodeStore::open(
+        &config
+            .store_path
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join(STORE_FILE)),
+    )?;
+    let joined_public = store
+        .chats()?
+        .into_iter()
+        .filter(|c| c.kind == ChatKind::Public)
+        .map(|c| c.id)
+        .collect();
     let mut driver = Driver {
         stack,
         clock,
@@ -366,12 +520,12 @@ pub async fn run<S: Stack>(
             .clone()
             .unwrap_or_else(|| config.data_dir.join(ARCHIVE_FILE)),
         archive: None,
-        store: NodeStore::open(
-            &config
-                .store_path
-                .clone()
-                .unwrap_or_else(|| config.data_dir.join(STORE_FILE)),
-        )?,
+        store,
+        joined_public,
+        chat_changes: Vec::new(),
+        next_prune_secs: 0,
+        actions: Vec::new(),
+        backlog,
         enode,
         installation_id: config.installation_id.clone(),
         loss: config.loss.map(|l| LossState {
@@ -382,6 +536,7 @@ pub async fn run<S: Stack>(
         }),
         json: config.json,
         quit: false,
+        shutting_down: false,
     };
     // A restored node may have queued records and re-encrypted posts: commit them first.
     driver.drain()?;
@@ -408,7 +563,29 @@ pub async fn run<S: Stack>(
         driver.drain()?;
     }
 
+    // Inputs handled since the last drain.
+    let mut handled = 0usize;
     while !driver.quit {
+        // Timers first: a due deadline runs before any more input is taken.
+        let now = driver.clock.now();
+        let due = driver.stack.poll_timeout().is_some_and(|t| t <= now);
+        if due {
+            driver.stack.handle_timeout(now);
+        }
+        // Then whatever input is already waiting, up to a batch.
+        while handled < MAX_INPUTS_PER_DRAIN && !driver.quit {
+            let Ok(input) = rx.try_recv() else {
+                break;
+            };
+            driver.handle_input(input)?;
+            handled += 1;
+        }
+        if due || handled > 0 {
+            driver.drain()?;
+            handled = 0;
+            continue;
+        }
+        // Nothing due, nothing waiting: sleep until the deadline or the next input.
         let deadline = driver.stack.poll_timeout();
         let timer = async {
             match deadline {
@@ -419,18 +596,20 @@ pub async fn run<S: Stack>(
             }
             None
         };
-        let next = async { Some(rx.recv().await) }.or(timer).await;
-        match next {
-            // We hold a sender, so the channel never closes.
-            Some(Ok(input)) => driver.handle_input(input)?,
-            Some(Err(_)) => break,
-            None => {
-                let now = driver.clock.now();
-                driver.stack.handle_timeout(now);
+        match async { Some(rx.recv().await) }.or(timer).await {
+            Some(Ok(input)) => {
+                driver.handle_input(input)?;
+                handled = 1;
             }
+            // We hold a sender, so the channel never closes.
+            Some(Err(_)) => break,
+            None => {}
         }
+    }
+    if handled > 0 {
         driver.drain()?;
     }
+    driver.shutdown(&rx).await?;
     drop(tasks);
     Ok(())
 }
@@ -447,11 +626,22 @@ struct Driver<S> {
     archive_path: PathBuf,
     archive: Option<ArchiveStore>,
     store: NodeStore,
+    /// Public chats recorded as joined in the store: a `/send` to one of them writes nothing.
+    joined_public: BTreeSet<String>,
+    /// Chat-index changes of this turn, committed with the drain's records.
+    chat_changes: Vec<ChatChange>,
+    /// Unix seconds from which the next commit also deletes expired own envelopes.
+    next_prune_secs: u64,
+    /// A drain's actions (kept to reuse the allocation).
+    actions: Vec<Action>,
+    backlog: Arc<WriteBacklog>,
     enode: Enode,
     installation_id: String,
     loss: Option<LossState>,
     json: bool,
     quit: bool,
+    /// Stopping: no more dials, connections or commands.
+    shutting_down: bool,
 }
 
 struct LossState {
@@ -483,14 +673,19 @@ impl LossState {
 }
 
 impl<S: Stack> Driver<S> {
+    /// A stderr line (buffered until the end of the drain).
     fn err_line(&mut self, line: &str) {
         // Best effort: a closed stderr must not stop the node.
         let _ = writeln!(self.io.err, "{line}");
-        let _ = self.io.err.flush();
     }
 
+    /// A stdout line (buffered until the end of the drain).
     fn out_line(&mut self, line: &str) -> anyhow::Result<()> {
-        writeln!(self.io.out, "{line}").context("stdout")?;
+        writeln!(self.io.out, "{line}").context("stdout")
+    }
+
+    fn flush_outputs(&mut self) -> anyhow::Result<()> {
+        let _ = self.io.err.flush();
         self.io.out.flush().context("stdout")
     }
 
@@ -511,12 +706,17 @@ impl<S: Stack> Driver<S> {
     ) {
         let (wtx, wrx) = smol::channel::unbounded();
         let queued_bytes = Arc::new(AtomicUsize::new(0));
-        let reader = smol::spawn(read_loop(conn, stream.clone(), self.tx.clone()));
+        let (credit_tx, credit_rx) = smol::channel::bounded(READ_CHUNKS_IN_FLIGHT);
+        for _ in 0..READ_CHUNKS_IN_FLIGHT {
+            let _ = credit_tx.try_send(());
+        }
+        let reader = smol::spawn(read_loop(conn, stream.clone(), self.tx.clone(), credit_rx));
         let writer = smol::spawn(write_loop(
             conn,
             stream,
             wrx,
             queued_bytes.clone(),
+            self.backlog.clone(),
             self.tx.clone(),
         ));
         self.conns.insert(
@@ -524,6 +724,7 @@ impl<S: Stack> Driver<S> {
             Conn {
                 writer: wtx,
                 queued_bytes,
+                read_credit: credit_tx,
                 closing: false,
                 _reader: reader,
                 _writer: writer,
@@ -545,6 +746,9 @@ impl<S: Stack> Driver<S> {
     fn handle_input(&mut self, input: Input) -> anyhow::Result<()> {
         let now = self.clock.now();
         match input {
+            Input::Accepted { stream, .. } if self.shutting_down => {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
             Input::Accepted { stream, addr } => {
                 if self.loss.as_mut().and_then(LossState::outage).is_some() {
                     // Injected outage: the path is down, nothing gets through.
@@ -555,6 +759,9 @@ impl<S: Stack> Driver<S> {
                 self.new_conn(stream, Direction::Inbound, Some(addr.ip()));
             }
             Input::AcceptFailed(e) => self.err_line(&format!("hush: accept failed: {e}")),
+            Input::CoreDialed { stream, .. } if self.shutting_down => {
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
             Input::CoreDialed {
                 conn,
                 stream,
@@ -575,8 +782,12 @@ impl<S: Stack> Driver<S> {
                 self.stack.handle_dial_failed(now, conn);
             }
             Input::Bytes { conn, bytes } => {
-                if self.conns.contains_key(&conn) {
-                    self.stack.handle_bytes(now, conn, &bytes);
+                if let Some(c) = self.conns.get(&conn) {
+                    // The chunk is handled now: the reader may read another.
+                    let _ = c.read_credit.try_send(());
+                    if !self.shutting_down {
+                        self.stack.handle_bytes(now, conn, &bytes);
+                    }
                 }
             }
             Input::Closed { conn } => {
@@ -597,6 +808,10 @@ impl<S: Stack> Driver<S> {
             Input::StdinClosed => {
                 tracing::debug!("stdin closed; still running until /quit or a signal")
             }
+            Input::Stop(what) => {
+                self.err_line(&format!("hush: {what}: stopping"));
+                self.quit = true;
+            }
         }
         Ok(())
     }
@@ -604,6 +819,15 @@ impl<S: Stack> Driver<S> {
     /// Performs one stdin command. Errors are the user's (bad group name, node refusal) and are
     /// reported on stderr; a store failure in a command that only reads is reported too.
     fn stdin_command(&mut self, now: Time, cmd: StdinCommand) -> anyhow::Result<()> {
+        if self.quit {
+            // Lines after /quit in the same batch are not run.
+            return Ok(());
+        }
+        if !matches!(cmd, StdinCommand::Node(_) | StdinCommand::Quit) {
+            // These read the store or the printed state (group names, history, chats): what
+            // the inputs before them in this batch did is committed and performed first.
+            self.drain()?;
+        }
         match cmd {
             StdinCommand::Quit => self.quit = true,
             StdinCommand::RequestHistory { chat, since_secs } => {
@@ -618,9 +842,22 @@ impl<S: Stack> Driver<S> {
                     _ => None,
                 };
                 self.stack.handle_command(now, cmd)?;
+                // Written with the drain's commit, and only when it changes something: a
+                // `/send` to a chat already recorded writes nothing.
                 match joined {
-                    Some((name, true)) => self.store.upsert_chat(&name, ChatKind::Public, &name)?,
-                    Some((name, false)) => self.store.leave_chat(&name)?,
+                    Some((name, true)) if !self.joined_public.contains(&name) => {
+                        self.joined_public.insert(name.clone());
+                        self.chat_changes.push(ChatChange::Upsert {
+                            id: name.clone(),
+                            kind: ChatKind::Public,
+                            name,
+                        });
+                    }
+                    Some((_, true)) => {}
+                    Some((name, false)) => {
+                        self.joined_public.remove(&name);
+                        self.chat_changes.push(ChatChange::Leave { id: name });
+                    }
                     None => {}
                 }
             }
@@ -667,6 +904,12 @@ impl<S: Stack> Driver<S> {
                 if let Some(l) = &self.loss {
                     stats.push(("driver.injected_dropped_chunks".into(), l.dropped_chunks));
                 }
+                // The driver's own: store transactions (one WAL fsync each), stdin pauses.
+                stats.push(("driver.store_commits".into(), self.store.commits()));
+                stats.push((
+                    "driver.stdin_pauses".into(),
+                    self.backlog.pauses.load(Ordering::SeqCst),
+                ));
                 if self.json {
                     let mut map = serde_json::Map::new();
                     map.insert("reply".into(), "stats".into());
@@ -791,61 +1034,153 @@ impl<S: Stack> Driver<S> {
         }
     }
 
-    /// Performs every pending action, in order.
+    /// Drains the stack: collects every pending action, group-commits what they need on disk
+    /// ([`Driver::commit_drain`]), then performs them in order and flushes stdout/stderr.
     fn drain(&mut self) -> anyhow::Result<()> {
+        let mut actions = std::mem::take(&mut self.actions);
         while let Some(action) = self.stack.poll_action() {
+            actions.push(action);
+        }
+        let result = self.commit_drain(&actions).and_then(|()| {
+            for action in actions.drain(..) {
+                self.perform(action)?;
+            }
+            Ok(())
+        });
+        actions.clear();
+        self.actions = actions;
+        result?;
+        self.flush_outputs()
+    }
+
+    /// Group commit of one drain: its `Persist` records in emission order, with this turn's
+    /// chat-index changes (and, at most every [`OWN_ENVELOPE_PRUNE_INTERVAL_SECS`], the pruning
+    /// of expired own envelopes) in one store transaction; its `Persist::Envelope`s in one
+    /// archive transaction; then the `messages.jsonl` lines in one write.
+    fn commit_drain(&mut self, actions: &[Action]) -> anyhow::Result<()> {
+        let mut records: Vec<&Persist> = Vec::new();
+        let mut envelopes: Vec<ArchivedEnvelope<'_>> = Vec::new();
+        let mut jsonl = String::new();
+        let mut me: Option<String> = None;
+        for action in actions {
             match action {
-                Action::Send { conn, bytes } => self.send(conn, bytes),
-                // One attempt; the node owns redial and backoff (core::p2p::peers).
-                Action::Dial { conn, enode } => {
-                    let wait_until = self.loss.as_mut().and_then(LossState::outage);
-                    smol::spawn(core_dial(conn, enode, self.tx.clone(), wait_until)).detach()
-                }
-                Action::Close { conn } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        if !c.closing {
-                            c.closing = true;
-                            let _ = c.writer.try_send(WriteCmd::Close);
+                Action::Persist(Persist::Envelope {
+                    hash,
+                    sent_secs,
+                    topic,
+                    raw,
+                }) => envelopes.push((hash, *sent_secs, topic, raw)),
+                Action::Persist(p) => {
+                    match p {
+                        Persist::ChatMessage(m) => {
+                            jsonl.push_str(&persist_json_line(m));
+                            jsonl.push('\n');
+                        }
+                        // Conversation records carry secrets (ratchet keys): stored, never
+                        // logged.
+                        Persist::Conversation(_) | Persist::OwnEnvelope { .. } => {}
+                        _ => {
+                            anyhow::bail!("a persist record this driver does not know how to store")
                         }
                     }
-                }
-                Action::Persist(p) => self.persist(&p)?,
-                Action::Event(Event::MessageReceived(m)) => {
-                    let line = self.message_line(ChatKind::Public, &m);
-                    self.out_line(&line)?;
-                }
-                Action::Event(Event::Direct(m)) => {
-                    let line = self.message_line(ChatKind::Dm, &m);
-                    self.out_line(&line)?;
-                }
-                Action::Event(Event::Group { message, .. }) => {
-                    let line = self.message_line(ChatKind::Group, &message);
-                    self.out_line(&line)?;
+                    records.push(p);
                 }
                 Action::Event(Event::GroupUpdated {
                     group_id,
                     members,
-                    admins,
                     name,
+                    ..
                 }) => {
-                    // The group's id and name for /group and /chats: the application's
-                    // index, committed before anything else happens.
-                    self.store.upsert_chat(&group_id, ChatKind::Group, &name)?;
-                    let me = wire_key_hex(&self.stack.chat_public_key());
-                    if !members.contains(&me) {
+                    // The group's id and name for /group and /chats: the application's index,
+                    // committed with the drain.
+                    self.chat_changes.push(ChatChange::Upsert {
+                        id: group_id.clone(),
+                        kind: ChatKind::Group,
+                        name: name.clone(),
+                    });
+                    let me = me.get_or_insert_with(|| wire_key_hex(&self.stack.chat_public_key()));
+                    if !members.contains(me) {
                         // Left or removed: no longer listed (its history stays).
-                        self.store.leave_chat(&group_id)?;
+                        self.chat_changes.push(ChatChange::Leave {
+                            id: group_id.clone(),
+                        });
                     }
-                    self.err_line(&format!(
-                        "{GROUP_UPDATED_PREFIX} id={group_id} name={name:?} members={} admins={}",
-                        members.join(","),
-                        admins.join(",")
-                    ));
                 }
-                Action::Event(e) => {
-                    if let Some(line) = status_line(&e) {
-                        self.err_line(&line);
+                _ => {}
+            }
+        }
+        if !envelopes.is_empty() {
+            if self.archive.is_none() {
+                self.archive = Some(ArchiveStore::open(&self.archive_path)?);
+            }
+            if let Some(a) = self.archive.as_mut() {
+                a.insert_batch(&envelopes)?;
+            }
+        }
+        if !records.is_empty() || !self.chat_changes.is_empty() {
+            let now_secs = self.clock.now().as_millis() / 1000;
+            // Keep `own_envelopes` to the envelopes still alive, not every post ever made.
+            let prune = (now_secs >= self.next_prune_secs).then(|| {
+                self.next_prune_secs = now_secs + OWN_ENVELOPE_PRUNE_INTERVAL_SECS;
+                now_secs
+            });
+            self.store
+                .commit_batch(&records, &self.chat_changes, prune)?;
+            self.chat_changes.clear();
+        }
+        if !jsonl.is_empty() {
+            self.append_jsonl(&jsonl)?;
+        }
+        Ok(())
+    }
+
+    /// Performs one action of a committed drain.
+    fn perform(&mut self, action: Action) -> anyhow::Result<()> {
+        match action {
+            Action::Send { conn, bytes } => self.send(conn, bytes),
+            // One attempt; the node owns redial and backoff (core::p2p::peers).
+            Action::Dial { .. } if self.shutting_down => {}
+            Action::Dial { conn, enode } => {
+                let wait_until = self.loss.as_mut().and_then(LossState::outage);
+                smol::spawn(core_dial(conn, enode, self.tx.clone(), wait_until)).detach()
+            }
+            Action::Close { conn } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    if !c.closing {
+                        c.closing = true;
+                        let _ = c.writer.try_send(WriteCmd::Close);
                     }
+                }
+            }
+            // Committed by `commit_drain`.
+            Action::Persist(_) => {}
+            Action::Event(Event::MessageReceived(m)) => {
+                let line = self.message_line(ChatKind::Public, &m);
+                self.out_line(&line)?;
+            }
+            Action::Event(Event::Direct(m)) => {
+                let line = self.message_line(ChatKind::Dm, &m);
+                self.out_line(&line)?;
+            }
+            Action::Event(Event::Group { message, .. }) => {
+                let line = self.message_line(ChatKind::Group, &message);
+                self.out_line(&line)?;
+            }
+            Action::Event(Event::GroupUpdated {
+                group_id,
+                members,
+                admins,
+                name,
+            }) => {
+                self.err_line(&format!(
+                    "{GROUP_UPDATED_PREFIX} id={group_id} name={name:?} members={} admins={}",
+                    members.join(","),
+                    admins.join(",")
+                ));
+            }
+            Action::Event(e) => {
+                if let Some(line) = status_line(&e) {
+                    self.err_line(&line);
                 }
             }
         }
@@ -876,7 +1211,7 @@ impl<S: Stack> Driver<S> {
             }
         }
         let len = bytes.len();
-        let queued = c.queued_bytes.fetch_add(len, Ordering::SeqCst) + len;
+        let queued = c.queued_bytes.load(Ordering::SeqCst) + len;
         if queued > MAX_WRITE_QUEUE_BYTES {
             c.closing = true;
             let _ = c.writer.try_send(WriteCmd::Close);
@@ -885,43 +1220,50 @@ impl<S: Stack> Driver<S> {
             ));
             return;
         }
-        let _ = c.writer.try_send(WriteCmd::Bytes(bytes));
-    }
-
-    fn persist(&mut self, p: &Persist) -> anyhow::Result<()> {
-        match p {
-            Persist::ChatMessage(m) => {
-                self.store.commit(p)?;
-                self.append_jsonl(&persist_json_line(m))
-            }
-            Persist::Envelope {
-                hash,
-                sent_secs,
-                topic,
-                raw,
-            } => {
-                if self.archive.is_none() {
-                    self.archive = Some(ArchiveStore::open(&self.archive_path)?);
-                }
-                if let Some(a) = self.archive.as_ref() {
-                    a.insert(hash, *sent_secs, topic, raw)?;
-                }
-                Ok(())
-            }
-            // Conversation records carry secrets (ratchet keys): stored, never logged.
-            Persist::Conversation(_) => self.store.commit(p),
-            Persist::OwnEnvelope { .. } => {
-                self.store.commit(p)?;
-                // Keep the table to the envelopes still alive, not every post ever made.
-                let now_secs = self.clock.now().as_millis() / 1000;
-                self.store.prune_own_envelopes(now_secs)
-            }
-            _ => anyhow::bail!("a persist record this driver does not know how to store"),
+        c.queued_bytes.fetch_add(len, Ordering::SeqCst);
+        self.backlog.add(len);
+        if c.writer.try_send(WriteCmd::Bytes(bytes)).is_err() {
+            // The writer has ended (its socket failed): the bytes never count as queued.
+            c.queued_bytes.fetch_sub(len, Ordering::SeqCst);
+            self.backlog.sub(len);
         }
     }
 
-    /// Appends one line to `messages.jsonl` (a plain-text export of public messages).
-    fn append_jsonl(&mut self, line: &str) -> anyhow::Result<()> {
+    /// After the loop: ends every session (Disconnect ClientQuitting), performs that drain, and
+    /// waits up to [`SHUTDOWN_FLUSH_TIMEOUT_MS`] for every connection to be flushed and closed.
+    async fn shutdown(&mut self, rx: &Receiver<Input>) -> anyhow::Result<()> {
+        self.shutting_down = true;
+        let now = self.clock.now();
+        self.stack.disconnect_all(now);
+        self.drain()?;
+        let deadline = Instant::now() + std::time::Duration::from_millis(SHUTDOWN_FLUSH_TIMEOUT_MS);
+        // The deadline is checked every turn: a peer that keeps sending cannot hold us here.
+        while !self.conns.is_empty() && Instant::now() < deadline {
+            let timeout = async {
+                Timer::at(deadline).await;
+                None
+            };
+            match async { Some(rx.recv().await) }.or(timeout).await {
+                // Our writer has flushed and closed, or the peer closed after reading our
+                // Disconnect: either way nothing is left to send.
+                Some(Ok(Input::Closed { conn })) => {
+                    self.conns.remove(&conn);
+                }
+                Some(Ok(input)) => self.handle_input(input)?,
+                Some(Err(_)) | None => break,
+            }
+        }
+        if !self.conns.is_empty() {
+            let left = self.conns.len();
+            self.err_line(&format!(
+                "hush: {left} connection(s) not closed within {SHUTDOWN_FLUSH_TIMEOUT_MS} ms of quitting; dropping them"
+            ));
+        }
+        self.flush_outputs()
+    }
+
+    /// Appends whole lines to `messages.jsonl` (a plain-text export of public messages).
+    fn append_jsonl(&mut self, lines: &str) -> anyhow::Result<()> {
         if self.persist_file.is_none() {
             let f = OpenOptions::new()
                 .create(true)
@@ -931,8 +1273,8 @@ impl<S: Stack> Driver<S> {
             self.persist_file = Some(f);
         }
         if let Some(f) = self.persist_file.as_mut() {
-            // One write call per record so concurrent readers see whole lines.
-            f.write_all(format!("{line}\n").as_bytes())
+            // One write call per drain so concurrent readers see whole lines.
+            f.write_all(lines.as_bytes())
                 .with_context(|| format!("appending to {}", self.persist_path.display()))?;
         }
         Ok(())
@@ -959,13 +1301,24 @@ async fn accept_loop(listener: TcpListener, tx: Sender<Input>) {
 /// Pause after a failed `accept` (typically EMFILE) before trying again.
 const ACCEPT_ERROR_PAUSE_MS: u64 = 100;
 
-async fn forward_lines(lines: Receiver<String>, tx: Sender<Input>) {
+/// Stdin lines to the loop, one at a time, each waiting while the writers' backlog is high
+/// ([`STDIN_PAUSE_WRITE_QUEUE_BYTES`]): then stdin is not read and the pipe pushes back.
+async fn forward_lines(lines: Receiver<String>, tx: Sender<Input>, backlog: Arc<WriteBacklog>) {
     while let Ok(line) = lines.recv().await {
+        backlog.wait_for_room().await;
         if tx.send(Input::Line(line)).await.is_err() {
             return;
         }
     }
     let _ = tx.send(Input::StdinClosed).await;
+}
+
+async fn forward_stop_requests(stop: Receiver<String>, tx: Sender<Input>) {
+    while let Ok(what) = stop.recv().await {
+        if tx.send(Input::Stop(what)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// One connection attempt on behalf of the node (after an injected outage, if one is on).
@@ -988,9 +1341,13 @@ async fn core_dial(conn: ConnId, enode: Enode, tx: Sender<Input>, wait_until: Op
     let _ = tx.send(input).await;
 }
 
-async fn read_loop(conn: ConnId, mut stream: TcpStream, tx: Sender<Input>) {
+async fn read_loop(conn: ConnId, mut stream: TcpStream, tx: Sender<Input>, credit: Receiver<()>) {
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     loop {
+        // One credit per chunk; the loop gives it back when it has handled the chunk.
+        if credit.recv().await.is_err() {
+            return;
+        }
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
@@ -1009,6 +1366,7 @@ async fn write_loop(
     mut stream: TcpStream,
     cmds: Receiver<WriteCmd>,
     queued_bytes: Arc<AtomicUsize>,
+    backlog: Arc<WriteBacklog>,
     tx: Sender<Input>,
 ) {
     while let Ok(cmd) = cmds.recv().await {
@@ -1016,6 +1374,7 @@ async fn write_loop(
             WriteCmd::Bytes(bytes) => {
                 let result = stream.write_all(&bytes).await;
                 queued_bytes.fetch_sub(bytes.len(), Ordering::SeqCst);
+                backlog.sub(bytes.len());
                 if result.is_err() {
                     break;
                 }
@@ -1024,6 +1383,14 @@ async fn write_loop(
                 let _ = stream.flush().await;
                 break;
             }
+        }
+    }
+    // Whatever is still queued will never be written: it leaves the backlog.
+    cmds.close();
+    while let Ok(cmd) = cmds.try_recv() {
+        if let WriteCmd::Bytes(bytes) = cmd {
+            queued_bytes.fetch_sub(bytes.len(), Ordering::SeqCst);
+            backlog.sub(bytes.len());
         }
     }
     // Shutting down both directions also ends the reader's pending read.

@@ -4,7 +4,7 @@
 //! files, stdin/stdout); the protocol lives in `hush-core`. The [`driver`] moves bytes, time and
 //! commands between the OS and `hush_core::node::Node` and never branches on protocol state.
 //!
-//! Modules: [`archive`] (SQLite mailserver archive), [`cli`] (`hush node` arguments and start-up), [`driver`] (the smol TCP loop),
+//! Modules: [`archive`] (SQLite mailserver archive), [`bench`] (`hush bench e2e`), [`cli`] (`hush node` arguments and start-up), [`driver`] (the smol TCP loop),
 //! [`nodekey`] (the geth-format key file), [`commands`] (stdin command language), [`output`]
 //! (stdout/stderr/persisted line formats).
 
@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod driver;

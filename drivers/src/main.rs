@@ -31,6 +31,8 @@ enum Cmd {
     Sim(sim_cli::SimArgs),
     /// Node identity: `new`, `export` / `import` as Ethereum keystore v3 JSON.
     Key(hush_drivers::keystore::cli::KeyArgs),
+    /// Benchmarks: `e2e` runs two nodes on loopback (msg/s, CPU µs/msg, fsyncs/msg).
+    Bench(hush_drivers::bench::BenchArgs),
 }
 
 fn init_logging() {
@@ -51,5 +53,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Node(args) => run_node(args),
         Cmd::Sim(args) => sim_cli::run(args),
         Cmd::Key(args) => hush_drivers::keystore::cli::run_key(args),
+        Cmd::Bench(args) => match args.which {
+            hush_drivers::bench::BenchCmd::E2e(e2e) => hush_drivers::bench::run_e2e(&e2e),
+        },
     }
 }

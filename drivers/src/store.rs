@@ -1,12 +1,17 @@
 //! The node's durable store: `DATA_DIR/node.sqlite`.
 //!
 //! Contract:
-//! - [`NodeStore::commit`] stores one `Persist` action of the node and returns only once SQLite
-//!   has committed it (one transaction per action, WAL journal, `synchronous = FULL`), so the
-//!   driver performs no later action (no byte leaves, no event is printed) before the state it
-//!   depends on is on disk. A `kill -9` at any moment therefore loses nothing the node had
-//!   accepted or acknowledged, and a ratchet step is on disk before any ciphertext made with
-//!   its keys leaves (core's durability contract, `hush_core::chat::direct`).
+//! - [`NodeStore::commit_batch`] stores every `Persist` action of one driver drain, with the
+//!   chat-index changes of that drain, in ONE transaction (group commit: one WAL fsync for the
+//!   whole drain) and returns only once SQLite has committed it (WAL journal,
+//!   `synchronous = FULL`). The driver performs no action of that drain (no byte leaves, no
+//!   event is printed) before it returns, so nothing leaves before the state it depends on is
+//!   on disk. A `kill -9` at any moment therefore loses nothing the node had accepted or
+//!   acknowledged, and a ratchet step is on disk before any ciphertext made with its keys
+//!   leaves (core's durability contract, `hush_core::chat::direct`). Records keep their order
+//!   inside the transaction. [`NodeStore::commit`] is the one-record form.
+//!   [`NodeStore::commits`] counts the transactions committed (each is one WAL fsync; `/stats`
+//!   shows it as `store_commits`).
 //! - `Persist::Conversation` records are appended to `records` in emission order (their RLP
 //!   encoding, `Record::encode`); [`NodeStore::records`] returns them in that order for
 //!   `Node::restore`. The accepted messages they carry (`Record::Message`, also inside
@@ -88,9 +93,30 @@ pub struct HistoryRow {
     pub message: ChatMessage,
 }
 
+/// A change to the chat index (`chats`) committed with a drain's records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatChange {
+    /// Records a chat as joined (upsert: a group's name follows its latest update).
+    Upsert {
+        /// Chat id.
+        id: String,
+        /// Kind.
+        kind: ChatKind,
+        /// Display name.
+        name: String,
+    },
+    /// Marks a chat left (not rejoined at start; its history stays).
+    Leave {
+        /// Chat id.
+        id: String,
+    },
+}
+
 /// The open store.
 pub struct NodeStore {
     conn: Connection,
+    /// Transactions committed by [`NodeStore::commit_batch`] since open.
+    commits: u64,
 }
 
 impl NodeStore {
@@ -160,7 +186,7 @@ impl NodeStore {
                 path.display()
             ),
         }
-        Ok(NodeStore { conn })
+        Ok(NodeStore { conn, commits: 0 })
     }
 
     /// A `meta` value.
@@ -210,44 +236,41 @@ impl NodeStore {
     /// Commits one `Persist` action of the node (see the module contract). `Persist::Envelope`
     /// (mailserver archive) is not this store's business and is refused.
     pub fn commit(&mut self, p: &Persist) -> anyhow::Result<()> {
+        self.commit_batch(&[p], &[], None)
+    }
+
+    /// Commits, in one transaction and in this order, `records` (the `Persist` actions of one
+    /// drain, in emission order), the chat-index `changes`, and — when `prune_before_secs` is
+    /// given — the deletion of our own envelopes that expired before it (housekeeping that
+    /// rides on a commit made anyway). Nothing to write: no transaction. `Persist::Envelope`
+    /// (mailserver archive) is not this store's business and is refused (nothing is written).
+    pub fn commit_batch(
+        &mut self,
+        records: &[&Persist],
+        changes: &[ChatChange],
+        prune_before_secs: Option<u64>,
+    ) -> anyhow::Result<()> {
+        if records.is_empty() && changes.is_empty() && prune_before_secs.is_none() {
+            return Ok(());
+        }
         let tx = self.conn.transaction().context("store: begin")?;
-        match p {
-            Persist::ChatMessage(m) => insert_message(&tx, ChatKind::Public, m)?,
-            Persist::Conversation(record) => {
-                tx.execute(
-                    "INSERT INTO records (record) VALUES (?1)",
-                    params![record.encode()],
-                )
-                .context("store: record")?;
-                for r in record.clone().flatten() {
-                    if let Record::Message(StoredMessage { group, message }) = r {
-                        let kind = if group { ChatKind::Group } else { ChatKind::Dm };
-                        insert_message(&tx, kind, &message)?;
-                        if kind == ChatKind::Dm {
-                            tx.execute(
-                                "INSERT OR IGNORE INTO chats (id, kind, name) VALUES (?1, 'dm', ?1)",
-                                params![message.chat],
-                            )
-                            .context("store: chat")?;
-                        }
-                    }
-                }
-            }
-            Persist::OwnEnvelope {
-                hash,
-                expiry_secs,
-                raw,
-            } => {
-                tx.execute(
-                    "INSERT OR IGNORE INTO own_envelopes (hash, expiry_secs, raw) VALUES (?1, ?2, ?3)",
-                    params![&hash[..], i64::from(*expiry_secs), raw],
-                )
-                .context("store: own envelope")?;
-            }
-            other => anyhow::bail!("store: not a node-store record: {}", persist_kind(other)),
+        for p in records {
+            write_record(&tx, p)?;
+        }
+        for change in changes {
+            write_chat_change(&tx, change)?;
+        }
+        if let Some(secs) = prune_before_secs {
+            delete_expired_own_envelopes(&tx, secs)?;
         }
         tx.commit().context("store: commit")?;
+        self.commits += 1;
         Ok(())
+    }
+
+    /// Transactions committed since the store was opened (each costs one WAL fsync).
+    pub fn commits(&self) -> u64 {
+        self.commits
     }
 
     /// Every conversation record, in commit order (for `Node::restore`).
@@ -271,14 +294,7 @@ impl NodeStore {
 
     /// Deletes our own envelopes that expired before `now_secs`.
     pub fn prune_own_envelopes(&self, now_secs: u64) -> anyhow::Result<()> {
-        let now = i64::try_from(now_secs).unwrap_or(i64::MAX);
-        self.conn
-            .execute(
-                "DELETE FROM own_envelopes WHERE expiry_secs < ?1",
-                params![now],
-            )
-            .context("store: own envelopes")?;
-        Ok(())
+        delete_expired_own_envelopes(&self.conn, now_secs)
     }
 
     /// Our own envelopes that have not expired at `now_secs` (oldest expiry first); expired
@@ -296,24 +312,22 @@ impl NodeStore {
             .context("store: own envelopes")
     }
 
-    /// Records a chat (upsert: a group's name follows its latest update).
+    /// Records a chat (upsert: a group's name follows its latest update), in its own
+    /// transaction (the driver batches these with [`NodeStore::commit_batch`]).
     pub fn upsert_chat(&self, id: &str, kind: ChatKind, name: &str) -> anyhow::Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO chats (id, kind, name, joined) VALUES (?1, ?2, ?3, 1)
-                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, joined = 1",
-                params![id, kind.as_str(), name],
-            )
-            .context("store: chat")?;
-        Ok(())
+        write_chat_change(
+            &self.conn,
+            &ChatChange::Upsert {
+                id: id.to_string(),
+                kind,
+                name: name.to_string(),
+            },
+        )
     }
 
-    /// Marks a public chat left (it is not rejoined at start; its history stays).
+    /// Marks a chat left (it is not rejoined at start; its history stays).
     pub fn leave_chat(&self, id: &str) -> anyhow::Result<()> {
-        self.conn
-            .execute("UPDATE chats SET joined = 0 WHERE id = ?1", params![id])
-            .context("store: chat")?;
-        Ok(())
+        write_chat_change(&self.conn, &ChatChange::Leave { id: id.to_string() })
     }
 
     /// Chats, joined ones only, in id order.
@@ -452,18 +466,78 @@ impl NodeStore {
     }
 }
 
-fn insert_message(
-    tx: &rusqlite::Transaction<'_>,
-    kind: ChatKind,
-    m: &ChatMessage,
-) -> anyhow::Result<()> {
+/// Writes one `Persist` record (inside the caller's transaction).
+fn write_record(tx: &Connection, p: &Persist) -> anyhow::Result<()> {
+    match p {
+        Persist::ChatMessage(m) => insert_message(tx, ChatKind::Public, m)?,
+        Persist::Conversation(record) => {
+            tx.prepare_cached("INSERT INTO records (record) VALUES (?1)")
+                .and_then(|mut s| s.execute(params![record.encode()]))
+                .context("store: record")?;
+            for r in record.clone().flatten() {
+                if let Record::Message(StoredMessage { group, message }) = r {
+                    let kind = if group { ChatKind::Group } else { ChatKind::Dm };
+                    insert_message(tx, kind, &message)?;
+                    if kind == ChatKind::Dm {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO chats (id, kind, name) VALUES (?1, 'dm', ?1)",
+                        )
+                        .and_then(|mut s| s.execute(params![message.chat]))
+                        .context("store: chat")?;
+                    }
+                }
+            }
+        }
+        Persist::OwnEnvelope {
+            hash,
+            expiry_secs,
+            raw,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO own_envelopes (hash, expiry_secs, raw) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![&hash[..], i64::from(*expiry_secs), raw]))
+            .context("store: own envelope")?;
+        }
+        other => anyhow::bail!("store: not a node-store record: {}", persist_kind(other)),
+    }
+    Ok(())
+}
+
+fn write_chat_change(conn: &Connection, change: &ChatChange) -> anyhow::Result<()> {
+    match change {
+        ChatChange::Upsert { id, kind, name } => conn
+            .prepare_cached(
+                "INSERT INTO chats (id, kind, name, joined) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, joined = 1",
+            )
+            .and_then(|mut s| s.execute(params![id, kind.as_str(), name])),
+        ChatChange::Leave { id } => conn
+            .prepare_cached("UPDATE chats SET joined = 0 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id])),
+    }
+    .context("store: chat")?;
+    Ok(())
+}
+
+fn delete_expired_own_envelopes(conn: &Connection, now_secs: u64) -> anyhow::Result<()> {
+    let now = i64::try_from(now_secs).unwrap_or(i64::MAX);
+    conn.prepare_cached("DELETE FROM own_envelopes WHERE expiry_secs < ?1")
+        .and_then(|mut s| s.execute(params![now]))
+        .context("store: own envelopes")?;
+    Ok(())
+}
+
+fn insert_message(tx: &Connection, kind: ChatKind, m: &ChatMessage) -> anyhow::Result<()> {
     // SQLite integers are i64; clocks are status-react's `ms × 100`, far below 2^63.
     let clock = i64::try_from(m.clock).unwrap_or(i64::MAX);
     let ts = i64::try_from(m.timestamp_ms).unwrap_or(i64::MAX);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO messages (message_id, kind, chat, sender, text, clock, timestamp_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    )
+    .and_then(|mut s| {
+        s.execute(params![
             &m.message_id[..],
             kind.as_str(),
             m.chat,
@@ -471,8 +545,8 @@ fn insert_message(
             m.text,
             clock,
             ts
-        ],
-    )
+        ])
+    })
     .context("store: message")?;
     Ok(())
 }

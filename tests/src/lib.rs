@@ -120,6 +120,60 @@ impl NodeProcess {
             .unwrap_or_else(|e| panic!("{}: writing stdin: {e}\n{}", self.name, self.transcript()));
     }
 
+    /// Writes `text` (any number of whole lines) to the node's stdin in one go, as a pipe
+    /// would; blocks while the node does not read (back-pressure).
+    pub fn send_text(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: writing stdin: {e}\n{}", self.name, self.transcript()));
+    }
+
+    /// Sends a signal (`INT`, `TERM`, ...) to the node with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("running kill: {e}"));
+        assert!(
+            status.success(),
+            "kill -{name} {}: {status}",
+            self.child.id()
+        );
+    }
+
+    /// Waits (polling, until `deadline`) for the process to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, deadline: Instant) -> Option<std::process::ExitStatus> {
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The first (next) stdout line satisfying `pred`, or `None` if none came by `deadline`
+    /// (or the stream closed).
+    pub fn try_wait_stdout(
+        &self,
+        deadline: Instant,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// The next stdout line, waiting until `deadline`.
     pub fn next_stdout_line(&self, deadline: Instant) -> String {
         self.wait(&self.stdout, "stdout", deadline, |_| true)

@@ -1344,3 +1344,38 @@ fn own_devices_are_listed_paired_and_synced() {
         )
         .is_err());
 }
+
+#[test]
+fn disconnect_all_says_quitting_to_every_peer_and_redials_nothing() {
+    let mut net = Net::new(3);
+    let target = net.enode(1);
+    net.command(0, Command::AddStaticPeer(target));
+    net.connect(2, 0);
+    net.advance(500);
+    assert_eq!(net.nodes[0].connection_count(), 2);
+    let dials = net.dials.len();
+    let now = net.now;
+    net.nodes[0].disconnect_all(now, DisconnectReason::Quitting);
+    net.flush();
+    for i in [1, 2] {
+        assert_eq!(
+            net.nodes[i]
+                .stats()
+                .disconnects_received
+                .get(&DisconnectReason::Quitting),
+            Some(&1),
+            "node {i} was told why"
+        );
+    }
+    assert_eq!(
+        net.nodes[0]
+            .stats()
+            .disconnects_sent
+            .get(&DisconnectReason::Quitting),
+        Some(&2)
+    );
+    assert_eq!(net.nodes[0].connection_count(), 0);
+    // The static peer is not redialed.
+    net.advance(60_000);
+    assert_eq!(net.dials.len(), dials);
+}

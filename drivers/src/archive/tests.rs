@@ -20,3 +20,27 @@ fn insert_is_idempotent_and_survives_reopen_in_order() {
     assert_eq!(got, vec![b"first".to_vec(), b"second".to_vec()]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_batch_inserts_once_per_hash_in_one_transaction() {
+    let dir = std::env::temp_dir().join(format!("hush-archive-batch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(ARCHIVE_FILE);
+    {
+        let mut s = ArchiveStore::open(&path).unwrap();
+        assert_eq!(s.insert_batch(&[]).unwrap(), 0);
+        let batch: Vec<ArchivedEnvelope<'_>> = vec![
+            (&[2; 32], 20, &[1; 4], b"second"),
+            (&[1; 32], 10, &[1; 4], b"first"),
+            (&[1; 32], 10, &[1; 4], b"first"),
+        ];
+        assert_eq!(s.insert_batch(&batch).unwrap(), 2);
+        assert_eq!(s.insert_batch(&batch[..1]).unwrap(), 0);
+    }
+    let s = ArchiveStore::open(&path).unwrap();
+    let mut got = Vec::new();
+    s.for_each(|r| got.push(r.to_vec())).unwrap();
+    assert_eq!(got, vec![b"first".to_vec(), b"second".to_vec()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,12 @@ struct Fake {
     /// Static peers by the dial conn id last used for them, and attempts made.
     dials: BTreeMap<ConnId, (Enode, u32)>,
     next_dial: ConnId,
+    /// Starvation probe: the deadline is always due (`poll_timeout` = the epoch).
+    always_due: bool,
+    /// Commands handled since the last `handle_timeout`, and the most ever seen.
+    commands_since_timeout: u64,
+    most_commands_between_timeouts: Arc<AtomicU64>,
+    sent: u64,
 }
 
 /// Attempts the fake makes per static peer (the real node redials with back-off forever).
@@ -46,6 +52,10 @@ impl Fake {
             ticks,
             dials: BTreeMap::new(),
             next_dial: hush_core::p2p::peers::DIAL_CONN_ID_BASE,
+            always_due: false,
+            commands_since_timeout: 0,
+            most_commands_between_timeouts: Arc::new(AtomicU64::new(0)),
+            sent: 0,
         }
     }
 
@@ -66,6 +76,12 @@ impl Fake {
                 remote,
                 client_id: "fake".into(),
             }));
+        } else if let Some(reason) = line.strip_prefix("bye ") {
+            self.actions
+                .push_back(Action::Event(Event::PeerDisconnected {
+                    conn,
+                    reason: format!("{reason} (by peer)"),
+                }));
         } else if let Some(rest) = line.strip_prefix("msg ") {
             let (chat, text) = rest.split_once(' ').unwrap();
             let remote = self.remotes[&conn];
@@ -136,6 +152,9 @@ impl Stack for Fake {
             }));
     }
     fn handle_command(&mut self, now: Time, command: Command) -> Result<(), NodeError> {
+        self.commands_since_timeout += 1;
+        self.most_commands_between_timeouts
+            .fetch_max(self.commands_since_timeout, Ordering::SeqCst);
         match command {
             Command::JoinPublicChat { name } => {
                 self.joined.insert(name);
@@ -170,20 +189,30 @@ impl Stack for Fake {
                 }
                 let mut from = [4u8; 65];
                 from[1..].copy_from_slice(&self.key);
+                self.sent += 1;
+                let mut message_id = [0; 32];
+                message_id[..8].copy_from_slice(&self.sent.to_be_bytes());
                 let m = ChatMessage {
                     chat,
                     from,
                     text,
-                    clock: 0,
+                    clock: self.sent,
                     timestamp_ms: now.as_millis(),
-                    message_id: [0; 32],
+                    message_id,
                 };
+                self.actions
+                    .push_back(Action::Persist(Persist::ChatMessage(m.clone())));
                 self.actions.push_back(Action::Event(Event::MessageSent(m)));
             }
         }
         Ok(())
     }
     fn handle_timeout(&mut self, now: Time) {
+        self.commands_since_timeout = 0;
+        if self.always_due {
+            self.ticks.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
         match self.next_tick {
             Some(t) if now >= t => {
                 self.ticks.fetch_add(1, Ordering::SeqCst);
@@ -197,8 +226,21 @@ impl Stack for Fake {
         self.actions.pop_front()
     }
     fn poll_timeout(&self) -> Option<Time> {
+        if self.always_due {
+            return Some(Time::ZERO);
+        }
         // First deadline "now" (Time 0 is in the past), then every TICK_MS.
         Some(self.next_tick.unwrap_or(Time::ZERO))
+    }
+    fn disconnect_all(&mut self, _now: Time) {
+        // A goodbye line, then Close: the driver must flush the one before doing the other.
+        for &conn in self.remotes.keys() {
+            self.actions.push_back(Action::Send {
+                conn,
+                bytes: b"bye quitting\n".to_vec(),
+            });
+            self.actions.push_back(Action::Close { conn });
+        }
     }
 }
 
@@ -249,7 +291,24 @@ fn node(
     TestNode,
     impl std::future::Future<Output = anyhow::Result<()>>,
 ) {
-    let ticks = Arc::new(AtomicU64::new(0));
+    node_with(
+        Fake::new(key_byte, Arc::new(AtomicU64::new(0))),
+        listener,
+        peers,
+        None,
+    )
+}
+
+fn node_with(
+    fake: Fake,
+    listener: TcpListener,
+    peers: Vec<Enode>,
+    stop_requests: Option<Receiver<String>>,
+) -> (
+    TestNode,
+    impl std::future::Future<Output = anyhow::Result<()>>,
+) {
+    let ticks = fake.ticks.clone();
     let (out, err) = (Buf::default(), Buf::default());
     let (lines, line_rx) = smol::channel::unbounded();
     let data_dir = temp_dir("driver");
@@ -262,19 +321,13 @@ fn node(
         store_path: None,
         installation_id: "test-installation".into(),
         loss: None,
+        stop_requests,
     };
     let io = Outputs {
         out: Box::new(out.clone()),
         err: Box::new(err.clone()),
     };
-    let fut = run(
-        Fake::new(key_byte, ticks.clone()),
-        listener,
-        Clock::new(),
-        config,
-        line_rx,
-        io,
-    );
+    let fut = run(fake, listener, Clock::new(), config, line_rx, io);
     (
         TestNode {
             out,
@@ -428,4 +481,145 @@ fn clock_is_monotonic_and_maps_deadlines() {
     let later = c.instant_at(t0.plus_millis(60_000));
     assert!(later > Instant::now() + std::time::Duration::from_secs(50));
     let _ = c.instant_at(Time(u64::MAX));
+}
+
+/// Issue 14 §1: while input keeps arriving (here: lines queued before the loop starts, as a
+/// pipe would), a due deadline still runs after at most one batch of inputs. The loop used
+/// to poll input first, so the timer waited until the channel was empty.
+#[test]
+fn a_due_timer_runs_between_batches_of_waiting_input() {
+    const LINES: usize = 1000;
+    smol::block_on(async {
+        let mut fake = Fake::new(0xee, Arc::new(AtomicU64::new(0)));
+        fake.always_due = true;
+        let most = fake.most_commands_between_timeouts.clone();
+        let (n, run_n) = node_with(fake, bind().await, vec![], None);
+        for i in 0..LINES {
+            n.lines.send(format!("/send e2e line {i}")).await.unwrap();
+        }
+        n.lines.send("/stats".into()).await.unwrap();
+        n.lines.send("/quit".into()).await.unwrap();
+        run_n.await.unwrap();
+        let sent = n.err.text().matches("hush: sent #e2e").count();
+        assert_eq!(sent, LINES, "{}", n.err.text());
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            most <= MAX_INPUTS_PER_DRAIN as u64,
+            "{most} commands ran back to back while the deadline was due"
+        );
+        assert!(n.ticks.load(Ordering::SeqCst) >= (LINES / MAX_INPUTS_PER_DRAIN) as u64);
+        // Group commit: the sends' records went to disk in far fewer transactions than sends.
+        let out = n.out.text();
+        let stats: serde_json::Value = serde_json::from_str(
+            out.lines()
+                .find(|l| l.contains("\"reply\":\"stats\""))
+                .expect("a /stats reply"),
+        )
+        .unwrap();
+        // The counter's name, with or without a layer prefix (`driver.store_commits`).
+        let commits = stats
+            .as_object()
+            .and_then(|m| m.iter().find(|(k, _)| k.ends_with("store_commits")))
+            .and_then(|(_, v)| v.as_u64())
+            .expect("store_commits in /stats");
+        assert!(
+            commits * 8 <= LINES as u64,
+            "{commits} store commits for {LINES} piped sends"
+        );
+        let persisted = std::fs::read_to_string(n.data_dir.join(MESSAGES_FILE)).unwrap();
+        assert_eq!(persisted.lines().count(), LINES);
+        let _ = std::fs::remove_dir_all(&n.data_dir);
+    });
+}
+
+/// Issue 13 §5: `/quit` and a stop request (a signal in `hush node`) make the stack say goodbye
+/// to every peer, and the driver flushes that before it returns.
+#[test]
+fn quit_and_stop_requests_flush_the_goodbye_to_every_peer() {
+    for by_signal in [false, true] {
+        smol::block_on(async {
+            let la = bind().await;
+            let a_addr = la.local_addr().unwrap();
+            let (stop_tx, stop_rx) = smol::channel::bounded::<String>(1);
+            let (a, run_a) = node_with(
+                Fake::new(0xaa, Arc::new(AtomicU64::new(0))),
+                la,
+                vec![],
+                Some(stop_rx),
+            );
+            let (b, run_b) = node(0xbb, bind().await, vec![Enode::new([0xaa; 64], a_addr)]);
+            let script = async {
+                wait_for(
+                    "A connected",
+                    &a.err,
+                    &format!("{PEER_CONNECTED_PREFIX} conn=1 key={}", "bb".repeat(64)),
+                )
+                .await;
+                wait_for("B connected", &b.err, PEER_CONNECTED_PREFIX).await;
+                if by_signal {
+                    stop_tx.send("SIGINT".into()).await.unwrap();
+                } else {
+                    a.lines.send("/quit".into()).await.unwrap();
+                }
+            };
+            let a_then_script = async {
+                let (ra, ()) = futures_lite::future::zip(run_a, script).await;
+                ra.unwrap();
+                // A has returned: its goodbye is on the wire; B reads it.
+                wait_for("B told", &b.err, "reason=\"quitting (by peer)\"").await;
+            };
+            let b_never_ends = async {
+                let rb = run_b.await;
+                panic!("B stopped on its own: {rb:?}\n{}", b.err.text());
+            };
+            a_then_script.or(b_never_ends).await;
+            if by_signal {
+                assert!(
+                    a.err.text().contains("hush: SIGINT: stopping"),
+                    "{}",
+                    a.err.text()
+                );
+            }
+            for n in [&a, &b] {
+                let _ = std::fs::remove_dir_all(&n.data_dir);
+            }
+        });
+    }
+}
+
+/// Back-pressure: stdin waits once the writers hold the pause mark, and goes on when they are
+/// below the resume mark (not before), woken by the writer's progress.
+#[test]
+fn stdin_waits_for_the_writers_backlog_to_drain() {
+    smol::block_on(async {
+        let backlog = Arc::new(WriteBacklog::new());
+        // Below the pause mark: no wait.
+        backlog.add(STDIN_PAUSE_WRITE_QUEUE_BYTES - 1);
+        assert!(futures_lite::future::poll_once(backlog.wait_for_room())
+            .await
+            .is_some());
+        backlog.add(1);
+        let waiter = {
+            let backlog = backlog.clone();
+            smol::spawn(async move { backlog.wait_for_room().await })
+        };
+        Timer::after(std::time::Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "stdin goes on at the pause mark");
+        // Written down to the resume mark: still waiting.
+        backlog.sub(STDIN_PAUSE_WRITE_QUEUE_BYTES - STDIN_RESUME_WRITE_QUEUE_BYTES);
+        Timer::after(std::time::Duration::from_millis(20)).await;
+        assert!(
+            !waiter.is_finished(),
+            "stdin goes on before the resume mark"
+        );
+        // One byte below it: the writer wakes stdin.
+        backlog.sub(1);
+        let deadline = Instant::now() + std::time::Duration::from_millis(WAIT_MS);
+        while !waiter.is_finished() {
+            assert!(Instant::now() < deadline, "stdin never woken");
+            Timer::after(std::time::Duration::from_millis(5)).await;
+        }
+        waiter.await;
+        assert_eq!(backlog.pauses.load(Ordering::SeqCst), 1);
+    });
 }

@@ -163,8 +163,91 @@ fn own_envelopes_are_kept_until_they_expire() {
         store.own_envelopes(50).unwrap(),
         vec![vec![1; 3], vec![2; 3]]
     );
-    // Pruned (as the driver does after each commit): expired rows are gone for good.
+    // Pruned (the driver does it within a commit, at most every 10 s): gone for good.
     store.prune_own_envelopes(150).unwrap();
     assert_eq!(store.own_envelopes(0).unwrap(), vec![vec![2; 3]]);
     assert_eq!(store.own_envelopes(250).unwrap(), Vec::<Vec<u8>>::new());
+}
+
+/// Group commit (issue 14 §2): one transaction for a drain's records and chat changes, in
+/// order, all or nothing, counted once.
+#[test]
+fn a_batch_is_one_transaction_all_or_nothing() {
+    let dir = temp_dir("store-batch");
+    let path = dir.join(STORE_FILE);
+    let mut store = NodeStore::open(&path).unwrap();
+    assert_eq!(store.commits(), 0);
+    let contact = public_key(&SecretKey::from_byte_array(&[7u8; 32]).unwrap());
+    let public = Persist::ChatMessage(msg("status", "public", 5, 4));
+    let own = Persist::OwnEnvelope {
+        hash: [9; 32],
+        expiry_secs: 100,
+        raw: vec![9; 3],
+    };
+    let conv = Persist::Conversation(Record::Contact(contact));
+    let dm = Persist::Conversation(stored(false, msg("0x04aa", "dm", 7, 5)));
+    let changes = vec![
+        ChatChange::Upsert {
+            id: "status".into(),
+            kind: ChatKind::Public,
+            name: "status".into(),
+        },
+        ChatChange::Upsert {
+            id: "g1".into(),
+            kind: ChatKind::Group,
+            name: "friends".into(),
+        },
+        ChatChange::Leave { id: "g1".into() },
+    ];
+    store
+        .commit_batch(&[&public, &own, &conv, &dm], &changes, None)
+        .unwrap();
+    assert_eq!(store.commits(), 1);
+    // Nothing to write: no transaction.
+    store.commit_batch(&[], &[], None).unwrap();
+    assert_eq!(store.commits(), 1);
+    // A record this store refuses rolls the whole batch back.
+    let envelope = Persist::Envelope {
+        hash: [0; 32],
+        sent_secs: 0,
+        topic: [0; 4],
+        raw: vec![],
+    };
+    let later = Persist::ChatMessage(msg("status", "rolled back", 6, 6));
+    assert!(store.commit_batch(&[&later, &envelope], &[], None).is_err());
+    assert_eq!(store.commits(), 1);
+    drop(store);
+
+    let mut store = NodeStore::open(&path).unwrap();
+    let texts: Vec<String> = store
+        .history("status")
+        .unwrap()
+        .into_iter()
+        .map(|h| h.message.text)
+        .collect();
+    assert_eq!(texts, vec!["public"]);
+    assert_eq!(store.history("0x04aa").unwrap().len(), 1);
+    let conv_records = vec![
+        Record::Contact(contact),
+        stored(false, msg("0x04aa", "dm", 7, 5)),
+    ];
+    assert_eq!(store.records().unwrap(), conv_records);
+    let chats: Vec<(String, ChatKind)> = store
+        .chats()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.id, c.kind))
+        .collect();
+    assert_eq!(
+        chats,
+        vec![
+            ("0x04aa".to_string(), ChatKind::Dm),
+            ("status".to_string(), ChatKind::Public)
+        ]
+    );
+    // Housekeeping rides on a commit: the expired own envelope goes with the next batch.
+    assert_eq!(store.own_envelopes(50).unwrap(), vec![vec![9; 3]]);
+    let next = Persist::ChatMessage(msg("status", "next", 8, 8));
+    store.commit_batch(&[&next], &[], Some(150)).unwrap();
+    assert_eq!(store.own_envelopes(0).unwrap(), Vec::<Vec<u8>>::new());
 }
