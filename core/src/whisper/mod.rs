@@ -22,7 +22,10 @@ mod message;
 mod status;
 
 pub use bloom::{bloom_match, topic_to_bloom, Bloom, Topic, BLOOM_LEN, TOPIC_LEN};
-pub use envelope::{Envelope, PowFormula, DEFAULT_TTL_SECS, ENVELOPE_HEADER_LEN};
+pub use envelope::{
+    Envelope, EnvelopeFields, EnvelopeView, PowFormula, PowHasher, DEFAULT_TTL_SECS,
+    ENVELOPE_HEADER_LEN,
+};
 pub use machine::{
     decode_messages, decode_messages_hashed, encode_messages, Action, Config, Filter, FilterId,
     FilterKey, MailserverConfig, PeerFault, PeerKey, RateLimitConfig, Stats, Whisper,
