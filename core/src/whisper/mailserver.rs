@@ -279,7 +279,7 @@ fn split_hash(b: &[u8]) -> Option<([u8; HASH_LEN], &[u8])> {
 /// Code 127 body (§10.3): a list of envelopes (batch) or one envelope. Go tries the list
 /// first, then a single envelope.
 pub fn decode_p2p_messages(payload: &[u8]) -> Result<Vec<Envelope>, WhisperError> {
-    if let Ok(list) = super::machine::decode_messages(payload) {
+    if let Ok(list) = super::messages::decode_messages(payload) {
         return Ok(list);
     }
     Ok(vec![Envelope::decode(payload)?])

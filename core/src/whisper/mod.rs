@@ -19,6 +19,7 @@ mod envelope;
 mod machine;
 pub mod mailserver;
 mod message;
+mod messages;
 mod status;
 
 pub use bloom::{bloom_match, topic_to_bloom, Bloom, Topic, BLOOM_LEN, TOPIC_LEN};
@@ -27,10 +28,10 @@ pub use envelope::{
     ENVELOPE_HEADER_LEN,
 };
 pub use machine::{
-    decode_messages, decode_messages_hashed, encode_messages, Action, Config, Filter, FilterId,
-    FilterKey, MailserverConfig, PeerFault, PeerKey, RateLimitConfig, Stats, Whisper,
-    BROADCAST_INTERVAL_MS, DEFAULT_MAX_POOL_BYTES, EXPIRY_CHECK_INTERVAL_MS,
-    MAX_MESSAGE_SIZE_BYTES, MAX_P2P_SEEN, MAX_TOPIC_BUCKETS_PER_PEER, SYNC_ALLOWANCE_SECS,
+    Action, Config, Filter, FilterId, FilterKey, MailserverConfig, PeerFault, PeerKey,
+    RateLimitConfig, Stats, Whisper, BROADCAST_INTERVAL_MS, DEFAULT_MAX_POOL_BYTES,
+    EXPIRY_CHECK_INTERVAL_MS, MAX_MESSAGE_SIZE_BYTES, MAX_P2P_SEEN, MAX_TOPIC_BUCKETS_PER_PEER,
+    SYNC_ALLOWANCE_SECS,
 };
 pub use mailserver::{
     Archive, EnvelopeError, MessageResponse, MessagesRequest, RequestCompletion, RequestPayload,
@@ -43,6 +44,7 @@ pub use message::{
     ReceivedMessage, SymmetricOpener, AES_KEY_LEN, AES_NONCE_LEN, FLAGS_LEN, MAX_PAYLOAD_LEN,
     PAD_SIZE_LIMIT, PBKDF2_ITERATIONS, SIGNATURE_FLAG, SIGNATURE_LEN, SIZE_MASK,
 };
+pub use messages::{decode_messages, decode_messages_hashed, encode_messages};
 pub use status::{
     decode_bloom_filter, decode_pow_requirement, decode_rate_limits_packet, encode_bloom_filter,
     encode_pow_requirement, encode_rate_limits_packet, RateLimits, StatusPacket, PROTOCOL_VERSION,
