@@ -39,10 +39,10 @@ pub use mailserver::{
 };
 pub use message::{
     build_plaintext, decrypt_asymmetric, decrypt_symmetric, encrypt_asymmetric, encrypt_symmetric,
-    open_asymmetric, open_symmetric, parse_plaintext, recover_signer, sign_recoverable,
-    sym_key_from_password, wrap, wrap_symmetric, Encryption, MessageParams, ParsedMessage,
-    ReceivedMessage, SymmetricOpener, AES_KEY_LEN, AES_NONCE_LEN, FLAGS_LEN, MAX_PAYLOAD_LEN,
-    PAD_SIZE_LIMIT, PBKDF2_ITERATIONS, SIGNATURE_FLAG, SIGNATURE_LEN, SIZE_MASK,
+    open_asymmetric, open_asymmetric_fields, open_symmetric, parse_plaintext, recover_signer,
+    sign_recoverable, sym_key_from_password, wrap, wrap_symmetric, Encryption, MessageParams,
+    ParsedMessage, ReceivedMessage, SymmetricOpener, AES_KEY_LEN, AES_NONCE_LEN, FLAGS_LEN,
+    MAX_PAYLOAD_LEN, PAD_SIZE_LIMIT, PBKDF2_ITERATIONS, SIGNATURE_FLAG, SIGNATURE_LEN, SIZE_MASK,
 };
 pub use messages::{decode_messages, decode_messages_hashed, encode_messages};
 pub use status::{

@@ -1535,7 +1535,7 @@ fn archive_cursor_bloom_and_bounds() {
     };
     for (sent, topic) in [(100, 1), (101, 2), (102, 1), (103, 1), (104, 1)] {
         let e = mk(sent, topic);
-        a.insert(&e, e.hash(), e.encode());
+        a.insert(e.view(), e.hash(), e.encode());
     }
     // Capacity 4: the oldest (sent 100) was evicted.
     assert_eq!(a.len(), 4);
@@ -1553,7 +1553,7 @@ fn archive_cursor_bloom_and_bounds() {
     assert_eq!(a.query(0, 200, &Bloom::FULL, 10, &[]).envelopes.len(), 4);
     // An older envelope than everything a full archive keeps is refused.
     let old = mk(50, 1);
-    assert!(!a.insert(&old, old.hash(), old.encode()));
+    assert!(!a.insert(old.view(), old.hash(), old.encode()));
 }
 
 #[test]

@@ -110,9 +110,17 @@ impl Whisper {
         self.filters.remove(&id).is_some()
     }
 
-    /// Offers an envelope to local filters (`p2p`: only `allow_p2p` filters).
-    pub(super) fn deliver(&mut self, env: &Envelope, hash: [u8; 32], pow: f64, p2p: bool) {
-        let formula = self.config.pow_formula;
+    /// Offers an envelope to local filters (`p2p`: only `allow_p2p` filters). `pow` is its
+    /// PoW as validated; `pow_no_allowance` the same without the future allowance (what an
+    /// asymmetric filter reports, as [`open_asymmetric`] computes it).
+    pub(super) fn deliver(
+        &mut self,
+        env: EnvelopeFields<'_>,
+        hash: [u8; 32],
+        pow: f64,
+        pow_no_allowance: f64,
+        p2p: bool,
+    ) {
         for (id, f) in &self.filters {
             if !f.matches_topic(&env.topic) || (p2p && !f.allow_p2p) {
                 continue;
@@ -120,17 +128,18 @@ impl Whisper {
             if f.min_pow > 0.0 && pow < f.min_pow {
                 continue;
             }
+            self.stats.decrypt_attempts += 1;
             let opened = match &f.key {
                 FilterKey::Symmetric(k) => match self.openers.get(id) {
-                    Some(o) => o.open(env, hash, pow),
-                    None => SymmetricOpener::new(k).open(env, hash, pow),
+                    Some(o) => o.open_fields(env, hash, pow),
+                    None => SymmetricOpener::new(k).open_fields(env, hash, pow),
                 },
                 FilterKey::SymmetricPassword(password) => self
                     .openers
                     .entry(*id)
                     .or_insert_with(|| SymmetricOpener::new(&sym_key_from_password(password)))
-                    .open(env, hash, pow),
-                FilterKey::Asymmetric(k) => open_asymmetric(env, hash, k, formula),
+                    .open_fields(env, hash, pow),
+                FilterKey::Asymmetric(k) => open_asymmetric_fields(env, hash, k, pow_no_allowance),
             };
             if let Ok(message) = opened {
                 self.stats.delivered += 1;

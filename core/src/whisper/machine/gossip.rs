@@ -11,10 +11,10 @@
 use super::*;
 
 impl Whisper {
-    /// `peer` has the pooled envelope `hash`: it leaves the peer's gossip queue.
-    pub(super) fn mark_known(&mut self, peer: PeerKey, hash: [u8; 32]) {
+    /// `peer` has the pooled envelope in `slot`: it leaves the peer's gossip queue.
+    pub(super) fn mark_known(&mut self, peer: PeerKey, slot: Slot) {
         if let Some(p) = self.peers.get_mut(&peer) {
-            p.pending.remove(&hash);
+            p.pending.remove(&slot);
         }
     }
 
@@ -52,15 +52,30 @@ impl Whisper {
             let mut body = Encoder::new();
             let mut count = 0usize;
             let mut sent = Vec::new();
-            // The queue is in hash order, as a pool walk would find them.
-            for h in &p.pending {
-                let Some(e) = self.pool.get(h) else { continue };
-                if e.env.expiry < now || e.pow < p.pow_requirement {
+            // What the peer can take now; the rest stays queued.
+            let mut eligible: Vec<(u64, Slot)> = p
+                .pending
+                .iter()
+                .filter_map(|&slot| {
+                    let e = self.pool.get(slot)?;
+                    let ok = e.expiry >= now
+                        && e.pow >= p.pow_requirement
+                        && (p.full_node || p.bloom.matches(&topic_to_bloom(e.topic)));
+                    ok.then(|| (hash_prefix(&e.hash), slot))
+                })
+                .collect();
+            // In hash order, as a pool walk would find them (full hashes settle equal prefixes).
+            let pool = &self.pool;
+            eligible.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0).then_with(|| {
+                    let hash = |s| pool.get(s).map(|e| e.hash);
+                    hash(a.1).cmp(&hash(b.1))
+                })
+            });
+            for (_, slot) in eligible {
+                let Some(e) = self.pool.get(slot) else {
                     continue;
-                }
-                if !p.full_node && !p.bloom.matches(&e.bloom) {
-                    continue;
-                }
+                };
                 if count > 0 && body.as_slice().len() + e.raw.len() + 9 > max {
                     sends.push((*peer, std::mem::take(&mut body)));
                     packets += 1;
@@ -71,12 +86,12 @@ impl Whisper {
                 }
                 body.raw(&e.raw);
                 count += 1;
-                sent.push(*h);
+                sent.push(slot);
                 self.stats.envelopes_sent += 1;
             }
             // Sent = known to the peer: never offered again.
-            for h in &sent {
-                p.pending.remove(h);
+            for slot in &sent {
+                p.pending.remove(slot);
             }
             if count > 0 {
                 sends.push((*peer, body));

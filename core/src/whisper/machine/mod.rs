@@ -33,9 +33,12 @@
 //!   pool refuses it (full) is not remembered: if it is pooled later from another peer it may
 //!   be offered back to that sender, a duplicate it ignores.
 //! - Duplicates are recognised by their exact bytes before any hashing or decoding (a pooled
-//!   envelope keeps the RLP it arrived as): same bytes, same hash.
+//!   envelope keeps the RLP it arrived as): same bytes, same hash. A new envelope is read in
+//!   place; its hash and PoW are computed from the received bytes and the pool keeps one copy
+//!   of them (`pooled`: about the RLP plus 100 bytes per envelope).
 //! - Pool eviction rule when [`Config::max_envelopes`] is reached: the envelope that expires
-//!   soonest is evicted (ties: smallest hash); if the newcomer expires no later than it, the
+//!   soonest is evicted (ties: smallest hash; among envelopes whose hashes share their first
+//!   8 bytes, the one pooled in the lower slot); if the newcomer expires no later than it, the
 //!   newcomer is dropped instead. Both count in [`Stats::pool_evictions`].
 //!   The pool is also bounded by [`Config::max_pool_bytes`] (sum of envelope `size()`): the same
 //!   rule evicts soonest-expiring envelopes until both bounds hold, or drops the newcomer if it
@@ -74,16 +77,18 @@ use std::net::IpAddr;
 use rand_core::RngCore;
 use secp256k1::SecretKey;
 
+use super::bloom::topic_to_bloom;
 use super::bloom::{Bloom, Topic};
-use super::envelope::{Envelope, PowFormula, DEFAULT_TTL_SECS};
+use super::envelope::{Envelope, EnvelopeFields, EnvelopeView, PowFormula, DEFAULT_TTL_SECS};
 use super::mailserver::{
     batch_hash, decode_batch_ack, decode_p2p_messages, encode_batch_ack, Archive, EnvelopeError,
     MessageResponse, MessagesRequest, RequestCompletion, RequestPayload, DEFAULT_REQUEST_LIMIT,
     ENVELOPE_OTHER_ERROR, ENVELOPE_TIME_NOT_SYNCED, HASH_LEN, OPEN_UPPER_BOUND_SECS,
 };
 use super::message::{
-    decrypt_asymmetric, decrypt_symmetric, open_asymmetric, parse_plaintext, sym_key_from_password,
-    wrap, Encryption, MessageParams, ReceivedMessage, SymmetricOpener, AES_KEY_LEN,
+    decrypt_asymmetric, decrypt_symmetric, open_asymmetric_fields, parse_plaintext,
+    sym_key_from_password, wrap, Encryption, MessageParams, ReceivedMessage, SymmetricOpener,
+    AES_KEY_LEN,
 };
 use super::status::{
     decode_bloom_filter, decode_pow_requirement, encode_bloom_filter, encode_pow_requirement,
@@ -100,13 +105,15 @@ mod filters;
 mod gossip;
 mod limits;
 mod pool;
+mod pooled;
 mod serve;
 
 pub use config::*;
 pub use filters::{Filter, FilterKey};
 
 use limits::Bucket;
-use pool::{Added, Pooled};
+use pool::Added;
+use pooled::{hash_prefix, Pooled, PooledSet, Slot};
 
 /// A connection, as numbered by the node.
 pub type PeerKey = u64;
@@ -279,6 +286,9 @@ pub struct Stats {
     pub envelopes_served: u64,
     /// Confirmation pairs (12 + 11) sent.
     pub confirmations_sent: u64,
+    /// Envelopes tried against a filter's key (a decryption attempt each; own posts are never
+    /// tried).
+    pub decrypt_attempts: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -288,8 +298,8 @@ struct PeerState {
     bloom: Bloom,
     full_node: bool,
     /// Gossip queue: pooled envelopes this peer is not known to have (sent us, or been sent),
-    /// by hash. Bounded by the pool.
-    pending: BTreeSet<[u8; 32]>,
+    /// by slot. Bounded by the pool.
+    pending: BTreeSet<Slot>,
     ip: Option<IpAddr>,
     trusted: bool,
     bucket: Option<Bucket>,
@@ -305,11 +315,8 @@ pub struct Whisper {
     rng: Rng,
     now: Time,
     peers: BTreeMap<PeerKey, PeerState>,
-    pool: BTreeMap<[u8; 32], Pooled>,
-    /// Pooled hashes by [`raw_fingerprint`] of their bytes: a duplicate is found by comparing
-    /// bytes with the few pooled envelopes sharing its fingerprint, without hashing.
-    by_fingerprint: BTreeSet<(u64, [u8; 32])>,
-    by_expiry: BTreeSet<(u32, [u8; 32])>,
+    /// The pooled envelopes and their indexes.
+    pool: PooledSet,
     filters: BTreeMap<FilterId, Filter>,
     /// Prepared AES key schedules of symmetric filters.
     openers: BTreeMap<FilterId, SymmetricOpener>,
@@ -319,7 +326,6 @@ pub struct Whisper {
     pow_tolerance: Option<(f64, Time)>,
     /// Previous bloom (`None` inside = full), tolerated until the time given.
     bloom_tolerance: Option<(Option<Bloom>, Time)>,
-    pool_bytes: usize,
     ip_buckets: BTreeMap<IpAddr, Bucket>,
     identity: Option<SecretKey>,
     archive: Option<Archive>,
@@ -329,6 +335,13 @@ pub struct Whisper {
     broadcast_at: Option<Time>,
     last_expiry_check: Time,
     stats: Stats,
+}
+
+/// The seed of the pool's byte fingerprints, derived from the machine's seed without drawing
+/// from its RNG (so nonces and padding stay what they were for a given seed).
+fn fingerprint_seed(seed: &Seed) -> u64 {
+    let h = crate::keccak::keccak256_concat(&[b"hush/whisper/pool-fingerprint", seed]);
+    hash_prefix(&h)
 }
 
 fn secs(now: Time) -> u32 {
@@ -352,16 +365,13 @@ impl Whisper {
             rng: rng_from_seed(seed),
             now,
             peers: BTreeMap::new(),
-            pool: BTreeMap::new(),
-            by_fingerprint: BTreeSet::new(),
-            by_expiry: BTreeSet::new(),
+            pool: PooledSet::new(fingerprint_seed(&seed)),
             filters: BTreeMap::new(),
             openers: BTreeMap::new(),
             next_filter_id: 1,
             bloom,
             pow_tolerance: None,
             bloom_tolerance: None,
-            pool_bytes: 0,
             ip_buckets: BTreeMap::new(),
             identity: None,
             archive,
@@ -397,12 +407,12 @@ impl Whisper {
 
     /// Sum of pooled envelopes' `size()`, bytes.
     pub fn pool_bytes(&self) -> usize {
-        self.pool_bytes
+        self.pool.bytes()
     }
 
     /// True if an envelope with this hash is pooled.
     pub fn has_envelope(&self, hash: &[u8; 32]) -> bool {
-        self.pool.contains_key(hash)
+        self.pool.find_hash(hash).is_some()
     }
 
     /// The mailserver archive, if this node is a mailserver.
@@ -472,7 +482,7 @@ impl Whisper {
                 bloom: Bloom::FULL,
                 full_node: true,
                 // Nothing pooled is known to a new peer.
-                pending: self.pool.keys().copied().collect(),
+                pending: self.pool.slots().collect(),
                 ip,
                 trusted: false,
                 bucket: (rate > 0).then(|| Bucket::full(rate, now)),
@@ -664,8 +674,8 @@ impl Whisper {
             )));
         }
         let raw = env.encode();
-        let hash = keccak256(&raw);
-        match self.add(env, hash, &raw, None) {
+        let view = EnvelopeView::decode(&raw)?;
+        match self.add(&view, None) {
             Added::Pooled(h) | Added::Duplicate(h) => Ok(h),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
             Added::TimeSync(..) | Added::Dropped => Err(WhisperError::Dropped),

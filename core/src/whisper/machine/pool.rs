@@ -6,7 +6,9 @@
 //!   the drift, or very old → dropped, peer kept; merely expired → dropped), size, then PoW and
 //!   bloom (→ the peer is disconnected after the whole packet). Every drop is counted in
 //!   [`Stats`].
-//! - Duplicates are recognised by their exact bytes before any hashing or decoding.
+//! - Duplicates are recognised by their exact bytes before any hashing or decoding. A new
+//!   envelope is read in place ([`EnvelopeView`]); its hash and PoW are computed from the
+//!   received bytes, and the pool keeps one copy of them (no other copy of the data is made).
 //! - Eviction when a bound ([`Config::max_envelopes`], [`Config::max_pool_bytes`]) is reached:
 //!   the envelope expiring soonest goes first; a newcomer that expires no later than it is
 //!   dropped instead (nothing is evicted then).
@@ -14,30 +16,12 @@
 
 use super::*;
 
-#[derive(Clone, Debug)]
-pub(super) struct Pooled {
-    pub(super) env: Envelope,
-    /// The envelope's RLP (as received, or our post's encoding); gossip copies it instead of
-    /// re-encoding per peer, and duplicates are compared with it.
-    pub(super) raw: Box<[u8]>,
-    pub(super) pow: f64,
-    pub(super) bloom: Bloom,
-}
-
 /// One envelope of a Messages packet.
 pub(super) enum Incoming<'a> {
-    /// Byte-identical to this pooled envelope.
-    Pooled([u8; 32]),
-    /// Not pooled: decoded, with its hash and bytes.
-    New(Envelope, [u8; 32], &'a [u8]),
-}
-
-/// Cheap fingerprint of an envelope's RLP for duplicate lookup: its last 8 bytes, the end of
-/// the nonce (a sealed nonce starts at a random value). Colliding envelopes (a peer may craft
-/// equal nonces) are told apart by comparing bytes, so a collision costs time, never accuracy.
-pub(super) fn raw_fingerprint(raw: &[u8]) -> u64 {
-    let tail = raw.get(raw.len().saturating_sub(8)..).unwrap_or_default();
-    tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    /// Byte-identical to the envelope pooled in this slot (when the packet was decoded).
+    Pooled(Slot, &'a [u8]),
+    /// Not pooled: decoded in place.
+    New(EnvelopeView<'a>),
 }
 
 /// What happened to one envelope offered to the pool.
@@ -56,7 +40,7 @@ pub(super) enum Added {
 
 impl Whisper {
     /// Splits a Messages packet into envelopes already pooled (found by their bytes) and new
-    /// ones (decoded and hashed). Any undecodable item fails the whole packet, as before.
+    /// ones (decoded in place). Any undecodable item fails the whole packet, as before.
     pub(super) fn decode_packet<'a>(
         &self,
         payload: &'a [u8],
@@ -66,24 +50,18 @@ impl Whisper {
         let mut out = Vec::new();
         while let Some(e) = l.next_item()? {
             let raw = e.raw();
-            match self.pooled_hash_of(raw) {
-                Some(hash) => out.push(Incoming::Pooled(hash)),
-                None => {
-                    let env = Envelope::from_rlp(&e)?;
-                    out.push(Incoming::New(env, keccak256(raw), raw));
-                }
+            match self.pool.find_bytes(raw) {
+                Some(slot) => out.push(Incoming::Pooled(slot, raw)),
+                None => out.push(Incoming::New(EnvelopeView::from_rlp(&e)?)),
             }
         }
         Ok(out)
     }
 
-    /// The hash of the pooled envelope whose RLP is exactly `raw`, if any.
-    pub(super) fn pooled_hash_of(&self, raw: &[u8]) -> Option<[u8; 32]> {
-        let fp = raw_fingerprint(raw);
-        self.by_fingerprint
-            .range((fp, [0u8; 32])..=(fp, [0xff; 32]))
-            .find(|(_, h)| self.pool.get(h).is_some_and(|p| *p.raw == *raw))
-            .map(|(_, h)| *h)
+    /// The slot still holding exactly `raw` (an earlier envelope of the same packet may have
+    /// evicted it).
+    fn still_pooled(&self, slot: Slot, raw: &[u8]) -> Option<&Pooled> {
+        self.pool.get(slot).filter(|p| *p.raw == *raw)
     }
 
     pub(super) fn handle_messages(&mut self, peer: PeerKey, payload: &[u8]) {
@@ -104,9 +82,9 @@ impl Whisper {
         for incoming in envelopes {
             self.stats.envelopes_received += 1;
             let topic = match &incoming {
-                Incoming::New(env, ..) => env.topic,
-                Incoming::Pooled(hash) => match self.pool.get(hash) {
-                    Some(p) => p.env.topic,
+                Incoming::New(view) => view.fields().topic,
+                Incoming::Pooled(slot, raw) => match self.still_pooled(*slot, raw) {
+                    Some(p) => p.topic,
                     // Evicted by an earlier envelope of this packet: nothing left to learn.
                     None => continue,
                 },
@@ -119,8 +97,8 @@ impl Whisper {
                 continue;
             }
             let added = match incoming {
-                Incoming::New(env, hash, raw) => self.add(env, hash, raw, Some(peer)),
-                Incoming::Pooled(hash) => self.add_pooled(hash, peer),
+                Incoming::New(view) => self.add(&view, Some(peer)),
+                Incoming::Pooled(slot, _) => self.add_pooled(slot, peer),
             };
             match added {
                 Added::Pooled(_) | Added::Duplicate(_) | Added::Dropped => {}
@@ -200,30 +178,23 @@ impl Whisper {
 
     /// [`Self::add`] for an envelope found pooled by its bytes: the same checks in the same
     /// order (a pooled envelope passed the size check; its clock checks may now fail).
-    pub(super) fn add_pooled(&mut self, hash: [u8; 32], from: PeerKey) -> Added {
-        let Some((sent, expiry)) = self
-            .pool
-            .get(&hash)
-            .map(|p| (p.env.sent_secs(), p.env.expiry))
+    pub(super) fn add_pooled(&mut self, slot: Slot, from: PeerKey) -> Added {
+        let Some((hash, expiry, sent)) = self.pool.get(slot).map(|p| (p.hash, p.expiry, p.sent))
         else {
             return Added::Dropped;
         };
         if let Some(verdict) = self.clock_check(sent, expiry, hash) {
             return verdict;
         }
-        self.mark_known(from, hash);
+        self.mark_known(from, slot);
         self.stats.duplicates += 1;
         Added::Duplicate(hash)
     }
 
-    /// Validates and pools an envelope (Go `add`); `hash` is its hash and `raw` its bytes.
-    pub(super) fn add(
-        &mut self,
-        env: Envelope,
-        hash: [u8; 32],
-        raw: &[u8],
-        from: Option<PeerKey>,
-    ) -> Added {
+    /// Validates and pools an envelope (Go `add`), read in place from its RLP.
+    pub(super) fn add(&mut self, view: &EnvelopeView<'_>, from: Option<PeerKey>) -> Added {
+        let hash = view.hash();
+        let env = view.fields();
         let now = secs(self.now);
         let sent = env.sent_secs();
         if let Some(verdict) = self.clock_check(sent, env.expiry, hash) {
@@ -234,33 +205,35 @@ impl Whisper {
             return Added::Fault(hash, PeerFault::EnvelopeTooLarge);
         }
         // Dedup before the PoW: a pooled envelope (same hash = same bytes) already passed it.
-        if self.pool.contains_key(&hash) {
+        // (Received envelopes were looked up by their bytes already; this catches a second
+        // copy within one packet, and our own posts.)
+        if let Some(slot) = self.pool.find_hash(&hash) {
             if let Some(p) = from {
-                self.mark_known(p, hash);
+                self.mark_known(p, slot);
             }
             self.stats.duplicates += 1;
             return Added::Duplicate(hash);
         }
         let diff = if sent > now { sent - now + 1 } else { 0 };
-        let pow = env.pow(self.config.pow_formula, diff);
+        let pow = view.pow(self.config.pow_formula, diff);
         if !self.pow_accepted(pow) {
             self.stats.dropped_low_pow += 1;
             return Added::Fault(hash, PeerFault::LowPow);
         }
-        let bloom = env.bloom();
-        if from.is_some() && !self.bloom_accepted(&bloom) {
+        if from.is_some() && !self.bloom_accepted(&env.bloom()) {
             self.stats.dropped_bloom += 1;
             return Added::Fault(hash, PeerFault::BloomMismatch);
         }
-        if !self.make_room(&env, hash) {
+        if !self.make_room(env.expiry, env.size(), &hash) {
             self.stats.pool_evictions += 1;
             return Added::Dropped;
         }
         self.stats.envelopes_pooled += 1;
+        let raw = view.raw();
         // Archive first: the driver commits the envelope before it reports the delivery.
         if let Some(archive) = self.archive.as_mut() {
             let raw = raw.to_vec();
-            if archive.insert(&env, hash, raw.clone()) {
+            if archive.insert(env, hash, raw.clone()) {
                 self.stats.archived += 1;
                 self.actions.push_back(Action::Archive {
                     hash,
@@ -270,66 +243,76 @@ impl Whisper {
                 });
             }
         }
-        let p2p = from.is_some() && self.config.light_node;
-        self.deliver(&env, hash, pow, p2p);
-        self.pool_bytes += env.size();
-        self.by_expiry.insert((env.expiry, hash));
+        {
+            let p2p = from.is_some() && self.config.light_node;
+            let pow_no_allowance = if diff == 0 {
+                pow
+            } else {
+                view.pow(self.config.pow_formula, 0)
+            };
+            self.deliver(env, hash, pow, pow_no_allowance, p2p);
+        }
+        let slot = self.pool.insert(Pooled {
+            raw: raw.into(),
+            hash,
+            pow,
+            expiry: env.expiry,
+            sent,
+            topic: env.topic,
+            size: u32::try_from(env.size()).unwrap_or(u32::MAX),
+        });
         // Every peer but the sender is to be offered it.
         for (key, p) in self.peers.iter_mut() {
             if Some(*key) != from {
-                p.pending.insert(hash);
+                p.pending.insert(slot);
             }
         }
-        self.by_fingerprint.insert((raw_fingerprint(raw), hash));
-        self.pool.insert(
-            hash,
-            Pooled {
-                bloom: env.bloom(),
-                env,
-                raw: raw.into(),
-                pow,
-            },
-        );
         self.schedule_broadcast();
         Added::Pooled(hash)
     }
 
     /// Removes a pooled envelope from the pool, its indexes and every gossip queue.
-    pub(super) fn remove_pooled(&mut self, expiry: u32, hash: &[u8; 32]) {
-        self.by_expiry.remove(&(expiry, *hash));
-        if let Some(p) = self.pool.remove(hash) {
-            self.pool_bytes -= p.env.size();
-            self.by_fingerprint
-                .remove(&(raw_fingerprint(&p.raw), *hash));
-        }
+    pub(super) fn remove_pooled(&mut self, slot: Slot) {
+        self.pool.remove(slot);
         for p in self.peers.values_mut() {
-            p.pending.remove(hash);
+            p.pending.remove(&slot);
         }
     }
 
-    /// Evicts soonest-expiring envelopes until `env` fits both bounds; false (and nothing
-    /// evicted) if that would evict an envelope expiring no earlier than `env`.
-    pub(super) fn make_room(&mut self, env: &Envelope, hash: [u8; 32]) -> bool {
-        let size = env.size();
+    /// Evicts soonest-expiring envelopes until an envelope of `size` expiring at `expiry`
+    /// fits both bounds; false (and nothing evicted) if that would evict an envelope expiring
+    /// no earlier than it (ties: smaller hash first).
+    pub(super) fn make_room(&mut self, expiry: u32, size: usize, hash: &[u8; 32]) -> bool {
         if size > self.config.max_pool_bytes || self.config.max_envelopes == 0 {
             return false;
         }
         let mut count = self.pool.len();
-        let mut bytes = self.pool_bytes;
+        let mut bytes = self.pool.bytes();
         let mut victims = Vec::new();
-        let mut it = self.by_expiry.iter();
+        let mut it = self.pool.by_expiry();
+        let key = (expiry, hash_prefix(hash));
         while count >= self.config.max_envelopes || bytes + size > self.config.max_pool_bytes {
-            match it.next() {
-                Some(&(exp, h)) if (exp, h) < (env.expiry, hash) => {
-                    count -= 1;
-                    bytes -= self.pool.get(&h).map_or(0, |p| p.env.size());
-                    victims.push((exp, h));
-                }
-                _ => return false,
+            let Some((exp, prefix, slot)) = it.next() else {
+                return false;
+            };
+            let Some(victim) = self.pool.get(slot) else {
+                return false;
+            };
+            let earlier = match (exp, prefix).cmp(&key) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => victim.hash < *hash,
+            };
+            if !earlier {
+                return false;
             }
+            count -= 1;
+            bytes -= victim.size as usize;
+            victims.push(slot);
         }
-        for (exp, h) in victims {
-            self.remove_pooled(exp, &h);
+        drop(it);
+        for slot in victims {
+            self.remove_pooled(slot);
             self.stats.pool_evictions += 1;
         }
         true
@@ -338,7 +321,8 @@ impl Whisper {
     /// The RLP and expiry (Unix seconds) of a pooled envelope (e.g. to persist our own post
     /// before it is gossiped).
     pub fn pooled_raw(&self, hash: &[u8; 32]) -> Option<(&[u8], u32)> {
-        self.pool.get(hash).map(|p| (p.raw.as_ref(), p.env.expiry))
+        let p = self.pool.get(self.pool.find_hash(hash)?)?;
+        Some((&p.raw, p.expiry))
     }
 
     /// Restart: pools again one of our own posts (its RLP, persisted before it was gossiped),
@@ -347,12 +331,11 @@ impl Whisper {
     /// bytes are the ones sealed before the restart.
     pub fn repost_raw(&mut self, now: Time, raw: &[u8]) -> Result<bool, WhisperError> {
         self.advance(now);
-        let env = Envelope::decode(raw)?;
-        if env.expiry < secs(self.now) {
+        let view = EnvelopeView::decode(raw)?;
+        if view.fields().expiry < secs(self.now) {
             return Ok(false);
         }
-        let hash = keccak256(raw);
-        match self.add(env, hash, raw, None) {
+        match self.add(&view, None) {
             Added::Pooled(_) => Ok(true),
             Added::Duplicate(_) => Ok(false),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
@@ -361,9 +344,9 @@ impl Whisper {
     }
 
     pub(super) fn expiry_deadline(&self) -> Option<Time> {
-        let (exp, _) = self.by_expiry.first()?;
+        let exp = self.pool.first_expiry()?;
         // An envelope is expired once now_secs > expiry, i.e. from (expiry + 1) s.
-        let due = Time::from_secs(u64::from(*exp) + 1);
+        let due = Time::from_secs(u64::from(exp) + 1);
         let earliest = self
             .last_expiry_check
             .plus_millis(self.config.expiry_check_interval_ms);
@@ -373,12 +356,12 @@ impl Whisper {
     pub(super) fn expire(&mut self) {
         self.last_expiry_check = self.now;
         let now = secs(self.now);
-        while let Some(&(exp, h)) = self.by_expiry.first() {
+        while let Some((exp, _, slot)) = self.pool.soonest() {
             if exp >= now {
                 break;
             }
             // Also leaves every gossip queue (Go `peer.expire`).
-            self.remove_pooled(exp, &h);
+            self.remove_pooled(slot);
             self.stats.expired_from_pool += 1;
         }
     }

@@ -113,7 +113,7 @@ impl Whisper {
             let hash = env.hash();
             // Already delivered through gossip or an earlier page: skip (the chat layer would
             // drop it as a duplicate anyway; this saves the decryption).
-            if self.pool.contains_key(&hash) || !self.p2p_seen.insert(hash) {
+            if self.pool.find_hash(&hash).is_some() || !self.p2p_seen.insert(hash) {
                 continue;
             }
             self.p2p_seen_order.push_back(hash);
@@ -128,7 +128,7 @@ impl Whisper {
             self.stats.p2p_envelopes_received += 1;
             // [W-wh `postP2P`]: no expiry or PoW checks for direct messages.
             let pow = env.pow(self.config.pow_formula, 0);
-            self.deliver(&env, hash, pow, true);
+            self.deliver(env.view(), hash, pow, pow, true);
         }
     }
 
