@@ -43,8 +43,11 @@
 //!   The pool is also bounded by [`Config::max_pool_bytes`] (sum of envelope `size()`): the same
 //!   rule evicts soonest-expiring envelopes until both bounds hold, or drops the newcomer if it
 //!   would have to evict an envelope expiring later than itself (nothing is evicted then).
-//! - Own posts ([`Whisper::post`], [`Whisper::post_with`]) are sealed, pooled, delivered to
-//!   matching local filters (Go's `Send` → `add` → filters) and gossiped like any other envelope.
+//! - Own posts ([`Whisper::post`], [`Whisper::post_with`], [`Whisper::repost_raw`]) are sealed,
+//!   pooled and gossiped like any other envelope, but not offered to our own filters (Go's
+//!   `Send` → `add` → filters would decrypt them): the poster already knows what it posted, and
+//!   the node reports its own messages when it sends them. [`Stats::decrypt_attempts`] counts
+//!   filter tries.
 //! - Filters ([`Filter`]) hold topics, a symmetric or asymmetric key ([`FilterKey`]), a minimum
 //!   PoW (checked before decrypting) and `allow_p2p`. Only filters whose topics match are tried.
 //!   Envelopes that arrive as direct P2P messages (code 127 from a trusted peer), and, on a
@@ -648,7 +651,7 @@ impl Whisper {
     }
 
     /// Builds, signs (if asked), encrypts with `key`, seals and pools a message; it is
-    /// delivered to matching local filters now and gossiped at the next broadcast. Returns the
+    /// gossiped at the next broadcast (and not offered to our own filters). Returns the
     /// envelope hash.
     pub fn post(
         &mut self,

@@ -243,8 +243,10 @@ impl Whisper {
                 });
             }
         }
-        {
-            let p2p = from.is_some() && self.config.light_node;
+        // Our own posts are not offered to our own filters: the poster knows what it posted
+        // (issue 14 item 5; the node reports its own messages as it sends them).
+        if from.is_some() {
+            let p2p = self.config.light_node;
             let pow_no_allowance = if diff == 0 {
                 pow
             } else {
