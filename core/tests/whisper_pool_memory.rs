@@ -149,6 +149,9 @@ fn pooled_envelope_costs_at_most_one_and_a_half_times_its_rlp() {
             "{forwarded:.0} B per pooled envelope of {rlp:.0} B (after gossip)"
         );
         // Never less than the one copy of the RLP the pool must keep.
-        assert!(forwarded >= rlp, "{forwarded:.0} B < {rlp:.0} B: not counted");
+        assert!(
+            forwarded >= rlp,
+            "{forwarded:.0} B < {rlp:.0} B: not counted"
+        );
     }
 }
