@@ -388,6 +388,16 @@ fn summary() {
 criterion_group!(benches, bench_seal, bench_receive, bench_decrypt);
 
 fn main() {
+    // `WHISPER_PROFILE_RECEIVE=1`: only the receive path, for 10 s, for a profiler.
+    if std::env::var_os("WHISPER_PROFILE_RECEIVE").is_some() {
+        let f = fixture();
+        let start = Instant::now();
+        while start.elapsed().as_secs() < 10 {
+            let mut w = node(f.n);
+            receive_all(&mut w, &f.packets);
+        }
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     summary();

@@ -122,7 +122,7 @@ impl Envelope {
     /// `sent - now + 1` for envelopes slightly from the future, else 0) [W-env `calculatePoW`].
     pub fn pow(&self, formula: PowFormula, diff: u32) -> f64 {
         let rlp = self.rlp_without_nonce();
-        let bits = PowHasher::new(formula, &[&rlp]).bits(self.nonce);
+        let bits = PowHasher::new(formula, &[&rlp]).into_bits(self.nonce);
         pow_value(formula, bits, rlp.len(), self.size(), self.ttl, diff)
     }
 
@@ -277,15 +277,26 @@ impl PowHasher {
     /// The zero-bit count `nonce` earns (leading zeros, or trailing zeros for the legacy
     /// formula).
     pub fn bits(&self, nonce: u64) -> u32 {
-        let h = self.digest(nonce);
-        match self.formula {
-            PowFormula::Current => leading_zero_bits(&h),
-            PowFormula::Legacy => {
-                if h.iter().all(|&b| b == 0) {
-                    0
-                } else {
-                    trailing_zero_bits(&h)
-                }
+        score(self.formula, &self.digest(nonce))
+    }
+
+    /// [`Self::bits`] for one last nonce, without copying the state (verification).
+    pub fn into_bits(self, nonce: u64) -> u32 {
+        let mut k = self.prefix;
+        k.update(&nonce.to_be_bytes());
+        score(self.formula, &k.finalize())
+    }
+}
+
+/// The zero-bit count of a PoW digest under `formula`.
+fn score(formula: PowFormula, h: &[u8; 32]) -> u32 {
+    match formula {
+        PowFormula::Current => leading_zero_bits(h),
+        PowFormula::Legacy => {
+            if h.iter().all(|&b| b == 0) {
+                0
+            } else {
+                trailing_zero_bits(h)
             }
         }
     }
@@ -432,7 +443,7 @@ impl<'a> EnvelopeView<'a> {
 
     /// [`Envelope::pow`], computed from the received bytes.
     pub fn pow(&self, formula: PowFormula, diff: u32) -> f64 {
-        let bits = self.pow_hasher(formula).bits(self.fields.nonce);
+        let bits = self.pow_hasher(formula).into_bits(self.fields.nonce);
         pow_value(
             formula,
             bits,

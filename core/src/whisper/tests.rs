@@ -2053,3 +2053,46 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_copy_found_by_its_bytes_whose_slot_was_reused_in_the_same_packet_is_not_a_duplicate() {
+    // Pool of one: X is pooled. A packet [Y, X]: Y (expiring later) evicts X and takes its slot;
+    // the X copy, found pooled by its bytes when the packet was decoded, must not be taken for
+    // a duplicate of what that slot holds now (Y).
+    let cfg = Config {
+        min_pow: 0.0,
+        max_envelopes: 1,
+        ..Config::default()
+    };
+    let t0 = Time(T0_MS);
+    let now_s = (T0_MS / 1000) as u32;
+    let mut w = Whisper::new(cfg, seed_from_u64(6), t0);
+    connect_full_peer(&mut w, t0, 1);
+    while w.poll_action().is_some() {}
+    let x = sealed(now_s, b"x", 0.0);
+    let mut y = sealed(now_s + 5, b"y", 0.0);
+    y.nonce = 1;
+    assert!(y.expiry > x.expiry);
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(std::slice::from_ref(&x)),
+    );
+    assert!(w.has_envelope(&x.hash()));
+    w.handle_peer_message(
+        t0,
+        1,
+        codes::MESSAGES,
+        &encode_messages(&[y.clone(), x.clone()]),
+    );
+    assert!(w.has_envelope(&y.hash()));
+    assert!(!w.has_envelope(&x.hash()));
+    assert_eq!(w.pool_len(), 1);
+    assert_eq!(w.stats().duplicates, 0);
+    assert_eq!(w.stats().envelopes_received, 3);
+    assert!(w
+        .poll_action()
+        .into_iter()
+        .all(|a| !matches!(a, Action::DisconnectPeer { .. })));
+}

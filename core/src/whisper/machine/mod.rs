@@ -116,7 +116,7 @@ pub use filters::{Filter, FilterKey};
 
 use limits::Bucket;
 use pool::Added;
-use pooled::{hash_prefix, Pooled, PooledSet, Slot};
+use pooled::{hash_prefix, Fingerprint, Pooled, PooledSet, Slot};
 
 /// A connection, as numbered by the node.
 pub type PeerKey = u64;
@@ -363,12 +363,13 @@ impl Whisper {
             .mailserver
             .as_ref()
             .map(|m| Archive::new(m.max_archive_envelopes, m.max_archive_bytes));
+        let pool = PooledSet::new(fingerprint_seed(&seed), config.max_envelopes);
         Whisper {
             config,
             rng: rng_from_seed(seed),
             now,
             peers: BTreeMap::new(),
-            pool: PooledSet::new(fingerprint_seed(&seed)),
+            pool,
             filters: BTreeMap::new(),
             openers: BTreeMap::new(),
             next_filter_id: 1,
@@ -678,7 +679,7 @@ impl Whisper {
         }
         let raw = env.encode();
         let view = EnvelopeView::decode(&raw)?;
-        match self.add(&view, None) {
+        match self.add(&view, None, None) {
             Added::Pooled(h) | Added::Duplicate(h) => Ok(h),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
             Added::TimeSync(..) | Added::Dropped => Err(WhisperError::Dropped),

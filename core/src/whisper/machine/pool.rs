@@ -20,8 +20,8 @@ use super::*;
 pub(super) enum Incoming<'a> {
     /// Byte-identical to the envelope pooled in this slot (when the packet was decoded).
     Pooled(Slot, &'a [u8]),
-    /// Not pooled: decoded in place.
-    New(EnvelopeView<'a>),
+    /// Not pooled: decoded in place, with the fingerprint of its bytes.
+    New(EnvelopeView<'a>, Fingerprint),
 }
 
 /// What happened to one envelope offered to the pool.
@@ -47,24 +47,28 @@ impl Whisper {
     ) -> Result<Vec<Incoming<'a>>, WhisperError> {
         let item = Rlp::new(payload)?;
         let mut l = item.list()?;
-        let mut out = Vec::new();
+        // Sized once (a malformed item is reported by the loop below, in order).
+        let mut out = Vec::with_capacity(l.clone().count().unwrap_or(0));
         while let Some(e) = l.next_item()? {
             let raw = e.raw();
             match self.pool.find_bytes(raw) {
-                Some(slot) => out.push(Incoming::Pooled(slot, raw)),
-                None => out.push(Incoming::New(EnvelopeView::from_rlp(&e)?)),
+                Ok(slot) => out.push(Incoming::Pooled(slot, raw)),
+                Err(fp) => out.push(Incoming::New(EnvelopeView::from_rlp(&e)?, fp)),
             }
         }
         Ok(out)
     }
 
-    /// The slot still holding exactly `raw` (an earlier envelope of the same packet may have
-    /// evicted it).
-    fn still_pooled(&self, slot: Slot, raw: &[u8]) -> Option<&Pooled> {
-        self.pool.get(slot).filter(|p| *p.raw == *raw)
+    /// The slot still holding exactly `raw`, found when `removals` envelopes had been removed
+    /// (an earlier envelope of the same packet may have evicted it since, and its slot may
+    /// hold another envelope now).
+    fn still_pooled(&self, slot: Slot, raw: &[u8], removals: u64) -> Option<&Pooled> {
+        let p = self.pool.get(slot)?;
+        (self.pool.removals() == removals || *p.raw == *raw).then_some(p)
     }
 
     pub(super) fn handle_messages(&mut self, peer: PeerKey, payload: &[u8]) {
+        let removals = self.pool.removals();
         let envelopes = match self.decode_packet(payload) {
             Ok(e) => e,
             Err(error) => {
@@ -82,8 +86,8 @@ impl Whisper {
         for incoming in envelopes {
             self.stats.envelopes_received += 1;
             let topic = match &incoming {
-                Incoming::New(view) => view.fields().topic,
-                Incoming::Pooled(slot, raw) => match self.still_pooled(*slot, raw) {
+                Incoming::New(view, _) => view.fields().topic,
+                Incoming::Pooled(slot, raw) => match self.still_pooled(*slot, raw, removals) {
                     Some(p) => p.topic,
                     // Evicted by an earlier envelope of this packet: nothing left to learn.
                     None => continue,
@@ -97,7 +101,7 @@ impl Whisper {
                 continue;
             }
             let added = match incoming {
-                Incoming::New(view) => self.add(&view, Some(peer)),
+                Incoming::New(view, fp) => self.add(&view, Some(fp), Some(peer)),
                 Incoming::Pooled(slot, _) => self.add_pooled(slot, peer),
             };
             match added {
@@ -191,8 +195,14 @@ impl Whisper {
         Added::Duplicate(hash)
     }
 
-    /// Validates and pools an envelope (Go `add`), read in place from its RLP.
-    pub(super) fn add(&mut self, view: &EnvelopeView<'_>, from: Option<PeerKey>) -> Added {
+    /// Validates and pools an envelope (Go `add`), read in place from its RLP (`fp`: the
+    /// fingerprint of its bytes, if already computed).
+    pub(super) fn add(
+        &mut self,
+        view: &EnvelopeView<'_>,
+        fp: Option<Fingerprint>,
+        from: Option<PeerKey>,
+    ) -> Added {
         let hash = view.hash();
         let env = view.fields();
         let now = secs(self.now);
@@ -220,7 +230,9 @@ impl Whisper {
             self.stats.dropped_low_pow += 1;
             return Added::Fault(hash, PeerFault::LowPow);
         }
-        if from.is_some() && !self.bloom_accepted(&env.bloom()) {
+        // A full node (no bloom) with no previous bloom tolerated accepts every topic.
+        let full = self.bloom.is_none() && self.bloom_tolerance.is_none();
+        if from.is_some() && !full && !self.bloom_accepted(&env.bloom()) {
             self.stats.dropped_bloom += 1;
             return Added::Fault(hash, PeerFault::BloomMismatch);
         }
@@ -254,15 +266,18 @@ impl Whisper {
             };
             self.deliver(env, hash, pow, pow_no_allowance, p2p);
         }
-        let slot = self.pool.insert(Pooled {
-            raw: raw.into(),
-            hash,
-            pow,
-            expiry: env.expiry,
-            sent,
-            topic: env.topic,
-            size: u32::try_from(env.size()).unwrap_or(u32::MAX),
-        });
+        let slot = self.pool.insert(
+            Pooled {
+                raw: raw.into(),
+                hash,
+                pow,
+                expiry: env.expiry,
+                sent,
+                topic: env.topic,
+                size: u32::try_from(env.size()).unwrap_or(u32::MAX),
+            },
+            fp,
+        );
         // Every peer but the sender is to be offered it.
         for (key, p) in self.peers.iter_mut() {
             if Some(*key) != from {
@@ -337,7 +352,7 @@ impl Whisper {
         if view.fields().expiry < secs(self.now) {
             return Ok(false);
         }
-        match self.add(&view, None) {
+        match self.add(&view, None, None) {
             Added::Pooled(_) => Ok(true),
             Added::Duplicate(_) => Ok(false),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),

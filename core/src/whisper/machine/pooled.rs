@@ -5,10 +5,11 @@
 //!   with) next to the few fields the machine reads after pooling (hash, expiry, topic, PoW,
 //!   `size()`), in a slab addressed by [`Slot`]. A slot is reused after its envelope leaves.
 //! - Lookups: by hash ([`PooledSet::find_hash`]), and by exact bytes
-//!   ([`PooledSet::find_bytes`], without hashing the envelope with Keccak: a seeded 64-bit
+//!   ([`PooledSet::find_bytes`], without hashing the envelope with Keccak: a seeded 32-bit
 //!   fingerprint of the bytes selects candidates, whose bytes are compared). Both are hash
-//!   tables of slot numbers (4 bytes per entry, plus hashbrown's control byte); the
-//!   fingerprint seed comes from the machine's seed, so peers cannot aim collisions at it.
+//!   tables of slot numbers (4 bytes per entry, 8 with the fingerprint, plus hashbrown's
+//!   control byte); the fingerprint seed comes from the machine's seed, so peers cannot aim
+//!   collisions at it.
 //!   The tables are never iterated, so their layout never shows in any output.
 //! - Expiry order: [`PooledSet::by_expiry`] walks envelopes by (expiry, hash), soonest first;
 //!   hashes are compared on their first 8 bytes there (a tie on all 64 bits falls back to
@@ -53,32 +54,61 @@ pub(super) fn hash_prefix(hash: &[u8; 32]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// Slots per slab chunk: the slab grows a chunk at a time, so nothing pooled is ever moved
+/// and at most this many slots (72 bytes each) stand empty.
+pub(super) const SLAB_CHUNK_SLOTS: usize = 64;
+
+/// Pool size at which the hash tables are sized for the pool's bound at once: a pool that
+/// gets this busy is likely to fill, and growing step by step rehashes every entry each
+/// time; a quiet pool (most simulator nodes) keeps small tables.
+pub(super) const TABLE_PRESIZE_AT_ENVELOPES: usize = 1024;
+
+/// The seeded fingerprint of an envelope's bytes, as [`PooledSet::fingerprint`] computes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Fingerprint(u32);
+
+impl Fingerprint {
+    /// The hash-table hash: the 32 bits spread over 64 (hashbrown takes the bucket from the
+    /// low bits and a tag from the top 7).
+    fn table_hash(self) -> u64 {
+        u64::from(self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
 /// Pooled envelopes and their indexes (see the module docs).
 #[derive(Clone, Debug)]
 pub(super) struct PooledSet {
-    slots: Vec<Option<Pooled>>,
+    /// The slab, in chunks of [`SLAB_CHUNK_SLOTS`].
+    chunks: Vec<Vec<Option<Pooled>>>,
     free: Vec<Slot>,
     len: usize,
     /// Sum of `size` over the pooled envelopes.
     bytes: usize,
+    /// Envelopes removed so far (a slot looked up before a removal may since hold another).
+    removals: u64,
     by_hash: HashTable<Slot>,
-    by_bytes: HashTable<Slot>,
+    /// Slots with their byte fingerprint (kept so that growing the table hashes nothing).
+    by_bytes: HashTable<(Slot, Fingerprint)>,
     by_expiry: BTreeSet<(u32, u64, Slot)>,
     fingerprint: FixedState,
+    /// The pool's bound in envelopes ([`Config::max_envelopes`]).
+    max_envelopes: usize,
 }
 
 impl PooledSet {
-    /// An empty set whose byte fingerprints are keyed by `seed`.
-    pub(super) fn new(seed: u64) -> PooledSet {
+    /// An empty set of at most `max_envelopes` whose byte fingerprints are keyed by `seed`.
+    pub(super) fn new(seed: u64, max_envelopes: usize) -> PooledSet {
         PooledSet {
-            slots: Vec::new(),
+            chunks: Vec::new(),
             free: Vec::new(),
             len: 0,
             bytes: 0,
+            removals: 0,
             by_hash: HashTable::new(),
             by_bytes: HashTable::new(),
             by_expiry: BTreeSet::new(),
             fingerprint: FixedState::with_seed(seed),
+            max_envelopes,
         }
     }
 
@@ -92,15 +122,21 @@ impl PooledSet {
         self.bytes
     }
 
+    /// Envelopes removed so far.
+    pub(super) fn removals(&self) -> u64 {
+        self.removals
+    }
+
     /// The envelope in `slot`, if any.
     pub(super) fn get(&self, slot: Slot) -> Option<&Pooled> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        slot_of(&self.chunks, slot)
     }
 
     /// Every occupied slot, in slot order.
     pub(super) fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
-        self.slots
+        self.chunks
             .iter()
+            .flatten()
             .enumerate()
             .filter(|(_, s)| s.is_some())
             .map(|(i, _)| i as Slot)
@@ -108,22 +144,31 @@ impl PooledSet {
 
     /// The slot of the envelope with this hash.
     pub(super) fn find_hash(&self, hash: &[u8; 32]) -> Option<Slot> {
-        let slots = &self.slots;
+        let chunks = &self.chunks;
         self.by_hash
             .find(hash_prefix(hash), |&s| {
-                slot_of(slots, s).is_some_and(|p| p.hash == *hash)
+                slot_of(chunks, s).is_some_and(|p| p.hash == *hash)
             })
             .copied()
     }
 
-    /// The slot of the envelope whose RLP is exactly `raw`.
-    pub(super) fn find_bytes(&self, raw: &[u8]) -> Option<Slot> {
-        let slots = &self.slots;
+    /// The seeded fingerprint of `raw`.
+    pub(super) fn fingerprint(&self, raw: &[u8]) -> Fingerprint {
+        let h = self.fingerprint.hash_one(raw);
+        Fingerprint((h >> 32) as u32 ^ h as u32)
+    }
+
+    /// The slot of the envelope whose RLP is exactly `raw`, or `raw`'s fingerprint (to give
+    /// to [`Self::insert`]).
+    pub(super) fn find_bytes(&self, raw: &[u8]) -> Result<Slot, Fingerprint> {
+        let fp = self.fingerprint(raw);
+        let chunks = &self.chunks;
         self.by_bytes
-            .find(self.fingerprint.hash_one(raw), |&s| {
-                slot_of(slots, s).is_some_and(|p| *p.raw == *raw)
+            .find(fp.table_hash(), |&(s, f)| {
+                f == fp && slot_of(chunks, s).is_some_and(|p| *p.raw == *raw)
             })
-            .copied()
+            .map(|&(s, _)| s)
+            .ok_or(fp)
     }
 
     /// Envelopes by (expiry, hash), soonest first: `(expiry, hash prefix, slot)`.
@@ -141,50 +186,67 @@ impl PooledSet {
         self.by_expiry.first().copied()
     }
 
-    /// Adds an envelope that is not held yet (callers check [`Self::find_hash`]).
-    pub(super) fn insert(&mut self, entry: Pooled) -> Slot {
+    /// Adds an envelope that is not held yet (callers check [`Self::find_hash`]); `fp` is
+    /// its [`Self::fingerprint`] if the caller has it.
+    pub(super) fn insert(&mut self, entry: Pooled, fp: Option<Fingerprint>) -> Slot {
         let prefix = hash_prefix(&entry.hash);
-        let fp = self.fingerprint.hash_one(&*entry.raw);
-        let key = (entry.expiry, prefix);
+        let fp = fp.unwrap_or_else(|| self.fingerprint(&entry.raw));
+        let expiry = entry.expiry;
         self.bytes += entry.size as usize;
         self.len += 1;
+        if self.len == TABLE_PRESIZE_AT_ENVELOPES && self.max_envelopes > self.len {
+            let more = self.max_envelopes - self.len;
+            let chunks = &self.chunks;
+            self.by_hash.reserve(more, |&s| {
+                slot_of(chunks, s).map_or(0, |p| hash_prefix(&p.hash))
+            });
+            self.by_bytes.reserve(more, |&(_, f)| f.table_hash());
+        }
         let slot = match self.free.pop() {
             Some(s) => {
-                if let Some(cell) = self.slots.get_mut(s as usize) {
+                if let Some(cell) = slot_mut(&mut self.chunks, s) {
                     *cell = Some(entry);
                 }
                 s
             }
             None => {
-                if self.slots.len() == self.slots.capacity() {
-                    // Grow by a quarter, not the default doubling: the slab is most of the
-                    // per-envelope overhead, and this keeps its slack under 25 %.
-                    self.slots.reserve_exact(self.slots.len() / 4 + 16);
+                // Slots in the slab: every chunk but the last is full.
+                let used = self
+                    .chunks
+                    .last()
+                    .map_or(0, |c| (self.chunks.len() - 1) * SLAB_CHUNK_SLOTS + c.len());
+                if used % SLAB_CHUNK_SLOTS == 0 {
+                    self.chunks.push(Vec::with_capacity(SLAB_CHUNK_SLOTS));
                 }
-                self.slots.push(Some(entry));
-                (self.slots.len() - 1) as Slot
+                if let Some(c) = self.chunks.last_mut() {
+                    c.push(Some(entry));
+                }
+                used as Slot
             }
         };
-        let (slots, fingerprint) = (&self.slots, &self.fingerprint);
+        let chunks = &self.chunks;
         self.by_hash.insert_unique(prefix, slot, |&s| {
-            slot_of(slots, s).map_or(0, |p| hash_prefix(&p.hash))
+            slot_of(chunks, s).map_or(0, |p| hash_prefix(&p.hash))
         });
-        self.by_bytes.insert_unique(fp, slot, |&s| {
-            slot_of(slots, s).map_or(0, |p| fingerprint.hash_one(&*p.raw))
-        });
-        self.by_expiry.insert((key.0, key.1, slot));
+        self.by_bytes
+            .insert_unique(fp.table_hash(), (slot, fp), |&(_, f)| f.table_hash());
+        self.by_expiry.insert((expiry, prefix, slot));
         slot
     }
 
     /// Removes the envelope in `slot` from the set and its indexes.
     pub(super) fn remove(&mut self, slot: Slot) -> Option<Pooled> {
-        let entry = self.slots.get_mut(slot as usize)?.take()?;
+        let entry = slot_mut(&mut self.chunks, slot)?.take()?;
+        self.removals += 1;
         let prefix = hash_prefix(&entry.hash);
         if let Ok(e) = self.by_hash.find_entry(prefix, |&s| s == slot) {
             e.remove();
         }
-        let fp = self.fingerprint.hash_one(&*entry.raw);
-        if let Ok(e) = self.by_bytes.find_entry(fp, |&s| s == slot) {
+        let fp = self.fingerprint(&entry.raw);
+        if let Ok(e) = self
+            .by_bytes
+            .find_entry(fp.table_hash(), |&(s, _)| s == slot)
+        {
             e.remove();
         }
         self.by_expiry.remove(&(entry.expiry, prefix, slot));
@@ -195,6 +257,17 @@ impl PooledSet {
     }
 }
 
-fn slot_of(slots: &[Option<Pooled>], s: Slot) -> Option<&Pooled> {
-    slots.get(s as usize).and_then(Option::as_ref)
+fn slot_of(chunks: &[Vec<Option<Pooled>>], s: Slot) -> Option<&Pooled> {
+    let s = s as usize;
+    chunks
+        .get(s / SLAB_CHUNK_SLOTS)?
+        .get(s % SLAB_CHUNK_SLOTS)?
+        .as_ref()
+}
+
+fn slot_mut(chunks: &mut [Vec<Option<Pooled>>], s: Slot) -> Option<&mut Option<Pooled>> {
+    let s = s as usize;
+    chunks
+        .get_mut(s / SLAB_CHUNK_SLOTS)?
+        .get_mut(s % SLAB_CHUNK_SLOTS)
 }
