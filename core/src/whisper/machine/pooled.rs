@@ -215,7 +215,11 @@ impl PooledSet {
                     .chunks
                     .last()
                     .map_or(0, |c| (self.chunks.len() - 1) * SLAB_CHUNK_SLOTS + c.len());
-                if used % SLAB_CHUNK_SLOTS == 0 {
+                if self
+                    .chunks
+                    .last()
+                    .is_none_or(|c| c.len() == SLAB_CHUNK_SLOTS)
+                {
                     self.chunks.push(Vec::with_capacity(SLAB_CHUNK_SLOTS));
                 }
                 if let Some(c) = self.chunks.last_mut() {
