@@ -2,9 +2,10 @@
 //! (whisper-v6.md §2, §5, §9).
 //!
 //! Rooms: this file holds the type, its doors (`handle_*`, `poll_*`, posting) and the peer
-//! handshake; [`config`] the configuration and constants; `pool` validation, dedup, expiry and
-//! eviction; `gossip` per-peer queues, the broadcast and what we advertise; `limits` rate
-//! limits; `filters` local filters and delivery; `serve` direct messages and the mailserver.
+//! handshake; [`config`] the configuration and constants; `pool` validation, dedup, expiry
+//! and eviction; `pooled` the storage of pooled envelopes and its indexes; `gossip` per-peer
+//! queues, the broadcast and what we advertise; `limits` rate limits; `filters` local filters
+//! and delivery; `serve` direct messages and the mailserver.
 //! The Messages packet codec shared with the mailserver code is `super::messages`.
 //!
 //! Behaviour (follows status-im/whisper's `whisper.go`/`peer.go`):
