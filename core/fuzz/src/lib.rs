@@ -1,4 +1,4 @@
-//! Entry points of the P2P fuzz targets, shared by the libFuzzer binaries (nightly) and the
+//! Entry points of the P2P and Whisper fuzz targets, shared by the libFuzzer binaries (nightly) and the
 //! stable smoke test / file runner. Each entry point must never panic on any input; the
 //! structured modes also check an oracle (valid frames open to what was sealed).
 
@@ -155,6 +155,54 @@ fn sealed_frames(data: &[u8]) {
     }
 }
 
+/// Whisper envelope decoders: the in-place view against the owned decoder (same verdict,
+/// same fields, same hash and PoW), and the input as a Messages packet, twice (the second time
+/// every pooled envelope is a duplicate found by its bytes), into a machine with one peer.
+pub fn whisper(data: &[u8]) {
+    use hush_core::whisper::{
+        codes, Config, Envelope, EnvelopeView, PowFormula, StatusPacket, Whisper,
+    };
+    let owned = Envelope::decode(data);
+    let view = EnvelopeView::decode(data);
+    assert_eq!(
+        owned.is_ok(),
+        view.is_ok(),
+        "view and owned decoder disagree"
+    );
+    if let (Ok(o), Ok(v)) = (&owned, &view) {
+        assert_eq!(&v.to_envelope(), o);
+        assert_eq!(v.hash(), hush_core::keccak::keccak256(&o.encode()));
+        for formula in [PowFormula::Current, PowFormula::Legacy] {
+            let (a, b) = (v.pow(formula, 0), o.pow(formula, 0));
+            assert!(a == b || (a.is_nan() && b.is_nan()), "PoW differs");
+        }
+    }
+    let mut w = Whisper::new(
+        Config {
+            min_pow: 0.0,
+            ..Config::default()
+        },
+        seed_from_u64(9),
+        T0,
+    );
+    let status = StatusPacket {
+        version: 6,
+        min_pow: 0.0,
+        bloom: None,
+        light_node: false,
+        confirmations_enabled: false,
+        rate_limits: None,
+    };
+    w.handle_peer_connected(T0, 1);
+    w.handle_peer_message(T0, 1, codes::STATUS, &status.encode());
+    w.handle_peer_message(T0, 1, codes::MESSAGES, data);
+    w.handle_peer_connected(T0, 2);
+    w.handle_peer_message(T0, 2, codes::STATUS, &status.encode());
+    w.handle_peer_message(T0, 2, codes::MESSAGES, data);
+    w.handle_timeout(T0.plus_millis(1_000));
+    while w.poll_action().is_some() {}
+}
+
 /// Stable runner: each path argument (or stdin when none) is one input.
 pub fn run_inputs(target: fn(&[u8])) {
     use std::io::Read;
@@ -204,6 +252,35 @@ mod tests {
                 s.extend((0..n).map(|_| rng.gen::<u8>()));
             }
             frame(&s);
+        }
+    }
+
+    #[test]
+    fn whisper_entry_point_survives_random_and_valid_packets() {
+        use hush_core::whisper::{encode_messages, Envelope, Topic};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(43);
+        for _ in 0..2_000 {
+            let len = rng.gen_range(0..600);
+            let mut data = vec![0u8; len];
+            rng.fill_bytes(&mut data);
+            whisper(&data);
+            // A valid packet of current envelopes, then each of its truncations' prefixes.
+            let envs: Vec<Envelope> = (0..rng.gen_range(0..4))
+                .map(|_| Envelope {
+                    expiry: (T0.as_secs() + 30) as u32,
+                    ttl: 30,
+                    topic: Topic(rng.gen()),
+                    data: (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect(),
+                    nonce: rng.gen(),
+                })
+                .collect();
+            let packet = encode_messages(&envs);
+            whisper(&packet);
+            let cut = rng.gen_range(0..=packet.len());
+            whisper(&packet[..cut]);
+            if let Some(e) = envs.first() {
+                whisper(&e.encode());
+            }
         }
     }
 

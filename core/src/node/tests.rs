@@ -1379,3 +1379,49 @@ fn disconnect_all_says_quitting_to_every_peer_and_redials_nothing() {
     net.advance(60_000);
     assert_eq!(net.dials.len(), dials);
 }
+
+#[test]
+fn own_public_posts_are_never_decrypted_by_the_sender_and_still_reported_once() {
+    // Issue 14 item 5: a sender used to run its own posts through its own filter (one
+    // ecrecover each, then dropped as a duplicate). The app sees its own messages as before:
+    // one MessageSent (and one persisted ChatMessage) per post, never a MessageReceived.
+    const POSTS: usize = 5;
+    let mut net = Net::new(2);
+    net.connect(0, 1);
+    net.advance(100);
+    net.command(0, join("status"));
+    net.command(1, join("status"));
+    for i in 0..POSTS {
+        net.command(0, send("status", &format!("own {i}")));
+    }
+    net.advance(1_000);
+    let w = net.nodes[0].whisper().stats();
+    assert_eq!(w.decrypt_attempts, 0, "decryptions tried on own envelopes");
+    assert_eq!(w.delivered, 0, "own envelopes delivered to own filters");
+    assert_eq!(net.nodes[0].stats().duplicates_dropped, 0);
+    let sent: Vec<String> = net
+        .events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            Event::MessageSent(m) if *i == 0 => Some(m.text.clone()),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<String> = (0..POSTS).map(|i| format!("own {i}")).collect();
+    assert_eq!(sent, want);
+    assert!(net.received(0).is_empty());
+    let persisted = net
+        .persisted
+        .iter()
+        .filter(|(i, p)| *i == 0 && matches!(p, Persist::ChatMessage(_)))
+        .count();
+    assert_eq!(persisted, POSTS);
+    // The other node still receives every post (one decryption each), in gossip order.
+    let mut texts: Vec<String> = net.received(1).iter().map(|m| m.text.clone()).collect();
+    texts.sort();
+    assert_eq!(texts, want);
+    assert_eq!(
+        net.nodes[1].whisper().stats().decrypt_attempts,
+        POSTS as u64
+    );
+}

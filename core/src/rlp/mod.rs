@@ -443,6 +443,23 @@ pub fn encode_u64(value: u64) -> Vec<u8> {
     e.finish()
 }
 
+/// The header of a list whose items take `payload_len` bytes, written into a stack buffer
+/// (for hashing a re-framed list without copying its items). Returns the buffer and the header's
+/// length, [`header_len`]`(payload_len)`.
+pub fn list_header(payload_len: usize) -> ([u8; 9], usize) {
+    let mut out = [0u8; 9];
+    if payload_len < 56 {
+        out[0] = 0xc0 + payload_len as u8;
+        return (out, 1);
+    }
+    let be = (payload_len as u64).to_be_bytes();
+    let skip = be.iter().take_while(|&&b| b == 0).count();
+    let n = 8 - skip;
+    out[0] = 0xf7 + n as u8;
+    out[1..=n].copy_from_slice(&be[skip..]);
+    (out, 1 + n)
+}
+
 /// The length of the header for a payload of `len` bytes.
 pub fn header_len(len: usize) -> usize {
     if len < 56 {

@@ -250,3 +250,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn list_header_matches_the_encoder() {
+    for len in [0usize, 1, 55, 56, 57, 255, 256, 65_535, 65_536, 1 << 24] {
+        let mut e = Encoder::new();
+        let item = vec![0x80u8; len];
+        e.list(|e| {
+            e.raw(&item);
+        });
+        let full = e.finish();
+        let (h, n) = list_header(len);
+        assert_eq!(n, header_len(len), "len {len}");
+        assert_eq!(&h[..n], &full[..full.len() - len], "len {len}");
+    }
+}

@@ -1,5 +1,5 @@
 //! The Whisper layer's counter listing for `/stats` ([`crate::stats`]) and the labels of
-//! [`PeerFault`]s (kept out of `machine.rs`, which only counts).
+//! [`PeerFault`]s (kept out of `machine/`, which only counts).
 
 use super::{PeerFault, Stats};
 use crate::stats::{list, Counters};
@@ -11,6 +11,7 @@ impl Stats {
             ("envelopes_received", self.envelopes_received),
             ("envelopes_pooled", self.envelopes_pooled),
             ("duplicates", self.duplicates),
+            ("evicted_in_packet", self.evicted_in_packet),
             ("dropped_expired", self.dropped_expired),
             ("dropped_future", self.dropped_future),
             ("dropped_very_old", self.dropped_very_old),
@@ -21,6 +22,7 @@ impl Stats {
             ("expired_from_pool", self.expired_from_pool),
             ("known_evictions", self.known_evictions),
             ("delivered", self.delivered),
+            ("decrypt_attempts", self.decrypt_attempts),
             ("envelopes_sent", self.envelopes_sent),
             ("peer_faults", self.peer_faults),
             ("ignored_packets", self.ignored_packets),

@@ -6,14 +6,23 @@
 //!   anything else; it never panics. Because decoding is Go-strict, re-encoding a decoded
 //!   envelope gives back the received bytes, so [`Envelope::hash`] equals Go's hash of the raw
 //!   bytes [W-env `DecodeRLP`].
+//! - [`EnvelopeView`] is the same strict decode without a copy: the fields, and the data as a
+//!   slice of the received bytes. Its hash and PoW are computed from those bytes: the PoW input
+//!   `RLP([Expiry, TTL, Topic, Data])` is a re-framing of a prefix of the received list (same
+//!   items, shorter list header), hashed as `header ‖ items` without building it.
 //! - [`Envelope::pow`] implements both PoW formulas ([`PowFormula`]); [`Envelope::seal`] searches
 //!   nonces deterministically from a caller-chosen start for at most a caller-chosen number of
 //!   iterations (Go seals for a wall-clock budget; core has no clock).
+//! - [`PowHasher`] absorbs the fixed part of the PoW input once (every full 136-byte Keccak block
+//!   of it, and the rest in the state's buffer); each nonce then costs a copy of that state and
+//!   the final block, whatever the envelope's size. Digests are those of the plain computation.
+
+use std::ops::Range;
 
 use super::bloom::{topic_to_bloom, Bloom, Topic};
 use super::WhisperError;
-use crate::keccak::{keccak256, keccak256_concat};
-use crate::rlp::{Encoder, Rlp, RlpError};
+use crate::keccak::{keccak256, Keccak256};
+use crate::rlp::{header_len, list_header, Encoder, Rlp, RlpError};
 
 /// `EnvelopeHeaderLength` [W-doc]: the fixed part counted by Go's `size()`.
 pub const ENVELOPE_HEADER_LEN: usize = 20;
@@ -96,25 +105,12 @@ impl Envelope {
 
     /// Decodes one envelope that spans all of `buf`.
     pub fn decode(buf: &[u8]) -> Result<Envelope, WhisperError> {
-        Ok(Self::from_rlp(&Rlp::new(buf)?)?)
+        Ok(EnvelopeView::decode(buf)?.to_envelope())
     }
 
     /// Decodes one envelope from an RLP item (Go struct: exactly 5 items).
     pub fn from_rlp(item: &Rlp<'_>) -> Result<Envelope, RlpError> {
-        let mut l = item.list()?;
-        let expiry = l.item()?.u32()?;
-        let ttl = l.item()?.u32()?;
-        let topic = Topic(l.item()?.fixed::<4>()?);
-        let data = l.item()?.bytes()?.to_vec();
-        let nonce = l.item()?.u64()?;
-        l.finish()?;
-        Ok(Envelope {
-            expiry,
-            ttl,
-            topic,
-            data,
-            nonce,
-        })
+        Ok(EnvelopeView::from_rlp(item)?.to_envelope())
     }
 
     /// keccak256 of the RLP encoding [W-env `Hash`] (= of the received bytes, see module docs).
@@ -126,16 +122,19 @@ impl Envelope {
     /// `sent - now + 1` for envelopes slightly from the future, else 0) [W-env `calculatePoW`].
     pub fn pow(&self, formula: PowFormula, diff: u32) -> f64 {
         let rlp = self.rlp_without_nonce();
-        let bits = pow_bits(formula, &rlp, self.nonce);
-        let divisor_len = match formula {
-            PowFormula::Current => rlp.len(),
-            PowFormula::Legacy => self.size(),
-        };
-        // Go: x := 2^bits; x /= float64(len); x /= float64(TTL + diff) — uint32 wrapping add.
-        let mut x = 2f64.powi(bits as i32);
-        x /= divisor_len as f64;
-        x /= f64::from(self.ttl.wrapping_add(diff));
-        x
+        let bits = PowHasher::new(formula, &[&rlp]).into_bits(self.nonce);
+        pow_value(formula, bits, rlp.len(), self.size(), self.ttl, diff)
+    }
+
+    /// The borrowed form of this envelope (data not copied).
+    pub fn view(&self) -> EnvelopeFields<'_> {
+        EnvelopeFields {
+            expiry: self.expiry,
+            ttl: self.ttl,
+            topic: self.topic,
+            data: &self.data,
+            nonce: self.nonce,
+        }
     }
 
     /// Go's `powToFirstBit`: the number of zero bits a nonce must produce for `target_pow`
@@ -181,11 +180,12 @@ impl Envelope {
         } else {
             None
         };
-        let rlp = self.rlp_without_nonce();
+        // The fixed part is absorbed once; each nonce costs one state copy and the last block.
+        let hasher = PowHasher::new(formula, &[&self.rlp_without_nonce()]);
         let mut best: Option<(u32, u64)> = None;
         let mut nonce = start_nonce;
         for i in 0..max_iterations {
-            let bits = pow_bits(formula, &rlp, nonce);
+            let bits = hasher.bits(nonce);
             let improves = match best {
                 None => true,
                 Some((b, _)) => bits > b,
@@ -214,22 +214,89 @@ impl Envelope {
     }
 }
 
-/// The zero-bit count a nonce earns for `rlp` = `RLP([Expiry, TTL, Topic, Data])`:
-/// - current: leading zero bits of `keccak256(rlp ‖ nonce(8, big-endian))` [W-env
+/// Go's PoW value: `2^bits / len / (TTL + diff)` (`uint32` wrapping add), where `len` is the
+/// length of the RLP without nonce (current formula) or `size()` (legacy).
+fn pow_value(
+    formula: PowFormula,
+    bits: u32,
+    rlp_without_nonce_len: usize,
+    size: usize,
+    ttl: u32,
+    diff: u32,
+) -> f64 {
+    let divisor_len = match formula {
+        PowFormula::Current => rlp_without_nonce_len,
+        PowFormula::Legacy => size,
+    };
+    // Go: x := 2^bits; x /= float64(len); x /= float64(TTL + diff).
+    let mut x = 2f64.powi(bits as i32);
+    x /= divisor_len as f64;
+    x /= f64::from(ttl.wrapping_add(diff));
+    x
+}
+
+/// The PoW hash of `rlp` = `RLP([Expiry, TTL, Topic, Data])` for any nonce, from a Keccak state
+/// that has absorbed the fixed part once (see the module docs):
+/// - current: `keccak256(rlp ‖ nonce(8, big-endian))`, scored by leading zero bits [W-env
 ///   `calculatePoW`, go-ethereum v1.9.0; reproduces the `envelope_test.go` vectors];
-/// - legacy: trailing zero bits ("first bit set", 0 for a zero hash) of
-///   `keccak256(keccak256(rlp) ‖ 24 zero bytes ‖ nonce(8, big-endian))` [G1827 with
-///   `math.FirstBitSet`].
-fn pow_bits(formula: PowFormula, rlp: &[u8], nonce: u64) -> u32 {
-    let nonce_be = nonce.to_be_bytes();
+/// - legacy: `keccak256(keccak256(rlp) ‖ 24 zero bytes ‖ nonce(8, big-endian))`, scored by
+///   trailing zero bits ("first bit set", 0 for a zero hash) [G1827 with `math.FirstBitSet`].
+#[derive(Clone, Debug)]
+pub struct PowHasher {
+    formula: PowFormula,
+    /// Keccak state after the fixed prefix of the hash input.
+    prefix: Keccak256,
+}
+
+impl PowHasher {
+    /// Absorbs `rlp`, given as consecutive pieces (e.g. a list header and the items it frames).
+    pub fn new(formula: PowFormula, rlp: &[&[u8]]) -> PowHasher {
+        let mut k = Keccak256::new();
+        for piece in rlp {
+            k.update(piece);
+        }
+        let prefix = match formula {
+            PowFormula::Current => k,
+            PowFormula::Legacy => {
+                let mut outer = Keccak256::new();
+                outer.update(&k.finalize());
+                outer.update(&[0u8; 24]);
+                outer
+            }
+        };
+        PowHasher { formula, prefix }
+    }
+
+    /// The PoW hash for `nonce`.
+    pub fn digest(&self, nonce: u64) -> [u8; 32] {
+        let mut k = self.prefix.clone();
+        k.update(&nonce.to_be_bytes());
+        k.finalize()
+    }
+
+    /// The zero-bit count `nonce` earns (leading zeros, or trailing zeros for the legacy
+    /// formula).
+    pub fn bits(&self, nonce: u64) -> u32 {
+        score(self.formula, &self.digest(nonce))
+    }
+
+    /// [`Self::bits`] for one last nonce, without copying the state (verification).
+    pub fn into_bits(self, nonce: u64) -> u32 {
+        let mut k = self.prefix;
+        k.update(&nonce.to_be_bytes());
+        score(self.formula, &k.finalize())
+    }
+}
+
+/// The zero-bit count of a PoW digest under `formula`.
+fn score(formula: PowFormula, h: &[u8; 32]) -> u32 {
     match formula {
-        PowFormula::Current => leading_zero_bits(&keccak256_concat(&[rlp, &nonce_be])),
+        PowFormula::Current => leading_zero_bits(h),
         PowFormula::Legacy => {
-            let h = keccak256_concat(&[&keccak256(rlp), &[0u8; 24], &nonce_be]);
             if h.iter().all(|&b| b == 0) {
                 0
             } else {
-                trailing_zero_bits(&h)
+                trailing_zero_bits(h)
             }
         }
     }
@@ -257,4 +324,145 @@ fn trailing_zero_bits(h: &[u8; 32]) -> u32 {
         }
     }
     n
+}
+
+/// The fields of an envelope with its data borrowed, for code that reads envelopes without
+/// owning them (filters, the archive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvelopeFields<'a> {
+    /// Unix seconds after which the envelope is dropped.
+    pub expiry: u32,
+    /// Time to live in seconds.
+    pub ttl: u32,
+    /// The topic.
+    pub topic: Topic,
+    /// The encrypted message.
+    pub data: &'a [u8],
+    /// The proof-of-work nonce.
+    pub nonce: u64,
+}
+
+impl EnvelopeFields<'_> {
+    /// Go's `size()`: 20 + len(Data).
+    pub fn size(&self) -> usize {
+        ENVELOPE_HEADER_LEN.saturating_add(self.data.len())
+    }
+
+    /// `Expiry - TTL` in wrapping `uint32` arithmetic.
+    pub fn sent_secs(&self) -> u32 {
+        self.expiry.wrapping_sub(self.ttl)
+    }
+
+    /// The topic's bloom filter.
+    pub fn bloom(&self) -> Bloom {
+        topic_to_bloom(self.topic)
+    }
+}
+
+/// One envelope decoded in place from its RLP (see the module docs): the fields, plus where the
+/// four items without the nonce lie in the received bytes, for hashing without a copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeView<'a> {
+    /// The whole envelope's RLP.
+    raw: &'a [u8],
+    /// The fields; `data` borrows from `raw`.
+    fields: EnvelopeFields<'a>,
+    /// `raw[items]` = the encodings of Expiry, TTL, Topic and Data, back to back.
+    items: Range<usize>,
+}
+
+impl<'a> EnvelopeView<'a> {
+    /// Decodes one envelope that spans all of `raw` (the strict 5-item list).
+    pub fn decode(raw: &'a [u8]) -> Result<EnvelopeView<'a>, RlpError> {
+        Self::from_rlp(&Rlp::new(raw)?)
+    }
+
+    /// Decodes one envelope from an RLP item (Go struct: exactly 5 items).
+    pub fn from_rlp(item: &Rlp<'a>) -> Result<EnvelopeView<'a>, RlpError> {
+        let raw = item.raw();
+        let mut l = item.list()?;
+        let items_start = raw.len() - item.payload().len();
+        let expiry = l.item()?.u32()?;
+        let ttl = l.item()?.u32()?;
+        let topic = Topic(l.item()?.fixed::<4>()?);
+        let data_item = l.item()?;
+        let data = data_item.bytes()?;
+        let nonce_item = l.item()?;
+        let nonce = nonce_item.u64()?;
+        l.finish()?;
+        // The nonce is the last item: the four before it end where its encoding starts.
+        let items_end = raw.len() - nonce_item.raw().len();
+        Ok(EnvelopeView {
+            raw,
+            fields: EnvelopeFields {
+                expiry,
+                ttl,
+                topic,
+                data,
+                nonce,
+            },
+            items: items_start..items_end,
+        })
+    }
+
+    /// The fields (data borrowed from the received bytes).
+    pub fn fields(&self) -> EnvelopeFields<'a> {
+        self.fields
+    }
+
+    /// The envelope's RLP, as received.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// keccak256 of the received bytes (Go's hash: decoding is strict, see the module docs).
+    pub fn hash(&self) -> [u8; 32] {
+        keccak256(self.raw)
+    }
+
+    /// The encodings of Expiry, TTL, Topic and Data.
+    fn items(&self) -> &'a [u8] {
+        self.raw.get(self.items.clone()).unwrap_or_default()
+    }
+
+    /// Length of `RLP([Expiry, TTL, Topic, Data])`.
+    pub fn rlp_without_nonce_len(&self) -> usize {
+        let n = self.items.len();
+        header_len(n) + n
+    }
+
+    /// The PoW hasher of this envelope's RLP without nonce, fed from the received bytes.
+    pub fn pow_hasher(&self, formula: PowFormula) -> PowHasher {
+        let items = self.items();
+        let (header, header_len) = list_header(items.len());
+        PowHasher::new(
+            formula,
+            &[header.get(..header_len).unwrap_or_default(), items],
+        )
+    }
+
+    /// [`Envelope::pow`], computed from the received bytes.
+    pub fn pow(&self, formula: PowFormula, diff: u32) -> f64 {
+        let bits = self.pow_hasher(formula).into_bits(self.fields.nonce);
+        pow_value(
+            formula,
+            bits,
+            self.rlp_without_nonce_len(),
+            self.fields.size(),
+            self.fields.ttl,
+            diff,
+        )
+    }
+
+    /// The owned envelope (copies the data).
+    pub fn to_envelope(&self) -> Envelope {
+        let f = &self.fields;
+        Envelope {
+            expiry: f.expiry,
+            ttl: f.ttl,
+            topic: f.topic,
+            data: f.data.to_vec(),
+            nonce: f.nonce,
+        }
+    }
 }

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use super::bloom::{bloom_match, Bloom, Topic, BLOOM_LEN};
-use super::envelope::Envelope;
+use super::envelope::{Envelope, EnvelopeFields, EnvelopeView};
 use super::WhisperError;
 use crate::keccak::keccak256;
 use crate::rlp::{Encoder, Rlp};
@@ -279,7 +279,7 @@ fn split_hash(b: &[u8]) -> Option<([u8; HASH_LEN], &[u8])> {
 /// Code 127 body (§10.3): a list of envelopes (batch) or one envelope. Go tries the list
 /// first, then a single envelope.
 pub fn decode_p2p_messages(payload: &[u8]) -> Result<Vec<Envelope>, WhisperError> {
-    if let Ok(list) = super::machine::decode_messages(payload) {
+    if let Ok(list) = super::messages::decode_messages(payload) {
         return Ok(list);
     }
     Ok(vec![Envelope::decode(payload)?])
@@ -451,7 +451,7 @@ impl Archive {
 
     /// Adds an envelope; false if it was already held or is older than everything a full
     /// archive keeps (then it is not stored).
-    pub fn insert(&mut self, env: &Envelope, hash: [u8; HASH_LEN], raw: Vec<u8>) -> bool {
+    pub fn insert(&mut self, env: EnvelopeFields<'_>, hash: [u8; HASH_LEN], raw: Vec<u8>) -> bool {
         let key = (env.sent_secs(), hash);
         if self.entries.contains_key(&key) || raw.len() > self.max_bytes || self.max_envelopes == 0
         {
@@ -483,9 +483,8 @@ impl Archive {
 
     /// Decodes and adds a persisted envelope (replay at start).
     pub fn insert_raw(&mut self, raw: &[u8]) -> Result<bool, WhisperError> {
-        let env = Envelope::decode(raw)?;
-        let hash = keccak256(raw);
-        Ok(self.insert(&env, hash, raw.to_vec()))
+        let view = EnvelopeView::decode(raw)?;
+        Ok(self.insert(view.fields(), view.hash(), raw.to_vec()))
     }
 
     /// One page of envelopes for a request (see the module docs). `limit` must be ≥ 1.

@@ -27,7 +27,7 @@ use crate::ecies;
 use sha2::Sha256;
 
 use super::bloom::Topic;
-use super::envelope::{Envelope, PowFormula, DEFAULT_TTL_SECS};
+use super::envelope::{Envelope, EnvelopeFields, PowFormula, DEFAULT_TTL_SECS};
 use super::WhisperError;
 use crate::keccak::keccak256;
 
@@ -420,7 +420,17 @@ pub fn open_symmetric(
     formula: PowFormula,
 ) -> Result<ReceivedMessage, WhisperError> {
     let plain = decrypt_symmetric(&env.data, key)?;
-    received(env, hash, &plain, formula)
+    let parsed = parse_plaintext(&plain)?;
+    Ok(ReceivedMessage {
+        envelope_hash: hash,
+        topic: env.topic,
+        payload: parsed.payload,
+        padding: parsed.padding,
+        signer: parsed.signer,
+        sent_secs: env.sent_secs(),
+        ttl_secs: env.ttl,
+        pow: env.pow(formula, 0),
+    })
 }
 
 /// A symmetric filter's prepared AES-256-GCM key schedule, so that trying many envelopes
@@ -452,7 +462,17 @@ impl SymmetricOpener {
         hash: [u8; 32],
         pow: f64,
     ) -> Result<ReceivedMessage, WhisperError> {
-        let data = &env.data;
+        self.open_fields(env.view(), hash, pow)
+    }
+
+    /// [`Self::open`] for an envelope read in place.
+    pub fn open_fields(
+        &self,
+        env: EnvelopeFields<'_>,
+        hash: [u8; 32],
+        pow: f64,
+    ) -> Result<ReceivedMessage, WhisperError> {
+        let data = env.data;
         if data.len() < AES_NONCE_LEN {
             return Err(WhisperError::DecryptFailed);
         }
@@ -483,17 +503,19 @@ pub fn open_asymmetric(
     key: &SecretKey,
     formula: PowFormula,
 ) -> Result<ReceivedMessage, WhisperError> {
-    let plain = decrypt_asymmetric(&env.data, key)?;
-    received(env, hash, &plain, formula)
+    open_asymmetric_fields(env.view(), hash, key, env.pow(formula, 0))
 }
 
-fn received(
-    env: &Envelope,
+/// [`open_asymmetric`] for an envelope read in place, whose PoW (as computed with no future
+/// allowance) the caller gives.
+pub fn open_asymmetric_fields(
+    env: EnvelopeFields<'_>,
     hash: [u8; 32],
-    plain: &[u8],
-    formula: PowFormula,
+    key: &SecretKey,
+    pow: f64,
 ) -> Result<ReceivedMessage, WhisperError> {
-    let parsed = parse_plaintext(plain)?;
+    let plain = decrypt_asymmetric(env.data, key)?;
+    let parsed = parse_plaintext(&plain)?;
     Ok(ReceivedMessage {
         envelope_hash: hash,
         topic: env.topic,
@@ -502,6 +524,6 @@ fn received(
         signer: parsed.signer,
         sent_secs: env.sent_secs(),
         ttl_secs: env.ttl,
-        pow: env.pow(formula, 0),
+        pow,
     })
 }

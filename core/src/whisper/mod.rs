@@ -20,15 +20,19 @@ mod envelope;
 mod machine;
 pub mod mailserver;
 mod message;
+mod messages;
 mod status;
 
 pub use bloom::{bloom_match, topic_to_bloom, Bloom, Topic, BLOOM_LEN, TOPIC_LEN};
-pub use envelope::{Envelope, PowFormula, DEFAULT_TTL_SECS, ENVELOPE_HEADER_LEN};
+pub use envelope::{
+    Envelope, EnvelopeFields, EnvelopeView, PowFormula, PowHasher, DEFAULT_TTL_SECS,
+    ENVELOPE_HEADER_LEN,
+};
 pub use machine::{
-    decode_messages, decode_messages_hashed, encode_messages, Action, Config, Filter, FilterId,
-    FilterKey, MailserverConfig, PeerFault, PeerKey, RateLimitConfig, Stats, Whisper,
-    BROADCAST_INTERVAL_MS, DEFAULT_MAX_POOL_BYTES, EXPIRY_CHECK_INTERVAL_MS,
-    MAX_MESSAGE_SIZE_BYTES, MAX_P2P_SEEN, MAX_TOPIC_BUCKETS_PER_PEER, SYNC_ALLOWANCE_SECS,
+    Action, Config, Filter, FilterId, FilterKey, MailserverConfig, PeerFault, PeerKey,
+    RateLimitConfig, Stats, Whisper, BROADCAST_INTERVAL_MS, DEFAULT_MAX_POOL_BYTES,
+    EXPIRY_CHECK_INTERVAL_MS, MAX_MESSAGE_SIZE_BYTES, MAX_P2P_SEEN, MAX_TOPIC_BUCKETS_PER_PEER,
+    SYNC_ALLOWANCE_SECS,
 };
 pub use mailserver::{
     Archive, EnvelopeError, MessageResponse, MessagesRequest, RequestCompletion, RequestPayload,
@@ -36,11 +40,12 @@ pub use mailserver::{
 };
 pub use message::{
     build_plaintext, decrypt_asymmetric, decrypt_symmetric, encrypt_asymmetric, encrypt_symmetric,
-    open_asymmetric, open_symmetric, parse_plaintext, recover_signer, sign_recoverable,
-    sym_key_from_password, wrap, wrap_symmetric, Encryption, MessageParams, ParsedMessage,
-    ReceivedMessage, SymmetricOpener, AES_KEY_LEN, AES_NONCE_LEN, FLAGS_LEN, MAX_PAYLOAD_LEN,
-    PAD_SIZE_LIMIT, PBKDF2_ITERATIONS, SIGNATURE_FLAG, SIGNATURE_LEN, SIZE_MASK,
+    open_asymmetric, open_asymmetric_fields, open_symmetric, parse_plaintext, recover_signer,
+    sign_recoverable, sym_key_from_password, wrap, wrap_symmetric, Encryption, MessageParams,
+    ParsedMessage, ReceivedMessage, SymmetricOpener, AES_KEY_LEN, AES_NONCE_LEN, FLAGS_LEN,
+    MAX_PAYLOAD_LEN, PAD_SIZE_LIMIT, PBKDF2_ITERATIONS, SIGNATURE_FLAG, SIGNATURE_LEN, SIZE_MASK,
 };
+pub use messages::{decode_messages, decode_messages_hashed, encode_messages};
 pub use status::{
     decode_bloom_filter, decode_pow_requirement, decode_rate_limits_packet, encode_bloom_filter,
     encode_pow_requirement, encode_rate_limits_packet, RateLimits, StatusPacket, PROTOCOL_VERSION,

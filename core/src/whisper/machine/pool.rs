@@ -1,0 +1,404 @@
+//! The envelope pool: validation of received envelopes (whisper-v6.md §9), deduplication,
+//! expiry and eviction.
+//!
+//! Contract:
+//! - Each envelope of a Messages packet is checked in Go's order: clock (from the future beyond
+//!   the drift, or very old → dropped, peer kept; merely expired → dropped), size, then PoW and
+//!   bloom (→ the peer is disconnected after the whole packet). Every drop is counted in
+//!   [`Stats`].
+//! - Duplicates are recognised by their exact bytes before any hashing or decoding. A new
+//!   envelope is read in place ([`EnvelopeView`]); its hash and PoW are computed from the
+//!   received bytes, and the pool keeps one copy of them (no other copy of the data is made).
+//! - Eviction when a bound ([`Config::max_envelopes`], [`Config::max_pool_bytes`]) is reached:
+//!   the envelope expiring soonest goes first; a newcomer that expires no later than it is
+//!   dropped instead (nothing is evicted then).
+//! - Expired envelopes leave the pool at the next expiry check, and with it every gossip queue.
+
+use super::*;
+
+/// One envelope of a Messages packet.
+pub(super) enum Incoming<'a> {
+    /// Byte-identical to the envelope pooled in this slot (when the packet was decoded).
+    Pooled(Slot, &'a [u8]),
+    /// Not pooled: decoded in place, with the fingerprint of its bytes.
+    New(EnvelopeView<'a>, Fingerprint),
+}
+
+/// What happened to one envelope offered to the pool.
+pub(super) enum Added {
+    /// New and pooled.
+    Pooled([u8; 32]),
+    /// Already pooled.
+    Duplicate([u8; 32]),
+    /// Dropped without blame (expired, pool full), with the reason counted.
+    Dropped([u8; 32], &'static str),
+    /// Dropped for a clock disagreement (peer kept; Go `TimeSyncError`).
+    TimeSync([u8; 32], &'static str),
+    /// The sender misbehaved.
+    Fault([u8; 32], PeerFault),
+}
+
+impl Whisper {
+    /// Splits a Messages packet into envelopes already pooled (found by their bytes) and new
+    /// ones (decoded in place). Any undecodable item fails the whole packet, as before.
+    pub(super) fn decode_packet<'a>(
+        &self,
+        payload: &'a [u8],
+    ) -> Result<Vec<Incoming<'a>>, WhisperError> {
+        let item = Rlp::new(payload)?;
+        let mut l = item.list()?;
+        // Sized once (a malformed item is reported by the loop below, in order).
+        let mut out = Vec::with_capacity(l.clone().count().unwrap_or(0));
+        while let Some(e) = l.next_item()? {
+            let raw = e.raw();
+            match self.pool.find_bytes(raw) {
+                Ok(slot) => out.push(Incoming::Pooled(slot, raw)),
+                Err(fp) => out.push(Incoming::New(EnvelopeView::from_rlp(&e)?, fp)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The slot still holding exactly `raw`, found when `removals` envelopes had been removed
+    /// (an earlier envelope of the same packet may have evicted it since, and its slot may
+    /// hold another envelope now).
+    fn still_pooled(&self, slot: Slot, raw: &[u8], removals: u64) -> Option<&Pooled> {
+        let p = self.pool.get(slot)?;
+        (self.pool.removals() == removals || *p.raw == *raw).then_some(p)
+    }
+
+    pub(super) fn handle_messages(&mut self, peer: PeerKey, payload: &[u8]) {
+        let removals = self.pool.removals();
+        let envelopes = match self.decode_packet(payload) {
+            Ok(e) => e,
+            Err(error) => {
+                return self.fault(
+                    peer,
+                    PeerFault::Malformed {
+                        code: codes::MESSAGES,
+                        error,
+                    },
+                )
+            }
+        };
+        let mut fault = None;
+        let mut errors = Vec::new();
+        for incoming in envelopes {
+            self.stats.envelopes_received += 1;
+            let topic = match &incoming {
+                Incoming::New(view, _) => view.fields().topic,
+                Incoming::Pooled(slot, raw) => match self.still_pooled(*slot, raw, removals) {
+                    Some(p) => p.topic,
+                    // Evicted by an earlier envelope of this packet: nothing left to learn.
+                    None => {
+                        self.stats.evicted_in_packet += 1;
+                        // The hash is computed only when the drop log is on.
+                        crate::log_drop!("whisper", "evicted_in_packet", Hex(&keccak256(raw)));
+                        continue;
+                    }
+                },
+            };
+            if self.config.rate_limits.topic_envelopes_per_sec > 0 && !self.admit_topic(peer, topic)
+            {
+                if !self.peers.contains_key(&peer) {
+                    return; // disconnected for too many violations
+                }
+                continue;
+            }
+            let added = match incoming {
+                Incoming::New(view, fp) => self.add(&view, Some(fp), Some(peer)),
+                Incoming::Pooled(slot, raw) => self.add_pooled(slot, raw, peer),
+            };
+            // Each drop is counted where it is decided (`clock_check`, `add`); logged here.
+            let dropped = match &added {
+                Added::Pooled(_) => None,
+                Added::Duplicate(hash) => Some(("duplicate", *hash)),
+                Added::Dropped(hash, why) => Some((*why, *hash)),
+                Added::TimeSync(hash, why) => Some((*why, *hash)),
+                Added::Fault(hash, f) => Some((f.label(), *hash)),
+            };
+            if let Some((reason, hash)) = dropped {
+                crate::log_drop!("whisper", reason, Hex(&hash));
+            }
+            match added {
+                Added::Pooled(_) | Added::Duplicate(_) | Added::Dropped(..) => {}
+                Added::TimeSync(hash, why) => errors.push(EnvelopeError {
+                    hash,
+                    code: ENVELOPE_TIME_NOT_SYNCED,
+                    description: why.to_string(),
+                }),
+                Added::Fault(hash, f) => {
+                    errors.push(EnvelopeError {
+                        hash,
+                        code: ENVELOPE_OTHER_ERROR,
+                        description: f.to_string(),
+                    });
+                    fault.get_or_insert(f);
+                }
+            }
+        }
+        if self.config.confirmations_enabled {
+            // [W-wh `sendConfirmation`]: message response first, then the batch ack.
+            let batch = batch_hash(payload);
+            let response = MessageResponse {
+                batch_hash: batch,
+                errors,
+            };
+            self.actions.push_back(Action::Send {
+                peer,
+                code: codes::MESSAGE_RESPONSE,
+                payload: response.encode(),
+            });
+            self.actions.push_back(Action::Send {
+                peer,
+                code: codes::BATCH_ACK,
+                payload: encode_batch_ack(&batch),
+            });
+            self.stats.confirmations_sent += 1;
+        }
+        // "Any non-TimeSync error in a packet drops the peer after the whole packet is processed."
+        if let Some(f) = fault {
+            self.fault(peer, f);
+        }
+    }
+
+    pub(super) fn pow_accepted(&self, pow: f64) -> bool {
+        if pow >= self.config.min_pow {
+            return true;
+        }
+        matches!(self.pow_tolerance, Some((old, until)) if self.now < until && pow >= old)
+    }
+
+    pub(super) fn bloom_accepted(&self, sample: &Bloom) -> bool {
+        if crate::whisper::bloom::bloom_match(self.bloom.as_ref(), sample) {
+            return true;
+        }
+        matches!(&self.bloom_tolerance, Some((old, until))
+            if self.now < *until && crate::whisper::bloom::bloom_match(old.as_ref(), sample))
+    }
+
+    /// Go `add`'s clock checks: `Some` if the envelope is from the future or expired.
+    pub(super) fn clock_check(&mut self, sent: u32, expiry: u32, hash: [u8; 32]) -> Option<Added> {
+        let now = secs(self.now);
+        let allowance = self.config.max_future_drift_secs;
+        if sent > now.saturating_add(allowance) {
+            self.stats.dropped_future += 1;
+            return Some(Added::TimeSync(hash, "envelope from future"));
+        }
+        if expiry < now {
+            if expiry.saturating_add(allowance.saturating_mul(2)) < now {
+                self.stats.dropped_very_old += 1;
+                return Some(Added::TimeSync(hash, "very old envelope"));
+            }
+            self.stats.dropped_expired += 1;
+            return Some(Added::Dropped(hash, "expired"));
+        }
+        None
+    }
+
+    /// [`Self::add`] for an envelope found pooled by its bytes: the same checks in the same
+    /// order (a pooled envelope passed the size check; its clock checks may now fail).
+    pub(super) fn add_pooled(&mut self, slot: Slot, raw: &[u8], from: PeerKey) -> Added {
+        let Some((hash, expiry, sent)) = self.pool.get(slot).map(|p| (p.hash, p.expiry, p.sent))
+        else {
+            // Gone since it was found (callers check just before): a copy of a removed
+            // envelope, counted as the duplicate it was.
+            self.stats.duplicates += 1;
+            return Added::Duplicate(keccak256(raw));
+        };
+        if let Some(verdict) = self.clock_check(sent, expiry, hash) {
+            return verdict;
+        }
+        self.mark_known(from, slot);
+        self.stats.duplicates += 1;
+        Added::Duplicate(hash)
+    }
+
+    /// Validates and pools an envelope (Go `add`), read in place from its RLP (`fp`: the
+    /// fingerprint of its bytes, if already computed).
+    pub(super) fn add(
+        &mut self,
+        view: &EnvelopeView<'_>,
+        fp: Option<Fingerprint>,
+        from: Option<PeerKey>,
+    ) -> Added {
+        let hash = view.hash();
+        let env = view.fields();
+        let now = secs(self.now);
+        let sent = env.sent_secs();
+        if let Some(verdict) = self.clock_check(sent, env.expiry, hash) {
+            return verdict;
+        }
+        if env.size() > self.config.max_message_size as usize {
+            self.stats.dropped_too_large += 1;
+            return Added::Fault(hash, PeerFault::EnvelopeTooLarge);
+        }
+        // Dedup before the PoW: a pooled envelope (same hash = same bytes) already passed it.
+        // (Received envelopes were looked up by their bytes already; this catches a second
+        // copy within one packet, and our own posts.)
+        if let Some(slot) = self.pool.find_hash(&hash) {
+            if let Some(p) = from {
+                self.mark_known(p, slot);
+            }
+            self.stats.duplicates += 1;
+            return Added::Duplicate(hash);
+        }
+        let diff = if sent > now { sent - now + 1 } else { 0 };
+        let pow = view.pow(self.config.pow_formula, diff);
+        if !self.pow_accepted(pow) {
+            self.stats.dropped_low_pow += 1;
+            return Added::Fault(hash, PeerFault::LowPow);
+        }
+        // A full node (no bloom) with no previous bloom tolerated accepts every topic.
+        let full = self.bloom.is_none() && self.bloom_tolerance.is_none();
+        if from.is_some() && !full && !self.bloom_accepted(&env.bloom()) {
+            self.stats.dropped_bloom += 1;
+            return Added::Fault(hash, PeerFault::BloomMismatch);
+        }
+        if !self.make_room(env.expiry, env.size(), &hash) {
+            self.stats.pool_evictions += 1;
+            return Added::Dropped(hash, "pool_full");
+        }
+        self.stats.envelopes_pooled += 1;
+        let raw = view.raw();
+        // Archive first: the driver commits the envelope before it reports the delivery.
+        if let Some(archive) = self.archive.as_mut() {
+            let raw = raw.to_vec();
+            if archive.insert(env, hash, raw.clone()) {
+                self.stats.archived += 1;
+                self.actions.push_back(Action::Archive {
+                    hash,
+                    sent_secs: sent,
+                    topic: env.topic,
+                    raw,
+                });
+            }
+        }
+        // Our own posts are not offered to our own filters: the poster knows what it posted
+        // (issue 14 item 5; the node reports its own messages as it sends them).
+        if from.is_some() {
+            let p2p = self.config.light_node;
+            let pow_no_allowance = if diff == 0 {
+                pow
+            } else {
+                view.pow(self.config.pow_formula, 0)
+            };
+            self.deliver(env, hash, pow, pow_no_allowance, p2p);
+        }
+        let slot = self.pool.insert(
+            Pooled {
+                raw: raw.into(),
+                hash,
+                pow,
+                expiry: env.expiry,
+                sent,
+                topic: env.topic,
+                size: u32::try_from(env.size()).unwrap_or(u32::MAX),
+            },
+            fp,
+        );
+        // Every peer but the sender is to be offered it.
+        for (key, p) in self.peers.iter_mut() {
+            if Some(*key) != from {
+                p.pending.insert(slot);
+            }
+        }
+        self.schedule_broadcast();
+        Added::Pooled(hash)
+    }
+
+    /// Removes a pooled envelope from the pool, its indexes and every gossip queue.
+    pub(super) fn remove_pooled(&mut self, slot: Slot) {
+        self.pool.remove(slot);
+        for p in self.peers.values_mut() {
+            p.pending.remove(&slot);
+        }
+    }
+
+    /// Evicts soonest-expiring envelopes until an envelope of `size` expiring at `expiry`
+    /// fits both bounds; false (and nothing evicted) if that would evict an envelope expiring
+    /// no earlier than it (ties: smaller hash first).
+    pub(super) fn make_room(&mut self, expiry: u32, size: usize, hash: &[u8; 32]) -> bool {
+        if size > self.config.max_pool_bytes || self.config.max_envelopes == 0 {
+            return false;
+        }
+        let mut count = self.pool.len();
+        let mut bytes = self.pool.bytes();
+        let mut victims = Vec::new();
+        let mut it = self.pool.by_expiry();
+        let key = (expiry, hash_prefix(hash));
+        while count >= self.config.max_envelopes || bytes + size > self.config.max_pool_bytes {
+            let Some((exp, prefix, slot)) = it.next() else {
+                return false;
+            };
+            let Some(victim) = self.pool.get(slot) else {
+                return false;
+            };
+            let earlier = match (exp, prefix).cmp(&key) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => victim.hash < *hash,
+            };
+            if !earlier {
+                return false;
+            }
+            count -= 1;
+            bytes -= victim.size as usize;
+            victims.push(slot);
+        }
+        drop(it);
+        for slot in victims {
+            self.remove_pooled(slot);
+            self.stats.pool_evictions += 1;
+        }
+        true
+    }
+
+    /// The RLP and expiry (Unix seconds) of a pooled envelope (e.g. to persist our own post
+    /// before it is gossiped).
+    pub fn pooled_raw(&self, hash: &[u8; 32]) -> Option<(&[u8], u32)> {
+        let p = self.pool.get(self.pool.find_hash(hash)?)?;
+        Some((&p.raw, p.expiry))
+    }
+
+    /// Restart: pools again one of our own posts (its RLP, persisted before it was gossiped),
+    /// to be gossiped like a new post. `Ok(false)` if expired or already pooled; an envelope
+    /// the pool refuses (too large, PoW too low, full) is an error. No key is used again: the
+    /// bytes are the ones sealed before the restart.
+    pub fn repost_raw(&mut self, now: Time, raw: &[u8]) -> Result<bool, WhisperError> {
+        self.advance(now);
+        let view = EnvelopeView::decode(raw)?;
+        if view.fields().expiry < secs(self.now) {
+            return Ok(false);
+        }
+        match self.add(&view, None, None) {
+            Added::Pooled(_) => Ok(true),
+            Added::Duplicate(_) => Ok(false),
+            Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
+            Added::TimeSync(..) | Added::Dropped(..) => Err(WhisperError::Dropped),
+        }
+    }
+
+    pub(super) fn expiry_deadline(&self) -> Option<Time> {
+        let exp = self.pool.first_expiry()?;
+        // An envelope is expired once now_secs > expiry, i.e. from (expiry + 1) s.
+        let due = Time::from_secs(u64::from(exp) + 1);
+        let earliest = self
+            .last_expiry_check
+            .plus_millis(self.config.expiry_check_interval_ms);
+        Some(due.max(earliest))
+    }
+
+    pub(super) fn expire(&mut self) {
+        self.last_expiry_check = self.now;
+        let now = secs(self.now);
+        while let Some((exp, _, slot)) = self.pool.soonest() {
+            if exp >= now {
+                break;
+            }
+            // Also leaves every gossip queue (Go `peer.expire`).
+            self.remove_pooled(slot);
+            self.stats.expired_from_pool += 1;
+        }
+    }
+}
