@@ -50,17 +50,21 @@ use std::sync::Arc;
 use secp256k1::SecretKey;
 use thiserror::Error;
 
+use crate::chat::app::PayloadFormat;
 use crate::chat::direct::{
     self as conv, ChatEvent, ConversationError, Conversations, ConversationsConfig, Listen,
     ListenKind, Record, Via,
 };
+use crate::chat::format::{ChatKind, FormatSetting};
 use crate::chat::service::{ChatConfig, ChatServiceError, PublicChats, Rejected};
+use crate::chat::ChatError;
 use crate::ecies::{pubkey_from_wire, pubkey_to_wire, public_key};
 use crate::keccak::keccak256_concat;
 use crate::p2p::enode::Enode;
 use crate::p2p::peers::{self, Admission, PeerStats, Peers, PeersError};
 use crate::p2p::session::{self, Capability, DisconnectReason, Fault, Role, Session, SessionError};
 use crate::rng::{child_seed, rng_from_seed, Rng, Seed};
+use crate::security::proto::ProtocolMessage;
 use crate::time::{earliest, Time};
 use crate::whisper::mailserver::RequestPayload;
 use crate::whisper::{self, FilterId, Whisper};
@@ -278,6 +282,25 @@ pub enum Command {
         /// Message text.
         text: String,
     },
+    /// Choose the application-layer form sent in one chat (`chat::format`), overriding
+    /// `conversations.payload_format`; `None` removes the override.
+    SetChatFormat {
+        /// The chat.
+        chat: ChatTarget,
+        /// `transit`, `protobuf` or `auto`; `None` = the node-wide setting.
+        format: Option<FormatSetting>,
+    },
+}
+
+/// A chat named by a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatTarget {
+    /// A public chat, by name.
+    Public(String),
+    /// A 1:1 chat, by the other party's key.
+    Direct(NodePublicKey),
+    /// A private group, by id, or by name when exactly one of our groups has it.
+    Group(String),
 }
 
 /// Things that happened, for the application.
@@ -464,6 +487,9 @@ pub enum NodeError {
     /// A 1:1 or group command was refused.
     #[error(transparent)]
     Conversation(#[from] ConversationError),
+    /// No chat of that kind and name (or several groups share the name).
+    #[error("unknown chat {0:?}")]
+    UnknownChat(String),
     /// A contact or member key is not a secp256k1 point.
     #[error("invalid contact public key")]
     InvalidContactKey,
@@ -487,8 +513,27 @@ pub struct NodeStats {
     pub messages_received: u64,
     /// Chat payloads rejected: duplicates (normal with gossip, counted apart).
     pub duplicates_dropped: u64,
-    /// Chat payloads rejected for another reason (undecodable, unsigned, unsafe clock...).
+    /// Chat payloads rejected for another reason: the sum of the `public_*` reasons below.
     pub messages_rejected: u64,
+    /// Public-chat payloads without a Whisper signature.
+    pub public_unsigned: u64,
+    /// Public-chat payloads whose Transit did not decode.
+    pub public_undecodable: u64,
+    /// Public-chat payloads that are protobuf of neither era's wrapper, or a bad `ChatMessage`.
+    pub public_undecodable_protobuf: u64,
+    /// Public-chat payloads whose wrapper signature does not recover a key.
+    pub public_bad_wrapper_signature: u64,
+    /// Public-chat ProtocolMessages (v0.36.0 `Messenger.Send`) whose bundles the security
+    /// layer refused (status-go drops the whole message too).
+    pub public_bundles_rejected: u64,
+    /// Records on a public topic that are not chat messages (`g5`, `p2`...).
+    pub public_not_a_message: u64,
+    /// Messages of another chat or not `public-group-user-message`.
+    pub public_wrong_chat: u64,
+    /// Messages with a clock more than 31 days ahead.
+    pub public_unsafe_clock: u64,
+    /// Messages for a chat no longer joined.
+    pub public_not_joined: u64,
     /// Whisper packets for a connection that had already gone.
     pub sends_to_gone_peers: u64,
     /// Sessions we ended, by the reason we sent.
@@ -981,6 +1026,7 @@ impl Node {
                 .send_group(now, &group, &text)
                 .map(drop)
                 .map_err(NodeError::from),
+            Command::SetChatFormat { chat, format } => self.set_chat_format(&chat, format),
         };
         self.pump(now);
         result
@@ -1177,9 +1223,65 @@ impl Node {
             }));
     }
 
+    /// [`Command::SetChatFormat`]: resolves the chat, then records the override.
+    fn set_chat_format(
+        &mut self,
+        chat: &ChatTarget,
+        format: Option<FormatSetting>,
+    ) -> Result<(), NodeError> {
+        let (kind, id) = match chat {
+            ChatTarget::Public(name) => {
+                if !self.chats.is_joined(name) {
+                    return Err(NodeError::UnknownChat(name.clone()));
+                }
+                (ChatKind::Public, name.clone())
+            }
+            ChatTarget::Direct(key) => (
+                ChatKind::Direct,
+                crate::chat::group::member_id(&contact_key(key)?),
+            ),
+            ChatTarget::Group(g) => {
+                let c = &self.conversations;
+                let id = if c.group(g).is_some() {
+                    g.clone()
+                } else {
+                    let named: Vec<&str> = c
+                        .groups()
+                        .filter(|s| s.name() == g.as_str())
+                        .map(|s| s.chat_id())
+                        .collect();
+                    match named.as_slice() {
+                        [one] => one.to_string(),
+                        _ => return Err(NodeError::UnknownChat(g.clone())),
+                    }
+                };
+                (ChatKind::Group, id)
+            }
+        };
+        self.conversations
+            .set_chat_format(kind, &id, format)
+            .map_err(NodeError::from)
+    }
+
+    /// The form of a chat (`transit`/`protobuf`) and the setting it comes from
+    /// (`transit`/`protobuf`/`auto`); for `/chats`-like listings.
+    pub fn chat_format(&self, chat: &ChatTarget) -> Option<(PayloadFormat, FormatSetting)> {
+        let (kind, id) = match chat {
+            ChatTarget::Public(name) => (ChatKind::Public, name.clone()),
+            ChatTarget::Direct(key) => (
+                ChatKind::Direct,
+                crate::chat::group::member_id(&contact_key(key).ok()?),
+            ),
+            ChatTarget::Group(g) => (ChatKind::Group, g.clone()),
+        };
+        let c = &self.conversations;
+        Some((c.payload_format(kind, &id), c.format_setting(kind, &id)))
+    }
+
     fn send_public(&mut self, now: Time, chat: &str, text: &str) -> Result<(), NodeError> {
         self.join(chat)?;
-        let out = self.chats.prepare_send(now, chat, text)?;
+        let format = self.conversations.payload_format(ChatKind::Public, chat);
+        let out = self.chats.prepare_send(now, chat, text, format)?;
         let hash = self
             .whisper
             .post(now, out.params, &out.key)
@@ -1404,17 +1506,7 @@ impl Node {
                     let Some(chat) = self.filters.get(&filter).cloned() else {
                         continue;
                     };
-                    match self.chats.receive(now, &chat, &message) {
-                        Ok(msg) => {
-                            self.stats.messages_received += 1;
-                            self.actions
-                                .push_back(Action::Persist(Persist::ChatMessage(msg.clone())));
-                            self.actions
-                                .push_back(Action::Event(Event::MessageReceived(msg)));
-                        }
-                        Err(Rejected::Duplicate) => self.stats.duplicates_dropped += 1,
-                        Err(_) => self.stats.messages_rejected += 1,
-                    }
+                    self.receive_public(now, &chat, &message);
                 }
                 whisper::Action::Archive {
                     hash,
@@ -1441,6 +1533,70 @@ impl Node {
                     self.pump_session(now, peer);
                 }
             }
+        }
+    }
+
+    /// A payload Whisper decrypted with the key of public chat `chat`: bare or wrapped
+    /// application bytes of either era, or (status-go v0.36.0 `Messenger.Send`) a
+    /// ProtocolMessage whose `public_message` holds them and whose bundles go to the security
+    /// layer as a contact code's do. Every refusal is counted by reason (`public_*`).
+    fn receive_public(&mut self, now: Time, chat: &str, message: &whisper::ReceivedMessage) {
+        let Some(signer) = message.signer else {
+            self.reject_public(&Rejected::Unsigned);
+            return;
+        };
+        let wrapped = <ProtocolMessage as prost::Message>::decode(message.payload.as_slice())
+            .ok()
+            .filter(|pm| !pm.public_message.is_empty());
+        let payload = match wrapped {
+            Some(pm) => {
+                let result = self
+                    .conversations
+                    .handle_public_protocol_message(now, &signer, &pm);
+                // Its bundle records leave before anything that depends on them.
+                self.drain_conversations(now);
+                match result {
+                    Ok(bytes) => bytes,
+                    Err(_) => {
+                        self.stats.public_bundles_rejected += 1;
+                        self.stats.messages_rejected += 1;
+                        return;
+                    }
+                }
+            }
+            None => message.payload.clone(),
+        };
+        match self.chats.receive_payload(now, chat, &signer, &payload) {
+            Ok((msg, format)) => {
+                self.stats.messages_received += 1;
+                if msg.from != self.chats.author() {
+                    self.conversations.observe_public_format(chat, format);
+                    self.drain_conversations(now);
+                }
+                self.actions
+                    .push_back(Action::Persist(Persist::ChatMessage(msg.clone())));
+                self.actions
+                    .push_back(Action::Event(Event::MessageReceived(msg)));
+            }
+            Err(Rejected::Duplicate) => self.stats.duplicates_dropped += 1,
+            Err(e) => self.reject_public(&e),
+        }
+    }
+
+    fn reject_public(&mut self, e: &Rejected) {
+        let s = &mut self.stats;
+        s.messages_rejected += 1;
+        match e {
+            Rejected::Unsigned => s.public_unsigned += 1,
+            Rejected::Decode(ChatError::BadSignature) => s.public_bad_wrapper_signature += 1,
+            Rejected::Decode(ChatError::Protobuf(_)) => s.public_undecodable_protobuf += 1,
+            Rejected::Decode(_) => s.public_undecodable += 1,
+            Rejected::NotAMessage => s.public_not_a_message += 1,
+            Rejected::WrongChat(_) => s.public_wrong_chat += 1,
+            Rejected::UnsafeClock(_) => s.public_unsafe_clock += 1,
+            Rejected::NotJoined => s.public_not_joined += 1,
+            // Counted apart (duplicates_dropped); unreachable here.
+            Rejected::Duplicate => s.duplicates_dropped += 1,
         }
     }
 

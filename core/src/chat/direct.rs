@@ -46,13 +46,14 @@ use std::sync::OnceLock;
 use prost::Message as _;
 use secp256k1::{PublicKey, SecretKey};
 
+use super::app::{decode_app, encode_message, AppRecord, PayloadFormat};
 use super::clock::LamportClock;
+use super::format::{ChatFormat, ChatKind, FormatPolicy, FormatSetting};
 use super::group::{GroupError, GroupLimits, MembershipUpdateMessage};
 use super::groups::GroupChat;
 use super::service::{ChatMessage, CONTENT_TYPE_TEXT, DEFAULT_MAX_TEXT_BYTES};
 use super::topics;
 use super::transit::{C4Content, C4Message, MessageType};
-use super::wrapper::{unwrap_payload, wrap_payload};
 use super::{message_id, ChatError};
 use crate::ecies::public_key;
 use crate::mvds::{
@@ -88,8 +89,10 @@ pub const DEFAULT_MAX_OUTBOX: usize = 10_000;
 /// envelopes, status-go's default 1 MiB `MaxMessageSize`).
 pub const DEFAULT_MAX_INCOMING_BYTES: usize = 1 << 20;
 /// Membership updates kept per group; a group whose history would exceed it stops accepting
-/// updates (each update is re-sent with every group message).
+/// updates (each update is re-sent with every membership change).
 pub const DEFAULT_MAX_GROUP_UPDATES: usize = 256;
+/// Chats whose payload form (override or last received form) is remembered.
+pub const DEFAULT_MAX_CHAT_FORMATS: usize = 100_000;
 
 /// Configuration of [`Conversations`]; every limit is here.
 #[derive(Clone, Debug)]
@@ -106,8 +109,13 @@ pub struct ConversationsConfig {
     /// contact goes to the recipient's partitioned topic.
     pub generic_discovery: bool,
     /// Wrap Transit in a signed StatusProtocolMessage (status-go `SendV1Messages`; default
-    /// off as 2019 mobile clients).
+    /// off as 2019 mobile clients). Only for chats sent in [`PayloadFormat::Transit`].
     pub wrap_messages: bool,
+    /// Application-layer form sent in 1:1, group and public chats unless a chat overrides it
+    /// (module [`super::format`]; default `auto`). Both forms are always received.
+    pub payload_format: FormatSetting,
+    /// Chats whose payload form is remembered.
+    pub max_chat_formats: usize,
     /// Contact-code publication interval, ms.
     pub contact_code_interval_ms: u64,
     /// Publish our contact code at all (status-go always does; simulations of public-chat
@@ -143,6 +151,8 @@ impl Default for ConversationsConfig {
             datasync: false,
             generic_discovery: false,
             wrap_messages: false,
+            payload_format: FormatSetting::Auto,
+            max_chat_formats: DEFAULT_MAX_CHAT_FORMATS,
             contact_code_interval_ms: DEFAULT_CONTACT_CODE_INTERVAL_MS,
             publish_contact_code: true,
             max_seen_ids: DEFAULT_MAX_SEEN_IDS,
@@ -304,22 +314,46 @@ pub enum ConversationError {
     LimitReached(&'static str),
 }
 
-/// Counters of dropped input (never errors: peers' input).
+/// Counters of dropped input (never errors: peers' input), one per reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Payloads larger than `max_incoming_bytes`.
     pub oversized: u64,
-    /// ProtocolMessages the security layer refused.
+    /// ProtocolMessages the security layer refused (bad bundle, undecryptable, unknown
+    /// session...).
     pub security_rejected: u64,
-    /// Payloads that are not a valid chat record.
+    /// Payloads on a contact-code topic that are not a ProtocolMessage.
+    pub raw_on_contact_code: u64,
+    /// Transit payloads that did not decode (JSON, Transit, `c4`/`g5` structure), and our own
+    /// synced 1:1 messages naming no valid recipient.
     pub undecodable: u64,
+    /// Protobuf payloads that did not decode (no wrapper of either era, or a bad
+    /// `ChatMessage`).
+    pub undecodable_protobuf: u64,
+    /// Wrappers (StatusProtocolMessage or ApplicationMetadataMessage) whose signature does not
+    /// recover a key.
+    pub bad_wrapper_signature: u64,
     /// Messages already accepted.
     pub duplicates: u64,
     /// Messages with a clock more than 31 days ahead.
     pub unsafe_clock: u64,
-    /// Group messages from non-members, for unknown groups, or with a mismatched chat id.
-    pub group_rejected: u64,
-    /// Messages of a type not handled here (public, unknown).
+    /// Group messages and updates for a group we do not know (and, for updates, do not
+    /// belong to).
+    pub group_unknown: u64,
+    /// Group messages whose author is not a member (or when we are not one).
+    pub group_not_member: u64,
+    /// A `c4` inside a `g5` that is not a `group-user-message` of that group.
+    pub group_wrong_chat: u64,
+    /// `g5` records whose updates fold to no group (no valid `chat-created`).
+    pub group_no_creator: u64,
+    /// `g5` records refused by a limit (`max_group_updates`, `max_groups`).
+    pub group_limit: u64,
+    /// Updates whose signature is missing or malformed (their events are skipped).
+    pub group_bad_signature: u64,
+    /// Events skipped by the group fold (not admin, not a member, wrong chat...): status-go
+    /// refuses the whole message instead.
+    pub group_events_rejected: u64,
+    /// Records of a type not handled here (public messages on 1:1 topics, Transit `p1`/`p2`…).
     pub ignored: u64,
     /// Sends that failed at the security layer (MVDS sends; counted, retried by MVDS).
     pub send_failed: u64,
@@ -383,6 +417,7 @@ pub struct Conversations {
     pub(super) security: SecurityService,
     pub(super) mvds: Mvds,
     pub(super) groups: BTreeMap<String, GroupChat>,
+    pub(super) formats: FormatPolicy,
     clocks: BTreeMap<String, LamportClock>,
     seen: BTreeSet<MessageId>,
     seen_order: VecDeque<MessageId>,
@@ -423,6 +458,7 @@ impl Conversations {
     ) -> Self {
         let own = public_key(&identity);
         Conversations {
+            formats: FormatPolicy::new(config.payload_format, config.max_chat_formats),
             config,
             identity,
             own,
@@ -511,6 +547,7 @@ impl Conversations {
                     c.outbox.remove(&id);
                 }
                 Record::ContactCodePublished { at_ms } => last_code = Some(at_ms),
+                Record::ChatFormat(f) => c.formats.restore(&f),
                 Record::Security(_) | Record::Mvds(_) | Record::Batch(_) => {}
             }
         }
@@ -621,6 +658,66 @@ impl Conversations {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Payload forms (module [`super::format`]) and the public-chat ProtocolMessage.
+
+    /// The application-layer form sent in a chat now.
+    pub fn payload_format(&self, kind: ChatKind, chat: &str) -> PayloadFormat {
+        self.formats.format(kind, chat)
+    }
+
+    /// The form setting in force for a chat (its override, else the node-wide one).
+    pub fn format_setting(&self, kind: ChatKind, chat: &str) -> FormatSetting {
+        self.formats.setting(kind, chat)
+    }
+
+    /// Overrides (or with `None` clears the override of) the form sent in a chat. Persisted.
+    pub fn set_chat_format(
+        &mut self,
+        kind: ChatKind,
+        chat: &str,
+        setting: Option<FormatSetting>,
+    ) -> Result<(), ConversationError> {
+        let r: ChatFormat = self
+            .formats
+            .set_override(kind, chat, setting)
+            .map_err(|_| ConversationError::LimitReached("chat formats"))?;
+        let mut b = Batch::default();
+        b.first.push(Record::ChatFormat(r));
+        self.flush(b);
+        Ok(())
+    }
+
+    /// A public-chat message written by someone else was accepted in `format`: `auto` answers
+    /// the chat in it. Persisted when it changes what is known.
+    pub fn observe_public_format(&mut self, chat: &str, format: PayloadFormat) {
+        let mut b = Batch::default();
+        self.observe_format(ChatKind::Public, chat, format, &mut b);
+        self.flush(b);
+    }
+
+    /// A ProtocolMessage with a `public_message` received on a public-chat topic (status-go
+    /// v0.36.0 `Messenger.Send`: `BuildPublicMessage` adds the installation id and the sender's
+    /// bundle). Its bundles are verified and stored exactly as a contact code's are (status-go
+    /// `HandleMessage` processes the bundles of every ProtocolMessage); returns the
+    /// `public_message` bytes, or the security layer's refusal (a bad bundle refuses the whole
+    /// message, as in status-go).
+    pub fn handle_public_protocol_message(
+        &mut self,
+        now: Time,
+        from: &PublicKey,
+        pm: &ProtocolMessage,
+    ) -> Result<Vec<u8>, SecurityError> {
+        let (persist, result) = self.security.decrypt(now, &mut self.rng, from, pm);
+        let mut b = Batch::default();
+        b.persists.extend(persist.into_iter().map(Record::Security));
+        self.flush(b);
+        match result? {
+            Received::Public(bytes) => Ok(bytes),
+            _ => Err(SecurityError::NoKeySpecified),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
     // App commands.
 
     /// Adds a contact: we listen to its contact code (its bundles let the first message use
@@ -694,7 +791,7 @@ impl Conversations {
                 ..Default::default()
             },
         };
-        let bytes = self.app_bytes(&record.encode());
+        let bytes = self.message_bytes(ChatKind::Direct, &chat, &record);
         let id = message_id(&self.own, &bytes);
         let mut b = Batch::default();
         self.ensure_negotiated(to, &mut b);
@@ -921,7 +1018,7 @@ impl Conversations {
         let Some(pm) = pm else {
             // status-go keeps the raw bytes when they are not a ProtocolMessage.
             if via == Via::ContactCode {
-                self.stats.undecodable += 1;
+                self.stats.raw_on_contact_code += 1;
             } else {
                 self.receive_plain(now, from, payload, b);
             }
@@ -960,7 +1057,15 @@ impl Conversations {
     /// Decrypted (or raw) bytes: an MVDS payload, else app bytes.
     fn receive_plain(&mut self, now: Time, from: &PublicKey, bytes: &[u8], b: &mut Batch) {
         if let Ok(p) = mvds::decode_payload(bytes, self.config.mvds.numbering) {
-            if p.is_valid() {
+            // MVDS ids are 32 bytes: an application wrapper read with the field numbers of
+            // mvds ≥ v0.0.24 (1–4) would look like acks and offers of other lengths.
+            let ids_ok = p
+                .acks
+                .iter()
+                .chain(&p.offers)
+                .chain(&p.requests)
+                .all(|id| id.len() == 32);
+            if p.is_valid() && ids_ok {
                 self.mvds
                     .handle_decoded(now, peer_id_from_public_key(from), p);
                 self.drain_mvds(now, b);
@@ -970,27 +1075,47 @@ impl Conversations {
         self.receive_app(now, from, bytes, b);
     }
 
-    /// Wrapped or bare Transit from `signer`.
+    /// Counts an application payload that did not decode, by reason.
+    pub(super) fn count_undecodable(&mut self, e: &ChatError) {
+        match e {
+            ChatError::BadSignature => self.stats.bad_wrapper_signature += 1,
+            ChatError::Protobuf(_) => self.stats.undecodable_protobuf += 1,
+            _ => self.stats.undecodable += 1,
+        }
+    }
+
+    /// An application payload of either era (module [`super::app`]) from `signer`.
     fn receive_app(&mut self, now: Time, signer: &PublicKey, bytes: &[u8], b: &mut Batch) {
-        let Ok(u) = unwrap_payload(bytes, Some(*signer)) else {
-            self.stats.undecodable += 1;
-            return;
+        let app = match decode_app(bytes, signer) {
+            Ok(app) => app,
+            Err(e) => {
+                self.count_undecodable(&e);
+                return;
+            }
         };
-        let (Some(author), Some(id)) = (u.author, u.id) else {
-            self.stats.undecodable += 1;
-            return;
-        };
-        if self.seen.contains(&id) {
+        if self.seen.contains(&app.id) {
             self.stats.duplicates += 1;
             return;
         }
-        match C4Message::decode(&u.transit) {
-            Ok(c4) => self.receive_c4(now, &author, id, c4, b),
-            Err(ChatError::UnexpectedTag(_)) => match MembershipUpdateMessage::decode(&u.transit) {
-                Ok(g5) => self.receive_g5(now, &author, id, g5, b),
-                Err(_) => self.stats.undecodable += 1,
-            },
-            Err(_) => self.stats.undecodable += 1,
+        match app.record {
+            AppRecord::Message(c4) => self.receive_c4(now, &app.author, app.id, app.format, c4, b),
+            AppRecord::Membership(g5) => {
+                self.receive_g5(now, &app.author, app.id, app.format, g5, b)
+            }
+            AppRecord::OtherTransit(_) => self.stats.ignored += 1,
+        }
+    }
+
+    /// Notes the form a chat was just written in (`auto` answers in it).
+    pub(super) fn observe_format(
+        &mut self,
+        kind: ChatKind,
+        chat: &str,
+        format: PayloadFormat,
+        b: &mut Batch,
+    ) {
+        if let Some(r) = self.formats.observe(kind, chat, format) {
+            b.first.push(Record::ChatFormat(r));
         }
     }
 
@@ -999,6 +1124,7 @@ impl Conversations {
         now: Time,
         author: &PublicKey,
         id: MessageId,
+        format: PayloadFormat,
         c4: C4Message,
         b: &mut Batch,
     ) {
@@ -1018,16 +1144,26 @@ impl Conversations {
                     super::group::member_id(author)
                 };
                 if let Some(m) = self.accept(now, &chat, false, author, id, &c4, b) {
+                    if *author != self.own {
+                        self.observe_format(ChatKind::Direct, &chat, format, b);
+                    }
                     b.out.push(Action::Deliver(ChatEvent::Direct(m)));
                 }
             }
             MessageType::GroupUserMessage => {
                 let group = c4.content.chat_id.clone();
+                if !self.groups.contains_key(&group) {
+                    self.stats.group_unknown += 1;
+                    return;
+                }
                 if !self.is_group_member(&group, &super::group::member_id(author)) {
-                    self.stats.group_rejected += 1;
+                    self.stats.group_not_member += 1;
                     return;
                 }
                 if let Some(m) = self.accept(now, &group, true, author, id, &c4, b) {
+                    if *author != self.own {
+                        self.observe_format(ChatKind::Group, &group, format, b);
+                    }
                     b.out.push(Action::Deliver(ChatEvent::Group {
                         group_id: group,
                         message: m,
@@ -1148,13 +1284,15 @@ impl Conversations {
         Ok(())
     }
 
-    /// Transit bytes as sent: wrapped (signed) when configured, else bare.
-    pub(super) fn app_bytes(&self, transit: &[u8]) -> Vec<u8> {
-        if self.config.wrap_messages {
-            wrap_payload(transit, Some(&self.identity))
-        } else {
-            transit.to_vec()
-        }
+    /// The bytes of a chat message as sent in `kind`/`chat` (its payload form; Transit
+    /// wrapped in a signed StatusProtocolMessage when `wrap_messages`).
+    pub(super) fn message_bytes(&self, kind: ChatKind, chat: &str, c4: &C4Message) -> Vec<u8> {
+        encode_message(
+            self.formats.format(kind, chat),
+            c4,
+            &self.identity,
+            self.config.wrap_messages,
+        )
     }
 
     /// Drains MVDS: records to `persists`, sends encrypted and posted, deliveries processed as

@@ -135,7 +135,7 @@ fn non_members_and_non_admins_are_refused() {
         updates: forged,
         message: Some(c4.clone()),
     };
-    let rejected_before = net.nodes[b].conv().stats().group_rejected;
+    let before = net.nodes[b].conv().stats().clone();
     net.nodes[b]
         .conv()
         .handle_incoming(now, &pe, &g5.encode(), Via::Partitioned);
@@ -145,10 +145,13 @@ fn non_members_and_non_admins_are_refused() {
             "{act:?}"
         );
     }
+    // Both refusals are counted by reason: e's event, and its message.
+    let after = net.nodes[b].conv().stats().clone();
     assert_eq!(
-        net.nodes[b].conv().stats().group_rejected,
-        rejected_before + 1
+        after.group_events_rejected,
+        before.group_events_rejected + 1
     );
+    assert_eq!(after.group_not_member, before.group_not_member + 1);
     assert!(!net.nodes[b]
         .conv()
         .group(&gid)
