@@ -201,9 +201,14 @@ pub fn wrap_application_metadata(payload: &[u8], identity: &SecretKey) -> Vec<u8
     .encode_to_vec()
 }
 
+/// The one text that crashes status-go v0.36.0's Transit decoder when it is the first element
+/// of an array (its `^ ` map marker, once the `~^` escape is undone).
+pub const GO_TRANSIT_PANIC_TEXT: &str = "^ ";
+
 /// The bytes of a chat message in `format`: Transit `c4` (bare, or a signed
 /// StatusProtocolMessage when `wrap_v1`), or a signed `ApplicationMetadataMessage` around the
-/// protobuf `ChatMessage`.
+/// protobuf `ChatMessage`. A Transit text equal to [`GO_TRANSIT_PANIC_TEXT`] is written in the
+/// content map only (index 0 empty), so that v0.36.0 peers do not crash on it.
 pub fn encode_message(
     format: PayloadFormat,
     c4: &C4Message,
@@ -211,6 +216,16 @@ pub fn encode_message(
     wrap_v1: bool,
 ) -> Vec<u8> {
     match format {
+        PayloadFormat::Transit if c4.text == GO_TRANSIT_PANIC_TEXT => {
+            // status-go v0.36.0's Transit decoder reads "^ " at index 0 of the c4 array as
+            // the map marker and panics (index out of range). Readers take the text from the
+            // content map, so index 0 stays empty for this one text.
+            let c4 = C4Message {
+                text: String::new(),
+                ..c4.clone()
+            };
+            transit_bytes(&c4.encode(), identity, wrap_v1)
+        }
         PayloadFormat::Transit => transit_bytes(&c4.encode(), identity, wrap_v1),
         PayloadFormat::Protobuf => {
             wrap_application_metadata(&ChatMessage::from_c4(c4).encode_to_vec(), identity)

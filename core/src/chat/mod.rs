@@ -64,4 +64,6 @@ impl From<group::GroupError> for ChatError {
 }
 
 #[cfg(test)]
+mod go_vectors;
+#[cfg(test)]
 mod tests;
