@@ -945,4 +945,4 @@ impl GroupState {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -627,10 +627,10 @@ fn member_order_in_transit_does_not_affect_the_signature() {
 /// status-go v0.36 `Group` transcribed as plainly as possible from
 /// `protocol/v1/membership_update_message.go` (`validateEvent`, `processEvent`).
 #[derive(Default)]
-struct GoGroup {
-    name: String,
-    members: BTreeSet<String>,
-    admins: BTreeSet<String>,
+pub(crate) struct GoGroup {
+    pub(crate) name: String,
+    pub(crate) members: BTreeSet<String>,
+    pub(crate) admins: BTreeSet<String>,
 }
 
 impl GoGroup {
@@ -680,7 +680,10 @@ impl GoGroup {
 /// status-go's `Group.init`: events sorted by clock, every one valid or the group is refused
 /// (`None`), and the chat id must end with the first event's author, which must be
 /// `chat-created` (`validateChatID`).
-fn status_go_group(chat: &str, mut events: Vec<(u64, String, GroupEventKind)>) -> Option<GoGroup> {
+pub(crate) fn status_go_group(
+    chat: &str,
+    mut events: Vec<(u64, String, GroupEventKind)>,
+) -> Option<GoGroup> {
     events.sort_by_key(|e| e.0);
     let mut g = GoGroup::default();
     for (_, from, kind) in &events {
