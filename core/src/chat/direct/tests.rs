@@ -1051,3 +1051,50 @@ proptest! {
         while net.nodes[b].conv().poll_action().is_some() {}
     }
 }
+
+/// The protobuf form over MVDS (status-go 4c0d8de with datasync puts the
+/// ApplicationMetadataMessage in the MVDS message body), in a 1:1 chat and a group; `auto`
+/// answers in it.
+#[test]
+fn protobuf_form_over_mvds_one_to_one_and_group() {
+    use crate::chat::app::PayloadFormat;
+    use crate::chat::format::{ChatKind, FormatSetting};
+    let mut net = Net::new(12);
+    let mut proto = mvds_config();
+    proto.payload_format = FormatSetting::Protobuf;
+    let a = net.add(1, "a1", proto);
+    let b = net.add(2, "b1", mvds_config());
+    let c = net.add(3, "c1", mvds_config());
+    let (pa, pb, pc) = (net.pk(a), net.pk(b), net.pk(c));
+    let m1 = net.with(a, |x, now| {
+        x.send_direct(now, &pb, "proto over mvds").unwrap()
+    });
+    net.run_for(3_000);
+    assert_exactly_once_in_order(&net.nodes[b], &[m1]);
+    let chat_a = crate::chat::group::member_id(&pa);
+    assert_eq!(
+        net.nodes[b]
+            .conv()
+            .payload_format(ChatKind::Direct, &chat_a),
+        PayloadFormat::Protobuf
+    );
+    let m2 = net.with(b, |x, now| {
+        x.send_direct(now, &pa, "answered in kind").unwrap()
+    });
+    net.run_for(3_000);
+    assert_exactly_once_in_order(&net.nodes[a], &[m2]);
+    let gid = net.with(a, |x, now| x.create_group(now, "g", &[pb, pc]).unwrap());
+    net.run_for(3_000);
+    let m3 = net.with(a, |x, now| {
+        x.send_group(now, &gid, "group in protobuf").unwrap()
+    });
+    net.run_for(3_000);
+    for n in [b, c] {
+        assert!(net.nodes[n].messages().iter().any(|m| m.message_id == m3));
+        assert_eq!(
+            net.nodes[n].conv().payload_format(ChatKind::Group, &gid),
+            PayloadFormat::Protobuf
+        );
+    }
+    assert_eq!(net.nodes[b].conv().stats().undecodable_protobuf, 0);
+}
