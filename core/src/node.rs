@@ -42,6 +42,11 @@
 //!   [`Persist::Conversation`] queued before the bytes of the posts that follow it (posts are
 //!   signed with the identity key, TTL/PoW from [`NodeConfig::chat`]); deliveries become
 //!   [`Event::Direct`], [`Event::Group`], [`Event::GroupUpdated`].
+//! - Public chats take the application payload of either era (`chat::app`) and, from status-go
+//!   v0.36.0's `Messenger.Send`, a `ProtocolMessage` with `public_message`: its bundles go to
+//!   [`Conversations::handle_public_protocol_message`] (stored as a contact code's) before its
+//!   Transit is read. Every refusal is counted by reason (`NodeStats::public_*`). Posts use the
+//!   chat's payload form ([`Command::SetChatFormat`], `conversations.payload_format`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;

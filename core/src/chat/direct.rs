@@ -4,8 +4,10 @@
 //! methods of the same machine because they ride on the same pairwise sessions.
 //!
 //! Contract:
-//! - Sending 1:1: Transit `c4` `user-message` (chat id = `"0x" + pubhex(recipient)`), optionally
-//!   wrapped in a signed StatusProtocolMessage ([`ConversationsConfig::wrap_messages`]); with
+//! - Sending 1:1: a `user-message` (chat id = `"0x" + pubhex(recipient)`) in the chat's payload
+//!   form ([`super::format`]: Transit `c4`, optionally wrapped in a signed StatusProtocolMessage
+//!   ([`ConversationsConfig::wrap_messages`]), or a protobuf `ChatMessage` in a signed
+//!   `ApplicationMetadataMessage`); with
 //!   [`ConversationsConfig::datasync`] the wrapped bytes travel as MVDS messages (batch mode,
 //!   group id = `one_to_one_group_id`) and the MVDS payload bytes are what the security layer
 //!   encrypts; the [`SecurityService`] builds the ProtocolMessage (DH-only on first contact,
@@ -18,10 +20,11 @@
 //! - Receiving ([`Conversations::handle_incoming`], status-go's pipeline, §1): ProtocolMessage
 //!   → decrypt (bundles stored, negotiated secret noted, bundle-advertisement replies posted);
 //!   bytes that are not a ProtocolMessage are processed raw (bare fallback, except on the
-//!   contact-code topic); an MVDS payload goes through [`Mvds`]; then the StatusProtocolMessage
-//!   wrapper (wrapped and bare both accepted); then Transit `c4` or `g5`. Messages are accepted
-//!   once per message id (bounded memory), their clock must be safe (§6.2) and the chat's
-//!   Lamport clock follows them.
+//!   contact-code topic); an MVDS payload goes through [`Mvds`]; then the application payload
+//!   of either era ([`super::app::decode_app`]: bare or wrapped Transit `c4`/`g5`, or protobuf
+//!   `ChatMessage`/wrapped `g5`). Messages are accepted once per message id (bounded memory),
+//!   their clock must be safe (§6.2) and the chat's Lamport clock follows them; `auto` chats
+//!   note the form they came in. Every refusal is counted by reason in [`Stats`].
 //! - Durability: the records of one call leave as ONE [`Action::Persist`] (a
 //!   [`Record::Batch`] when there are several, to be committed atomically) before any
 //!   [`Action::Post`] or [`Action::Deliver`] of that call. A crash before the commit leaves no
