@@ -1509,6 +1509,8 @@ impl Node {
                         continue;
                     }
                     let Some(chat) = self.filters.get(&filter).cloned() else {
+                        // A filter we no longer map (chat left meanwhile).
+                        self.reject_public(&Rejected::NotJoined);
                         continue;
                     };
                     self.receive_public(now, &chat, &message);

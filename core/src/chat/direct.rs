@@ -327,6 +327,9 @@ pub struct Stats {
     pub security_rejected: u64,
     /// Payloads on a contact-code topic that are not a ProtocolMessage.
     pub raw_on_contact_code: u64,
+    /// Direct messages with no part for this installation (answered with a bundle
+    /// advertisement unless one was sent recently).
+    pub not_for_this_device: u64,
     /// Transit payloads that did not decode (JSON, Transit, `c4`/`g5` structure), and our own
     /// synced 1:1 messages naming no valid recipient.
     pub undecodable: u64,
@@ -1045,6 +1048,7 @@ impl Conversations {
             Ok(Received::BundlesOnly) => {}
             Ok(Received::Public(_)) => self.stats.ignored += 1,
             Ok(Received::NotForThisDevice { reply }) => {
+                self.stats.not_for_this_device += 1;
                 if let Some(reply) = reply {
                     b.out.push(Action::Post {
                         topic: topics::partitioned_topic(from),
