@@ -267,7 +267,8 @@ pub enum Command {
         /// Their keys.
         members: Vec<NodePublicKey>,
     },
-    /// Leave a group (an admin gives up its rights first; the last admin cannot leave).
+    /// Leave a group (an admin gives up its rights first; the last admin of a group with other
+    /// members cannot leave).
     LeaveGroup {
         /// Group chat id.
         group: String,

@@ -245,9 +245,9 @@ impl Conversations {
         )
     }
 
-    /// Leaves `group`: an admin first drops its admin rights (`admin-removed`, refused if it
-    /// is the last admin), then `member-removed` of ourselves, in one signed update sent to
-    /// every member.
+    /// Leaves `group`: an admin first drops its admin rights (`admin-removed`; refused with
+    /// [`GroupError::LastAdmin`] if it is the last admin and others remain), then
+    /// `member-removed` of ourselves, in one signed update sent to every member.
     pub fn leave_group(&mut self, now: Time, group: &str) -> Result<(), ConversationError> {
         let state = &self
             .groups
