@@ -42,6 +42,11 @@
 //!   [`Persist::Conversation`] queued before the bytes of the posts that follow it (posts are
 //!   signed with the identity key, TTL/PoW from [`NodeConfig::chat`]); deliveries become
 //!   [`Event::Direct`], [`Event::Group`], [`Event::GroupUpdated`].
+//! - Public chats take the application payload of either era (`chat::app`) and, from status-go
+//!   v0.36.0's `Messenger.Send`, a `ProtocolMessage` with `public_message`: its bundles go to
+//!   [`Conversations::handle_public_protocol_message`] (stored as a contact code's) before its
+//!   Transit is read. Every refusal is counted by reason (`NodeStats::public_*`). Posts use the
+//!   chat's payload form ([`Command::SetChatFormat`], `conversations.payload_format`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
@@ -50,11 +55,14 @@ use std::sync::Arc;
 use secp256k1::SecretKey;
 use thiserror::Error;
 
+use crate::chat::app::PayloadFormat;
 use crate::chat::direct::{
     self as conv, ChatEvent, ConversationError, Conversations, ConversationsConfig, Listen,
     ListenKind, Record, Via,
 };
+use crate::chat::format::{ChatKind, FormatSetting};
 use crate::chat::service::{ChatConfig, ChatServiceError, PublicChats, Rejected};
+use crate::chat::ChatError;
 use crate::ecies::{pubkey_from_wire, pubkey_to_wire, public_key};
 use crate::keccak::keccak256_concat;
 use crate::p2p::enode::Enode;
@@ -62,10 +70,10 @@ use crate::p2p::peers::{self, Admission, PeerStats, Peers, PeersError};
 use crate::p2p::session::{self, Capability, DisconnectReason, Fault, Role, Session, SessionError};
 use crate::rng::{child_seed, rng_from_seed, Rng, Seed};
 use crate::stats::Hex;
+use crate::security::proto::ProtocolMessage;
 use crate::time::{earliest, Time};
 use crate::whisper::mailserver::RequestPayload;
 use crate::whisper::{self, FilterId, Whisper};
-use counters::rejected_label;
 
 pub use crate::chat::service::ChatMessage;
 
@@ -260,7 +268,8 @@ pub enum Command {
         /// Their keys.
         members: Vec<NodePublicKey>,
     },
-    /// Leave a group (an admin gives up its rights first; the last admin cannot leave).
+    /// Leave a group (an admin gives up its rights first; the last admin of a group with other
+    /// members cannot leave).
     LeaveGroup {
         /// Group chat id.
         group: String,
@@ -280,6 +289,25 @@ pub enum Command {
         /// Message text.
         text: String,
     },
+    /// Choose the application-layer form sent in one chat (`chat::format`), overriding
+    /// `conversations.payload_format`; `None` removes the override.
+    SetChatFormat {
+        /// The chat.
+        chat: ChatTarget,
+        /// `transit`, `protobuf` or `auto`; `None` = the node-wide setting.
+        format: Option<FormatSetting>,
+    },
+}
+
+/// A chat named by a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatTarget {
+    /// A public chat, by name.
+    Public(String),
+    /// A 1:1 chat, by the other party's key.
+    Direct(NodePublicKey),
+    /// A private group, by id, or by name when exactly one of our groups has it.
+    Group(String),
 }
 
 /// Things that happened, for the application.
@@ -466,6 +494,9 @@ pub enum NodeError {
     /// A 1:1 or group command was refused.
     #[error(transparent)]
     Conversation(#[from] ConversationError),
+    /// No chat of that kind and name (or several groups share the name).
+    #[error("unknown chat {0:?}")]
+    UnknownChat(String),
     /// A contact or member key is not a secp256k1 point.
     #[error("invalid contact public key")]
     InvalidContactKey,
@@ -489,10 +520,27 @@ pub struct NodeStats {
     pub messages_received: u64,
     /// Chat payloads rejected: duplicates (normal with gossip, counted apart).
     pub duplicates_dropped: u64,
-    /// Chat payloads rejected for another reason (undecodable, unsigned, unsafe clock...).
+    /// Chat payloads rejected for another reason: the sum of the `public_*` reasons below.
     pub messages_rejected: u64,
-    /// `messages_rejected` by reason (public chat `Rejected` labels).
-    pub messages_rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// Public-chat payloads without a Whisper signature.
+    pub public_unsigned: u64,
+    /// Public-chat payloads whose Transit did not decode.
+    pub public_undecodable: u64,
+    /// Public-chat payloads that are protobuf of neither era's wrapper, or a bad `ChatMessage`.
+    pub public_undecodable_protobuf: u64,
+    /// Public-chat payloads whose wrapper signature does not recover a key.
+    pub public_bad_wrapper_signature: u64,
+    /// Public-chat ProtocolMessages (v0.36.0 `Messenger.Send`) whose bundles the security
+    /// layer refused (status-go drops the whole message too).
+    pub public_bundles_rejected: u64,
+    /// Records on a public topic that are not chat messages (`g5`, `p2`...).
+    pub public_not_a_message: u64,
+    /// Messages of another chat or not `public-group-user-message`.
+    pub public_wrong_chat: u64,
+    /// Messages with a clock more than 31 days ahead.
+    pub public_unsafe_clock: u64,
+    /// Messages for a chat no longer joined.
+    pub public_not_joined: u64,
     /// Whisper packets for a connection that had already gone.
     pub sends_to_gone_peers: u64,
     /// Sessions we ended, by the reason we sent.
@@ -1023,6 +1071,7 @@ impl Node {
                 .send_group(now, &group, &text)
                 .map(drop)
                 .map_err(NodeError::from),
+            Command::SetChatFormat { chat, format } => self.set_chat_format(&chat, format),
         };
         self.pump(now);
         result
@@ -1221,7 +1270,8 @@ impl Node {
 
     fn send_public(&mut self, now: Time, chat: &str, text: &str) -> Result<(), NodeError> {
         self.join(chat)?;
-        let out = self.chats.prepare_send(now, chat, text)?;
+        let format = self.conversations.payload_format(ChatKind::Public, chat);
+        let out = self.chats.prepare_send(now, chat, text, format)?;
         let hash = self
             .whisper
             .post(now, out.params, &out.key)
@@ -1461,29 +1511,7 @@ impl Node {
                         );
                         continue;
                     };
-                    match self.chats.receive(now, &chat, &message) {
-                        Ok(msg) => {
-                            self.stats.messages_received += 1;
-                            self.actions
-                                .push_back(Action::Persist(Persist::ChatMessage(msg.clone())));
-                            self.actions
-                                .push_back(Action::Event(Event::MessageReceived(msg)));
-                        }
-                        Err(Rejected::Duplicate) => {
-                            self.stats.duplicates_dropped += 1;
-                            crate::log_drop!("chat", "duplicate", Hex(&message.envelope_hash));
-                        }
-                        Err(rejected) => {
-                            let reason = rejected_label(&rejected);
-                            self.stats.messages_rejected += 1;
-                            *self
-                                .stats
-                                .messages_rejected_by_reason
-                                .entry(reason)
-                                .or_default() += 1;
-                            crate::log_drop!("chat", reason, Hex(&message.envelope_hash));
-                        }
-                    }
+                    self.receive_public(now, &chat, &message);
                 }
                 whisper::Action::Archive {
                     hash,
@@ -1635,5 +1663,6 @@ fn contact_key(key: &NodePublicKey) -> Result<secp256k1::PublicKey, NodeError> {
 }
 
 mod counters;
+mod chat;
 #[cfg(test)]
 mod tests;

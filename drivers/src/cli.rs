@@ -25,6 +25,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use futures_lite::{AsyncBufReadExt, StreamExt};
+use hush_core::chat::format::FormatSetting;
 use hush_core::mvds::Retransmission;
 use hush_core::node::{Command, Node, NodeConfig};
 use hush_core::p2p::enode::Enode;
@@ -91,6 +92,12 @@ pub struct NodeArgs {
     /// most CAP_MS).
     #[arg(long, value_name = "SCHEDULE", default_value = "status-go", value_parser = parse_retransmission)]
     pub datasync_retransmission: Retransmission,
+    /// Application-layer form sent in chats: `transit` (status-go ≤ v0.36.0 and status-react
+    /// read only this), `protobuf` (status-go ≥ 0.36.2, the Status v1 app, reads only this) or
+    /// `auto` (each chat in the form last received in it, Transit before that). Both forms
+    /// are always received; `/format` overrides it per chat.
+    #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = parse_payload_format)]
+    pub payload_format: FormatSetting,
     /// Whisper TTL of the envelopes this node posts, seconds (Status: 10).
     #[arg(long, value_name = "SECS", default_value_t = hush_core::chat::service::DEFAULT_TTL_SECS)]
     pub message_ttl_secs: u32,
@@ -175,6 +182,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             ..NodeConfig::default()
         };
         config.conversations.datasync = args.datasync;
+        config.conversations.payload_format = args.payload_format;
         config.conversations.mvds.retransmission = args.datasync_retransmission;
         if args.message_ttl_secs == 0 {
             anyhow::bail!("--message-ttl-secs must be at least 1");
@@ -317,6 +325,11 @@ fn device_node_key(store: &NodeStore) -> anyhow::Result<[u8; 32]> {
             return Ok(key);
         }
     }
+}
+
+/// Parses `--payload-format` (see [`NodeArgs::payload_format`]).
+pub fn parse_payload_format(s: &str) -> Result<FormatSetting, String> {
+    FormatSetting::parse(s).ok_or_else(|| format!("expected transit, protobuf or auto, got {s:?}"))
 }
 
 /// Parses `--datasync-retransmission` (see [`NodeArgs::datasync_retransmission`]).

@@ -26,6 +26,10 @@
 //! /devices            print our other devices (installation ids) and whether they are paired
 //! /pair ID | /unpair ID
 //!                     sync (or stop syncing) our messages with our device ID
+//! /format public NAME FORMAT | /format dm PUBKEY FORMAT | /format group GROUP FORMAT
+//!                     send that chat in FORMAT: transit (status-go ≤ v0.36.0), protobuf
+//!                     (status-go ≥ 0.36.2) or auto (the form last received in the chat);
+//!                     `default` returns it to --payload-format (GROUP: id, or a unique name)
 //! /chats              print the chats we are in
 //! /stats              print every counter of every layer, one `stat layer.name value` line each
 //! /quit               stop the node
@@ -33,7 +37,8 @@
 //!
 //! Chat-name validity (length, characters) is the node's business, not the parser's.
 
-use hush_core::node::{Command, NodePublicKey};
+use hush_core::chat::format::FormatSetting;
+use hush_core::node::{ChatTarget, Command, NodePublicKey};
 use thiserror::Error;
 
 /// A parsed stdin line.
@@ -117,7 +122,7 @@ pub fn parse_public_key(s: &str) -> Option<NodePublicKey> {
 #[non_exhaustive]
 pub enum CommandError {
     /// Not one of the known commands.
-    #[error("unknown command {0:?} (try /join NAME, /leave NAME, /send NAME TEXT, /request NAME [SINCE], /dm PUBKEY TEXT, /group create|add|send, /history CHAT, /whoami, /chats, /quit)")]
+    #[error("unknown command {0:?} (try /join NAME, /leave NAME, /send NAME TEXT, /request NAME [SINCE], /dm PUBKEY TEXT, /group create|add|send, /format public|dm|group CHAT FORMAT, /history CHAT, /whoami, /chats, /quit)")]
     Unknown(String),
     /// A required argument is missing.
     #[error("{command}: missing {argument}")]
@@ -384,6 +389,59 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
                     })
                 }
             }
+        }
+        "/format" => {
+            const C: &str = "/format";
+            let (kind, rest) = first_word(rest);
+            let (chat, rest) = first_word(rest);
+            let (format, extra) = first_word(rest);
+            if kind.is_empty() {
+                return Err(CommandError::MissingArgument {
+                    command: C,
+                    argument: "chat kind (public, dm or group)",
+                });
+            }
+            if chat.is_empty() {
+                return Err(CommandError::MissingArgument {
+                    command: C,
+                    argument: "chat",
+                });
+            }
+            if format.is_empty() {
+                return Err(CommandError::MissingArgument {
+                    command: C,
+                    argument: "format (transit, protobuf, auto or default)",
+                });
+            }
+            if !extra.trim().is_empty() {
+                return Err(CommandError::Unexpected {
+                    command: C,
+                    extra: extra.trim_end().to_string(),
+                });
+            }
+            let chat = match kind {
+                "public" => ChatTarget::Public(chat.to_string()),
+                "dm" => ChatTarget::Direct(required_key(C, chat)?),
+                "group" => ChatTarget::Group(chat.to_string()),
+                other => {
+                    return Err(CommandError::Invalid {
+                        command: C,
+                        argument: "chat kind (public, dm, group)",
+                        value: other.to_string(),
+                    })
+                }
+            };
+            let format = match format {
+                "default" => None,
+                f => Some(
+                    FormatSetting::parse(f).ok_or_else(|| CommandError::Invalid {
+                        command: C,
+                        argument: "format (transit, protobuf, auto, default)",
+                        value: f.to_string(),
+                    })?,
+                ),
+            };
+            StdinCommand::Node(Command::SetChatFormat { chat, format })
         }
         "/history" => StdinCommand::History {
             chat: one_name("/history")?,

@@ -256,7 +256,8 @@ impl Host for FloodHost {
             | Command::AddGroupAdmins { .. }
             | Command::LeaveGroup { .. }
             | Command::PairDevice { .. }
-            | Command::SendGroup { .. } => {}
+            | Command::SendGroup { .. }
+            | Command::SetChatFormat { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 if chat.is_empty() || chat.len() > usize::from(u8::MAX) {
                     return Err(NodeError::Chat(

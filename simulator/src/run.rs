@@ -57,6 +57,7 @@ use crate::scenario::{
 };
 use crate::topology::{build, TopologyError};
 use hush_core::chat::direct::Record;
+use hush_core::chat::format::FormatSetting;
 use hush_core::node::NodePublicKey;
 use hush_core::node::{Command, Node, NodeConfig, NodeError};
 use hush_core::rng::{child_seed, rng_from_seed, seed_from_u64, Rng, Seed};
@@ -135,6 +136,9 @@ pub struct Spawn {
     /// Publish the contact code (`conversations.publish_contact_code`, scenario
     /// `[node] contact_codes`).
     pub contact_codes: bool,
+    /// Application-layer form sent in chats (`conversations.payload_format`, scenario
+    /// `[node] payload_format`).
+    pub payload_format: FormatSetting,
     /// A `kept` restart: the `Persist::Conversation` records the node emitted, in order, to
     /// rebuild it with `Node::restore`; `None` for a fresh node.
     pub records: Option<Vec<Record>>,
@@ -170,6 +174,7 @@ pub fn spawn_config(spawn: &Spawn) -> NodeConfig {
     config.mailservers = spawn.mailservers.clone();
     config.conversations.datasync = spawn.datasync;
     config.conversations.publish_contact_code = spawn.contact_codes;
+    config.conversations.payload_format = spawn.payload_format;
     config
 }
 
@@ -620,6 +625,7 @@ where
     )?;
     let datasync = plan.datasync;
     let contact_codes = scenario.node.contact_codes;
+    let payload_format = scenario.node.payload_format.setting();
 
     #[allow(clippy::too_many_arguments)]
     fn spawn<H, F: FnMut(Spawn) -> Result<H, NodeError>>(
@@ -631,6 +637,7 @@ where
         now: Time,
         datasync: bool,
         contact_codes: bool,
+        payload_format: FormatSetting,
     ) -> Result<(H, [u8; 32]), SimError> {
         let node_seed = child_seed(keys);
         let mut attempt = 0;
@@ -645,6 +652,7 @@ where
                 mailservers: mailservers.to_vec(),
                 datasync,
                 contact_codes,
+                payload_format,
                 records: None,
             };
             match make(s) {
@@ -674,6 +682,7 @@ where
             start,
             datasync[i],
             contact_codes,
+            payload_format,
         )?;
         if roles[i] == Role::Mailserver {
             mailserver_keys.push(h.public_key());
@@ -1040,6 +1049,7 @@ where
                             mailservers: trusted.to_vec(),
                             datasync: datasync[node],
                             contact_codes,
+                            payload_format,
                             records: kept.then_some(records),
                         };
                         let mut h = make(s).map_err(|source| SimError::Host { node, source })?;
@@ -1074,6 +1084,7 @@ where
                             now,
                             datasync[node],
                             contact_codes,
+                            payload_format,
                         )?
                     }
                 };

@@ -495,12 +495,42 @@ pub struct NodeSpec {
     /// Publish the contact code (`ConversationsConfig::publish_contact_code`): status-go does
     /// at start and every 6 h (default true). Off, N nodes do not add N envelopes at start.
     pub contact_codes: bool,
+    /// Application-layer form the nodes send (`ConversationsConfig::payload_format`):
+    /// `"transit"` (status-go ≤ v0.36.0), `"protobuf"` (≥ 0.36.2) or `"auto"` (default: each
+    /// chat in the form last received in it, Transit first). Every node receives both.
+    pub payload_format: PayloadFormatSpec,
 }
 
 impl Default for NodeSpec {
     fn default() -> Self {
         NodeSpec {
             contact_codes: true,
+            payload_format: PayloadFormatSpec::Auto,
+        }
+    }
+}
+
+/// `[node] payload_format` (hush_core's `chat::format::FormatSetting`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormatSpec {
+    /// Transit records.
+    Transit,
+    /// protobuf `ApplicationMetadataMessage`/`ChatMessage`.
+    Protobuf,
+    /// The form last received in each chat.
+    #[default]
+    Auto,
+}
+
+impl PayloadFormatSpec {
+    /// The node setting.
+    pub fn setting(self) -> hush_core::chat::format::FormatSetting {
+        use hush_core::chat::format::FormatSetting;
+        match self {
+            PayloadFormatSpec::Transit => FormatSetting::Transit,
+            PayloadFormatSpec::Protobuf => FormatSetting::Protobuf,
+            PayloadFormatSpec::Auto => FormatSetting::Auto,
         }
     }
 }

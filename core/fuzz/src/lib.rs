@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+pub mod chat;
+
 use hush_core::ecies::{public_key, random_secret_key};
 use hush_core::p2p::rlpx::handshake::{decode_ack, decode_auth, PacketFormat};
 use hush_core::p2p::rlpx::{FrameCodec, Initiator, Responder, Secrets};
@@ -281,6 +283,22 @@ mod tests {
             if let Some(e) = envs.first() {
                 whisper(&e.encode());
             }
+        }
+    }
+
+    #[test]
+    fn chat_entry_points_survive_random_inputs() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(43);
+        for _ in 0..300 {
+            let len = rng.gen_range(0..300);
+            let mut data = vec![0u8; len];
+            rng.fill_bytes(&mut data);
+            chat::chat_app(&data);
+            chat::group_fold(&data);
+            if let Some(first) = data.first_mut() {
+                *first = b'[';
+            }
+            chat::chat_app(&data);
         }
     }
 

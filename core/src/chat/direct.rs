@@ -4,8 +4,10 @@
 //! methods of the same machine because they ride on the same pairwise sessions.
 //!
 //! Contract:
-//! - Sending 1:1: Transit `c4` `user-message` (chat id = `"0x" + pubhex(recipient)`), optionally
-//!   wrapped in a signed StatusProtocolMessage ([`ConversationsConfig::wrap_messages`]); with
+//! - Sending 1:1: a `user-message` (chat id = `"0x" + pubhex(recipient)`) in the chat's payload
+//!   form ([`super::format`]: Transit `c4`, optionally wrapped in a signed StatusProtocolMessage
+//!   ([`ConversationsConfig::wrap_messages`]), or a protobuf `ChatMessage` in a signed
+//!   `ApplicationMetadataMessage`); with
 //!   [`ConversationsConfig::datasync`] the wrapped bytes travel as MVDS messages (batch mode,
 //!   group id = `one_to_one_group_id`) and the MVDS payload bytes are what the security layer
 //!   encrypts; the [`SecurityService`] builds the ProtocolMessage (DH-only on first contact,
@@ -18,10 +20,11 @@
 //! - Receiving ([`Conversations::handle_incoming`], status-go's pipeline, §1): ProtocolMessage
 //!   → decrypt (bundles stored, negotiated secret noted, bundle-advertisement replies posted);
 //!   bytes that are not a ProtocolMessage are processed raw (bare fallback, except on the
-//!   contact-code topic); an MVDS payload goes through [`Mvds`]; then the StatusProtocolMessage
-//!   wrapper (wrapped and bare both accepted); then Transit `c4` or `g5`. Messages are accepted
-//!   once per message id (bounded memory), their clock must be safe (§6.2) and the chat's
-//!   Lamport clock follows them.
+//!   contact-code topic); an MVDS payload goes through [`Mvds`]; then the application payload
+//!   of either era ([`super::app::decode_app`]: bare or wrapped Transit `c4`/`g5`, or protobuf
+//!   `ChatMessage`/wrapped `g5`). Messages are accepted once per message id (bounded memory),
+//!   their clock must be safe (§6.2) and the chat's Lamport clock follows them; `auto` chats
+//!   note the form they came in. Every refusal is counted by reason in [`Stats`].
 //! - Durability: the records of one call leave as ONE [`Action::Persist`] (a
 //!   [`Record::Batch`] when there are several, to be committed atomically) before any
 //!   [`Action::Post`] or [`Action::Deliver`] of that call. A crash before the commit leaves no
@@ -37,6 +40,8 @@
 //!   ephemeral keys.
 
 mod counters;
+mod forms;
+mod receive;
 mod record;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -47,13 +52,14 @@ use std::sync::OnceLock;
 use prost::Message as _;
 use secp256k1::{PublicKey, SecretKey};
 
+use super::app::{decode_app, encode_message, AppRecord, PayloadFormat};
 use super::clock::LamportClock;
+use super::format::{ChatFormat, ChatKind, FormatPolicy, FormatSetting};
 use super::group::{GroupError, GroupLimits, MembershipUpdateMessage};
 use super::groups::GroupChat;
 use super::service::{ChatMessage, CONTENT_TYPE_TEXT, DEFAULT_MAX_TEXT_BYTES};
 use super::topics;
 use super::transit::{C4Content, C4Message, MessageType};
-use super::wrapper::{unwrap_payload, wrap_payload};
 use super::{message_id, ChatError};
 use crate::ecies::public_key;
 use crate::mvds::{
@@ -89,8 +95,10 @@ pub const DEFAULT_MAX_OUTBOX: usize = 10_000;
 /// envelopes, status-go's default 1 MiB `MaxMessageSize`).
 pub const DEFAULT_MAX_INCOMING_BYTES: usize = 1 << 20;
 /// Membership updates kept per group; a group whose history would exceed it stops accepting
-/// updates (each update is re-sent with every group message).
+/// updates (each update is re-sent with every membership change).
 pub const DEFAULT_MAX_GROUP_UPDATES: usize = 256;
+/// Chats whose payload form (override or last received form) is remembered.
+pub const DEFAULT_MAX_CHAT_FORMATS: usize = 100_000;
 
 /// Configuration of [`Conversations`]; every limit is here.
 #[derive(Clone, Debug)]
@@ -107,8 +115,13 @@ pub struct ConversationsConfig {
     /// contact goes to the recipient's partitioned topic.
     pub generic_discovery: bool,
     /// Wrap Transit in a signed StatusProtocolMessage (status-go `SendV1Messages`; default
-    /// off as 2019 mobile clients).
+    /// off as 2019 mobile clients). Only for chats sent in [`PayloadFormat::Transit`].
     pub wrap_messages: bool,
+    /// Application-layer form sent in 1:1, group and public chats unless a chat overrides it
+    /// (module [`super::format`]; default `auto`). Both forms are always received.
+    pub payload_format: FormatSetting,
+    /// Chats whose payload form is remembered.
+    pub max_chat_formats: usize,
     /// Contact-code publication interval, ms.
     pub contact_code_interval_ms: u64,
     /// Publish our contact code at all (status-go always does; simulations of public-chat
@@ -144,6 +157,8 @@ impl Default for ConversationsConfig {
             datasync: false,
             generic_discovery: false,
             wrap_messages: false,
+            payload_format: FormatSetting::Auto,
+            max_chat_formats: DEFAULT_MAX_CHAT_FORMATS,
             contact_code_interval_ms: DEFAULT_CONTACT_CODE_INTERVAL_MS,
             publish_contact_code: true,
             max_seen_ids: DEFAULT_MAX_SEEN_IDS,
@@ -305,22 +320,49 @@ pub enum ConversationError {
     LimitReached(&'static str),
 }
 
-/// Counters of dropped input (never errors: peers' input).
+/// Counters of dropped input (never errors: peers' input), one per reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Payloads larger than `max_incoming_bytes`.
     pub oversized: u64,
-    /// ProtocolMessages the security layer refused.
+    /// ProtocolMessages the security layer refused (bad bundle, undecryptable, unknown
+    /// session...).
     pub security_rejected: u64,
-    /// Payloads that are not a valid chat record.
+    /// Payloads on a contact-code topic that are not a ProtocolMessage.
+    pub raw_on_contact_code: u64,
+    /// Direct messages with no part for this installation (answered with a bundle
+    /// advertisement unless one was sent recently).
+    pub not_for_this_device: u64,
+    /// Transit payloads that did not decode (JSON, Transit, `c4`/`g5` structure), and our own
+    /// synced 1:1 messages naming no valid recipient.
     pub undecodable: u64,
+    /// Protobuf payloads that did not decode (no wrapper of either era, or a bad
+    /// `ChatMessage`).
+    pub undecodable_protobuf: u64,
+    /// Wrappers (StatusProtocolMessage or ApplicationMetadataMessage) whose signature does not
+    /// recover a key.
+    pub bad_wrapper_signature: u64,
     /// Messages already accepted.
     pub duplicates: u64,
     /// Messages with a clock more than 31 days ahead.
     pub unsafe_clock: u64,
-    /// Group messages from non-members, for unknown groups, or with a mismatched chat id.
-    pub group_rejected: u64,
-    /// Messages of a type not handled here (public, unknown).
+    /// Group messages and updates for a group we do not know (and, for updates, do not
+    /// belong to).
+    pub group_unknown: u64,
+    /// Group messages whose author is not a member (or when we are not one).
+    pub group_not_member: u64,
+    /// A `c4` inside a `g5` that is not a `group-user-message` of that group.
+    pub group_wrong_chat: u64,
+    /// `g5` records whose updates fold to no group (no valid `chat-created`).
+    pub group_no_creator: u64,
+    /// `g5` records refused by a limit (`max_group_updates`, `max_groups`).
+    pub group_limit: u64,
+    /// Updates whose signature is missing or malformed (their events are skipped).
+    pub group_bad_signature: u64,
+    /// Events skipped by the group fold (not admin, not a member, wrong chat...): status-go
+    /// refuses the whole message instead.
+    pub group_events_rejected: u64,
+    /// Records of a type not handled here (public messages on 1:1 topics, Transit `p1`/`p2`…).
     pub ignored: u64,
     /// Sends that failed at the security layer (MVDS sends; counted, retried by MVDS).
     pub send_failed: u64,
@@ -384,6 +426,7 @@ pub struct Conversations {
     pub(super) security: SecurityService,
     pub(super) mvds: Mvds,
     pub(super) groups: BTreeMap<String, GroupChat>,
+    pub(super) formats: FormatPolicy,
     clocks: BTreeMap<String, LamportClock>,
     seen: BTreeSet<MessageId>,
     seen_order: VecDeque<MessageId>,
@@ -424,6 +467,7 @@ impl Conversations {
     ) -> Self {
         let own = public_key(&identity);
         Conversations {
+            formats: FormatPolicy::new(config.payload_format, config.max_chat_formats),
             config,
             identity,
             own,
@@ -512,6 +556,7 @@ impl Conversations {
                     c.outbox.remove(&id);
                 }
                 Record::ContactCodePublished { at_ms } => last_code = Some(at_ms),
+                Record::ChatFormat(f) => c.formats.restore(&f),
                 Record::Security(_) | Record::Mvds(_) | Record::Batch(_) => {}
             }
         }
@@ -695,7 +740,7 @@ impl Conversations {
                 ..Default::default()
             },
         };
-        let bytes = self.app_bytes(&record.encode());
+        let bytes = self.message_bytes(ChatKind::Direct, &chat, &record);
         let id = message_id(&self.own, &bytes);
         let mut b = Batch::default();
         self.ensure_negotiated(to, &mut b);
@@ -896,219 +941,6 @@ impl Conversations {
         }
     }
 
-    // -----------------------------------------------------------------------------------------
-    // Transport input.
-
-    /// A payload Whisper decrypted on one of [`Self::listen_topics`]; `from` is the envelope's
-    /// signer (unsigned envelopes are not passed: status-go requires the signature). Never
-    /// fails: refused input is counted in [`Stats`].
-    pub fn handle_incoming(&mut self, now: Time, from: &PublicKey, payload: &[u8], via: Via) {
-        let mut b = Batch::default();
-        self.incoming(now, from, payload, via, &mut b);
-        self.flush(b);
-    }
-
-    fn incoming(&mut self, now: Time, from: &PublicKey, payload: &[u8], via: Via, b: &mut Batch) {
-        if payload.len() > self.config.max_incoming_bytes {
-            self.stats.oversized += 1;
-            return;
-        }
-        let pm = ProtocolMessage::decode(payload).ok().filter(|m| {
-            m.bundle.is_some()
-                || !m.bundles.is_empty()
-                || !m.direct_message.is_empty()
-                || !m.public_message.is_empty()
-        });
-        let Some(pm) = pm else {
-            // status-go keeps the raw bytes when they are not a ProtocolMessage.
-            if via == Via::ContactCode {
-                self.stats.undecodable += 1;
-            } else {
-                self.receive_plain(now, from, payload, b);
-            }
-            return;
-        };
-        let (persist, result) = self.security.decrypt(now, &mut self.rng, from, &pm);
-        b.persists.extend(persist.into_iter().map(Record::Security));
-        match result {
-            Ok(Received::Direct(d)) => {
-                if via == Via::ContactCode {
-                    self.stats.ignored += 1;
-                    return;
-                }
-                if let Some(_secret) = d.negotiated_secret {
-                    self.note_negotiated(from, &d.installation_id, b);
-                }
-                if !d.plaintext.is_empty() {
-                    self.receive_plain(now, from, &d.plaintext, b);
-                }
-            }
-            Ok(Received::BundlesOnly) => {}
-            Ok(Received::Public(_)) => self.stats.ignored += 1,
-            Ok(Received::NotForThisDevice { reply }) => {
-                if let Some(reply) = reply {
-                    b.out.push(Action::Post {
-                        topic: topics::partitioned_topic(from),
-                        encryption: Encryption::Asymmetric { to: *from },
-                        payload: reply.encode_to_vec(),
-                    });
-                }
-            }
-            Err(_) => self.stats.security_rejected += 1,
-        }
-    }
-
-    /// Decrypted (or raw) bytes: an MVDS payload, else app bytes.
-    fn receive_plain(&mut self, now: Time, from: &PublicKey, bytes: &[u8], b: &mut Batch) {
-        if let Ok(p) = mvds::decode_payload(bytes, self.config.mvds.numbering) {
-            if p.is_valid() {
-                self.mvds
-                    .handle_decoded(now, peer_id_from_public_key(from), p);
-                self.drain_mvds(now, b);
-                return;
-            }
-        }
-        self.receive_app(now, from, bytes, b);
-    }
-
-    /// Wrapped or bare Transit from `signer`.
-    fn receive_app(&mut self, now: Time, signer: &PublicKey, bytes: &[u8], b: &mut Batch) {
-        let Ok(u) = unwrap_payload(bytes, Some(*signer)) else {
-            self.stats.undecodable += 1;
-            return;
-        };
-        let (Some(author), Some(id)) = (u.author, u.id) else {
-            self.stats.undecodable += 1;
-            return;
-        };
-        if self.seen.contains(&id) {
-            self.stats.duplicates += 1;
-            return;
-        }
-        match C4Message::decode(&u.transit) {
-            Ok(c4) => self.receive_c4(now, &author, id, c4, b),
-            Err(ChatError::UnexpectedTag(_)) => match MembershipUpdateMessage::decode(&u.transit) {
-                Ok(g5) => self.receive_g5(now, &author, id, g5, b),
-                Err(_) => self.stats.undecodable += 1,
-            },
-            Err(_) => self.stats.undecodable += 1,
-        }
-    }
-
-    fn receive_c4(
-        &mut self,
-        now: Time,
-        author: &PublicKey,
-        id: MessageId,
-        c4: C4Message,
-        b: &mut Batch,
-    ) {
-        match c4.message_type {
-            MessageType::UserMessage => {
-                // status-chat.md §3: incoming chat id = the signer; our own synced messages
-                // name the recipient in content.chat-id.
-                let chat = if *author == self.own {
-                    match super::group::parse_member_id(&c4.content.chat_id) {
-                        Ok(k) if k != self.own => c4.content.chat_id.clone(),
-                        _ => {
-                            self.stats.undecodable += 1;
-                            return;
-                        }
-                    }
-                } else {
-                    super::group::member_id(author)
-                };
-                if let Some(m) = self.accept(now, &chat, false, author, id, &c4, b) {
-                    b.out.push(Action::Deliver(ChatEvent::Direct(m)));
-                }
-            }
-            MessageType::GroupUserMessage => {
-                let group = c4.content.chat_id.clone();
-                if !self.is_group_member(&group, &super::group::member_id(author)) {
-                    self.stats.group_rejected += 1;
-                    return;
-                }
-                if let Some(m) = self.accept(now, &group, true, author, id, &c4, b) {
-                    b.out.push(Action::Deliver(ChatEvent::Group {
-                        group_id: group,
-                        message: m,
-                    }));
-                }
-            }
-            _ => self.stats.ignored += 1,
-        }
-    }
-
-    /// Clock check, dedup, clock merge, history record. Returns the message to deliver.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn accept(
-        &mut self,
-        now: Time,
-        chat: &str,
-        group: bool,
-        author: &PublicKey,
-        id: MessageId,
-        c4: &C4Message,
-        b: &mut Batch,
-    ) -> Option<ChatMessage> {
-        if self.seen.contains(&id) {
-            self.stats.duplicates += 1;
-            return None;
-        }
-        if !LamportClock::is_safe(c4.clock, now) {
-            self.stats.unsafe_clock += 1;
-            return None;
-        }
-        self.remember(id);
-        if let Some(k) = self.clock_mut(chat) {
-            k.observe(c4.clock, now);
-        }
-        let text = if c4.content.text.is_empty() {
-            c4.text.clone()
-        } else {
-            c4.content.text.clone()
-        };
-        let message = ChatMessage {
-            chat: chat.to_string(),
-            from: author.serialize_uncompressed(),
-            text,
-            clock: c4.clock,
-            timestamp_ms: c4.timestamp_ms,
-            message_id: id,
-        };
-        b.first.push(Record::Message(StoredMessage {
-            group,
-            message: message.clone(),
-        }));
-        Some(message)
-    }
-
-    /// Records one of our own messages (history, dedup of its echo).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn accept_own(
-        &mut self,
-        chat: &str,
-        group: bool,
-        text: &str,
-        clock: u64,
-        now: Time,
-        id: MessageId,
-        b: &mut Batch,
-    ) {
-        self.remember(id);
-        b.first.push(Record::Message(StoredMessage {
-            group,
-            message: ChatMessage {
-                chat: chat.to_string(),
-                from: self.own.serialize_uncompressed(),
-                text: text.to_string(),
-                clock,
-                timestamp_ms: now.as_millis(),
-                message_id: id,
-            },
-        }));
-    }
-
     pub(super) fn remember(&mut self, id: MessageId) {
         if self.seen.insert(id) {
             self.seen_order.push_back(id);
@@ -1149,13 +981,15 @@ impl Conversations {
         Ok(())
     }
 
-    /// Transit bytes as sent: wrapped (signed) when configured, else bare.
-    pub(super) fn app_bytes(&self, transit: &[u8]) -> Vec<u8> {
-        if self.config.wrap_messages {
-            wrap_payload(transit, Some(&self.identity))
-        } else {
-            transit.to_vec()
-        }
+    /// The bytes of a chat message as sent in `kind`/`chat` (its payload form; Transit
+    /// wrapped in a signed StatusProtocolMessage when `wrap_messages`).
+    pub(super) fn message_bytes(&self, kind: ChatKind, chat: &str, c4: &C4Message) -> Vec<u8> {
+        encode_message(
+            self.formats.format(kind, chat),
+            c4,
+            &self.identity,
+            self.config.wrap_messages,
+        )
     }
 
     /// Drains MVDS: records to `persists`, sends encrypted and posted, deliveries processed as

@@ -15,10 +15,16 @@
 //!   does, strings escaped as Go's 2019 `json.Marshal`). The signer is *recovered*, so any
 //!   65-byte signature "verifies"; authorisation is what [`GroupState`] checks.
 //! - [`GroupState::fold`] applies the union of all known updates in ascending clock order
-//!   (ties: author, then event) with the admin rules of status-react's `valid-event?`
-//!   (table in status-chat.md §7). Invalid events are skipped and reported, never applied; a
-//!   fold with no valid `chat-created` is an error. [`GroupState::apply`] is the single-event
-//!   step and leaves the state untouched when it returns an error.
+//!   (ties: author, then event; the same event carried by several updates — status-go re-signs
+//!   the whole history into each new update — counts once) with status-go v0.36's
+//!   `validateEvent`/`processEvent` rules, quirks included (table at [`GroupState::apply`]), so
+//!   that hush computes the membership status-go computes. Invalid events are skipped and
+//!   reported, never applied (status-go refuses the whole message instead); a fold with no
+//!   valid `chat-created` is an error. [`GroupState::apply`] is the single-event step and
+//!   leaves the state untouched when it returns an error.
+//! - `chat-created` carries `member` = the admin, written as `~:member` and signed (status-go
+//!   `NewChatCreatedEvent`); hush writes it, and folds an empty one (status-react, older hush)
+//!   as "the signer is the admin".
 //! - Member ids are `"0x" + pubhex` (lowercase, 65-byte uncompressed key), see [`member_id`].
 //!   Chat ids are `uuid + "0x" + pubhex(creator)` (2019 form, no separator; ids with a `-`
 //!   separator as written by later status-go are accepted on input since only the suffix is
@@ -89,10 +95,11 @@ pub enum GroupError {
     /// The event may only be made by the member it names.
     #[error("group: {0} must be made by the member it names")]
     NotSelf(&'static str),
-    /// An admin cannot be removed from the group, only drop their own admin rights first.
+    /// Only the admin itself can remove an admin from the members (status-go).
     #[error("group: member-removed targets an admin")]
     TargetIsAdmin,
-    /// The last admin cannot drop admin rights.
+    /// Refused by [`crate::chat::direct::Conversations::leave_group`]: the last admin
+    /// leaving would orphan the group (status-go's fold itself allows it).
     #[error("group: the last admin cannot be removed")]
     LastAdmin,
     /// A name change to a blank name.
@@ -123,10 +130,16 @@ pub enum GroupError {
 /// One membership event (status-chat.md §7 table).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GroupEventKind {
-    /// `chat-created`: first event; the author becomes admin and member.
+    /// `chat-created`: first event. `member` is the admin (status-go v0.36
+    /// `NewChatCreatedEvent(name, admin, clock)` sets it, writes `~:member` and signs it;
+    /// status-go's fold makes *it*, not the signer, the first admin and member). Empty in
+    /// status-react's form and in updates written by hush before it followed status-go; the
+    /// signer is the admin then.
     ChatCreated {
         /// Initial group name.
         name: String,
+        /// The admin's member id, or empty.
+        member: String,
     },
     /// `name-changed` (admin only, not blank).
     NameChanged {
@@ -176,7 +189,7 @@ impl GroupEventKind {
 
     fn name(&self) -> Option<&str> {
         match self {
-            GroupEventKind::ChatCreated { name } | GroupEventKind::NameChanged { name } => {
+            GroupEventKind::ChatCreated { name, .. } | GroupEventKind::NameChanged { name } => {
                 Some(name)
             }
             _ => None,
@@ -185,7 +198,8 @@ impl GroupEventKind {
 
     fn member(&self) -> Option<&str> {
         match self {
-            GroupEventKind::MemberJoined { member }
+            GroupEventKind::ChatCreated { member, .. }
+            | GroupEventKind::MemberJoined { member }
             | GroupEventKind::MemberRemoved { member }
             | GroupEventKind::AdminRemoved { member } => Some(member),
             _ => None,
@@ -445,6 +459,15 @@ fn str_field(pairs: &[(Tv, Tv)], key: &str, what: &'static str) -> Result<String
     }
 }
 
+/// An optional string field: absent or `null` = empty.
+fn opt_str_field(pairs: &[(Tv, Tv)], key: &str, what: &'static str) -> Result<String, GroupError> {
+    match field(pairs, key) {
+        None | Some(Tv::Null) => Ok(String::new()),
+        Some(Tv::Str(s)) => Ok(s.clone()),
+        _ => Err(transit_err(what)),
+    }
+}
+
 /// A Transit list, set or plain array.
 fn seq<'a>(v: &'a Tv, what: &'static str) -> Result<&'a [Tv], GroupError> {
     match v {
@@ -469,30 +492,28 @@ fn decode_event(v: &Tv) -> Result<GroupEvent, GroupError> {
         Some(Tv::Int(i)) => u64::try_from(*i).map_err(|_| transit_err("event clock-value"))?,
         _ => return Err(transit_err("event clock-value")),
     };
-    let name = || str_field(pairs, "name", "event name");
-    let member = || str_field(pairs, "member", "event member");
-    let members = || -> Result<Vec<String>, GroupError> {
-        let v = field(pairs, "members").ok_or(transit_err("event members"))?;
-        seq(v, "event members")?
+    // status-go `parseEvent`: name, member and members are optional (absent = empty) but
+    // must have the right type when present; which ones an event needs is the fold's concern.
+    let name = opt_str_field(pairs, "name", "event name")?;
+    let member = opt_str_field(pairs, "member", "event member")?;
+    let members = match field(pairs, "members") {
+        None | Some(Tv::Null) => Vec::new(),
+        Some(v) => seq(v, "event members")?
             .iter()
             .map(|m| match m {
                 Tv::Str(s) => Ok(s.clone()),
                 _ => Err(transit_err("event member entry")),
             })
-            .collect()
+            .collect::<Result<_, _>>()?,
     };
     let kind = match type_name.as_str() {
-        "chat-created" => GroupEventKind::ChatCreated { name: name()? },
-        "name-changed" => GroupEventKind::NameChanged { name: name()? },
-        "members-added" => GroupEventKind::MembersAdded {
-            members: members()?,
-        },
-        "member-joined" => GroupEventKind::MemberJoined { member: member()? },
-        "admins-added" => GroupEventKind::AdminsAdded {
-            members: members()?,
-        },
-        "member-removed" => GroupEventKind::MemberRemoved { member: member()? },
-        "admin-removed" => GroupEventKind::AdminRemoved { member: member()? },
+        "chat-created" => GroupEventKind::ChatCreated { name, member },
+        "name-changed" => GroupEventKind::NameChanged { name },
+        "members-added" => GroupEventKind::MembersAdded { members },
+        "member-joined" => GroupEventKind::MemberJoined { member },
+        "admins-added" => GroupEventKind::AdminsAdded { members },
+        "member-removed" => GroupEventKind::MemberRemoved { member },
+        "admin-removed" => GroupEventKind::AdminRemoved { member },
         _ => return Err(GroupError::UnknownEventType(type_name)),
     };
     Ok(GroupEvent { clock, kind })
@@ -525,7 +546,12 @@ fn decode_update(v: &Tv) -> Result<MembershipUpdate, GroupError> {
 impl MembershipUpdateMessage {
     /// Decodes Transit bytes holding one `g5` record (total).
     pub fn decode(bytes: &[u8]) -> Result<MembershipUpdateMessage, GroupError> {
-        let Tv::Tagged(tag, rep) = decode_top(bytes)? else {
+        MembershipUpdateMessage::from_tv(decode_top(bytes)?)
+    }
+
+    /// Reads a `g5` record from an already decoded Transit value.
+    pub(crate) fn from_tv(tv: Tv) -> Result<MembershipUpdateMessage, GroupError> {
+        let Tv::Tagged(tag, rep) = tv else {
             return Err(transit_err("not a tagged value"));
         };
         if tag != G5_TAG {
@@ -604,17 +630,18 @@ fn write_update(w: &mut Writer, out: &mut String, u: &MembershipUpdate) {
         out.push_str("[\"^ \"");
         write_key(w, out, "type");
         w.string(out, e.kind.type_name());
-        if let Some(n) = e.kind.name() {
+        // Only non-empty fields, as status-go's encoder (and the signing string) has it.
+        if let Some(n) = e.kind.name().filter(|n| !n.is_empty()) {
             write_key(w, out, "name");
             w.string(out, n);
         }
         write_key(w, out, "clock-value");
         w.int(out, e.clock);
-        if let Some(m) = e.kind.member() {
+        if let Some(m) = e.kind.member().filter(|m| !m.is_empty()) {
             write_key(w, out, "member");
             w.string(out, m);
         }
-        if let Some(ms) = e.kind.members() {
+        if let Some(ms) = e.kind.members().filter(|ms| !ms.is_empty()) {
             write_key(w, out, "members");
             out.push('[');
             w.raw_str(out, "~#set", false);
@@ -743,9 +770,23 @@ impl GroupState {
         Ok(Folded { state, rejected })
     }
 
-    /// Applies one signed event with the admin rules of status-chat.md §7. On error the state
-    /// is unchanged. Events must come in ascending clock order ([`GroupError::ClockRegression`]
-    /// otherwise: keep all updates and [`GroupState::fold`] again).
+    /// Applies one signed event with status-go v0.36's rules (`Group.validateEvent` and
+    /// `processEvent` in `protocol/v1/membership_update_message.go`), quirks included, so that
+    /// hush and status-go compute the same membership from the same events:
+    ///
+    /// | type | valid when | effect |
+    /// |---|---|---|
+    /// | `chat-created` | no admins and no members (the first time: chat id ends with the author) | name; `member` (else the author) becomes admin and member |
+    /// | `name-changed` | author is admin, name not empty | name |
+    /// | `members-added` | author is admin (empty list: a no-op) | members added (up to [`GroupLimits::max_members`]) |
+    /// | `member-joined` | author is a member and names itself | joined |
+    /// | `member-removed` | author names itself, or author is admin and the target is not | target leaves the members (an admin keeps its admin right) |
+    /// | `admins-added` | author is admin and at least one target is a member | every target becomes admin |
+    /// | `admin-removed` | author is admin and names itself | admin right dropped (the last admin may go) |
+    ///
+    /// On error the state is unchanged. Events must come in ascending clock order
+    /// ([`GroupError::ClockRegression`] otherwise: keep all updates and [`GroupState::fold`]
+    /// again).
     pub fn apply(&mut self, ev: &SignedEvent) -> Result<(), GroupError> {
         let clock = ev.event.clock;
         if clock < self.last_clock {
@@ -759,28 +800,33 @@ impl GroupState {
         let kind = &ev.event.kind;
         let t = kind.type_name();
         if self.creator.is_none() && !matches!(kind, GroupEventKind::ChatCreated { .. }) {
+            // status-go: the first event must be `chat-created` (`validateChatID`).
             return Err(GroupError::NotCreated);
         }
         let is_admin = self.admins.contains(author);
         match kind {
-            GroupEventKind::ChatCreated { name } => {
-                if self.creator.is_some() || !self.members.is_empty() {
+            GroupEventKind::ChatCreated { name, member } => {
+                if !self.admins.is_empty() || !self.members.is_empty() {
                     return Err(GroupError::AlreadyCreated);
                 }
-                if !chat_id_matches_creator(&self.chat_id, author) {
+                // status-go checks the chat id against the author of the first event only.
+                if self.creator.is_none() && !chat_id_matches_creator(&self.chat_id, author) {
                     return Err(GroupError::InvalidChatId);
                 }
+                let admin = if member.is_empty() { author } else { member };
                 self.name = name.clone();
-                self.creator = Some(author.to_string());
-                self.members.insert(author.to_string());
-                self.admins.insert(author.to_string());
-                self.joined.insert(author.to_string());
+                if self.creator.is_none() {
+                    self.creator = Some(author.to_string());
+                }
+                self.members.insert(admin.to_string());
+                self.admins.insert(admin.to_string());
+                self.joined.insert(admin.to_string());
             }
             GroupEventKind::NameChanged { name } => {
                 if !is_admin {
                     return Err(GroupError::NotAdmin(t));
                 }
-                if name.trim().is_empty() {
+                if name.is_empty() {
                     return Err(GroupError::BlankName);
                 }
                 self.name = name.clone();
@@ -788,12 +834,6 @@ impl GroupState {
             GroupEventKind::MembersAdded { members } => {
                 if !is_admin {
                     return Err(GroupError::NotAdmin(t));
-                }
-                if members.is_empty() {
-                    return Err(GroupError::NoMembers(t));
-                }
-                for m in members {
-                    parse_member_id(m)?;
                 }
                 let new: BTreeSet<&String> = members
                     .iter()
@@ -822,33 +862,33 @@ impl GroupState {
                 if members.is_empty() {
                     return Err(GroupError::NoMembers(t));
                 }
-                if members.iter().any(|m| !self.members.contains(m)) {
+                // status-go's `stringSliceSubset` is true when ANY target is a member, and
+                // `processEvent` then makes every target an admin.
+                if !members.iter().any(|m| self.members.contains(m)) {
                     return Err(GroupError::NotMember(t));
                 }
                 self.admins.extend(members.iter().cloned());
             }
             GroupEventKind::MemberRemoved { member } => {
-                if !self.members.contains(member) {
-                    return Err(GroupError::NotMember(t));
+                if member != author {
+                    if !is_admin {
+                        return Err(GroupError::NotAdmin(t));
+                    }
+                    if self.admins.contains(member) {
+                        return Err(GroupError::TargetIsAdmin);
+                    }
                 }
-                if self.admins.contains(member) {
-                    return Err(GroupError::TargetIsAdmin);
-                }
-                if !is_admin && member != author {
-                    return Err(GroupError::NotAdmin(t));
-                }
+                // status-go removes from the members only: an admin who leaves keeps its
+                // admin right (and may act, or add itself back).
                 self.members.remove(member);
                 self.joined.remove(member);
             }
             GroupEventKind::AdminRemoved { member } => {
-                if member != author {
-                    return Err(GroupError::NotSelf(t));
-                }
                 if !is_admin {
                     return Err(GroupError::NotAdmin(t));
                 }
-                if self.admins.len() <= 1 {
-                    return Err(GroupError::LastAdmin);
+                if member != author {
+                    return Err(GroupError::NotSelf(t));
                 }
                 self.admins.remove(member);
             }
@@ -873,9 +913,14 @@ impl GroupState {
     pub fn members(&self) -> &BTreeSet<String> {
         &self.members
     }
-    /// Current admins.
+    /// Current admins as status-go's `Group.Admins()` keeps them: an admin who left the
+    /// members, or was made admin without being a member, is still listed (and may still act).
     pub fn admins(&self) -> &BTreeSet<String> {
         &self.admins
+    }
+    /// Members who are admins (status-go's `Chat.Members[i].Admin` view).
+    pub fn admin_members(&self) -> BTreeSet<String> {
+        self.admins.intersection(&self.members).cloned().collect()
     }
     /// Members who have accepted (`member-joined`, and the creator).
     pub fn joined(&self) -> &BTreeSet<String> {
@@ -900,4 +945,4 @@ impl GroupState {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,27 +6,35 @@
 //!   [`GroupState::fold`] (admin rules, signatures). Commands build a signed update with our
 //!   identity and refuse (typed error, nothing changed) when the fold rejects it — e.g.
 //!   [`GroupError::NotAdmin`].
-//! - Every group post is a Transit `g5` carrying **all** known updates (so a member added
-//!   later learns the current membership from the next post) and optionally a `c4`
-//!   `group-user-message` whose chat id is the group id. It is fanned out pairwise through the
-//!   security layer to every member except us (our paired devices get their part of each
-//!   1:1 message). Only members at sending time receive a message: a late joiner never gets
-//!   earlier messages.
+//! - A membership change is a `g5` carrying **all** known updates and no message (status-go
+//!   v0.36 `SendMembershipUpdate`; a member added later learns the whole history from it),
+//!   sent to every member, including members it removes. A group text message is a bare
+//!   `group-user-message` (Transit `c4`, or protobuf `ChatMessage` `PRIVATE_GROUP`) whose chat
+//!   id is the group id, as status-go's `Messenger.Send`/`SendChatMessage` send it: v0.36.0
+//!   cannot decode a `g5` that carries a message (its own encoder's output fails its
+//!   decoder). Both go pairwise through the security layer to every member except us (our
+//!   paired devices get their part of each 1:1 message), in the group's payload form
+//!   ([`super::format`]; `g5` stays Transit, inside an `ApplicationMetadataMessage` in the
+//!   protobuf form, as 4c0d8de sends it). Only members at sending time receive a message: a
+//!   late joiner never gets earlier messages.
 //! - Receiving: updates from a `g5` are merged into the known ones and folded; a group in
-//!   which we are not a member is not stored; a `c4` from a non-member (of the merged state),
-//!   with another chat id, or not a `group-user-message` is dropped. A bare `c4`
-//!   `group-user-message` for a known group from a member is accepted too. Membership
+//!   which we are not a member is not stored; a `c4` carried by a `g5` from a non-member (of
+//!   the merged state), with another chat id, or not a `group-user-message` is dropped. A bare
+//!   `group-user-message` (either era) for a known group from a member is accepted. Membership
 //!   changes are persisted ([`Record::Group`]) and delivered as [`ChatEvent::GroupUpdated`]
-//!   before the message that depends on them.
+//!   before the message that depends on them. Every refusal is counted by reason in
+//!   [`super::direct::Stats`] (`group_*`), including each event the fold skips.
 
 #[cfg(test)]
 mod tests;
 
 use secp256k1::PublicKey;
 
+use super::app::{encode_membership, PayloadFormat};
 use super::direct::{
     Action, Batch, ChatEvent, ConversationError, Conversations, MessageId, Record,
 };
+use super::format::ChatKind;
 use super::group::{
     member_id, new_chat_id, GroupError, GroupEvent, GroupEventKind, GroupLimits, GroupState,
     MembershipUpdate, MembershipUpdateMessage,
@@ -41,6 +49,10 @@ use crate::Time;
 pub(crate) struct GroupChat {
     pub(crate) updates: Vec<MembershipUpdate>,
     pub(crate) state: GroupState,
+    /// Events the fold skipped for a missing or malformed signature.
+    pub(crate) bad_signatures: usize,
+    /// Events the fold skipped for another reason.
+    pub(crate) rejected: usize,
 }
 
 impl GroupChat {
@@ -57,9 +69,16 @@ impl GroupChat {
             }
         }
         let folded = GroupState::fold(chat_id, &unique, limits)?;
+        let bad_signatures = folded
+            .rejected
+            .iter()
+            .filter(|r| matches!(r.error, GroupError::Unsigned | GroupError::BadSignature))
+            .count();
         Ok(GroupChat {
             updates: unique,
             state: folded.state,
+            rejected: folded.rejected.len() - bad_signatures,
+            bad_signatures,
         })
     }
 
@@ -82,14 +101,14 @@ impl GroupChat {
         ChatEvent::GroupUpdated {
             group_id: self.state.chat_id().to_string(),
             members: self.state.members().iter().cloned().collect(),
-            admins: self.state.admins().iter().cloned().collect(),
+            admins: self.state.admin_members().into_iter().collect(),
             name: self.state.name().to_string(),
         }
     }
 
     fn same_membership(&self, other: &GroupChat) -> bool {
         self.state.members() == other.state.members()
-            && self.state.admins() == other.state.admins()
+            && self.state.admin_members() == other.state.admin_members()
             && self.state.name() == other.state.name()
     }
 }
@@ -136,8 +155,10 @@ impl Conversations {
         let created = self.tick(now, &chat_id);
         let mut events = vec![GroupEvent {
             clock: created,
+            // status-go v0.36 reads the admin from `member` (and signs it): always set it.
             kind: GroupEventKind::ChatCreated {
                 name: name.to_string(),
+                member: self.own_id.clone(),
             },
         }];
         if !ids.is_empty() {
@@ -151,7 +172,7 @@ impl Conversations {
         let mut b = Batch::default();
         self.install_group(chat, &mut b);
         // The group exists even if the announcement could not be queued: keep it.
-        let sent = self.post_group(now, &chat_id, None, &mut b);
+        let sent = self.post_membership(now, &chat_id, &[], &mut b);
         self.flush(b);
         sent.map(|_| chat_id)
     }
@@ -224,16 +245,21 @@ impl Conversations {
         )
     }
 
-    /// Leaves `group`: an admin first drops its admin rights (`admin-removed`, refused if it
-    /// is the last admin), then `member-removed` of ourselves, in one signed update sent to
-    /// every member.
+    /// Leaves `group`: an admin first drops its admin rights (`admin-removed`; refused with
+    /// [`GroupError::LastAdmin`] if it is the last admin and others remain), then
+    /// `member-removed` of ourselves, in one signed update sent to every member.
     pub fn leave_group(&mut self, now: Time, group: &str) -> Result<(), ConversationError> {
-        let admin = self
+        let state = &self
             .groups
             .get(group)
             .ok_or_else(|| ConversationError::UnknownGroup(group.to_string()))?
-            .state
-            .is_admin(&self.own_id);
+            .state;
+        let admin = state.is_admin(&self.own_id);
+        // status-go's rules let the last admin go; we refuse, so that a group is not orphaned
+        // by our own hand.
+        if admin && state.admin_members().len() <= 1 && state.members().len() > 1 {
+            return Err(GroupError::LastAdmin.into());
+        }
         let me = self.own_id.clone();
         let mut kinds = Vec::new();
         if admin {
@@ -281,7 +307,7 @@ impl Conversations {
         self.install_group(chat, &mut b);
         // Removed members still learn of their removal.
         let extra: Vec<String> = before_members.into_iter().collect();
-        let sent = self.post_group_to(now, group, None, &extra, &mut b);
+        let sent = self.post_membership(now, group, &extra, &mut b);
         self.flush(b);
         sent.map(|_| ())
     }
@@ -314,10 +340,14 @@ impl Conversations {
                 ..Default::default()
             },
         };
+        let bytes = self.message_bytes(ChatKind::Group, group, &c4);
+        let id = message_id(&self.own, &bytes);
+        let to = self.group_recipients(group, &[]);
         let mut b = Batch::default();
-        let sent = self.post_group(now, group, Some((c4, text)), &mut b);
+        self.accept_own(group, true, text, clock, now, id, &mut b);
+        let sent = self.post_to(now, id, to, bytes, &mut b);
         self.flush(b);
-        sent
+        sent.map(|()| id)
     }
 
     /// Fold that must accept every event (our own commands).
@@ -335,6 +365,8 @@ impl Conversations {
         Ok(GroupChat {
             updates,
             state: folded.state,
+            bad_signatures: 0,
+            rejected: 0,
         })
     }
 
@@ -344,38 +376,12 @@ impl Conversations {
         self.groups.insert(chat.state.chat_id().to_string(), chat);
     }
 
-    fn post_group(
-        &mut self,
-        now: Time,
-        group: &str,
-        message: Option<(C4Message, &str)>,
-        b: &mut Batch,
-    ) -> Result<MessageId, ConversationError> {
-        self.post_group_to(now, group, message, &[], b)
-    }
-
-    /// Encodes the `g5` (all updates + optional message) and dispatches it to every member and
-    /// to `extra` member ids, except us.
-    fn post_group_to(
-        &mut self,
-        now: Time,
-        group: &str,
-        message: Option<(C4Message, &str)>,
-        extra: &[String],
-        b: &mut Batch,
-    ) -> Result<MessageId, ConversationError> {
-        let chat = self
-            .groups
-            .get(group)
-            .ok_or_else(|| ConversationError::UnknownGroup(group.to_string()))?;
-        let (c4, text) = match message {
-            Some((c4, text)) => (Some(c4), Some(text)),
-            None => (None, None),
-        };
-        let clock = c4.as_ref().map(|c| c.clock);
-        let bytes = self.app_bytes(&chat.g5(c4).encode());
-        let id = message_id(&self.own, &bytes);
+    /// Members of `group` and `extra` member ids, except us, as keys.
+    fn group_recipients(&self, group: &str, extra: &[String]) -> Vec<PublicKey> {
         let mut to: Vec<PublicKey> = Vec::new();
+        let Some(chat) = self.groups.get(group) else {
+            return to;
+        };
         for m in chat.state.members().iter().chain(extra) {
             if *m == self.own_id {
                 continue;
@@ -386,25 +392,60 @@ impl Conversations {
                 }
             }
         }
-        match (text, clock) {
-            (Some(text), Some(clock)) => self.accept_own(group, true, text, clock, now, id, b),
-            _ => self.remember(id),
-        }
-        for k in &to {
-            self.ensure_negotiated(k, b);
-        }
-        if !to.is_empty() {
-            self.dispatch(now, id, to, bytes, b)?;
-        }
+        to
+    }
+
+    /// Encodes the `g5` with all known updates (no message) in the group's form and
+    /// dispatches it to every member and to `extra` member ids, except us.
+    fn post_membership(
+        &mut self,
+        now: Time,
+        group: &str,
+        extra: &[String],
+        b: &mut Batch,
+    ) -> Result<MessageId, ConversationError> {
+        let chat = self
+            .groups
+            .get(group)
+            .ok_or_else(|| ConversationError::UnknownGroup(group.to_string()))?;
+        let bytes = encode_membership(
+            self.formats.format(ChatKind::Group, group),
+            &chat.g5(None),
+            &self.identity,
+            self.config.wrap_messages,
+        );
+        let id = message_id(&self.own, &bytes);
+        let to = self.group_recipients(group, extra);
+        self.remember(id);
+        self.post_to(now, id, to, bytes, b)?;
         Ok(id)
     }
 
-    /// A received `g5` from `author` with message id `id`.
+    /// Dispatches one payload pairwise to `to` (listening on each negotiated topic first).
+    fn post_to(
+        &mut self,
+        now: Time,
+        id: MessageId,
+        to: Vec<PublicKey>,
+        bytes: Vec<u8>,
+        b: &mut Batch,
+    ) -> Result<(), ConversationError> {
+        for k in &to {
+            self.ensure_negotiated(k, b);
+        }
+        if to.is_empty() {
+            return Ok(());
+        }
+        self.dispatch(now, id, to, bytes, b)
+    }
+
+    /// A received `g5` from `author` with message id `id`, in payload form `format`.
     pub(super) fn receive_g5(
         &mut self,
         now: Time,
         author: &PublicKey,
         id: MessageId,
+        format: PayloadFormat,
         g5: MembershipUpdateMessage,
         b: &mut Batch,
     ) {
@@ -423,13 +464,13 @@ impl Conversations {
         let changed = updates.len() != before;
         let merged = if changed {
             if updates.len() > self.config.max_group_updates {
-                self.stats.group_rejected += 1;
+                self.stats.group_limit += 1;
                 return;
             }
             match GroupChat::fold(&chat_id, updates, self.config.group_limits) {
                 Ok(g) => g,
                 Err(_) => {
-                    self.stats.group_rejected += 1;
+                    self.stats.group_no_creator += 1;
                     return;
                 }
             }
@@ -437,7 +478,8 @@ impl Conversations {
             match existing.clone() {
                 Some(g) => g,
                 None => {
-                    self.stats.group_rejected += 1;
+                    // No updates and no known group: nothing to fold.
+                    self.stats.group_no_creator += 1;
                     return;
                 }
             }
@@ -445,14 +487,20 @@ impl Conversations {
         let known = existing.is_some();
         if !known && !merged.state.is_member(&self.own_id) {
             // Not our group: nothing stored.
-            self.stats.group_rejected += 1;
+            self.stats.group_unknown += 1;
             return;
         }
         if !known && self.groups.len() >= self.config.max_groups {
-            self.stats.group_rejected += 1;
+            self.stats.group_limit += 1;
             return;
         }
         if changed {
+            // Count the events this message made the fold skip (not those skipped before).
+            let (old_bad, old_rejected) = existing
+                .as_ref()
+                .map_or((0, 0), |e| (e.bad_signatures, e.rejected));
+            self.stats.group_bad_signature += merged.bad_signatures.saturating_sub(old_bad) as u64;
+            self.stats.group_events_rejected += merged.rejected.saturating_sub(old_rejected) as u64;
             b.first.push(merged.record());
             let announce = existing
                 .as_ref()
@@ -462,19 +510,22 @@ impl Conversations {
             }
             self.groups.insert(chat_id.clone(), merged);
         }
+        let author_id = member_id(author);
+        if *author != self.own && self.is_group_member(&chat_id, &author_id) {
+            self.observe_format(ChatKind::Group, &chat_id, format, b);
+        }
         let Some(c4) = g5.message else {
             self.remember(id);
             return;
         };
         if c4.message_type != MessageType::GroupUserMessage || c4.content.chat_id != chat_id {
-            self.stats.group_rejected += 1;
+            self.stats.group_wrong_chat += 1;
             return;
         }
-        let author_id = member_id(author);
         if !self.is_group_member(&chat_id, &author_id)
             || !self.is_group_member(&chat_id, &self.own_id)
         {
-            self.stats.group_rejected += 1;
+            self.stats.group_not_member += 1;
             return;
         }
         if self.is_seen(&id) {

@@ -1,14 +1,18 @@
-//! Status chat codec pieces (status-chat.md): Transit `c4` messages, public-chat topic/key,
-//! the Lamport clock, the StatusProtocolMessage wrapper and the message id.
+//! Status chat codec pieces (status-chat.md): Transit `c4` messages, the protobuf
+//! `ChatMessage` of status-go ≥ 0.36.2 ([`proto`]), both eras' wrappers and message ids
+//! ([`app`]), public-chat topic/key and the Lamport clock.
 //!
 //! Contract: pure functions and small value types; every decoder is total and returns a
 //! [`ChatError`]. [`service::PublicChats`] keeps the per-chat state (clocks, dedup) and is
 //! wired to Whisper by `crate::node`.
 
+pub mod app;
 pub mod clock;
 pub mod direct;
+pub mod format;
 pub mod group;
 pub mod groups;
+pub mod proto;
 pub mod public;
 pub mod service;
 pub mod topics;
@@ -43,7 +47,23 @@ pub enum ChatError {
     /// A wrapper signature that does not recover a key.
     #[error("chat: bad wrapper signature")]
     BadSignature,
+    /// A `g5` event whose `type` is not one of the seven 2019 event types.
+    #[error("chat: unknown group event type {0:?}")]
+    UnknownGroupEvent(String),
 }
 
+impl From<group::GroupError> for ChatError {
+    fn from(e: group::GroupError) -> Self {
+        match e {
+            group::GroupError::Decode(e) => e,
+            group::GroupError::UnknownEventType(t) => ChatError::UnknownGroupEvent(t),
+            // Only the two above come out of decoding.
+            _ => ChatError::Transit("g5"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod go_vectors;
 #[cfg(test)]
 mod tests;

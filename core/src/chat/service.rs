@@ -4,10 +4,14 @@
 //! Contract:
 //! - [`PublicChats::join`] gives the Whisper subscription (topic = keccak256(name)[:4], key =
 //!   PBKDF2(name)) the node must install; [`PublicChats::prepare_send`] gives the Whisper post
-//!   (bare Transit `c4`, whisper-signed by the identity key, as status-go v0.38 `SendPublicRaw`
-//!   and status-react's default) and the [`ChatMessage`] it carries;
-//!   [`PublicChats::receive`] turns a decrypted Whisper message into a [`ChatMessage`] or a
-//!   typed [`Rejected`] reason.
+//!   (whisper-signed by the identity key) in the payload form asked for: bare Transit `c4`
+//!   (status-go `SendPublicRaw`, status-react's default) or a signed
+//!   `ApplicationMetadataMessage` around a protobuf `ChatMessage` (status-go ≥ 0.36.2), and
+//!   the [`ChatMessage`] it carries; [`PublicChats::receive_payload`] turns the application
+//!   bytes of a decrypted Whisper message (either era, any wrapper: [`super::app`]) into a
+//!   [`ChatMessage`] and the form it came in, or a typed [`Rejected`] reason. (The v0.36.0
+//!   `ProtocolMessage` around a public message is unwrapped by the node, which hands its
+//!   bundles to the security layer.)
 //! - A message is accepted at most once per message id (`keccak256(author ‖ payload)`), own
 //!   messages included; the set of seen ids is bounded by [`ChatConfig::max_seen_ids`] and
 //!   forgets the oldest first (a replay older than that is stopped by Whisper's expiry).
@@ -19,10 +23,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use secp256k1::{PublicKey, SecretKey};
 
+use super::app::{decode_app, encode_message, AppRecord, PayloadFormat};
 use super::clock::LamportClock;
 use super::public::{message_id, public_chat_key, public_chat_topic};
 use super::transit::{C4Content, C4Message, MessageType};
-use super::wrapper::unwrap_payload;
 use super::ChatError;
 use crate::time::Time;
 use crate::whisper::{MessageParams, ReceivedMessage, Topic};
@@ -142,9 +146,13 @@ pub enum Rejected {
     /// No Whisper signature (status-go `HandleTransport` requires one).
     #[error("unsigned")]
     Unsigned,
-    /// Payload did not decode.
+    /// Payload did not decode (the [`ChatError`] says how: Transit, protobuf, wrapper
+    /// signature).
     #[error("undecodable: {0}")]
     Decode(ChatError),
+    /// A record that is not a chat message (a `g5`, a `p2`...) on a public topic.
+    #[error("not a chat message")]
+    NotAMessage,
     /// Not a public-chat message, or for another chat.
     #[error("not a message of chat {0:?}")]
     WrongChat(String),
@@ -247,6 +255,7 @@ impl PublicChats {
         now: Time,
         name: &str,
         text: &str,
+        format: PayloadFormat,
     ) -> Result<Outgoing, ChatServiceError> {
         if text.len() > self.config.max_text_bytes {
             return Err(ChatServiceError::TextTooLong {
@@ -271,7 +280,7 @@ impl PublicChats {
                 ..Default::default()
             },
         };
-        let payload = record.encode();
+        let payload = encode_message(format, &record, &self.identity, false);
         let message_id = message_id(&self.author_key, &payload);
         self.remember(message_id);
         let Subscription { topic, key } = Self::subscription(name);
@@ -304,20 +313,30 @@ impl PublicChats {
         now: Time,
         name: &str,
         received: &ReceivedMessage,
-    ) -> Result<ChatMessage, Rejected> {
+    ) -> Result<(ChatMessage, PayloadFormat), Rejected> {
+        let signer = received.signer.ok_or(Rejected::Unsigned)?;
+        self.receive_payload(now, name, &signer, &received.payload)
+    }
+
+    /// Accepts (or rejects) the application bytes of a message signed by `signer` on the topic
+    /// of chat `name`; gives the message and the form it came in.
+    pub fn receive_payload(
+        &mut self,
+        now: Time,
+        name: &str,
+        signer: &PublicKey,
+        payload: &[u8],
+    ) -> Result<(ChatMessage, PayloadFormat), Rejected> {
         if !self.chats.contains_key(name) {
             return Err(Rejected::NotJoined);
         }
-        let signer = received.signer.ok_or(Rejected::Unsigned)?;
-        let unwrapped =
-            unwrap_payload(&received.payload, Some(signer)).map_err(Rejected::Decode)?;
-        let (Some(author), Some(message_id)) = (unwrapped.author, unwrapped.id) else {
-            return Err(Rejected::Unsigned);
-        };
-        if self.seen.contains(&message_id) {
+        let app = decode_app(payload, signer).map_err(Rejected::Decode)?;
+        if self.seen.contains(&app.id) {
             return Err(Rejected::Duplicate);
         }
-        let record = C4Message::decode(&unwrapped.transit).map_err(Rejected::Decode)?;
+        let AppRecord::Message(record) = app.record else {
+            return Err(Rejected::NotAMessage);
+        };
         // status-chat.md §3: a public message's chat id is its channel name.
         if record.message_type != MessageType::PublicGroupUserMessage
             || record.content.chat_id != name
@@ -327,7 +346,7 @@ impl PublicChats {
         if !LamportClock::is_safe(record.clock, now) {
             return Err(Rejected::UnsafeClock(record.clock));
         }
-        self.remember(message_id);
+        self.remember(app.id);
         if let Some(chat) = self.chats.get_mut(name) {
             chat.clock.observe(record.clock, now);
         }
@@ -337,14 +356,15 @@ impl PublicChats {
         } else {
             record.content.text
         };
-        Ok(ChatMessage {
+        let message = ChatMessage {
             chat: name.to_string(),
-            from: author.serialize_uncompressed(),
+            from: app.author.serialize_uncompressed(),
             text,
             clock: record.clock,
             timestamp_ms: record.timestamp_ms,
-            message_id,
-        })
+            message_id: app.id,
+        };
+        Ok((message, app.format))
     }
 
     /// Restores an accepted message after a restart (from `Persist::ChatMessage`): its id is

@@ -1,8 +1,10 @@
 //! The StatusProtocolMessage payload wrapper (status-chat.md §4): protobuf
 //! `{ bytes signature = 4001; bytes payload = 4002; }`.
 //!
-//! Contract: receivers accept wrapped and bare Transit payloads ([`unwrap_payload`]): bytes
-//! that decode as a wrapper with a non-empty payload are wrapped, anything else is bare.
+//! Contract: [`wrap_payload`] writes status-go v0.36's `WrapMessageV1`. [`unwrap_payload`]
+//! reads the Transit era alone (bytes that decode as a wrapper with a non-empty payload are
+//! wrapped, anything else is bare); the node's receive paths use [`super::app::decode_app`],
+//! which tells both eras' wrappers apart.
 
 use prost::Message as _;
 use secp256k1::{PublicKey, SecretKey};

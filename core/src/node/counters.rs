@@ -14,7 +14,6 @@ use secp256k1::PublicKey;
 
 use super::{Node, NodeStats};
 use crate::chat::direct::Via;
-use crate::chat::service::Rejected;
 use crate::stats::{extend_prefixed, list, Counters, Hex, DROP_LOG_TARGET};
 use crate::whisper::ReceivedMessage;
 
@@ -28,18 +27,6 @@ const SECURITY_NOT_DROPS: [&str; 4] = [
     "bundles_only",
     "public_messages",
 ];
-
-/// The counter label of a public-chat rejection.
-pub(super) fn rejected_label(rejected: &Rejected) -> &'static str {
-    match rejected {
-        Rejected::Unsigned => "unsigned",
-        Rejected::Decode(_) => "undecodable",
-        Rejected::WrongChat(_) => "wrong_chat",
-        Rejected::UnsafeClock(_) => "unsafe_clock",
-        Rejected::Duplicate => "duplicate",
-        Rejected::NotJoined => "not_joined",
-    }
-}
 
 fn map_counters<K: Ord>(
     map: &std::collections::BTreeMap<K, u64>,
@@ -84,17 +71,21 @@ impl NodeStats {
         );
         extend_prefixed(&mut out, "whisper", whisper);
 
-        let mut chat = list([
+        let chat = list([
             ("messages_received", self.messages_received),
             ("duplicates_dropped", self.duplicates_dropped),
             ("messages_rejected", self.messages_rejected),
+            ("public_unsigned", self.public_unsigned),
+            ("public_undecodable", self.public_undecodable),
+            ("public_undecodable_protobuf", self.public_undecodable_protobuf),
+            ("public_bad_wrapper_signature", self.public_bad_wrapper_signature),
+            ("public_bundles_rejected", self.public_bundles_rejected),
+            ("public_not_a_message", self.public_not_a_message),
+            ("public_wrong_chat", self.public_wrong_chat),
+            ("public_unsafe_clock", self.public_unsafe_clock),
+            ("public_not_joined", self.public_not_joined),
             ("conversation_events", self.conversation_events),
         ]);
-        extend_prefixed(
-            &mut chat,
-            "messages_rejected_by_reason",
-            map_counters(&self.messages_rejected_by_reason, |l| l),
-        );
         extend_prefixed(&mut out, "chat", chat);
 
         let node = list([

@@ -1425,3 +1425,263 @@ fn own_public_posts_are_never_decrypted_by_the_sender_and_still_reported_once() 
         POSTS as u64
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Both application-layer eras at the node (issue 13 items 2, 3, 7): node 0 is "alice" of
+// testdata/vectors/go-generated/chat, posting the bytes status-go wrote.
+
+const GO_V036: &str =
+    include_str!("../../../testdata/vectors/go-generated/chat/status-go-v0.36.0.json");
+const GO_V0362: &str =
+    include_str!("../../../testdata/vectors/go-generated/chat/status-go-4c0d8de.json");
+
+fn go_hex(v: &serde_json::Value, path: &str) -> Vec<u8> {
+    let t = path
+        .split('.')
+        .fold(v, |v, k| match k.parse::<usize>() {
+            Ok(i) if v.is_array() => &v[i],
+            _ => &v[k],
+        })
+        .as_str()
+        .unwrap();
+    hex::decode(t.strip_prefix("0x").unwrap_or(t)).unwrap()
+}
+
+/// Two connected nodes in public chat `hush-vectors`; node 0 has alice's key.
+fn alice_and_node1() -> Net {
+    let v: serde_json::Value = serde_json::from_str(GO_V036).unwrap();
+    let alice: [u8; 32] = go_hex(&v, "keys.alice.private_hex").try_into().unwrap();
+    let mut net = Net::new(2);
+    net.nodes[0] = Node::new(NodeConfig::default(), alice, seed_from_u64(90), START).unwrap();
+    net.connect(0, 1);
+    net.advance(100);
+    net.command(0, join("hush-vectors"));
+    net.command(1, join("hush-vectors"));
+    net
+}
+
+/// Node `from` posts `payload` as is on the public chat's topic (signed by its key unless
+/// `signed` is false).
+fn post_raw(net: &mut Net, from: usize, chat: &str, payload: Vec<u8>, signed: bool) {
+    let sub = PublicChats::subscription(chat);
+    let params = whisper::MessageParams {
+        payload,
+        padding: None,
+        sign_with: signed.then_some(net.nodes[from].chat_secret),
+        topic: sub.topic,
+        ttl_secs: 10,
+        pow_target: 0.002,
+    };
+    let now = net.now;
+    net.nodes[from].whisper.post(now, params, &sub.key).unwrap();
+    net.advance(1_000);
+}
+
+#[test]
+fn v036_messenger_send_public_message_is_accepted_and_its_bundle_stored() {
+    let v: serde_json::Value = serde_json::from_str(GO_V036).unwrap();
+    let mut net = alice_and_node1();
+    let w = "public.messenger_send_wrapped";
+    post_raw(
+        &mut net,
+        0,
+        "hush-vectors",
+        go_hex(&v, &format!("{w}.whisper_payload_hex")),
+        true,
+    );
+    let got = net.received(1);
+    assert_eq!(got.len(), 1, "{:?}", net.nodes[1].stats());
+    assert_eq!(got[0].text, "hello public");
+    assert_eq!(
+        got[0].message_id.to_vec(),
+        go_hex(&v, &format!("{w}.message_id"))
+    );
+    let alice = pubkey_from_wire(&net.nodes[0].public_key()).unwrap();
+    let installs = net.nodes[1]
+        .conversations()
+        .security()
+        .active_installations(net.now, &alice);
+    assert_eq!(installs.len(), 1);
+    assert_eq!(installs[0].installation_id, "alice-installation");
+    // The bare copy (SendPublicRaw) of the same Transit is the same message.
+    post_raw(
+        &mut net,
+        0,
+        "hush-vectors",
+        go_hex(&v, "public.transit_hex"),
+        true,
+    );
+    assert_eq!(net.received(1).len(), 1);
+    assert_eq!(net.nodes[1].stats().duplicates_dropped, 1);
+    assert_eq!(net.nodes[1].stats().messages_rejected, 0);
+}
+
+#[test]
+fn protobuf_public_message_is_accepted_and_auto_answers_in_protobuf() {
+    let v: serde_json::Value = serde_json::from_str(GO_V0362).unwrap();
+    let mut net = alice_and_node1();
+    let chat = ChatTarget::Public("hush-vectors".into());
+    assert_eq!(
+        net.nodes[1].chat_format(&chat),
+        Some((PayloadFormat::Transit, FormatSetting::Auto))
+    );
+    post_raw(
+        &mut net,
+        0,
+        "hush-vectors",
+        go_hex(&v, "public.whisper.payload_hex"),
+        true,
+    );
+    let got = net.received(1);
+    assert_eq!(got.len(), 1, "{:?}", net.nodes[1].stats());
+    assert_eq!(got[0].message_id.to_vec(), go_hex(&v, "public.message_id"));
+    // Node 1 now answers the chat in protobuf; node 0 (which only posted) sees it and
+    // would answer in protobuf too.
+    assert_eq!(
+        net.nodes[1].chat_format(&chat),
+        Some((PayloadFormat::Protobuf, FormatSetting::Auto))
+    );
+    net.command(1, send("hush-vectors", "reply"));
+    net.advance(1_000);
+    // (Node 0 also took back its raw post: it bypassed the node's own send path.)
+    let replies: Vec<_> = net
+        .received(0)
+        .into_iter()
+        .filter(|m| m.text == "reply")
+        .collect();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        net.nodes[0].chat_format(&chat),
+        Some((PayloadFormat::Protobuf, FormatSetting::Auto))
+    );
+    // The choice survives a restart (it is a conversation record).
+    assert!(net.persisted.iter().any(|(i, p)| *i == 1
+        && matches!(p, Persist::Conversation(Record::ChatFormat(f)) if f.chat == "hush-vectors")));
+}
+
+#[test]
+fn chat_format_override_per_chat_through_the_node() {
+    let mut net = line(2);
+    let k1 = net.nodes[1].chat_public_key();
+    let k0 = net.nodes[0].chat_public_key();
+    net.command(
+        0,
+        Command::SetChatFormat {
+            chat: ChatTarget::Direct(k1),
+            format: Some(FormatSetting::Protobuf),
+        },
+    );
+    net.command(
+        0,
+        Command::SendDirect {
+            to: k1,
+            text: "in protobuf".into(),
+        },
+    );
+    net.advance(2_000);
+    assert_eq!(directs(&net, 1), vec!["in protobuf".to_string()]);
+    // Node 1 learned the form from it (auto).
+    assert_eq!(
+        net.nodes[1].chat_format(&ChatTarget::Direct(k0)),
+        Some((PayloadFormat::Protobuf, FormatSetting::Auto))
+    );
+    assert_eq!(
+        net.nodes[0].chat_format(&ChatTarget::Direct(k1)),
+        Some((PayloadFormat::Protobuf, FormatSetting::Protobuf))
+    );
+    // Clearing the override goes back to the node-wide setting (auto, nothing received).
+    net.command(
+        0,
+        Command::SetChatFormat {
+            chat: ChatTarget::Direct(k1),
+            format: None,
+        },
+    );
+    assert_eq!(
+        net.nodes[0].chat_format(&ChatTarget::Direct(k1)),
+        Some((PayloadFormat::Transit, FormatSetting::Auto))
+    );
+    // Unknown public chats and groups are refused.
+    for chat in [
+        ChatTarget::Public("not-joined".into()),
+        ChatTarget::Group("no-such-group".into()),
+    ] {
+        assert!(matches!(
+            net.nodes[0].handle_command(
+                net.now,
+                Command::SetChatFormat {
+                    chat,
+                    format: Some(FormatSetting::Transit)
+                }
+            ),
+            Err(NodeError::UnknownChat(_))
+        ));
+    }
+}
+
+#[test]
+fn public_chat_drops_are_counted_by_reason() {
+    let v: serde_json::Value = serde_json::from_str(GO_V036).unwrap();
+    let mut net = alice_and_node1();
+    let chat_message = |chat: &str, clock: u64| {
+        crate::chat::C4Message {
+            text: "x".into(),
+            content_type: "text/plain".into(),
+            message_type: crate::chat::MessageType::PublicGroupUserMessage,
+            clock,
+            timestamp_ms: 1,
+            content: crate::chat::C4Content {
+                chat_id: chat.into(),
+                text: "x".into(),
+                ..Default::default()
+            },
+        }
+        .encode()
+    };
+    let bad_sig = crate::chat::proto::ApplicationMetadataMessage {
+        signature: vec![0; 65],
+        payload: vec![0x08, 0x01],
+        message_type: 0,
+    };
+    let mut tampered = <ProtocolMessage as prost::Message>::decode(
+        go_hex(&v, "public.messenger_send_wrapped.whisper_payload_hex").as_slice(),
+    )
+    .unwrap();
+    tampered.bundles[0].signature[3] ^= 1;
+    let g5 = go_hex(&v, "group.membership_update.transit_hex");
+    for payload in [
+        b"[1,2".to_vec(),
+        vec![0xff, 0xff],
+        prost::Message::encode_to_vec(&bad_sig),
+        g5,
+        chat_message("another-chat", 1),
+        chat_message("hush-vectors", u64::MAX / 2),
+        prost::Message::encode_to_vec(&tampered),
+    ] {
+        post_raw(&mut net, 0, "hush-vectors", payload, true);
+    }
+    post_raw(
+        &mut net,
+        0,
+        "hush-vectors",
+        chat_message("hush-vectors", 2),
+        false,
+    );
+    let s = net.nodes[1].stats();
+    assert_eq!(
+        [
+            s.public_undecodable,
+            s.public_undecodable_protobuf,
+            s.public_bad_wrapper_signature,
+            s.public_not_a_message,
+            s.public_wrong_chat,
+            s.public_unsafe_clock,
+            s.public_bundles_rejected,
+            s.public_unsigned,
+        ],
+        [1; 8],
+        "{s:?}"
+    );
+    assert_eq!(s.messages_rejected, 8);
+    assert!(net.received(1).is_empty());
+}

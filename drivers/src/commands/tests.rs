@@ -302,3 +302,50 @@ proptest::proptest! {
         proptest::prop_assert!(parse_public_key(&full).is_some());
     }
 }
+
+#[test]
+fn parses_format_command() {
+    use hush_core::chat::format::FormatSetting;
+    use hush_core::node::ChatTarget;
+    let key = key_bytes();
+    let hexkey = format!("0x04{}", hex::encode(key));
+    assert_eq!(
+        parse_line("/format public status protobuf"),
+        node(Command::SetChatFormat {
+            chat: ChatTarget::Public("status".into()),
+            format: Some(FormatSetting::Protobuf),
+        })
+    );
+    assert_eq!(
+        parse_line(&format!("/format dm {hexkey} transit")),
+        node(Command::SetChatFormat {
+            chat: ChatTarget::Direct(key),
+            format: Some(FormatSetting::Transit),
+        })
+    );
+    assert_eq!(
+        parse_line("/format group friends default"),
+        node(Command::SetChatFormat {
+            chat: ChatTarget::Group("friends".into()),
+            format: None,
+        })
+    );
+    assert_eq!(
+        parse_line("/format group friends auto"),
+        node(Command::SetChatFormat {
+            chat: ChatTarget::Group("friends".into()),
+            format: Some(FormatSetting::Auto),
+        })
+    );
+    for bad in [
+        "/format",
+        "/format public",
+        "/format public status",
+        "/format room status auto",
+        "/format public status json",
+        "/format dm 0x04zz auto",
+        "/format public status auto extra",
+    ] {
+        assert!(parse_line(bad).is_err(), "{bad}");
+    }
+}

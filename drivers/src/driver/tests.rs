@@ -179,7 +179,8 @@ impl Stack for Fake {
             | Command::AddGroupAdmins { .. }
             | Command::LeaveGroup { .. }
             | Command::PairDevice { .. }
-            | Command::SendGroup { .. } => {}
+            | Command::SendGroup { .. }
+            | Command::SetChatFormat { .. } => {}
             Command::SendPublicMessage { chat, text } => {
                 for &conn in self.remotes.keys() {
                     self.actions.push_back(Action::Send {

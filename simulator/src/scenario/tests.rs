@@ -160,6 +160,17 @@ fn conversation_traffic_parses_and_runs() {
         "status-go publishes"
     );
     assert_eq!(
+        Scenario::default().node.payload_format,
+        PayloadFormatSpec::Auto
+    );
+    let p = Scenario::from_toml_str("[node]\npayload_format = \"protobuf\"").unwrap();
+    assert_eq!(p.node.payload_format, PayloadFormatSpec::Protobuf);
+    assert_eq!(
+        p.node.payload_format.setting(),
+        hush_core::chat::format::FormatSetting::Protobuf
+    );
+    assert!(Scenario::from_toml_str("[node]\npayload_format = \"json\"").is_err());
+    assert_eq!(
         Scenario::from_toml_str("[[crashes]]\nat_ms = 1\nstate = \"new-key\"\nnodes = [0]")
             .unwrap()
             .crashes[0]

@@ -16,10 +16,15 @@
 //! - 7 `[7, id(32)]` that message was handed to the transport
 //! - 8 `[8, at_ms]` our contact code was published
 //! - 9 `[9, [record...]]` an atomic batch of records (not nested)
+//! - 10 `[10, kind, chat, setting, observed]` a chat's payload form ([`ChatFormat`]): kind 0
+//!   public, 1 direct, 2 group; setting 0 none, 1 transit, 2 protobuf, 3 auto; observed 0
+//!   none, 1 transit, 2 protobuf
 
 use prost::Message as _;
 use secp256k1::PublicKey;
 
+use crate::chat::app::PayloadFormat;
+use crate::chat::format::{ChatFormat, ChatKind, FormatSetting};
 use crate::chat::service::ChatMessage;
 use crate::mvds::PersistRecord;
 use crate::rlp::{Encoder, Rlp, RlpError, RlpList};
@@ -35,6 +40,7 @@ const TAG_OUTGOING: u64 = 6;
 const TAG_POSTED: u64 = 7;
 const TAG_CONTACT_CODE: u64 = 8;
 const TAG_BATCH: u64 = 9;
+const TAG_CHAT_FORMAT: u64 = 10;
 
 const SEC_PREKEY: u64 = 0;
 const SEC_PREKEY_DELETED: u64 = 1;
@@ -122,6 +128,8 @@ pub enum Record {
         /// Unix ms.
         at_ms: u64,
     },
+    /// What is known of a chat's payload form (upsert by kind and chat).
+    ChatFormat(ChatFormat),
     /// Records of one state change, to be committed atomically (one transaction): a crash
     /// never leaves half of a change (e.g. a history entry without its outbox entry). Never
     /// nested.
@@ -220,6 +228,24 @@ impl Record {
             Record::ContactCodePublished { at_ms } => {
                 e.u64(TAG_CONTACT_CODE).u64(*at_ms);
             }
+            Record::ChatFormat(f) => {
+                let setting = match f.setting {
+                    None => 0,
+                    Some(FormatSetting::Transit) => 1,
+                    Some(FormatSetting::Protobuf) => 2,
+                    Some(FormatSetting::Auto) => 3,
+                };
+                let observed = match f.observed {
+                    None => 0,
+                    Some(PayloadFormat::Transit) => 1,
+                    Some(PayloadFormat::Protobuf) => 2,
+                };
+                e.u64(TAG_CHAT_FORMAT)
+                    .u64(u64::from(f.kind.to_u8()))
+                    .bytes(f.chat.as_bytes())
+                    .u64(setting)
+                    .u64(observed);
+            }
             Record::Batch(records) => {
                 e.u64(TAG_BATCH);
                 e.list(|e| {
@@ -299,6 +325,32 @@ impl Record {
             TAG_CONTACT_CODE => Record::ContactCodePublished {
                 at_ms: next(&mut l)?.u64()?,
             },
+            TAG_CHAT_FORMAT => {
+                let kind = u8::try_from(next(&mut l)?.u64()?)
+                    .ok()
+                    .and_then(ChatKind::from_u8)
+                    .ok_or(RecordError::BadField("chat kind"))?;
+                let chat = string(next(&mut l)?)?;
+                let setting = match next(&mut l)?.u64()? {
+                    0 => None,
+                    1 => Some(FormatSetting::Transit),
+                    2 => Some(FormatSetting::Protobuf),
+                    3 => Some(FormatSetting::Auto),
+                    _ => return Err(RecordError::BadField("format setting")),
+                };
+                let observed = match next(&mut l)?.u64()? {
+                    0 => None,
+                    1 => Some(PayloadFormat::Transit),
+                    2 => Some(PayloadFormat::Protobuf),
+                    _ => return Err(RecordError::BadField("observed format")),
+                };
+                Record::ChatFormat(ChatFormat {
+                    kind,
+                    chat,
+                    setting,
+                    observed,
+                })
+            }
             TAG_BATCH if allow_batch => {
                 let mut list = next(&mut l)?.list()?;
                 let mut v = Vec::new();

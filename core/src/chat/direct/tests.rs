@@ -992,3 +992,109 @@ fn deferred_listens_differ_only_by_the_own_contact_code_key_being_a_password() {
         .iter()
         .any(|l| matches!(l.kind, ListenKind::SymmetricPassword { .. })));
 }
+
+#[test]
+fn chat_format_records_round_trip() {
+    use crate::chat::app::PayloadFormat;
+    use crate::chat::format::{ChatFormat, ChatKind, FormatSetting};
+    for kind in [ChatKind::Public, ChatKind::Direct, ChatKind::Group] {
+        for setting in [
+            None,
+            Some(FormatSetting::Transit),
+            Some(FormatSetting::Protobuf),
+            Some(FormatSetting::Auto),
+        ] {
+            for observed in [
+                None,
+                Some(PayloadFormat::Transit),
+                Some(PayloadFormat::Protobuf),
+            ] {
+                let r = Record::ChatFormat(ChatFormat {
+                    kind,
+                    chat: "0x04ab".into(),
+                    setting,
+                    observed,
+                });
+                assert_eq!(Record::decode(&r.encode()), Ok(r));
+            }
+        }
+    }
+    // Out-of-range values are errors.
+    let mut e = crate::rlp::Encoder::new();
+    e.list(|e| {
+        e.u64(10).u64(3).bytes(b"x").u64(0).u64(0);
+    });
+    assert!(Record::decode(&e.finish()).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// The protobuf form, cut and changed anywhere, never panics the receiver.
+    #[test]
+    fn truncated_protobuf_payloads_never_panic(cut in 0usize..2000, flip in any::<u8>()) {
+        let mut net = Net::new(11);
+        let cfg = ConversationsConfig {
+            payload_format: crate::chat::format::FormatSetting::Protobuf,
+            ..Default::default()
+        };
+        let a = net.add(1, "a1", cfg);
+        let b = net.add(2, "b1", ConversationsConfig::default());
+        let pb = net.pk(b);
+        net.with(a, |c, now| c.send_direct(now, &pb, "hello there").unwrap());
+        let post = net.posts.last().unwrap().payload.clone();
+        let mut bytes = post[..cut.min(post.len())].to_vec();
+        if let Some(x) = bytes.last_mut() { *x ^= flip; }
+        let pa = net.pk(a);
+        let now = net.now;
+        net.nodes[b].conv().handle_incoming(now, &pa, &bytes, Via::Partitioned);
+        while net.nodes[b].conv().poll_action().is_some() {}
+    }
+}
+
+/// The protobuf form over MVDS (status-go 4c0d8de with datasync puts the
+/// ApplicationMetadataMessage in the MVDS message body), in a 1:1 chat and a group; `auto`
+/// answers in it.
+#[test]
+fn protobuf_form_over_mvds_one_to_one_and_group() {
+    use crate::chat::app::PayloadFormat;
+    use crate::chat::format::{ChatKind, FormatSetting};
+    let mut net = Net::new(12);
+    let mut proto = mvds_config();
+    proto.payload_format = FormatSetting::Protobuf;
+    let a = net.add(1, "a1", proto);
+    let b = net.add(2, "b1", mvds_config());
+    let c = net.add(3, "c1", mvds_config());
+    let (pa, pb, pc) = (net.pk(a), net.pk(b), net.pk(c));
+    let m1 = net.with(a, |x, now| {
+        x.send_direct(now, &pb, "proto over mvds").unwrap()
+    });
+    net.run_for(3_000);
+    assert_exactly_once_in_order(&net.nodes[b], &[m1]);
+    let chat_a = crate::chat::group::member_id(&pa);
+    assert_eq!(
+        net.nodes[b]
+            .conv()
+            .payload_format(ChatKind::Direct, &chat_a),
+        PayloadFormat::Protobuf
+    );
+    let m2 = net.with(b, |x, now| {
+        x.send_direct(now, &pa, "answered in kind").unwrap()
+    });
+    net.run_for(3_000);
+    assert_exactly_once_in_order(&net.nodes[a], &[m2]);
+    let gid = net.with(a, |x, now| x.create_group(now, "g", &[pb, pc]).unwrap());
+    net.run_for(3_000);
+    let m3 = net.with(a, |x, now| {
+        x.send_group(now, &gid, "group in protobuf").unwrap()
+    });
+    net.run_for(3_000);
+    for n in [b, c] {
+        assert!(net.nodes[n].messages().iter().any(|m| m.message_id == m3));
+        assert_eq!(
+            net.nodes[n].conv().payload_format(ChatKind::Group, &gid),
+            PayloadFormat::Protobuf
+        );
+    }
+    assert_eq!(net.nodes[b].conv().stats().undecodable_protobuf, 0);
+}

@@ -135,7 +135,7 @@ fn non_members_and_non_admins_are_refused() {
         updates: forged,
         message: Some(c4.clone()),
     };
-    let rejected_before = net.nodes[b].conv().stats().group_rejected;
+    let before = net.nodes[b].conv().stats().clone();
     net.nodes[b]
         .conv()
         .handle_incoming(now, &pe, &g5.encode(), Via::Partitioned);
@@ -145,10 +145,13 @@ fn non_members_and_non_admins_are_refused() {
             "{act:?}"
         );
     }
+    // Both refusals are counted by reason: e's event, and its message.
+    let after = net.nodes[b].conv().stats().clone();
     assert_eq!(
-        net.nodes[b].conv().stats().group_rejected,
-        rejected_before + 1
+        after.group_events_rejected,
+        before.group_events_rejected + 1
     );
+    assert_eq!(after.group_not_member, before.group_not_member + 1);
     assert!(!net.nodes[b]
         .conv()
         .group(&gid)
@@ -332,4 +335,54 @@ fn group_with_datasync_under_loss() {
     net.run_for(120_000);
     assert_exactly_once_in_order(&net.nodes[b], &sent);
     assert_exactly_once_in_order(&net.nodes[c], &sent);
+}
+
+/// A group hush creates, changes and propagates is one status-go v0.36 accepts as a whole
+/// (every event valid under its rules, the admin read from chat-created's `member`), with the
+/// membership hush computes.
+#[test]
+fn hush_groups_are_valid_for_status_go() {
+    use crate::chat::group::tests::status_go_group;
+    let mut net = Net::new(24);
+    let a = net.add(1, "a1", ConversationsConfig::default());
+    let b = net.add(2, "b1", ConversationsConfig::default());
+    let c = net.add(3, "c1", ConversationsConfig::default());
+    let (pb, pc) = (net.pk(b), net.pk(c));
+    let gid = net.with(a, |x, now| x.create_group(now, "g", &[pb]).unwrap());
+    net.run_for(1_000);
+    net.with(b, |x, now| x.send_group(now, &gid, "hi").unwrap());
+    net.with(a, |x, now| x.add_member(now, &gid, &pc).unwrap());
+    net.run_for(1_000);
+    net.with(a, |x, now| x.add_admins(now, &gid, &[pb]).unwrap());
+    net.run_for(1_000);
+    net.with(b, |x, now| x.rename_group(now, &gid, "renamed").unwrap());
+    net.run_for(1_000);
+    net.with(c, |x, now| x.leave_group(now, &gid).unwrap());
+    net.run_for(1_000);
+    for n in [a, b] {
+        let chat = net.nodes[n].conv().groups.get(&gid).unwrap().clone();
+        let first = &chat.updates[0].events[0];
+        assert_eq!(
+            first.kind,
+            GroupEventKind::ChatCreated {
+                name: "g".into(),
+                member: member_id(&net.pk(a)),
+            }
+        );
+        let events: Vec<_> = chat
+            .updates
+            .iter()
+            .flat_map(|u| {
+                let from = member_id(&u.recover_author().unwrap());
+                u.events
+                    .iter()
+                    .map(move |e| (e.clock, from.clone(), e.kind.clone()))
+            })
+            .collect();
+        let go = status_go_group(&gid, events).expect("status-go accepts the group");
+        assert_eq!(go.name, "renamed");
+        assert_eq!(&go.members, chat.state.members());
+        assert_eq!(&go.admins, chat.state.admins());
+        assert!(!go.members.contains(&member_id(&pc)));
+    }
 }

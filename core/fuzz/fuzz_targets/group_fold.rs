@@ -1,0 +1,10 @@
+//! Fuzz target: signed membership events folded into a group (`hush_core_fuzz::chat::group_fold`).
+#![cfg_attr(feature = "libfuzzer", no_main)]
+
+#[cfg(feature = "libfuzzer")]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hush_core_fuzz::chat::group_fold(data));
+
+#[cfg(not(feature = "libfuzzer"))]
+fn main() {
+    hush_core_fuzz::run_inputs(hush_core_fuzz::chat::group_fold);
+}
