@@ -26,9 +26,9 @@
 //!   `NewChatCreatedEvent`); hush writes it, and folds an empty one (status-react, older hush)
 //!   as "the signer is the admin".
 //! - Member ids are `"0x" + pubhex` (lowercase, 65-byte uncompressed key), see [`member_id`].
-//!   Chat ids are `uuid + "0x" + pubhex(creator)` (2019 form, no separator; ids with a `-`
-//!   separator as written by later status-go are accepted on input since only the suffix is
-//!   checked, as status-go and status-react do).
+//!   Chat ids are `uuid + "-" + "0x" + pubhex(creator)` (status-go v0.36 `groupChatID`); ids
+//!   without the `-` (status-react's older form) are accepted on input since only the suffix
+//!   is checked, as status-go and status-react do.
 
 use std::collections::BTreeSet;
 
@@ -307,12 +307,12 @@ pub fn uuid_v4_string(mut b: [u8; 16]) -> String {
     )
 }
 
-/// A new group chat id in the 2019 form `uuid + "0x" + pubhex(creator)` (no separator, as
-/// status-react and the status-go v0.36 test vector have it).
+/// A new group chat id as status-go v0.36 `groupChatID` makes it:
+/// `uuid.New().String() + "-" + types.EncodeHex(crypto.FromECDSAPub(creator))`.
 pub fn new_chat_id(rng: &mut (impl RngCore + CryptoRng), creator: &PublicKey) -> String {
     let mut b = [0u8; 16];
     rng.fill_bytes(&mut b);
-    format!("{}{}", uuid_v4_string(b), member_id(creator))
+    format!("{}-{}", uuid_v4_string(b), member_id(creator))
 }
 
 /// True if `chat_id` ends with `creator`'s member id and is not just that id

@@ -131,7 +131,7 @@ impl Conversations {
     }
 
     /// Creates a group named `name` with us as admin and `members` added, and announces it to
-    /// them. Returns the chat id (`uuid + "0x" + pubhex(us)`).
+    /// them. Returns the chat id (`uuid + "-0x" + pubhex(us)`, status-go's form).
     pub fn create_group(
         &mut self,
         now: Time,

@@ -157,8 +157,10 @@ fn sign_verify_roundtrip_and_chat_id_format() {
     let a = sk(1);
     let mut rng = rng_from_seed(seed_from_u64(9));
     let chat = new_chat_id(&mut rng, &public_key(&a));
-    assert_eq!(chat.len(), 36 + MEMBER_ID_LEN);
+    // status-go `groupChatID`: uuid + "-" + 0x-hex(creator).
+    assert_eq!(chat.len(), 36 + 1 + MEMBER_ID_LEN);
     assert_eq!(&chat[14..15], "4", "uuid version nibble");
+    assert_eq!(&chat[36..37], "-");
     assert!(chat_id_matches_creator(&chat, &id(&a)));
     assert!(!chat_id_matches_creator(&id(&a), &id(&a)));
     let u = created(&chat, &a, "friends", &[&sk(2)]);
