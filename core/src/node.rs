@@ -268,6 +268,11 @@ pub enum Command {
         /// Their keys.
         members: Vec<NodePublicKey>,
     },
+    /// Accept an invitation to a group (`member-joined`; status-go `ConfirmJoiningGroup`).
+    JoinGroup {
+        /// Group chat id.
+        group: String,
+    },
     /// Leave a group (an admin gives up its rights first; the last admin of a group with other
     /// members cannot leave).
     LeaveGroup {
@@ -1055,6 +1060,10 @@ impl Node {
                         .add_admins(now, &group, &keys)
                         .map_err(NodeError::from)
                 }),
+            Command::JoinGroup { group } => self
+                .conversations
+                .join_group(now, &group)
+                .map_err(NodeError::from),
             Command::LeaveGroup { group } => self
                 .conversations
                 .leave_group(now, &group)

@@ -19,7 +19,10 @@
 //! /group send GROUP TEXT...
 //!                     post TEXT to GROUP
 //! /group remove GROUP PUBKEY | /group admin GROUP PUBKEY... | /group rename GROUP NAME |
-//! /group leave GROUP  the other membership changes (admin rules are the node's)
+//! /group join GROUP | /group leave GROUP
+//!                     the other membership changes (admin rules are the node's; join
+//!                     accepts an invitation, which status-go 0.36.2 needs before it delivers
+//!                     group messages)
 //! /history CHAT       print the stored history of CHAT (public name, 0x04… key, group name
 //!                     or id), oldest clock first
 //! /whoami             print our public key, enode and installation id
@@ -100,6 +103,8 @@ pub enum GroupChange {
     Admins(Vec<NodePublicKey>),
     /// Rename the group.
     Rename(String),
+    /// Accept the invitation (`member-joined`).
+    Join,
     /// Leave the group.
     Leave,
 }
@@ -312,11 +317,12 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
                         text: text.to_string(),
                     }
                 }
-                "remove" | "admin" | "rename" | "leave" => {
+                "remove" | "admin" | "rename" | "join" | "leave" => {
                     let command = match sub {
                         "remove" => "/group remove",
                         "admin" => "/group admin",
                         "rename" => "/group rename",
+                        "join" => "/group join",
                         _ => "/group leave",
                     };
                     let (group, rest) = first_word(rest);
@@ -367,7 +373,11 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
                                     extra: rest.to_string(),
                                 });
                             }
-                            GroupChange::Leave
+                            if sub == "join" {
+                                GroupChange::Join
+                            } else {
+                                GroupChange::Leave
+                            }
                         }
                     };
                     StdinCommand::GroupChange {
@@ -378,13 +388,13 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
                 "" => {
                     return Err(CommandError::MissingArgument {
                         command: "/group",
-                        argument: "create, add, send, remove, admin, rename or leave",
+                        argument: "create, add, send, remove, admin, rename, join or leave",
                     })
                 }
                 other => {
                     return Err(CommandError::Invalid {
                         command: "/group",
-                        argument: "subcommand (create, add, send, remove, admin, rename, leave)",
+                        argument: "subcommand (create, add, send, remove, admin, rename, join, leave)",
                         value: other.to_string(),
                     })
                 }

@@ -872,6 +872,7 @@ impl<S: Stack> Driver<S> {
                     GroupChange::Remove(member) => Command::RemoveGroupMember { group, member },
                     GroupChange::Admins(members) => Command::AddGroupAdmins { group, members },
                     GroupChange::Rename(name) => Command::RenameGroup { group, name },
+                    GroupChange::Join => Command::JoinGroup { group },
                     GroupChange::Leave => Command::LeaveGroup { group },
                 };
                 self.stack.handle_command(now, cmd)?;

@@ -254,6 +254,7 @@ impl Host for FloodHost {
             | Command::RenameGroup { .. }
             | Command::RemoveGroupMember { .. }
             | Command::AddGroupAdmins { .. }
+            | Command::JoinGroup { .. }
             | Command::LeaveGroup { .. }
             | Command::PairDevice { .. }
             | Command::SendGroup { .. }

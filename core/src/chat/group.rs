@@ -697,6 +697,7 @@ pub struct GroupState {
     members: BTreeSet<String>,
     admins: BTreeSet<String>,
     joined: BTreeSet<String>,
+    join_events: BTreeSet<String>,
     last_clock: u64,
 }
 
@@ -711,6 +712,7 @@ impl GroupState {
             members: BTreeSet::new(),
             admins: BTreeSet::new(),
             joined: BTreeSet::new(),
+            join_events: BTreeSet::new(),
             last_clock: 0,
         }
     }
@@ -854,6 +856,7 @@ impl GroupState {
                     return Err(GroupError::NotMember(t));
                 }
                 self.joined.insert(member.clone());
+                self.join_events.insert(member.clone());
             }
             GroupEventKind::AdminsAdded { members } => {
                 if !is_admin {
@@ -925,6 +928,12 @@ impl GroupState {
     /// Members who have accepted (`member-joined`, and the creator).
     pub fn joined(&self) -> &BTreeSet<String> {
         &self.joined
+    }
+    /// Authors of a valid `member-joined` event, ever (status-go 4c0d8de `Group.Joined()`:
+    /// that version delivers a group message only if its sender and its receiver are members
+    /// listed here — the creator too, so hush's creator joins explicitly).
+    pub fn join_events(&self) -> &BTreeSet<String> {
+        &self.join_events
     }
     /// True if `id` is a member.
     pub fn is_member(&self, id: &str) -> bool {

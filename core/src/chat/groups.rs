@@ -153,14 +153,24 @@ impl Conversations {
         ids.sort();
         ids.dedup();
         let created = self.tick(now, &chat_id);
-        let mut events = vec![GroupEvent {
-            clock: created,
-            // status-go v0.36 reads the admin from `member` (and signs it): always set it.
-            kind: GroupEventKind::ChatCreated {
-                name: name.to_string(),
-                member: self.own_id.clone(),
+        let mut events = vec![
+            GroupEvent {
+                clock: created,
+                // status-go v0.36 reads the admin from `member` (and signs it): always set it.
+                kind: GroupEventKind::ChatCreated {
+                    name: name.to_string(),
+                    member: self.own_id.clone(),
+                },
             },
-        }];
+            // The creator joins explicitly: status-go 4c0d8de delivers a group message only
+            // when its sender has a `member-joined` event (v0.36.0 accepts the event too).
+            GroupEvent {
+                clock: self.tick(now, &chat_id),
+                kind: GroupEventKind::MemberJoined {
+                    member: self.own_id.clone(),
+                },
+            },
+        ];
         if !ids.is_empty() {
             events.push(GroupEvent {
                 clock: self.tick(now, &chat_id),
@@ -267,6 +277,22 @@ impl Conversations {
         }
         kinds.push(GroupEventKind::MemberRemoved { member: me });
         self.change_group_events(now, group, kinds)
+    }
+
+    /// Accepts an invitation to `group` (status-go `ConfirmJoiningGroup`): a `member-joined`
+    /// event signed by us, sent to every member. status-go 4c0d8de delivers group messages only
+    /// between members who have joined; v0.36.0 does not need it. Joining twice sends nothing.
+    pub fn join_group(&mut self, now: Time, group: &str) -> Result<(), ConversationError> {
+        let state = &self
+            .groups
+            .get(group)
+            .ok_or_else(|| ConversationError::UnknownGroup(group.to_string()))?
+            .state;
+        if state.join_events().contains(&self.own_id) && state.is_member(&self.own_id) {
+            return Ok(());
+        }
+        let member = self.own_id.clone();
+        self.change_group(now, group, GroupEventKind::MemberJoined { member })
     }
 
     fn change_group(

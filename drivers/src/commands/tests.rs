@@ -256,6 +256,9 @@ fn parses_group_changes() {
         ("g".into(), GroupChange::Rename("new  name".into()))
     );
     assert_eq!(change("/group leave g"), ("g".into(), GroupChange::Leave));
+    assert_eq!(change("/group join g"), ("g".into(), GroupChange::Join));
+    assert!(parse_line("/group join g now").is_err());
+    assert!(parse_line("/group join").is_err());
     assert!(parse_line("/group leave g now").is_err());
     assert!(parse_line("/group rename g").is_err());
     assert!(parse_line("/group admin g").is_err());

@@ -177,6 +177,7 @@ impl Stack for Fake {
             | Command::RenameGroup { .. }
             | Command::RemoveGroupMember { .. }
             | Command::AddGroupAdmins { .. }
+            | Command::JoinGroup { .. }
             | Command::LeaveGroup { .. }
             | Command::PairDevice { .. }
             | Command::SendGroup { .. }

@@ -633,6 +633,8 @@ pub(crate) struct GoGroup {
     pub(crate) name: String,
     pub(crate) members: BTreeSet<String>,
     pub(crate) admins: BTreeSet<String>,
+    /// 4c0d8de `Group.Joined()`: every `member-joined` author, never removed.
+    pub(crate) joined: BTreeSet<String>,
 }
 
 impl GoGroup {
@@ -674,6 +676,7 @@ impl GoGroup {
             }
             GroupEventKind::MemberJoined { member } => {
                 self.members.insert(member.clone());
+                self.joined.insert(member.clone());
             }
         }
     }
@@ -758,6 +761,7 @@ proptest! {
                 prop_assert_eq!(s.name(), go.name.as_str());
                 prop_assert_eq!(s.members(), &go.members);
                 prop_assert_eq!(s.admins(), &go.admins);
+                prop_assert_eq!(s.join_events(), &go.joined);
             }
             None => prop_assert!(!f.rejected.is_empty()),
         }

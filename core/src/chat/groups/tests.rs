@@ -357,6 +357,15 @@ fn hush_groups_are_valid_for_status_go() {
     net.run_for(1_000);
     net.with(b, |x, now| x.rename_group(now, &gid, "renamed").unwrap());
     net.run_for(1_000);
+    net.with(b, |x, now| x.join_group(now, &gid).unwrap());
+    net.run_for(1_000);
+    // Joining twice sends nothing more.
+    let updates_before = net.nodes[b].conv().groups.get(&gid).unwrap().updates.len();
+    net.with(b, |x, now| x.join_group(now, &gid).unwrap());
+    assert_eq!(
+        net.nodes[b].conv().groups.get(&gid).unwrap().updates.len(),
+        updates_before
+    );
     net.with(c, |x, now| x.leave_group(now, &gid).unwrap());
     net.run_for(1_000);
     for n in [a, b] {
@@ -384,5 +393,10 @@ fn hush_groups_are_valid_for_status_go() {
         assert_eq!(&go.members, chat.state.members());
         assert_eq!(&go.admins, chat.state.admins());
         assert!(!go.members.contains(&member_id(&pc)));
+        // status-go 4c0d8de delivers group messages only between members with a
+        // `member-joined` event: the creator joined at creation, b by `join_group`.
+        let both: BTreeSet<String> = [member_id(&net.pk(a)), member_id(&pb)].into();
+        assert_eq!(go.joined, both);
+        assert_eq!(chat.state.join_events(), &both);
     }
 }
