@@ -69,8 +69,8 @@ use crate::p2p::enode::Enode;
 use crate::p2p::peers::{self, Admission, PeerStats, Peers, PeersError};
 use crate::p2p::session::{self, Capability, DisconnectReason, Fault, Role, Session, SessionError};
 use crate::rng::{child_seed, rng_from_seed, Rng, Seed};
-use crate::stats::Hex;
 use crate::security::proto::ProtocolMessage;
+use crate::stats::Hex;
 use crate::time::{earliest, Time};
 use crate::whisper::mailserver::RequestPayload;
 use crate::whisper::{self, FilterId, Whisper};
@@ -1671,7 +1671,7 @@ fn contact_key(key: &NodePublicKey) -> Result<secp256k1::PublicKey, NodeError> {
     pubkey_from_wire(key).map_err(|_| NodeError::InvalidContactKey)
 }
 
-mod counters;
 mod chat;
+mod counters;
 #[cfg(test)]
 mod tests;

@@ -394,7 +394,8 @@ pub fn parse_line(line: &str) -> Result<Option<StdinCommand>, CommandError> {
                 other => {
                     return Err(CommandError::Invalid {
                         command: "/group",
-                        argument: "subcommand (create, add, send, remove, admin, rename, join, leave)",
+                        argument:
+                            "subcommand (create, add, send, remove, admin, rename, join, leave)",
                         value: other.to_string(),
                     })
                 }

@@ -56,6 +56,9 @@ use super::app::{decode_app, encode_message, AppRecord, PayloadFormat};
 use super::clock::LamportClock;
 use super::format::{ChatFormat, ChatKind, FormatPolicy, FormatSetting};
 use super::group::{GroupError, GroupLimits, MembershipUpdateMessage};
+use super::groups::held::{
+    HeldGroupMessages, DEFAULT_HELD_GROUP_MESSAGE_TTL_MS, DEFAULT_MAX_HELD_GROUP_MESSAGES,
+};
 use super::groups::GroupChat;
 use super::service::{ChatMessage, CONTENT_TYPE_TEXT, DEFAULT_MAX_TEXT_BYTES};
 use super::topics;
@@ -147,6 +150,11 @@ pub struct ConversationsConfig {
     pub max_incoming_bytes: usize,
     /// Group fold limits.
     pub group_limits: GroupLimits,
+    /// Group messages held for their group or their author's membership
+    /// ([`super::groups::held`]); 0 drops them at once.
+    pub max_held_group_messages: usize,
+    /// How long a held group message waits, ms.
+    pub held_group_message_ttl_ms: u64,
 }
 
 impl Default for ConversationsConfig {
@@ -171,6 +179,8 @@ impl Default for ConversationsConfig {
             max_outbox: DEFAULT_MAX_OUTBOX,
             max_incoming_bytes: DEFAULT_MAX_INCOMING_BYTES,
             group_limits: GroupLimits::default(),
+            max_held_group_messages: DEFAULT_MAX_HELD_GROUP_MESSAGES,
+            held_group_message_ttl_ms: DEFAULT_HELD_GROUP_MESSAGE_TTL_MS,
         }
     }
 }
@@ -349,8 +359,14 @@ pub struct Stats {
     /// Group messages and updates for a group we do not know (and, for updates, do not
     /// belong to).
     pub group_unknown: u64,
-    /// Group messages whose author is not a member (or when we are not one).
+    /// Group messages (or `g5` records) for a group of which we are not a member.
     pub group_not_member: u64,
+    /// Group messages held for their group or their author's membership (not a drop).
+    pub group_held: u64,
+    /// Held group messages accepted once their group changed (not a drop).
+    pub group_released: u64,
+    /// Held group messages dropped: their hold ended, or newer ones pushed them out.
+    pub group_held_dropped: u64,
     /// A `c4` inside a `g5` that is not a `group-user-message` of that group.
     pub group_wrong_chat: u64,
     /// `g5` records whose updates fold to no group (no valid `chat-created`).
@@ -426,6 +442,7 @@ pub struct Conversations {
     pub(super) security: SecurityService,
     pub(super) mvds: Mvds,
     pub(super) groups: BTreeMap<String, GroupChat>,
+    pub(in crate::chat) held: HeldGroupMessages,
     pub(super) formats: FormatPolicy,
     clocks: BTreeMap<String, LamportClock>,
     seen: BTreeSet<MessageId>,
@@ -476,6 +493,7 @@ impl Conversations {
             security,
             mvds,
             groups: BTreeMap::new(),
+            held: HeldGroupMessages::default(),
             clocks: BTreeMap::new(),
             seen: BTreeSet::new(),
             seen_order: VecDeque::new(),
@@ -952,10 +970,6 @@ impl Conversations {
         }
     }
 
-    pub(super) fn is_seen(&self, id: &MessageId) -> bool {
-        self.seen.contains(id)
-    }
-
     fn clock_mut(&mut self, chat: &str) -> Option<&mut LamportClock> {
         if !self.clocks.contains_key(chat) && self.clocks.len() >= self.config.max_clocks {
             return None;
@@ -1047,6 +1061,7 @@ impl Conversations {
         b.persists.extend(p.into_iter().map(Record::Security));
         self.mvds.handle_timeout(now);
         self.drain_mvds(now, &mut b);
+        self.expire_held(now);
         if self.config.publish_contact_code && now >= self.next_contact_code_at {
             self.next_contact_code_at = now.plus_millis(self.config.contact_code_interval_ms);
             match self.security.contact_code_message(now, &mut self.rng) {
@@ -1074,6 +1089,7 @@ impl Conversations {
         [
             self.security.poll_timeout(),
             self.mvds.poll_timeout(),
+            self.held.next_expiry(),
             self.config
                 .publish_contact_code
                 .then_some(self.next_contact_code_at),

@@ -20,11 +20,14 @@
 //! - Receiving: updates from a `g5` are merged into the known ones and folded; a group in
 //!   which we are not a member is not stored; a `c4` carried by a `g5` from a non-member (of
 //!   the merged state), with another chat id, or not a `group-user-message` is dropped. A bare
-//!   `group-user-message` (either era) for a known group from a member is accepted. Membership
+//!   `group-user-message` (either era) for a known group from a member is accepted; one for a
+//!   group not known yet, or from an author the group does not list yet, is held until the
+//!   update that makes it acceptable arrives (bounded, [`held`]). Membership
 //!   changes are persisted ([`Record::Group`]) and delivered as [`ChatEvent::GroupUpdated`]
 //!   before the message that depends on them. Every refusal is counted by reason in
 //!   [`super::direct::Stats`] (`group_*`), including each event the fold skips.
 
+pub mod held;
 #[cfg(test)]
 mod tests;
 
@@ -180,7 +183,7 @@ impl Conversations {
         let update = MembershipUpdate::sign(&chat_id, events, &self.identity);
         let chat = self.checked_fold(&chat_id, vec![update])?;
         let mut b = Batch::default();
-        self.install_group(chat, &mut b);
+        self.install_group(now, chat, &mut b);
         // The group exists even if the announcement could not be queued: keep it.
         let sent = self.post_membership(now, &chat_id, &[], &mut b);
         self.flush(b);
@@ -330,7 +333,7 @@ impl Conversations {
         updates.push(MembershipUpdate::sign(group, events, &self.identity));
         let chat = self.checked_fold(group, updates)?;
         let mut b = Batch::default();
-        self.install_group(chat, &mut b);
+        self.install_group(now, chat, &mut b);
         // Removed members still learn of their removal.
         let extra: Vec<String> = before_members.into_iter().collect();
         let sent = self.post_membership(now, group, &extra, &mut b);
@@ -396,10 +399,12 @@ impl Conversations {
         })
     }
 
-    fn install_group(&mut self, chat: GroupChat, b: &mut Batch) {
+    fn install_group(&mut self, now: Time, chat: GroupChat, b: &mut Batch) {
         b.first.push(chat.record());
         b.out.push(Action::Deliver(chat.event()));
-        self.groups.insert(chat.state.chat_id().to_string(), chat);
+        let chat_id = chat.state.chat_id().to_string();
+        self.groups.insert(chat_id.clone(), chat);
+        self.release_held(now, &chat_id, b);
     }
 
     /// Members of `group` and `extra` member ids, except us, as keys.
@@ -535,6 +540,7 @@ impl Conversations {
                 b.out.push(Action::Deliver(merged.event()));
             }
             self.groups.insert(chat_id.clone(), merged);
+            self.release_held(now, &chat_id, b);
         }
         let author_id = member_id(author);
         if *author != self.own && self.is_group_member(&chat_id, &author_id) {
@@ -548,21 +554,6 @@ impl Conversations {
             self.stats.group_wrong_chat += 1;
             return;
         }
-        if !self.is_group_member(&chat_id, &author_id)
-            || !self.is_group_member(&chat_id, &self.own_id)
-        {
-            self.stats.group_not_member += 1;
-            return;
-        }
-        if self.is_seen(&id) {
-            self.stats.duplicates += 1;
-            return;
-        }
-        if let Some(m) = self.accept(now, &chat_id, true, author, id, &c4, b) {
-            b.out.push(Action::Deliver(ChatEvent::Group {
-                group_id: chat_id,
-                message: m,
-            }));
-        }
+        self.receive_group_message(now, author, id, format, c4, b);
     }
 }

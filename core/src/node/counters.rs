@@ -20,12 +20,17 @@ use crate::whisper::ReceivedMessage;
 /// Order of the layers in [`Node::counters`].
 const LAYERS: [&str; 6] = ["p2p", "whisper", "security", "mvds", "chat", "node"];
 
-/// Security counters that are outcomes, not drops (not logged by the drop diff).
-const SECURITY_NOT_DROPS: [&str; 4] = [
-    "decrypted",
-    "decrypted_dh_only",
-    "bundles_only",
-    "public_messages",
+/// Conversation counters the drop diff does not log: outcomes, not drops, and
+/// `chat.group_held_dropped`, which the conversations log themselves with the message id
+/// when a hold ends (not during the envelope that happens to be in hand).
+const CONVERSATION_NOT_DROPS: [&str; 7] = [
+    "security.decrypted",
+    "security.decrypted_dh_only",
+    "security.bundles_only",
+    "security.public_messages",
+    "chat.group_held",
+    "chat.group_released",
+    "chat.group_held_dropped",
 ];
 
 fn map_counters<K: Ord>(
@@ -77,8 +82,14 @@ impl NodeStats {
             ("messages_rejected", self.messages_rejected),
             ("public_unsigned", self.public_unsigned),
             ("public_undecodable", self.public_undecodable),
-            ("public_undecodable_protobuf", self.public_undecodable_protobuf),
-            ("public_bad_wrapper_signature", self.public_bad_wrapper_signature),
+            (
+                "public_undecodable_protobuf",
+                self.public_undecodable_protobuf,
+            ),
+            (
+                "public_bad_wrapper_signature",
+                self.public_bad_wrapper_signature,
+            ),
             ("public_bundles_rejected", self.public_bundles_rejected),
             ("public_not_a_message", self.public_not_a_message),
             ("public_wrong_chat", self.public_wrong_chat),
@@ -164,10 +175,7 @@ impl Node {
             return;
         };
         for ((name, old), (_, new)) in before.iter().zip(self.conversation_counters()) {
-            let dropped = new > *old
-                && !SECURITY_NOT_DROPS
-                    .iter()
-                    .any(|n| name.strip_prefix("security.") == Some(*n));
+            let dropped = new > *old && !CONVERSATION_NOT_DROPS.contains(&name.as_str());
             if dropped {
                 let (layer, reason) = name.split_once('.').unwrap_or(("chat", name));
                 crate::log_drop!(layer, reason, Hex(&message.envelope_hash));

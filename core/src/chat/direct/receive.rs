@@ -184,24 +184,7 @@ impl Conversations {
                 }
             }
             MessageType::GroupUserMessage => {
-                let group = c4.content.chat_id.clone();
-                if !self.groups.contains_key(&group) {
-                    self.stats.group_unknown += 1;
-                    return;
-                }
-                if !self.is_group_member(&group, &crate::chat::group::member_id(author)) {
-                    self.stats.group_not_member += 1;
-                    return;
-                }
-                if let Some(m) = self.accept(now, &group, true, author, id, &c4, b) {
-                    if *author != self.own {
-                        self.observe_format(ChatKind::Group, &group, format, b);
-                    }
-                    b.out.push(Action::Deliver(ChatEvent::Group {
-                        group_id: group,
-                        message: m,
-                    }));
-                }
+                self.receive_group_message(now, author, id, format, c4, b)
             }
             _ => self.stats.ignored += 1,
         }
