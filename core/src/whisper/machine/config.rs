@@ -7,6 +7,12 @@ use super::*;
 pub const SYNC_ALLOWANCE_SECS: u32 = 10;
 /// `transmissionCycle` [W-doc]: gossip batching period.
 pub const BROADCAST_INTERVAL_MS: u64 = 300;
+/// New envelope bytes (sum of `size()` pooled since the last broadcast) that make the broadcast
+/// due at once instead of at the end of the cycle. The cycle batches envelopes so that each
+/// packet carries many; once a batch is this large, waiting longer only adds latency (a node
+/// fed faster than one cycle's worth would otherwise be capped at one batch per 300 ms). Well
+/// under [`MAX_MESSAGE_SIZE_BYTES`], so an early batch is still one packet per peer.
+pub const EARLY_BROADCAST_BYTES: usize = 64 << 10;
 /// `expirationCycle` [W-doc]: how often expired envelopes are purged.
 pub const EXPIRY_CHECK_INTERVAL_MS: u64 = 1000;
 /// `DefaultMaxMessageSize` [W-doc]: 1 MiB, also status-go's value.
@@ -116,6 +122,9 @@ pub struct Config {
     pub expiry_check_interval_ms: u64,
     /// Gossip batching period, ms.
     pub broadcast_interval_ms: u64,
+    /// New envelope bytes that make a broadcast due before the period ends (0 = never; see
+    /// [`EARLY_BROADCAST_BYTES`]). A peer's advertised packet limits still hold per period.
+    pub early_broadcast_bytes: usize,
     /// Tolerated future drift of a sent time, and half the "very old" tolerance, seconds.
     pub max_future_drift_secs: u32,
     /// How long the previous PoW requirement / bloom stay tolerated after a change, ms.
@@ -150,6 +159,7 @@ impl Default for Config {
             max_filters: 1024,
             expiry_check_interval_ms: EXPIRY_CHECK_INTERVAL_MS,
             broadcast_interval_ms: BROADCAST_INTERVAL_MS,
+            early_broadcast_bytes: EARLY_BROADCAST_BYTES,
             max_future_drift_secs: SYNC_ALLOWANCE_SECS,
             tolerance_ms: u64::from(SYNC_ALLOWANCE_SECS) * 1000,
             light_node: false,

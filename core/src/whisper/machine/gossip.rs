@@ -3,10 +3,12 @@
 //!
 //! Contract: a newly pooled envelope joins the queue of every peer except its sender; a peer
 //! that sends us a pooled envelope, or is sent it, leaves its queue. A broadcast (one per
-//! [`Config::broadcast_interval_ms`] when something is new) sends each handshaken peer its
+//! [`Config::broadcast_interval_ms`] when something is new, or at once when
+//! [`Config::early_broadcast_bytes`] of new envelopes wait) sends each handshaken peer its
 //! queue's eligible envelopes (PoW ≥ its requirement, bloom covered, not expired) in hash order,
-//! within its advertised packet budget; what is not eligible or does not fit stays queued.
-//! A peer never receives an envelope twice, nor the envelope back from the peer that sent it.
+//! within its advertised packet budget per cycle; what is not eligible stays queued, and what
+//! the budget holds back goes at the next cycle. A peer never receives an envelope twice, nor
+//! the envelope back from the peer that sent it.
 
 use super::*;
 
@@ -24,14 +26,29 @@ impl Whisper {
         }
     }
 
+    /// `size` more bytes were pooled: a batch that is full enough goes now.
+    pub(super) fn note_new_bytes(&mut self, size: usize) {
+        self.new_bytes_since_broadcast = self.new_bytes_since_broadcast.saturating_add(size);
+        let early = self.config.early_broadcast_bytes;
+        if early > 0 && self.new_bytes_since_broadcast >= early {
+            self.broadcast_at = Some(self.now);
+        }
+    }
+
     pub(super) fn broadcast(&mut self) {
         let max = self.config.max_message_size as usize;
         let now = secs(self.now);
         let interval_ms = self.config.broadcast_interval_ms;
         let mut sends = Vec::new();
+        let mut held_back = false;
+        self.new_bytes_since_broadcast = 0;
         for (peer, p) in self.peers.iter_mut() {
             if !p.handshaken {
                 continue;
+            }
+            if self.now >= p.cycle_started.plus_millis(interval_ms) {
+                p.cycle_started = self.now;
+                p.cycle_packets = 0;
             }
             // Honour the peer's advertised packet limits: at most this many Messages packets
             // per cycle; what does not fit waits (it is not marked known).
@@ -47,7 +64,12 @@ impl Whisper {
                                 .unwrap_or(usize::MAX)
                         })
                 })
-                .unwrap_or(usize::MAX);
+                .unwrap_or(usize::MAX)
+                .saturating_sub(p.cycle_packets);
+            if budget == 0 {
+                held_back |= !p.pending.is_empty();
+                continue;
+            }
             let mut packets = 0usize;
             let mut body = Encoder::new();
             let mut count = 0usize;
@@ -82,6 +104,7 @@ impl Whisper {
                     count = 0;
                 }
                 if packets >= budget {
+                    held_back = true;
                     break;
                 }
                 body.raw(&e.raw);
@@ -95,7 +118,13 @@ impl Whisper {
             }
             if count > 0 {
                 sends.push((*peer, body));
+                packets += 1;
             }
+            p.cycle_packets += packets;
+        }
+        // What a peer's budget held back goes when its cycle allows more.
+        if held_back && self.broadcast_at.is_none() {
+            self.broadcast_at = Some(self.now.plus_millis(interval_ms));
         }
         for (peer, body) in sends {
             let mut e = Encoder::with_capacity(body.as_slice().len() + 9);

@@ -21,7 +21,10 @@
 //!   [`Whisper::poll_timeout`] reports a broadcast deadline; at it every handshaken peer gets one
 //!   (or more, split at `max_message_size`) Messages packet with every pooled envelope it does
 //!   not know, whose PoW ≥ its requirement and whose bloom its filter covers. A peer never
-//!   receives an envelope twice, nor the envelope back from the peer that sent it.
+//!   receives an envelope twice, nor the envelope back from the peer that sent it. Once
+//!   [`Config::early_broadcast_bytes`] of new envelopes wait, the broadcast is due at once (a
+//!   full batch gains nothing by waiting); a peer's advertised packet limits still count per
+//!   cycle.
 //! - Expired envelopes leave the pool at the next expiry check (at most every
 //!   [`Config::expiry_check_interval_ms`]).
 //! - Per-peer gossip state (Go's `peer.known` set, kept as its complement): each peer has a
@@ -315,6 +318,10 @@ struct PeerState {
     topic_buckets: BTreeMap<Topic, Bucket>,
     violations: u32,
     advertised_limits: Option<RateLimits>,
+    /// Start of this peer's current broadcast cycle and the Messages packets sent in it (its
+    /// advertised limits are a budget per cycle, early broadcasts included).
+    cycle_started: Time,
+    cycle_packets: usize,
 }
 
 /// The Whisper machine (see the module docs for behaviour and call order).
@@ -342,6 +349,8 @@ pub struct Whisper {
     p2p_seen_order: VecDeque<[u8; 32]>,
     actions: VecDeque<Action>,
     broadcast_at: Option<Time>,
+    /// Bytes (`size()`) of envelopes pooled since the last broadcast.
+    new_bytes_since_broadcast: usize,
     last_expiry_check: Time,
     stats: Stats,
 }
@@ -389,6 +398,7 @@ impl Whisper {
             p2p_seen_order: VecDeque::new(),
             actions: VecDeque::new(),
             broadcast_at: None,
+            new_bytes_since_broadcast: 0,
             last_expiry_check: now,
             stats: Stats::default(),
         }
@@ -499,6 +509,8 @@ impl Whisper {
                 topic_buckets: BTreeMap::new(),
                 violations: 0,
                 advertised_limits: None,
+                cycle_started: now,
+                cycle_packets: 0,
             },
         );
         let payload = self.status_packet().encode();

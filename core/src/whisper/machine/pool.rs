@@ -304,6 +304,7 @@ impl Whisper {
             }
         }
         self.schedule_broadcast();
+        self.note_new_bytes(env.size());
         Added::Pooled(hash)
     }
 
