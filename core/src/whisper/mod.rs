@@ -32,7 +32,7 @@ pub use machine::{
     Action, Config, Filter, FilterId, FilterKey, MailserverConfig, PeerFault, PeerKey,
     RateLimitConfig, Stats, Whisper, BROADCAST_INTERVAL_MS, DEFAULT_MAX_POOL_BYTES,
     EARLY_BROADCAST_BYTES, EXPIRY_CHECK_INTERVAL_MS, MAX_MESSAGE_SIZE_BYTES, MAX_P2P_SEEN,
-    MAX_TOPIC_BUCKETS_PER_PEER, SYNC_ALLOWANCE_SECS,
+    MAX_TOPIC_BUCKETS_PER_PEER, QUIET_BROADCAST_MS, SYNC_ALLOWANCE_SECS,
 };
 pub use mailserver::{
     Archive, EnvelopeError, MessageResponse, MessagesRequest, RequestCompletion, RequestPayload,
@@ -145,10 +145,13 @@ pub enum WhisperError {
     /// Our own envelope fails the checks peers would apply.
     #[error("whisper: envelope rejected: {0}")]
     Rejected(Box<PeerFault>),
-    /// Our own envelope was dropped (already expired, or the pool is full of envelopes that
-    /// outlive it).
+    /// Our own envelope was dropped (already expired).
     #[error("whisper: own envelope dropped")]
     Dropped,
+    /// Our own envelope found no room: the pool is full of envelopes that outlive it or that
+    /// peers still await. Retry after the next broadcast or expiry.
+    #[error("whisper: pool full, own envelope not pooled")]
+    PoolFull,
     /// Too many filters installed.
     #[error("whisper: too many filters (max {max})")]
     TooManyFilters {

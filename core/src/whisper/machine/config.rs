@@ -13,6 +13,12 @@ pub const BROADCAST_INTERVAL_MS: u64 = 300;
 /// fed faster than one cycle's worth would otherwise be capped at one batch per 300 ms). Well
 /// under [`MAX_MESSAGE_SIZE_BYTES`], so an early batch is still one packet per peer.
 pub const EARLY_BROADCAST_BYTES: usize = 64 << 10;
+/// Quiet time after the last new envelope that ends a batch early, ms: when input pauses this
+/// long, what was pooled goes without waiting for the rest of the cycle. Under steady load new
+/// envelopes keep arriving and the cycle (or [`EARLY_BROADCAST_BYTES`]) still sets the batch;
+/// a burst's last envelopes, and a lone message, wait this long instead of up to 300 ms per
+/// hop.
+pub const QUIET_BROADCAST_MS: u64 = 20;
 /// `expirationCycle` [W-doc]: how often expired envelopes are purged.
 pub const EXPIRY_CHECK_INTERVAL_MS: u64 = 1000;
 /// `DefaultMaxMessageSize` [W-doc]: 1 MiB, also status-go's value.
@@ -125,6 +131,9 @@ pub struct Config {
     /// New envelope bytes that make a broadcast due before the period ends (0 = never; see
     /// [`EARLY_BROADCAST_BYTES`]). A peer's advertised packet limits still hold per period.
     pub early_broadcast_bytes: usize,
+    /// Quiet time after the last new envelope that makes the broadcast due, ms (0 = never; see
+    /// [`QUIET_BROADCAST_MS`]).
+    pub quiet_broadcast_ms: u64,
     /// Tolerated future drift of a sent time, and half the "very old" tolerance, seconds.
     pub max_future_drift_secs: u32,
     /// How long the previous PoW requirement / bloom stay tolerated after a change, ms.
@@ -160,6 +169,7 @@ impl Default for Config {
             expiry_check_interval_ms: EXPIRY_CHECK_INTERVAL_MS,
             broadcast_interval_ms: BROADCAST_INTERVAL_MS,
             early_broadcast_bytes: EARLY_BROADCAST_BYTES,
+            quiet_broadcast_ms: QUIET_BROADCAST_MS,
             max_future_drift_secs: SYNC_ALLOWANCE_SECS,
             tolerance_ms: u64::from(SYNC_ALLOWANCE_SECS) * 1000,
             light_node: false,

@@ -3,8 +3,9 @@
 //!
 //! Contract: a newly pooled envelope joins the queue of every peer except its sender; a peer
 //! that sends us a pooled envelope, or is sent it, leaves its queue. A broadcast (one per
-//! [`Config::broadcast_interval_ms`] when something is new, or at once when
-//! [`Config::early_broadcast_bytes`] of new envelopes wait) sends each handshaken peer its
+//! [`Config::broadcast_interval_ms`] when something is new, at once when
+//! [`Config::early_broadcast_bytes`] of new envelopes wait, or when no new envelope came for
+//! [`Config::quiet_broadcast_ms`]) sends each handshaken peer its
 //! queue's eligible envelopes (PoW ≥ its requirement, bloom covered, not expired) in hash order,
 //! within its advertised packet budget per cycle; what is not eligible stays queued, and what
 //! the budget holds back goes at the next cycle. A peer never receives an envelope twice, nor
@@ -26,12 +27,17 @@ impl Whisper {
         }
     }
 
-    /// `size` more bytes were pooled: a batch that is full enough goes now.
+    /// `size` more bytes were pooled: a batch that is full enough goes now, and any batch goes
+    /// once no new envelope came for [`Config::quiet_broadcast_ms`].
     pub(super) fn note_new_bytes(&mut self, size: usize) {
         self.new_bytes_since_broadcast = self.new_bytes_since_broadcast.saturating_add(size);
         let early = self.config.early_broadcast_bytes;
         if early > 0 && self.new_bytes_since_broadcast >= early {
             self.broadcast_at = Some(self.now);
+        }
+        let quiet = self.config.quiet_broadcast_ms;
+        if quiet > 0 {
+            self.quiet_broadcast_at = Some(self.now.plus_millis(quiet));
         }
     }
 

@@ -23,8 +23,9 @@
 //!   not know, whose PoW ≥ its requirement and whose bloom its filter covers. A peer never
 //!   receives an envelope twice, nor the envelope back from the peer that sent it. Once
 //!   [`Config::early_broadcast_bytes`] of new envelopes wait, the broadcast is due at once (a
-//!   full batch gains nothing by waiting); a peer's advertised packet limits still count per
-//!   cycle.
+//!   full batch gains nothing by waiting), and once no new envelope came for
+//!   [`Config::quiet_broadcast_ms`] it is due too (a burst's tail and a lone message do not
+//!   wait out the cycle); a peer's advertised packet limits still count per cycle.
 //! - Expired envelopes leave the pool at the next expiry check (at most every
 //!   [`Config::expiry_check_interval_ms`]).
 //! - Per-peer gossip state (Go's `peer.known` set, kept as its complement): each peer has a
@@ -349,6 +350,8 @@ pub struct Whisper {
     p2p_seen_order: VecDeque<[u8; 32]>,
     actions: VecDeque<Action>,
     broadcast_at: Option<Time>,
+    /// When the input has been quiet long enough for what is new to go ([`Config::quiet_broadcast_ms`]).
+    quiet_broadcast_at: Option<Time>,
     /// Bytes (`size()`) of envelopes pooled since the last broadcast.
     new_bytes_since_broadcast: usize,
     last_expiry_check: Time,
@@ -398,6 +401,7 @@ impl Whisper {
             p2p_seen_order: VecDeque::new(),
             actions: VecDeque::new(),
             broadcast_at: None,
+            quiet_broadcast_at: None,
             new_bytes_since_broadcast: 0,
             last_expiry_check: now,
             stats: Stats::default(),
@@ -701,6 +705,7 @@ impl Whisper {
         match self.add(&view, None, None) {
             Added::Pooled(h) | Added::Duplicate(h) => Ok(h),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
+            Added::Dropped(_, "pool_full") => Err(WhisperError::PoolFull),
             Added::TimeSync(..) | Added::Dropped(..) => Err(WhisperError::Dropped),
         }
     }
@@ -731,11 +736,11 @@ impl Whisper {
                 self.expire();
             }
         }
-        if let Some(at) = self.broadcast_at {
-            if now >= at {
-                self.broadcast_at = None;
-                self.broadcast();
-            }
+        let due = |at: Option<Time>| at.is_some_and(|at| now >= at);
+        if due(self.broadcast_at) || due(self.quiet_broadcast_at) {
+            self.broadcast_at = None;
+            self.quiet_broadcast_at = None;
+            self.broadcast();
         }
     }
 
@@ -748,6 +753,9 @@ impl Whisper {
     /// The next deadline at which [`Self::handle_timeout`] has work, if any.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
-        crate::time::earliest(self.broadcast_at, self.expiry_deadline())
+        crate::time::earliest(
+            crate::time::earliest(self.broadcast_at, self.quiet_broadcast_at),
+            self.expiry_deadline(),
+        )
     }
 }

@@ -1,4 +1,5 @@
-//! Early broadcast: a full batch does not wait for the end of the cycle.
+//! Early broadcast: a full batch, or one followed by a quiet input, does not wait for the end
+//! of the cycle.
 
 use super::*;
 
@@ -38,13 +39,12 @@ fn messages_sent(w: &mut Whisper) -> (usize, usize) {
 #[test]
 fn a_full_batch_is_broadcast_at_once_and_a_small_one_waits_for_the_cycle() {
     let t0 = Time(T0_MS);
-    let mut w = with_peer(
-        Config {
-            min_pow: 0.0,
-            ..Config::default()
-        },
-        None,
-    );
+    let no_quiet = Config {
+        min_pow: 0.0,
+        quiet_broadcast_ms: 0,
+        ..Config::default()
+    };
+    let mut w = with_peer(no_quiet.clone(), None);
     // One small post: the broadcast waits for the cycle, as Go's `transmissionCycle`.
     let p = MessageParams {
         payload: vec![1; 100],
@@ -73,9 +73,8 @@ fn a_full_batch_is_broadcast_at_once_and_a_small_one_waits_for_the_cycle() {
     // Off: the same traffic waits for the cycle.
     let mut w = with_peer(
         Config {
-            min_pow: 0.0,
             early_broadcast_bytes: 0,
-            ..Config::default()
+            ..no_quiet
         },
         None,
     );
@@ -128,4 +127,55 @@ fn a_peer_packet_budget_holds_across_early_broadcasts_and_what_it_holds_back_sti
         }
     }
     assert_eq!(sent, 6, "everything held back was sent without new traffic");
+}
+
+fn post_small(w: &mut Whisper, now: Time, i: u8) {
+    let p = MessageParams {
+        payload: vec![i; 100],
+        pow_target: 0.0,
+        ..chat_params("quiet", b"")
+    };
+    w.post(now, p, &[7; 32]).unwrap();
+}
+
+#[test]
+fn a_batch_goes_once_input_is_quiet_and_steady_input_still_waits_for_the_cycle() {
+    let t0 = Time(T0_MS);
+    let mut w = with_peer(
+        Config {
+            min_pow: 0.0,
+            ..Config::default()
+        },
+        None,
+    );
+    // A lone post goes after the quiet time, not at the end of the cycle.
+    post_small(&mut w, t0, 1);
+    let quiet_end = t0.plus_millis(QUIET_BROADCAST_MS);
+    assert_eq!(w.poll_timeout(), Some(quiet_end));
+    w.handle_timeout(Time(quiet_end.as_millis() - 1));
+    assert_eq!(messages_sent(&mut w), (0, 0));
+    w.handle_timeout(quiet_end);
+    assert_eq!(messages_sent(&mut w), (1, 1));
+
+    // Posts closer together than the quiet time: each pushes the quiet end later, and the
+    // cycle started by the first one ends the batch.
+    let start = quiet_end.plus_millis(1_000);
+    let step = QUIET_BROADCAST_MS / 2;
+    let mut now = start;
+    let mut posted = 0u8;
+    while now < start.plus_millis(BROADCAST_INTERVAL_MS) {
+        post_small(&mut w, now, posted);
+        posted += 1;
+        w.handle_timeout(now);
+        assert_eq!(messages_sent(&mut w), (0, 0), "sent before the cycle ended");
+        now = now.plus_millis(step);
+    }
+    assert_eq!(
+        w.poll_timeout(),
+        Some(start.plus_millis(BROADCAST_INTERVAL_MS))
+    );
+    w.handle_timeout(start.plus_millis(BROADCAST_INTERVAL_MS));
+    assert_eq!(messages_sent(&mut w), (1, usize::from(posted)));
+    // Nothing new: nothing due.
+    assert_eq!(w.poll_timeout().filter(|t| *t <= now), None);
 }
