@@ -165,6 +165,9 @@ pub struct NodeConfig {
     /// keep one connection per node key), so multi-device setups set this. `None` = the node
     /// key is also the chat identity.
     pub chat_identity: Option<[u8; 32]>,
+    /// Public posts kept, in order, while the Whisper pool has no room for them
+    /// ([`deferred`]); a `/send` beyond it is refused with [`NodeError::Busy`].
+    pub max_deferred_posts: usize,
 }
 
 impl Default for NodeConfig {
@@ -186,6 +189,7 @@ impl Default for NodeConfig {
             installation_id: DEFAULT_INSTALLATION_ID.to_string(),
             conversations: ConversationsConfig::default(),
             chat_identity: None,
+            max_deferred_posts: deferred::DEFAULT_MAX_DEFERRED_POSTS,
         }
     }
 }
@@ -477,6 +481,13 @@ pub enum NodeError {
     /// Whisper refused a post (too large, could not seal, pool full).
     #[error("whisper refused the post: {0}")]
     Post(String),
+    /// Public posts are waiting for room in the Whisper pool and their queue is full
+    /// ([`NodeConfig::max_deferred_posts`]): try again later.
+    #[error("busy: {max} posts already wait for room in the Whisper pool")]
+    Busy {
+        /// The queue's bound.
+        max: usize,
+    },
     /// No connected mailserver to send a history request to.
     #[error("no connected mailserver (configure one and wait for the connection)")]
     NoMailserver,
@@ -578,6 +589,11 @@ pub struct NodeStats {
     pub conversation_events: u64,
     /// Conversation topic changes Whisper could not follow (filter table full).
     pub conversation_filters_failed: u64,
+    /// Public sends queued because the Whisper pool had no room (not a drop: see
+    /// [`deferred`]).
+    pub posts_deferred: u64,
+    /// Queued public sends that failed when retried (e.g. the chat's key is gone).
+    pub deferred_posts_failed: u64,
 }
 
 /// A history request in flight, to follow its cursor.
@@ -636,6 +652,8 @@ pub struct Node {
     /// touched that session (every call into a session is followed by `pump_session`), so
     /// `poll_timeout` and `handle_timeout` do not visit every session after every event.
     session_deadlines: BTreeSet<(Time, ConnId)>,
+    /// Public posts waiting for room in the Whisper pool, oldest first.
+    deferred_posts: VecDeque<deferred::DeferredPost>,
 }
 
 impl Node {
@@ -754,6 +772,7 @@ impl Node {
             remotes: BTreeMap::new(),
             conn_ips: BTreeMap::new(),
             history: BTreeMap::new(),
+            deferred_posts: VecDeque::new(),
             mailserver_key,
             conversations,
             conv_listens: BTreeMap::new(),
@@ -1106,6 +1125,7 @@ impl Node {
         self.manager.handle_timeout(now);
         self.pump_peers(now);
         self.whisper.handle_timeout(now);
+        self.retry_deferred_posts(now);
         self.conversations.handle_timeout(now);
         self.pump(now);
     }
@@ -1277,14 +1297,18 @@ impl Node {
             }));
     }
 
-    fn send_public(&mut self, now: Time, chat: &str, text: &str) -> Result<(), NodeError> {
+    /// Posts one public message now (see [`Self::send_public`] for the queue in front).
+    fn post_public(&mut self, now: Time, chat: &str, text: &str) -> Result<(), NodeError> {
         self.join(chat)?;
         let format = self.conversations.payload_format(ChatKind::Public, chat);
         let out = self.chats.prepare_send(now, chat, text, format)?;
         let hash = self
             .whisper
             .post(now, out.params, &out.key)
-            .map_err(|e| NodeError::Post(e.to_string()))?;
+            .map_err(|e| match e {
+                whisper::WhisperError::PoolFull => NodeError::Whisper(e),
+                e => NodeError::Post(e.to_string()),
+            })?;
         self.actions
             .push_back(Action::Persist(Persist::ChatMessage(out.message.clone())));
         self.keep_own_post(&hash);
@@ -1673,5 +1697,6 @@ fn contact_key(key: &NodePublicKey) -> Result<secp256k1::PublicKey, NodeError> {
 
 mod chat;
 mod counters;
+pub mod deferred;
 #[cfg(test)]
 mod tests;

@@ -25,6 +25,8 @@
 //! while the writers hold [`STDIN_PAUSE_WRITE_QUEUE_BYTES`] or more, until they are below
 //! [`STDIN_RESUME_WRITE_QUEUE_BYTES`]: a `/send` the node accepted must reach the wire well
 //! within its Whisper TTL rather than wait behind a backlog (or in a pool) until it expires.
+//! They wait too while the stack reports [`Stack::input_congested`] after a drain (the node's
+//! public posts wait for room in its Whisper pool).
 //! Each connection's reader has at most [`READ_CHUNKS_IN_FLIGHT`] chunks waiting for the loop,
 //! so a node that cannot keep up makes TCP push back on its peers at once instead of queueing
 //! seconds of envelopes in memory.
@@ -180,6 +182,12 @@ pub trait Stack {
     fn poll_timeout(&self) -> Option<Time>;
     /// A dial the stack asked for (`Action::Dial`) could not connect.
     fn handle_dial_failed(&mut self, now: Time, conn: ConnId);
+    /// True while the stack wants no more input (its queues are full: see
+    /// `Node::input_congested`); the driver then stops reading stdin until a drain finds it
+    /// false. The default never is.
+    fn input_congested(&self) -> bool {
+        false
+    }
     /// The application is stopping: end every session with Disconnect(ClientQuitting), then
     /// `Close` (see `Node::disconnect_all`). The default does nothing: the driver then closes
     /// the sockets when its flush time is up.
@@ -251,6 +259,9 @@ impl Stack for Node {
     }
     fn disconnect_all(&mut self, now: Time) {
         Node::disconnect_all(self, now, DisconnectReason::Quitting)
+    }
+    fn input_congested(&self) -> bool {
+        Node::input_congested(self)
     }
 }
 
@@ -406,6 +417,8 @@ struct WriteBacklog {
     wake_rx: Receiver<()>,
     /// Times stdin was paused (for `/stats`).
     pauses: AtomicU64,
+    /// The stack asked for no more input ([`Stack::input_congested`]), as of the last drain.
+    stack_congested: AtomicBool,
 }
 
 impl WriteBacklog {
@@ -417,6 +430,23 @@ impl WriteBacklog {
             wake_tx,
             wake_rx,
             pauses: AtomicU64::new(0),
+            stack_congested: AtomicBool::new(false),
+        }
+    }
+
+    fn room(&self, mark: usize) -> bool {
+        self.queued() < mark && !self.stack_congested.load(Ordering::SeqCst)
+    }
+
+    /// Records the stack's congestion after a drain; wakes a paused forwarder when it ends.
+    fn set_stack_congested(&self, congested: bool) {
+        let was = self.stack_congested.swap(congested, Ordering::SeqCst);
+        if was
+            && !congested
+            && self.queued() < STDIN_RESUME_WRITE_QUEUE_BYTES
+            && self.stdin_paused.swap(false, Ordering::SeqCst)
+        {
+            let _ = self.wake_tx.try_send(());
         }
     }
 
@@ -432,7 +462,9 @@ impl WriteBacklog {
     /// backlog is below the resume mark.
     fn sub(&self, n: usize) {
         let left = self.queued_bytes.fetch_sub(n, Ordering::SeqCst) - n;
-        if left < STDIN_RESUME_WRITE_QUEUE_BYTES && self.stdin_paused.swap(false, Ordering::SeqCst)
+        if left < STDIN_RESUME_WRITE_QUEUE_BYTES
+            && !self.stack_congested.load(Ordering::SeqCst)
+            && self.stdin_paused.swap(false, Ordering::SeqCst)
         {
             let _ = self.wake_tx.try_send(());
         }
@@ -442,13 +474,13 @@ impl WriteBacklog {
     /// resume mark. (The flag is set before the re-check, and the writer clears it before
     /// waking, so no wake-up is lost; a stale one only costs one more check.)
     async fn wait_for_room(&self) {
-        if self.queued() < STDIN_PAUSE_WRITE_QUEUE_BYTES {
+        if self.room(STDIN_PAUSE_WRITE_QUEUE_BYTES) {
             return;
         }
         self.pauses.fetch_add(1, Ordering::SeqCst);
         loop {
             self.stdin_paused.store(true, Ordering::SeqCst);
-            if self.queued() < STDIN_RESUME_WRITE_QUEUE_BYTES {
+            if self.room(STDIN_RESUME_WRITE_QUEUE_BYTES) {
                 self.stdin_paused.store(false, Ordering::SeqCst);
                 return;
             }
@@ -1051,6 +1083,8 @@ impl<S: Stack> Driver<S> {
         actions.clear();
         self.actions = actions;
         result?;
+        self.backlog
+            .set_stack_congested(self.stack.input_congested());
         self.flush_outputs()
     }
 

@@ -112,6 +112,8 @@ impl NodeStats {
                 "bytes_for_unknown_connections",
                 self.bytes_for_unknown_connections,
             ),
+            ("posts_deferred", self.posts_deferred),
+            ("deferred_posts_failed", self.deferred_posts_failed),
             (
                 "deliveries_for_removed_filters",
                 self.deliveries_for_removed_filters,

@@ -1685,3 +1685,49 @@ fn public_chat_drops_are_counted_by_reason() {
     assert_eq!(s.messages_rejected, 8);
     assert!(net.received(1).is_empty());
 }
+
+#[test]
+fn public_sends_wait_for_room_in_a_full_pool_and_all_arrive_once() {
+    let small_pool = |_: usize| NodeConfig {
+        whisper: whisper::Config {
+            max_envelopes: 3,
+            ..whisper::Config::default()
+        },
+        max_deferred_posts: 4,
+        conversations: ConversationsConfig {
+            publish_contact_code: false,
+            ..ConversationsConfig::default()
+        },
+        ..NodeConfig::default()
+    };
+    let mut net = Net::with_config(2, small_pool);
+    net.connect(0, 1);
+    net.advance(100);
+    net.command(0, join("status"));
+    net.command(1, join("status"));
+    // Three posts fill the pool, all awaited by node 1: the next four wait, in order.
+    for i in 0..7 {
+        net.command(0, send("status", &format!("m{i}")));
+    }
+    assert!(net.nodes[0].input_congested());
+    assert_eq!(net.nodes[0].deferred_posts(), 4);
+    assert_eq!(net.nodes[0].stats().posts_deferred, 4);
+    // The queue is full: the next send is refused, not lost silently.
+    let refused = net.nodes[0].handle_command(net.now, send("status", "m7"));
+    assert_eq!(refused, Err(NodeError::Busy { max: 4 }));
+    net.advance(5_000);
+    assert!(!net.nodes[0].input_congested());
+    // Each once (a gossip batch goes in hash order, so only the set is fixed).
+    let mut texts: Vec<String> = net
+        .received(1)
+        .into_iter()
+        .map(|m| m.text.clone())
+        .collect();
+    texts.sort();
+    let expected: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, expected);
+    assert_eq!(net.nodes[0].stats().deferred_posts_failed, 0);
+    // Nothing of ours was evicted unsent: every post was pooled once and sent.
+    let sent = net.nodes[0].whisper().stats().envelopes_sent;
+    assert!(sent >= 7, "{sent}");
+}

@@ -10,11 +10,18 @@
 //!   envelope is read in place ([`EnvelopeView`]); its hash and PoW are computed from the
 //!   received bytes, and the pool keeps one copy of them (no other copy of the data is made).
 //! - Eviction when a bound ([`Config::max_envelopes`], [`Config::max_pool_bytes`]) is reached:
-//!   the envelope expiring soonest goes first; a newcomer that expires no later than it is
-//!   dropped instead (nothing is evicted then).
+//!   the envelope expiring soonest goes first, except our own post while a peer still awaits
+//!   it (not yet sent to a peer that can take it: evicting it would lose it); a newcomer that
+//!   expires no later than every candidate is refused instead (nothing is evicted then). A
+//!   refused received envelope is still delivered to the local filters (not forwarded); a
+//!   refused own post is [`WhisperError::PoolFull`], for the caller to retry.
 //! - Expired envelopes leave the pool at the next expiry check, and with it every gossip queue.
 
 use super::*;
+
+/// Pooled envelopes [`Whisper::make_room`] looks at, at most, for victims (it skips our own
+/// posts a peer still awaits): bounds the work of one arrival into a full pool.
+pub const MAX_EVICTION_SCAN: usize = 256;
 
 /// One envelope of a Messages packet.
 pub(super) enum Incoming<'a> {
@@ -256,6 +263,11 @@ impl Whisper {
             return Added::Fault(hash, PeerFault::BloomMismatch);
         }
         if !self.make_room(env.expiry, env.size(), &hash) {
+            // Valid, but the pool keeps nothing more now: not forwarded, yet still ours to
+            // read (a burst larger than the pool must not lose what was sent to us).
+            if from.is_some() {
+                self.deliver_received(view, hash, pow, diff);
+            }
             self.stats.pool_evictions += 1;
             return Added::Dropped(hash, "pool_full");
         }
@@ -277,13 +289,7 @@ impl Whisper {
         // Our own posts are not offered to our own filters: the poster knows what it posted
         // (issue 14 item 5; the node reports its own messages as it sends them).
         if from.is_some() {
-            let p2p = self.config.light_node;
-            let pow_no_allowance = if diff == 0 {
-                pow
-            } else {
-                view.pow(self.config.pow_formula, 0)
-            };
-            self.deliver(env, hash, pow, pow_no_allowance, p2p);
+            self.deliver_received(view, hash, pow, diff);
         }
         let slot = self.pool.insert(
             Pooled {
@@ -294,6 +300,7 @@ impl Whisper {
                 sent,
                 topic: env.topic,
                 size: u32::try_from(env.size()).unwrap_or(u32::MAX),
+                own: from.is_none(),
             },
             fp,
         );
@@ -308,6 +315,36 @@ impl Whisper {
         Added::Pooled(hash)
     }
 
+    /// Offers a received envelope to the local filters (`diff`: the sent-time allowance its
+    /// `pow` was computed with).
+    fn deliver_received(&mut self, view: &EnvelopeView<'_>, hash: [u8; 32], pow: f64, diff: u32) {
+        let p2p = self.config.light_node;
+        let pow_no_allowance = if diff == 0 {
+            pow
+        } else {
+            view.pow(self.config.pow_formula, 0)
+        };
+        self.deliver(view.fields(), hash, pow, pow_no_allowance, p2p);
+    }
+
+    /// True if `slot` is our own post waiting in the gossip queue of a peer that can take it:
+    /// a peer still shaking hands, or one whose PoW requirement and bloom it meets (what the
+    /// next broadcast sends). Such a post is not evicted: it would be lost to that peer.
+    /// (Relayed envelopes may be: their author's node still has them.)
+    fn awaits_gossip(&self, slot: Slot) -> bool {
+        let Some(e) = self.pool.get(slot).filter(|e| e.own) else {
+            return false;
+        };
+        let now = secs(self.now);
+        self.peers.values().any(|p| {
+            p.pending.contains(&slot)
+                && (!p.handshaken
+                    || (e.expiry >= now
+                        && e.pow >= p.pow_requirement
+                        && (p.full_node || p.bloom.matches(&topic_to_bloom(e.topic)))))
+        })
+    }
+
     /// Removes a pooled envelope from the pool, its indexes and every gossip queue.
     pub(super) fn remove_pooled(&mut self, slot: Slot) {
         self.pool.remove(slot);
@@ -318,7 +355,8 @@ impl Whisper {
 
     /// Evicts soonest-expiring envelopes until an envelope of `size` expiring at `expiry`
     /// fits both bounds; false (and nothing evicted) if that would evict an envelope expiring
-    /// no earlier than it (ties: smaller hash first).
+    /// no earlier than it (ties: smaller hash first). Own posts a peer still awaits
+    /// ([`Self::awaits_gossip`]) are skipped; at most [`MAX_EVICTION_SCAN`] are looked at.
     pub(super) fn make_room(&mut self, expiry: u32, size: usize, hash: &[u8; 32]) -> bool {
         if size > self.config.max_pool_bytes || self.config.max_envelopes == 0 {
             return false;
@@ -328,10 +366,15 @@ impl Whisper {
         let mut victims = Vec::new();
         let mut it = self.pool.by_expiry();
         let key = (expiry, hash_prefix(hash));
+        let mut scanned = 0usize;
         while count >= self.config.max_envelopes || bytes + size > self.config.max_pool_bytes {
             let Some((exp, prefix, slot)) = it.next() else {
                 return false;
             };
+            scanned += 1;
+            if scanned > MAX_EVICTION_SCAN {
+                return false;
+            }
             let Some(victim) = self.pool.get(slot) else {
                 return false;
             };
@@ -342,6 +385,9 @@ impl Whisper {
             };
             if !earlier {
                 return false;
+            }
+            if self.awaits_gossip(slot) {
+                continue;
             }
             count -= 1;
             bytes -= victim.size as usize;
@@ -376,6 +422,7 @@ impl Whisper {
             Added::Pooled(_) => Ok(true),
             Added::Duplicate(_) => Ok(false),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
+            Added::Dropped(_, "pool_full") => Err(WhisperError::PoolFull),
             Added::TimeSync(..) | Added::Dropped(..) => Err(WhisperError::Dropped),
         }
     }

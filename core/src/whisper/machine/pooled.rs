@@ -45,6 +45,8 @@ pub(super) struct Pooled {
     pub(super) topic: Topic,
     /// Go's `size()` (20 + len(Data)), what [`Config::max_pool_bytes`] counts.
     pub(super) size: u32,
+    /// Our own post (not evicted while a peer still awaits it).
+    pub(super) own: bool,
 }
 
 /// The first 8 bytes of a hash, the key of the hash table and the expiry order's tie-break.

@@ -221,5 +221,5 @@ fn pool_is_bounded() {
         pow_target: 0.0,
         ..chat_params("x", b"y")
     };
-    assert_eq!(w.post(Time(T0_MS), p, &sym), Err(WhisperError::Dropped));
+    assert_eq!(w.post(Time(T0_MS), p, &sym), Err(WhisperError::PoolFull));
 }

@@ -87,3 +87,90 @@ proptest! {
         }
     }
 }
+
+fn own_post(
+    w: &mut Whisper,
+    now: Time,
+    ttl_secs: u32,
+    text: &[u8],
+) -> Result<[u8; 32], WhisperError> {
+    let p = MessageParams {
+        ttl_secs,
+        pow_target: 0.0,
+        ..chat_params("own", text)
+    };
+    w.post(now, p, &[4; 32])
+}
+
+#[test]
+fn an_own_post_a_peer_still_awaits_is_never_evicted_and_a_full_pool_says_so() {
+    let t0 = Time(T0_MS);
+    let mut w = with_peer(
+        Config {
+            max_envelopes: 2,
+            min_pow: 0.0,
+            ..Config::default()
+        },
+        None,
+    );
+    own_post(&mut w, t0, 30, b"one").unwrap();
+    own_post(&mut w, t0, 40, b"two").unwrap();
+    // Both wait for the peer: a third post, even one expiring later, finds no room.
+    assert_eq!(
+        own_post(&mut w, t0, 50, b"three"),
+        Err(WhisperError::PoolFull)
+    );
+    assert_eq!(w.stats().pool_evictions, 1);
+    assert_eq!(w.pool_len(), 2);
+    // Once they are gossiped, the soonest-expiring one may go.
+    let due = w.poll_timeout().unwrap();
+    w.handle_timeout(due);
+    let mut sent = 0;
+    while let Some(a) = w.poll_action() {
+        if let Action::Send {
+            code: codes::MESSAGES,
+            payload,
+            ..
+        } = a
+        {
+            sent += decode_messages(&payload).unwrap().len();
+        }
+    }
+    assert_eq!(sent, 2);
+    own_post(&mut w, due, 50, b"three").unwrap();
+    assert_eq!(w.pool_len(), 2);
+    assert_eq!(w.stats().pool_evictions, 2);
+}
+
+#[test]
+fn a_received_envelope_the_full_pool_refuses_is_still_delivered() {
+    let t0 = Time(T0_MS);
+    let mut w = with_peer(
+        Config {
+            max_envelopes: 1,
+            min_pow: 0.0,
+            ..Config::default()
+        },
+        None,
+    );
+    let filter = w
+        .add_filter(Filter::symmetric(
+            vec![chat_params("status", b"").topic],
+            [3; 32],
+        ))
+        .unwrap();
+    // Our own post, awaited by the peer, holds the only place.
+    own_post(&mut w, t0, 60, b"mine").unwrap();
+    let theirs = sealed((T0_MS / 1000) as u32, b"for us", 0.0);
+    w.handle_peer_message(t0, 1, codes::MESSAGES, &encode_messages(&[theirs]));
+    let delivered: Vec<_> = std::iter::from_fn(|| w.poll_action())
+        .filter_map(|a| match a {
+            Action::Deliver { filter: f, message } => Some((f, message.payload)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, vec![(filter, b"for us".to_vec())]);
+    assert_eq!(w.pool_len(), 1, "refused by the pool, not forwarded");
+    assert_eq!(w.stats().pool_evictions, 1);
+    assert_eq!(w.stats().delivered, 1);
+}
