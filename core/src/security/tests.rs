@@ -168,6 +168,58 @@ fn hush_extension_is_invisible_to_status_go_and_signed() {
 }
 
 #[test]
+fn a_remembered_bundle_does_not_vouch_for_a_tampered_copy() {
+    let mut alice = service(1, "dev-a", SecurityConfig::default());
+    let mut bob = service(2, "dev-b", SecurityConfig::default());
+    let mut rng = rng_from_seed(seed_from_u64(4));
+    let (_, b) = bob.own_bundle(T0, &mut rng).unwrap();
+    // Verified once, then remembered: the same bytes pass again.
+    alice.handle_bundle(T0, &b).unwrap();
+    alice.handle_bundle(T0, &b).unwrap();
+    // Any change is verified afresh and refused.
+    let mut later = b.clone();
+    later.timestamp += 1;
+    assert!(alice.handle_bundle(T0, &later).is_err());
+    let mut forged = b.clone();
+    forged.signature[3] ^= 1;
+    assert!(alice.handle_bundle(T0, &forged).is_err());
+    alice.handle_bundle(T0, &b).unwrap();
+}
+
+#[test]
+fn own_bundle_is_signed_again_only_when_stale_or_changed() {
+    use crate::security::bundle::verify_bundle;
+    use crate::security::service::OWN_BUNDLE_REUSE_MS;
+    let mut s = service(
+        1,
+        "dev-a",
+        SecurityConfig {
+            offer_modern_suite: true,
+            ..Default::default()
+        },
+    );
+    let mut rng = rng_from_seed(seed_from_u64(3));
+    let (_, b1) = s.own_bundle(T0, &mut rng).unwrap();
+    // Within the reuse window: the very same signed bundle (timestamp included).
+    let (_, b2) = s
+        .own_bundle(T0 + crate::Duration(OWN_BUNDLE_REUSE_MS - 1), &mut rng)
+        .unwrap();
+    assert_eq!(b2, b1);
+    assert!(verify_bundle(&b2, 8).is_ok());
+    // Past it: a fresh timestamp, signed again, still valid.
+    let later = T0 + crate::Duration(OWN_BUNDLE_REUSE_MS);
+    let (_, b3) = s.own_bundle(later, &mut rng).unwrap();
+    assert_eq!(b3.timestamp, later.0 as i64 * 1_000_000);
+    assert_ne!(b3.signature, b1.signature);
+    assert_ne!(b3.hush_signature, b1.hush_signature);
+    assert!(verify_bundle(&b3, 8).is_ok());
+    // A content change (the prekey rotates after a day) is signed at once.
+    let (_, b4) = s.own_bundle(T0 + crate::Duration(DAY), &mut rng).unwrap();
+    assert_ne!(b4.signed_pre_keys, b3.signed_pre_keys);
+    assert!(verify_bundle(&b4, 8).is_ok());
+}
+
+#[test]
 fn prekey_rotates_after_24h_with_version_bump() {
     let mut s = service(1, "dev-a", SecurityConfig::default());
     let mut rng = rng_from_seed(seed_from_u64(2));

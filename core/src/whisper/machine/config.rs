@@ -19,6 +19,10 @@ pub const EARLY_BROADCAST_BYTES: usize = 64 << 10;
 /// a burst's last envelopes, and a lone message, wait this long instead of up to 300 ms per
 /// hop.
 pub const QUIET_BROADCAST_MS: u64 = 20;
+/// Envelopes the pool does not hold (refused while full, or evicted) remembered with the peers
+/// known to have them: if one is pooled again later (another peer sends it), those peers are
+/// not offered it back.
+pub const MAX_KNOWN_UNPOOLED: usize = 1024;
 /// `expirationCycle` [W-doc]: how often expired envelopes are purged.
 pub const EXPIRY_CHECK_INTERVAL_MS: u64 = 1000;
 /// `DefaultMaxMessageSize` [W-doc]: 1 MiB, also status-go's value.

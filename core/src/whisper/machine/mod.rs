@@ -348,6 +348,10 @@ pub struct Whisper {
     archive: Option<Archive>,
     p2p_seen: BTreeSet<[u8; 32]>,
     p2p_seen_order: VecDeque<[u8; 32]>,
+    /// Envelopes not pooled (refused, evicted) with the peers known to have them
+    /// ([`MAX_KNOWN_UNPOOLED`]).
+    known_unpooled: BTreeMap<[u8; 32], Vec<PeerKey>>,
+    known_unpooled_order: VecDeque<[u8; 32]>,
     actions: VecDeque<Action>,
     broadcast_at: Option<Time>,
     /// When the input has been quiet long enough for what is new to go ([`Config::quiet_broadcast_ms`]).
@@ -399,6 +403,8 @@ impl Whisper {
             archive,
             p2p_seen: BTreeSet::new(),
             p2p_seen_order: VecDeque::new(),
+            known_unpooled: BTreeMap::new(),
+            known_unpooled_order: VecDeque::new(),
             actions: VecDeque::new(),
             broadcast_at: None,
             quiet_broadcast_at: None,

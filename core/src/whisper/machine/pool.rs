@@ -265,8 +265,9 @@ impl Whisper {
         if !self.make_room(env.expiry, env.size(), &hash) {
             // Valid, but the pool keeps nothing more now: not forwarded, yet still ours to
             // read (a burst larger than the pool must not lose what was sent to us).
-            if from.is_some() {
+            if let Some(peer) = from {
                 self.deliver_received(view, hash, pow, diff);
+                self.remember_known(hash, peer);
             }
             self.stats.pool_evictions += 1;
             return Added::Dropped(hash, "pool_full");
@@ -310,9 +311,34 @@ impl Whisper {
                 p.pending.insert(slot);
             }
         }
+        // Nor a peer known to have it from before (refused while full, or evicted since).
+        if !self.known_unpooled.is_empty() {
+            if let Some(senders) = self.known_unpooled.remove(&hash) {
+                for peer in senders {
+                    self.mark_known(peer, slot);
+                }
+            }
+        }
         self.schedule_broadcast();
         self.note_new_bytes(env.size());
         Added::Pooled(hash)
+    }
+
+    /// `peer` has `hash`, which the pool does not hold: should it be pooled later, `peer` is
+    /// not offered it.
+    fn remember_known(&mut self, hash: [u8; 32], peer: PeerKey) {
+        let senders = self.known_unpooled.entry(hash).or_default();
+        if senders.is_empty() {
+            self.known_unpooled_order.push_back(hash);
+        }
+        if !senders.contains(&peer) {
+            senders.push(peer);
+        }
+        while self.known_unpooled_order.len() > MAX_KNOWN_UNPOOLED {
+            if let Some(old) = self.known_unpooled_order.pop_front() {
+                self.known_unpooled.remove(&old);
+            }
+        }
     }
 
     /// Offers a received envelope to the local filters (`diff`: the sent-time allowance its
@@ -395,6 +421,18 @@ impl Whisper {
         }
         drop(it);
         for slot in victims {
+            // Who has it (sent it to us, or was sent it) must not be offered it again.
+            if let Some(hash) = self.pool.get(slot).map(|e| e.hash) {
+                let knowers: Vec<PeerKey> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| !p.pending.contains(&slot))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for peer in knowers {
+                    self.remember_known(hash, peer);
+                }
+            }
             self.remove_pooled(slot);
             self.stats.pool_evictions += 1;
         }
