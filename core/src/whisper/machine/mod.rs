@@ -122,7 +122,7 @@ pub use filters::{Filter, FilterKey};
 
 use limits::Bucket;
 use pool::Added;
-use pooled::{hash_prefix, Fingerprint, Pooled, PooledSet, Slot};
+use pooled::{hash_prefix, Fingerprint, Pooled, PooledSet, Slot, SlotSet};
 
 /// A connection, as numbered by the node.
 pub type PeerKey = u64;
@@ -311,8 +311,8 @@ struct PeerState {
     bloom: Bloom,
     full_node: bool,
     /// Gossip queue: pooled envelopes this peer is not known to have (sent us, or been sent),
-    /// by slot. Bounded by the pool.
-    pending: BTreeSet<Slot>,
+    /// by slot, unordered (a broadcast sorts by hash). Bounded by the pool.
+    pending: SlotSet,
     ip: Option<IpAddr>,
     trusted: bool,
     bucket: Option<Bucket>,
@@ -512,7 +512,7 @@ impl Whisper {
                 bloom: Bloom::FULL,
                 full_node: true,
                 // Nothing pooled is known to a new peer.
-                pending: self.pool.slots().collect(),
+                pending: self.pool.slots().collect::<SlotSet>(),
                 ip,
                 trusted: false,
                 bucket: (rate > 0).then(|| Bucket::full(rate, now)),

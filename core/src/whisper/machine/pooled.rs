@@ -28,6 +28,10 @@ use super::*;
 /// Index of a pooled envelope in the slab.
 pub(super) type Slot = u32;
 
+/// A set of pooled envelopes (a peer's gossip queue). Unordered: a broadcast sorts what it
+/// sends by hash. Hashed with a fixed seed, so runs stay deterministic.
+pub(super) type SlotSet = hashbrown::HashSet<Slot, FixedState>;
+
 /// One pooled envelope.
 #[derive(Clone, Debug)]
 pub(super) struct Pooled {
