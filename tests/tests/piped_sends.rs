@@ -66,6 +66,18 @@ fn piped_public_sends_all_reach_the_peer_once() {
     let missing: Vec<usize> = (0..MESSAGES)
         .filter(|i| !got.contains(&format!("piped {i}")))
         .collect();
+    if !missing.is_empty() {
+        // Where they went: every non-zero counter of both nodes.
+        let mut b = b;
+        a.send_line("/stats");
+        b.send_line("/stats");
+        std::thread::sleep(Duration::from_secs(2));
+        for line in a.transcript().lines().chain(b.transcript().lines()) {
+            if line.contains("stat") && !line.ends_with(" 0") {
+                eprintln!("{line}");
+            }
+        }
+    }
     assert!(
         missing.is_empty(),
         "B got {} of {MESSAGES} piped messages; {} missing, first {:?}",
