@@ -32,6 +32,8 @@ impl Node {
         chat: &str,
         text: &str,
     ) -> Result<(), NodeError> {
+        // A bad chat name is refused now, not when the queued send is retried.
+        self.join(chat)?;
         if self.deferred_posts.is_empty() {
             match self.post_public(now, chat, text) {
                 Err(NodeError::Whisper(WhisperError::PoolFull)) => {}

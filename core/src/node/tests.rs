@@ -1731,3 +1731,27 @@ fn public_sends_wait_for_room_in_a_full_pool_and_all_arrive_once() {
     let sent = net.nodes[0].whisper().stats().envelopes_sent;
     assert!(sent >= 7, "{sent}");
 }
+
+#[test]
+fn a_send_queued_behind_a_full_pool_still_refuses_a_bad_chat_name_at_once() {
+    let small_pool = |_: usize| NodeConfig {
+        whisper: whisper::Config {
+            max_envelopes: 1,
+            ..whisper::Config::default()
+        },
+        conversations: ConversationsConfig {
+            publish_contact_code: false,
+            ..ConversationsConfig::default()
+        },
+        ..NodeConfig::default()
+    };
+    let mut net = Net::with_config(2, small_pool);
+    net.connect(0, 1);
+    net.advance(100);
+    net.command(0, send("status", "fills the pool"));
+    net.command(0, send("status", "waits"));
+    assert_eq!(net.nodes[0].deferred_posts(), 1);
+    let bad = net.nodes[0].handle_command(net.now, send("", "x"));
+    assert!(bad.is_err(), "{bad:?}");
+    assert_eq!(net.nodes[0].deferred_posts(), 1);
+}
