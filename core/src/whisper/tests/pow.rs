@@ -101,7 +101,50 @@ fn seal_finds_the_nonce_a_plain_search_finds() {
     }
 }
 
+/// PoW digests of eight consecutive nonces from the lane-parallel hasher, as `seal` builds it.
+fn lane_digests(
+    formula: PowFormula,
+    rlp: &[u8],
+    first: u64,
+) -> [[u8; 32]; hush_keccak_lanes::LANES] {
+    let legacy = crate::keccak::keccak256(rlp);
+    let prefix: [&[u8]; 2] = match formula {
+        PowFormula::Current => [rlp, &[]],
+        PowFormula::Legacy => [&legacy, &[0u8; 24]],
+    };
+    let nonces: [[u8; 8]; hush_keccak_lanes::LANES] =
+        core::array::from_fn(|i| first.wrapping_add(i as u64).to_be_bytes());
+    crate::keccak::PrefixedKeccak256::new(&prefix).digests(&nonces)
+}
+
 proptest! {
+    #[test]
+    fn lane_parallel_pow_digests_equal_plain_hash(ttl in 1u32..1_000, data in proptest::collection::vec(any::<u8>(), 0..1_200),
+                                                  first in any::<u64>()) {
+        let env = Envelope { expiry: 1_600_000_000, ttl, topic: Topic([1, 2, 3, 4]), data, nonce: 0 };
+        let rlp = env.rlp_without_nonce();
+        for formula in [PowFormula::Current, PowFormula::Legacy] {
+            for (i, digest) in lane_digests(formula, &rlp, first).iter().enumerate() {
+                prop_assert_eq!(*digest, plain_pow_digest(formula, &rlp, first.wrapping_add(i as u64)));
+            }
+        }
+    }
+
+    #[test]
+    fn lane_parallel_seal_equals_one_nonce_at_a_time(len in 0usize..700, start in any::<u64>(), max in 0u64..300,
+                                                     target_pow in prop_oneof![Just(-1.0), 1e-6f64..0.05]) {
+        // Small targets (a few bits) so both outcomes, found and budget exhausted, occur; the
+        // best-effort mode (-1) keeps the first nonce with the most zero bits.
+        for formula in [PowFormula::Current, PowFormula::Legacy] {
+            let env = Envelope { expiry: 1_000, ttl: 30, topic: Topic([5, 6, 7, 8]), data: vec![0x5a; len], nonce: 3 };
+            let (mut batched, mut single) = (env.clone(), env);
+            let a = batched.seal_with(true, formula, target_pow, start, max);
+            let b = single.seal_with(false, formula, target_pow, start, max);
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(batched.nonce, single.nonce);
+        }
+    }
+
     #[test]
     fn pow_midstate_equals_plain_hash(expiry in any::<u32>(), ttl in 1u32..u32::MAX, topic in any::<[u8; 4]>(),
                                       data in proptest::collection::vec(any::<u8>(), 0..1_200),
