@@ -501,9 +501,30 @@ impl<'a> EnvelopeView<'a> {
         )
     }
 
+    /// The current formula's PoW input as pieces: `RLP([Expiry, TTL, Topic, Data])`'s list
+    /// header (bytes, length), the received items, and the nonce (8 bytes, big-endian).
+    pub fn pow_input(&self) -> (([u8; 9], usize), &'a [u8], [u8; 8]) {
+        let items = self.items();
+        (
+            list_header(items.len()),
+            items,
+            self.fields.nonce.to_be_bytes(),
+        )
+    }
+
+    /// [`Self::pow`] from the PoW digest already computed (`keccak256` of [`Self::pow_input`]
+    /// under [`PowFormula::Current`]; the legacy formula's digest otherwise).
+    pub fn pow_from_digest(&self, formula: PowFormula, digest: &[u8; 32], diff: u32) -> f64 {
+        self.pow_value(formula, score(formula, digest), diff)
+    }
+
     /// [`Envelope::pow`], computed from the received bytes.
     pub fn pow(&self, formula: PowFormula, diff: u32) -> f64 {
         let bits = self.pow_hasher(formula).into_bits(self.fields.nonce);
+        self.pow_value(formula, bits, diff)
+    }
+
+    fn pow_value(&self, formula: PowFormula, bits: u32, diff: u32) -> f64 {
         pow_value(
             formula,
             bits,

@@ -708,7 +708,7 @@ impl Whisper {
         }
         let raw = env.encode();
         let view = EnvelopeView::decode(&raw)?;
-        match self.add(&view, None, None) {
+        match self.add(&view, None, None, None) {
             Added::Pooled(h) | Added::Duplicate(h) => Ok(h),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),
             Added::Dropped(_, "pool_full") => Err(WhisperError::PoolFull),

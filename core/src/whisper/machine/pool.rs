@@ -27,8 +27,19 @@ pub const MAX_EVICTION_SCAN: usize = 256;
 pub(super) enum Incoming<'a> {
     /// Byte-identical to the envelope pooled in this slot (when the packet was decoded).
     Pooled(Slot, &'a [u8]),
-    /// Not pooled: decoded in place, with the fingerprint of its bytes.
-    New(EnvelopeView<'a>, Fingerprint),
+    /// Not pooled: decoded in place, with the fingerprint of its bytes and its digests.
+    New(EnvelopeView<'a>, Fingerprint, Digests),
+}
+
+/// The two Keccaks of a received envelope, computed for a whole packet at once
+/// ([`crate::keccak::keccak256_each`]: eight at a time where the CPU allows).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Digests {
+    /// keccak256 of the envelope's bytes (its hash).
+    pub(super) hash: [u8; 32],
+    /// The PoW digest under [`PowFormula::Current`] (the legacy formula's is computed when
+    /// needed: it hashes a hash first).
+    pub(super) pow: Option<[u8; 32]>,
 }
 
 /// What happened to one envelope offered to the pool.
@@ -55,15 +66,48 @@ impl Whisper {
         let item = Rlp::new(payload)?;
         let mut l = item.list()?;
         // Sized once (a malformed item is reported by the loop below, in order).
-        let mut out = Vec::with_capacity(l.clone().count().unwrap_or(0));
+        let mut found = Vec::with_capacity(l.clone().count().unwrap_or(0));
         while let Some(e) = l.next_item()? {
             let raw = e.raw();
-            match self.pool.find_bytes(raw) {
-                Ok(slot) => out.push(Incoming::Pooled(slot, raw)),
-                Err(fp) => out.push(Incoming::New(EnvelopeView::from_rlp(&e)?, fp)),
-            }
+            found.push(match self.pool.find_bytes(raw) {
+                Ok(slot) => Ok((slot, raw)),
+                Err(fp) => Err((EnvelopeView::from_rlp(&e)?, fp)),
+            });
         }
-        Ok(out)
+        // Every new envelope's hash (and PoW digest) in one batch: they do not depend on what
+        // the pool decides about the others.
+        let current = self.config.pow_formula == PowFormula::Current;
+        let pow_inputs: Vec<_> = found
+            .iter()
+            .filter_map(|f| f.as_ref().err())
+            .filter(|_| current)
+            .map(|(view, _)| view.pow_input())
+            .collect();
+        let mut inputs: Vec<[&[u8]; 3]> = found
+            .iter()
+            .filter_map(|f| f.as_ref().err())
+            .map(|(view, _)| [view.raw(), &[][..], &[][..]])
+            .collect();
+        let new = inputs.len();
+        inputs.extend(pow_inputs.iter().map(|((header, len), items, nonce)| {
+            [header.get(..*len).unwrap_or_default(), *items, &nonce[..]]
+        }));
+        let digests = crate::keccak::keccak256_each(&inputs);
+        let (hashes, pows) = digests.split_at(new.min(digests.len()));
+        let (mut hashes, mut pows) = (hashes.iter(), pows.iter());
+        Ok(found
+            .into_iter()
+            .map(|f| match f {
+                Ok((slot, raw)) => Incoming::Pooled(slot, raw),
+                Err((view, fp)) => {
+                    let digests = Digests {
+                        hash: hashes.next().copied().unwrap_or_else(|| view.hash()),
+                        pow: pows.next().copied(),
+                    };
+                    Incoming::New(view, fp, digests)
+                }
+            })
+            .collect())
     }
 
     /// The slot still holding exactly `raw`, found when `removals` envelopes had been removed
@@ -93,7 +137,7 @@ impl Whisper {
         for incoming in envelopes {
             self.stats.envelopes_received += 1;
             let topic = match &incoming {
-                Incoming::New(view, _) => view.fields().topic,
+                Incoming::New(view, _, _) => view.fields().topic,
                 Incoming::Pooled(slot, raw) => match self.still_pooled(*slot, raw, removals) {
                     Some(p) => p.topic,
                     // Evicted by an earlier envelope of this packet: nothing left to learn.
@@ -113,7 +157,9 @@ impl Whisper {
                 continue;
             }
             let added = match incoming {
-                Incoming::New(view, fp) => self.add(&view, Some(fp), Some(peer)),
+                Incoming::New(view, fp, digests) => {
+                    self.add(&view, Some(fp), Some(digests), Some(peer))
+                }
                 Incoming::Pooled(slot, raw) => self.add_pooled(slot, raw, peer),
             };
             // Each drop is counted where it is decided (`clock_check`, `add`); logged here.
@@ -222,14 +268,15 @@ impl Whisper {
     }
 
     /// Validates and pools an envelope (Go `add`), read in place from its RLP (`fp`: the
-    /// fingerprint of its bytes, if already computed).
+    /// fingerprint of its bytes, `digests` its Keccaks, if already computed).
     pub(super) fn add(
         &mut self,
         view: &EnvelopeView<'_>,
         fp: Option<Fingerprint>,
+        digests: Option<Digests>,
         from: Option<PeerKey>,
     ) -> Added {
-        let hash = view.hash();
+        let hash = digests.map_or_else(|| view.hash(), |d| d.hash);
         let env = view.fields();
         let now = secs(self.now);
         let sent = env.sent_secs();
@@ -251,7 +298,13 @@ impl Whisper {
             return Added::Duplicate(hash);
         }
         let diff = if sent > now { sent - now + 1 } else { 0 };
-        let pow = view.pow(self.config.pow_formula, diff);
+        let formula = self.config.pow_formula;
+        let pow = match digests.and_then(|d| d.pow) {
+            Some(digest) if formula == PowFormula::Current => {
+                view.pow_from_digest(formula, &digest, diff)
+            }
+            _ => view.pow(formula, diff),
+        };
         if !self.pow_accepted(pow) {
             self.stats.dropped_low_pow += 1;
             return Added::Fault(hash, PeerFault::LowPow);
@@ -456,7 +509,7 @@ impl Whisper {
         if view.fields().expiry < secs(self.now) {
             return Ok(false);
         }
-        match self.add(&view, None, None) {
+        match self.add(&view, None, None, None) {
             Added::Pooled(_) => Ok(true),
             Added::Duplicate(_) => Ok(false),
             Added::Fault(_, f) => Err(WhisperError::Rejected(Box::new(f))),

@@ -95,7 +95,9 @@ pub(super) struct PooledSet {
     by_hash: HashTable<Slot>,
     /// Slots with their byte fingerprint (kept so that growing the table hashes nothing).
     by_bytes: HashTable<(Slot, Fingerprint)>,
-    by_expiry: BTreeSet<(u32, u64, Slot)>,
+    /// `(expiry, hash prefix, slot)` packed into one integer ([`expiry_key`]): one compare per
+    /// tree step instead of a tuple's three (the tree walk was ~40 % of an insert's cost).
+    by_expiry: BTreeSet<u128>,
     fingerprint: FixedState,
     /// The pool's bound in envelopes ([`Config::max_envelopes`]).
     max_envelopes: usize,
@@ -179,7 +181,7 @@ impl PooledSet {
 
     /// Envelopes by (expiry, hash), soonest first: `(expiry, hash prefix, slot)`.
     pub(super) fn by_expiry(&self) -> impl Iterator<Item = (u32, u64, Slot)> + '_ {
-        self.by_expiry.iter().copied()
+        self.by_expiry.iter().map(|&k| unpack_expiry_key(k))
     }
 
     /// The soonest expiry held.
@@ -189,7 +191,7 @@ impl PooledSet {
 
     /// The envelope expiring soonest: `(expiry, hash prefix, slot)`.
     pub(super) fn soonest(&self) -> Option<(u32, u64, Slot)> {
-        self.by_expiry.first().copied()
+        self.by_expiry.first().map(|&k| unpack_expiry_key(k))
     }
 
     /// Adds an envelope that is not held yet (callers check [`Self::find_hash`]); `fp` is
@@ -240,7 +242,7 @@ impl PooledSet {
         });
         self.by_bytes
             .insert_unique(fp.table_hash(), (slot, fp), |&(_, f)| f.table_hash());
-        self.by_expiry.insert((expiry, prefix, slot));
+        self.by_expiry.insert(expiry_key(expiry, prefix, slot));
         slot
     }
 
@@ -259,12 +261,23 @@ impl PooledSet {
         {
             e.remove();
         }
-        self.by_expiry.remove(&(entry.expiry, prefix, slot));
+        self.by_expiry
+            .remove(&expiry_key(entry.expiry, prefix, slot));
         self.bytes -= entry.size as usize;
         self.len -= 1;
         self.free.push(slot);
         Some(entry)
     }
+}
+
+/// `(expiry, prefix, slot)` as one integer that orders as the tuple does.
+fn expiry_key(expiry: u32, prefix: u64, slot: Slot) -> u128 {
+    (u128::from(expiry) << 96) | (u128::from(prefix) << 32) | u128::from(slot)
+}
+
+/// The inverse of [`expiry_key`].
+fn unpack_expiry_key(key: u128) -> (u32, u64, Slot) {
+    ((key >> 96) as u32, (key >> 32) as u64, key as u32)
 }
 
 fn slot_of(chunks: &[Vec<Option<Pooled>>], s: Slot) -> Option<&Pooled> {
@@ -280,4 +293,19 @@ fn slot_mut(chunks: &mut [Vec<Option<Pooled>>], s: Slot) -> Option<&mut Option<P
     chunks
         .get_mut(s / SLAB_CHUNK_SLOTS)?
         .get_mut(s % SLAB_CHUNK_SLOTS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn expiry_keys_order_as_their_tuples_and_unpack(a in any::<(u32, u64, u32)>(), b in any::<(u32, u64, u32)>()) {
+            let (ka, kb) = (expiry_key(a.0, a.1, a.2), expiry_key(b.0, b.1, b.2));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert_eq!(unpack_expiry_key(ka), a);
+        }
+    }
 }
