@@ -66,7 +66,7 @@ use crate::chat::ChatError;
 use crate::ecies::{pubkey_from_wire, pubkey_to_wire, public_key};
 use crate::keccak::keccak256_concat;
 use crate::p2p::enode::Enode;
-use crate::p2p::peers::{self, Admission, PeerStats, Peers, PeersError};
+use crate::p2p::peers::{self, Admission, InboundVerdict, PeerStats, Peers, PeersError};
 use crate::p2p::session::{self, Capability, DisconnectReason, Fault, Role, Session, SessionError};
 use crate::rng::{child_seed, rng_from_seed, Rng, Seed};
 use crate::security::proto::ProtocolMessage;
@@ -404,26 +404,39 @@ impl Node {
         };
         // Our own dials are bounded by the static peer limit, not by `max_connections`.
         let own_dial = conn >= peers::DIAL_CONN_ID_BASE;
-        if !own_dial && self.connection_count() >= self.config.max_connections {
-            // Inbound: answer nothing and close; outbound: the caller dialed past its budget.
-            if matches!(direction, Direction::Outbound { .. }) {
-                return Err(NodeError::TooManyConnections {
-                    max: self.config.max_connections,
-                });
+        let connections_full = !own_dial && self.connection_count() >= self.config.max_connections;
+        let refusal = match direction {
+            Direction::Outbound { remote } => {
+                if connections_full {
+                    // The caller dialed past its budget.
+                    return Err(NodeError::TooManyConnections {
+                        max: self.config.max_connections,
+                    });
+                }
+                match self.manager.handle_outbound(now, conn, &remote)? {
+                    Admission::Accept => None,
+                    Admission::Reject(_) => Some("max_pending_handshakes"),
+                }
             }
-            self.stats.connections_refused += 1;
-            crate::log_drop!("p2p", "max_connections", conn);
-            self.actions.push_back(Action::Close { conn });
-            return Ok(());
-        }
-        let admission = match direction {
-            Direction::Outbound { remote } => self.manager.handle_outbound(now, conn, &remote)?,
-            Direction::Inbound => self.manager.handle_inbound(now, conn)?,
+            Direction::Inbound => {
+                // The peer manager bounds handshakes per address and, when full, evicts the
+                // oldest pending inbound one for this newcomer (so idle sockets cannot lock
+                // the node out); the eviction is performed by `pump_peers` below.
+                let ip = self.conn_ips.get(&conn).copied();
+                let verdict = self
+                    .manager
+                    .handle_inbound(now, conn, ip, connections_full)?;
+                self.pump_peers(now);
+                match verdict {
+                    InboundVerdict::Accept => None,
+                    InboundVerdict::Refuse(why) => Some(why.label()),
+                }
+            }
         };
-        if let Admission::Reject(_) = admission {
-            // Too many handshakes in flight: close without spending any crypto on it.
+        if let Some(reason) = refusal {
+            // Answer nothing and close, without spending any crypto on it.
             self.stats.connections_refused += 1;
-            crate::log_drop!("p2p", "max_pending_handshakes", conn);
+            crate::log_drop!("p2p", reason, conn);
             self.actions.push_back(Action::Close { conn });
             self.sync_stats();
             return Ok(());

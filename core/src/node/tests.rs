@@ -563,6 +563,41 @@ fn inbound_limit_answers_too_many_peers() {
     assert_eq!(net.nodes[0].stats().peers.rejected_too_many_peers, 1);
 }
 
+/// Issue 16: sockets that never send a byte used to fill the 50 pending handshakes (and keep
+/// them for the 5 s handshake timeout), so a real peer could not connect. From one address
+/// they now get at most their per-address share; from many, the oldest is evicted for a
+/// newcomer; at the node's connection limit likewise.
+#[test]
+fn idle_inbound_sockets_do_not_lock_out_a_peer() {
+    for (spread, max_connections) in [(false, 64), (true, 64), (true, 20)] {
+        let mut net = Net::with_config(2, |_| NodeConfig {
+            max_connections,
+            ..NodeConfig::default()
+        });
+        for i in 0..60u8 {
+            let ip = std::net::IpAddr::from([192, 0, 2, if spread { i } else { 1 }]);
+            net.nodes[0]
+                .handle_connection_from(net.now, 10_000 + u64::from(i), Direction::Inbound, ip)
+                .unwrap();
+        }
+        net.flush();
+        net.connect(1, 0);
+        net.advance(100);
+        let case = format!("spread {spread}, max_connections {max_connections}");
+        let remote = net.nodes[1].public_key();
+        assert!(net.nodes[0].connection_of(&remote).is_some(), "{case}");
+        let peers = &net.nodes[0].stats().peers;
+        match (spread, max_connections) {
+            (false, _) => {
+                let share = crate::p2p::peers::DEFAULT_MAX_PENDING_HANDSHAKES_PER_IP as u64;
+                assert_eq!(peers.rejected_pending_per_ip, 60 - share, "{case}");
+            }
+            (true, 64) => assert_eq!(peers.evicted_pending_limit, 11, "{case}"),
+            _ => assert_eq!(peers.evicted_connection_limit, 41, "{case}"),
+        }
+    }
+}
+
 #[test]
 fn peer_faults_are_counted_by_reason_and_fault() {
     let mut net = Net::new(2);

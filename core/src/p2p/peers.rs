@@ -8,12 +8,20 @@
 //!   driver-initiated outbound connection or an inbound one ([`Peers::handle_outbound`],
 //!   [`Peers::handle_inbound`]), the session reaching `Established` with a proven remote key
 //!   ([`Peers::handle_established`]) and the connection ending ([`Peers::handle_closed`]).
-//! - New connections and established sessions get a verdict ([`Admission`]): accept, or refuse
-//!   with the devp2p reason to send. Limits: handshakes in flight
-//!   ([`Config::max_pending_handshakes`], refused before any crypto work), established inbound
-//!   and outbound peers ([`Config::max_inbound`], [`Config::max_outbound`], checked once the
-//!   remote key is proven, as geth does, answered with `TooManyPeers`). Static peers bypass
-//!   the peer limits (geth `staticDialedConn`/`trustedConn`).
+//! - New connections and established sessions get a verdict ([`InboundVerdict`],
+//!   [`Admission`]): accept, or refuse with the devp2p reason to send. Limits: handshakes in
+//!   flight ([`Config::max_pending_handshakes`], counted separately for inbound and outbound
+//!   connections as geth's `MaxPendingPeers` is; refused before any crypto work), established
+//!   inbound and outbound peers ([`Config::max_inbound`], [`Config::max_outbound`], checked
+//!   once the remote key is proven, as geth does, answered with `TooManyPeers`). Static peers
+//!   bypass the peer limits (geth `staticDialedConn`/`trustedConn`).
+//! - Idle sockets cannot lock the node out (issue 16): an inbound connection is refused when
+//!   its address ([`ip_group`]: an IPv4 address or an IPv6 /64) already has
+//!   [`Config::max_pending_handshakes_per_ip`] handshakes in flight; otherwise, when the
+//!   inbound pending table is full (or the owner says it holds all the connections it may),
+//!   the oldest pending inbound handshake is evicted ([`Action::Disconnect`]) to make room for
+//!   the newcomer. Established sessions and outbound connections (our dials to static peers)
+//!   are never evicted and never count against the inbound table.
 //! - Duplicates: a second established session with the same remote key is resolved by one
 //!   rule both ends compute alike, so they keep the same TCP connection: when the two
 //!   connections have opposite directions, keep the one dialed by the node with the smaller
@@ -25,11 +33,13 @@
 //!   dial, a dial timeout or a lost connection the next attempt waits an exponential backoff
 //!   ([`Config::redial_initial_backoff_ms`] doubling up to [`Config::redial_max_backoff_ms`]);
 //!   a connection that stayed up [`Config::backoff_reset_after_ms`] resets it.
+//! - Every refusal and eviction is counted by reason in [`PeerStats`].
 //! - Pure and deterministic: no clock, no randomness, BTreeMaps only; everything is bounded
 //!   by the config (connections by the owner's limits, static peers by
 //!   [`Config::max_static_peers`]).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 
 use thiserror::Error;
 
@@ -51,8 +61,14 @@ pub const DIAL_CONN_ID_BASE: ConnId = 1 << 63;
 pub const DEFAULT_MAX_INBOUND: usize = 16;
 /// Established outbound (non-static) peers kept at most (geth: `MaxPeers / DialRatio`).
 pub const DEFAULT_MAX_OUTBOUND: usize = 8;
-/// Connections still in the RLPx handshake or Hello at once (geth `defaultMaxPendingPeers`).
+/// Connections still in the RLPx handshake or Hello at once, inbound and outbound each (geth
+/// `defaultMaxPendingPeers`).
 pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 50;
+/// Inbound handshakes in flight from one address ([`ip_group`]) at once. A real peer has one
+/// handshake at a time (a few ms on a LAN, a few round trips on the Internet); 8 leaves room
+/// for several nodes behind one NAT, while one address can hold at most 8 of the
+/// [`DEFAULT_MAX_PENDING_HANDSHAKES`] slots for the handshake timeout (5 s).
+pub const DEFAULT_MAX_PENDING_HANDSHAKES_PER_IP: usize = 8;
 /// Static peers configured at most.
 pub const DEFAULT_MAX_STATIC_PEERS: usize = 256;
 /// First redial delay after a static peer's dial failed or its connection ended.
@@ -72,8 +88,13 @@ pub struct Config {
     pub max_inbound: usize,
     /// Established outbound peers kept at most (static peers not counted).
     pub max_outbound: usize,
-    /// Connections in the handshake at once; more inbound ones are closed unanswered.
+    /// Connections in the handshake at once, inbound and outbound counted apart. A new
+    /// inbound one beyond it evicts the oldest pending inbound handshake; a driver-initiated
+    /// outbound one beyond it is refused.
     pub max_pending_handshakes: usize,
+    /// Inbound handshakes in flight from one address ([`ip_group`]); more are closed
+    /// unanswered.
+    pub max_pending_handshakes_per_ip: usize,
     /// Static peers configured at most.
     pub max_static_peers: usize,
     /// First redial delay.
@@ -92,6 +113,7 @@ impl Default for Config {
             max_inbound: DEFAULT_MAX_INBOUND,
             max_outbound: DEFAULT_MAX_OUTBOUND,
             max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
+            max_pending_handshakes_per_ip: DEFAULT_MAX_PENDING_HANDSHAKES_PER_IP,
             max_static_peers: DEFAULT_MAX_STATIC_PEERS,
             redial_initial_backoff_ms: DEFAULT_REDIAL_INITIAL_BACKOFF_MS,
             redial_max_backoff_ms: DEFAULT_REDIAL_MAX_BACKOFF_MS,
@@ -135,6 +157,53 @@ pub enum Admission {
     Reject(DisconnectReason),
 }
 
+/// Verdict on a new inbound connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundVerdict {
+    /// Start the handshake (an older pending one may have been evicted for it: see
+    /// [`Action::Disconnect`]).
+    Accept,
+    /// Close it without answering.
+    Refuse(InboundRefusal),
+}
+
+/// Why a new inbound connection was refused (each counted in [`PeerStats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundRefusal {
+    /// Its address already has [`Config::max_pending_handshakes_per_ip`] handshakes in flight.
+    PendingPerIpLimit,
+    /// The inbound pending table is full and holds nothing to evict
+    /// ([`Config::max_pending_handshakes`] is 0).
+    PendingLimit,
+    /// The owner holds all the connections it may and no inbound handshake is pending.
+    ConnectionLimit,
+}
+
+impl InboundRefusal {
+    /// Stable snake_case name (drop log).
+    pub fn label(self) -> &'static str {
+        match self {
+            InboundRefusal::PendingPerIpLimit => "max_pending_handshakes_per_ip",
+            InboundRefusal::PendingLimit => "max_pending_handshakes",
+            InboundRefusal::ConnectionLimit => "max_connections",
+        }
+    }
+}
+
+/// The address an inbound connection counts under for
+/// [`Config::max_pending_handshakes_per_ip`]: an IPv4 address, or the /64 prefix of an IPv6
+/// one (a single host is commonly given a whole /64); an IPv4-mapped IPv6 address counts as
+/// its IPv4 address.
+pub fn ip_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 /// Work for the owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -146,7 +215,9 @@ pub enum Action {
         /// Whom to dial.
         enode: Enode,
     },
-    /// End an established session with this reason (the loser of a duplicate pair).
+    /// End a session with this reason: the loser of a duplicate pair (`AlreadyConnected`),
+    /// or a pending inbound handshake evicted for a newer connection (`TooManyPeers`; one
+    /// still in the RLPx handshake has no frame to say it in and just closes).
     Disconnect {
         /// The connection.
         conn: ConnId,
@@ -173,8 +244,21 @@ pub struct PeerStats {
     pub dials_failed: u64,
     /// Dials never reported within `dial_timeout_ms`.
     pub dial_timeouts: u64,
-    /// New connections closed because `max_pending_handshakes` was reached.
+    /// New connections closed because `max_pending_handshakes` was reached and nothing could
+    /// be evicted (driver-initiated outbound ones; inbound ones only when the limit is 0).
     pub rejected_pending_limit: u64,
+    /// New inbound connections closed because their address had
+    /// `max_pending_handshakes_per_ip` handshakes in flight.
+    pub rejected_pending_per_ip: u64,
+    /// New inbound connections closed because the owner held all the connections it may and
+    /// no inbound handshake was pending to evict.
+    pub rejected_connection_limit: u64,
+    /// Pending inbound handshakes evicted (oldest first) to make room for a new inbound
+    /// connection in the full pending table.
+    pub evicted_pending_limit: u64,
+    /// Pending inbound handshakes evicted (oldest first) because the owner held all the
+    /// connections it may when a new inbound one arrived.
+    pub evicted_connection_limit: u64,
     /// Sessions refused with `TooManyPeers`.
     pub rejected_too_many_peers: u64,
     /// Sessions ended with `AlreadyConnected`.
@@ -191,6 +275,10 @@ impl PeerStats {
             ("dials_failed", self.dials_failed),
             ("dial_timeouts", self.dial_timeouts),
             ("rejected_pending_limit", self.rejected_pending_limit),
+            ("rejected_pending_per_ip", self.rejected_pending_per_ip),
+            ("rejected_connection_limit", self.rejected_connection_limit),
+            ("evicted_pending_limit", self.evicted_pending_limit),
+            ("evicted_connection_limit", self.evicted_connection_limit),
             ("rejected_too_many_peers", self.rejected_too_many_peers),
             ("duplicates", self.duplicates),
             ("self_connects", self.self_connects),
@@ -202,10 +290,14 @@ impl PeerStats {
 enum ConnState {
     /// A dial emitted, not yet reported.
     Dialing { remote: NodeId, deadline: Time },
-    /// In the RLPx handshake or Hello; `remote` is known for outbound connections.
+    /// In the RLPx handshake or Hello; `remote` is known for outbound connections, `ip` (as
+    /// [`ip_group`]) for inbound ones when the owner told it; `order` counts admissions, so the
+    /// smallest is the oldest.
     Handshaking {
         direction: Direction,
         remote: Option<NodeId>,
+        ip: Option<IpAddr>,
+        order: u64,
     },
     /// Ended by us (lost a duplicate contest); its close is still to come.
     Closing,
@@ -234,6 +326,8 @@ pub struct Peers {
     conns: BTreeMap<ConnId, ConnState>,
     statics: BTreeMap<NodeId, StaticPeer>,
     next_dial_id: ConnId,
+    /// The next [`ConnState::Handshaking::order`].
+    next_order: u64,
     actions: VecDeque<Action>,
     stats: PeerStats,
 }
@@ -247,6 +341,7 @@ impl Peers {
             conns: BTreeMap::new(),
             statics: BTreeMap::new(),
             next_dial_id: DIAL_CONN_ID_BASE,
+            next_order: 0,
             actions: VecDeque::new(),
             stats: PeerStats::default(),
         }
@@ -283,6 +378,14 @@ impl Peers {
             .count()
     }
 
+    /// Connections in the handshake in one direction.
+    pub fn pending_handshakes_in(&self, direction: Direction) -> usize {
+        self.conns
+            .values()
+            .filter(|s| matches!(s, ConnState::Handshaking { direction: d, .. } if *d == direction))
+            .count()
+    }
+
     /// Adds (or updates the address of) a static peer; it is dialed at once if not connected.
     pub fn add_static(&mut self, now: Time, enode: Enode) -> Result<(), PeersError> {
         if enode.public_key == self.local {
@@ -314,26 +417,97 @@ impl Peers {
         self.statics.remove(key).is_some()
     }
 
-    /// A new inbound connection.
-    pub fn handle_inbound(&mut self, _now: Time, conn: ConnId) -> Result<Admission, PeersError> {
+    /// A new inbound connection from `ip` (`None`: unknown, not bounded per address).
+    /// `connections_full`: the owner already holds all the connections it may, so it keeps
+    /// this one only if a pending inbound handshake makes room. On `Accept` an older pending
+    /// handshake may have been evicted ([`Action::Disconnect`]).
+    pub fn handle_inbound(
+        &mut self,
+        _now: Time,
+        conn: ConnId,
+        ip: Option<IpAddr>,
+        connections_full: bool,
+    ) -> Result<InboundVerdict, PeersError> {
         if conn >= DIAL_CONN_ID_BASE {
             return Err(PeersError::UnknownDial(conn));
         }
         if self.conns.contains_key(&conn) {
             return Err(PeersError::DuplicateConnection(conn));
         }
-        if self.pending_handshakes() >= self.config.max_pending_handshakes {
-            self.stats.rejected_pending_limit += 1;
-            return Ok(Admission::Reject(DisconnectReason::TooManyPeers));
+        let ip = ip.map(ip_group);
+        // First the per-address bound: an address over its share must not evict others.
+        if let Some(ip) = ip {
+            let from_ip = self
+                .conns
+                .values()
+                .filter(|s| matches!(s, ConnState::Handshaking { ip: Some(i), .. } if *i == ip))
+                .count();
+            if from_ip >= self.config.max_pending_handshakes_per_ip {
+                self.stats.rejected_pending_per_ip += 1;
+                return Ok(InboundVerdict::Refuse(InboundRefusal::PendingPerIpLimit));
+            }
         }
+        let table_full =
+            self.pending_handshakes_in(Direction::Inbound) >= self.config.max_pending_handshakes;
+        if table_full || connections_full {
+            match self.evict_oldest_pending_inbound() {
+                Some(_) if table_full => self.stats.evicted_pending_limit += 1,
+                Some(_) => self.stats.evicted_connection_limit += 1,
+                None if table_full => {
+                    self.stats.rejected_pending_limit += 1;
+                    return Ok(InboundVerdict::Refuse(InboundRefusal::PendingLimit));
+                }
+                None => {
+                    self.stats.rejected_connection_limit += 1;
+                    return Ok(InboundVerdict::Refuse(InboundRefusal::ConnectionLimit));
+                }
+            }
+        }
+        self.insert_handshaking(conn, Direction::Inbound, None, ip);
+        Ok(InboundVerdict::Accept)
+    }
+
+    /// Ends the pending inbound handshake admitted first (its slot is free at once; its close
+    /// comes later). Returns it, or `None` if no inbound handshake is pending.
+    fn evict_oldest_pending_inbound(&mut self) -> Option<ConnId> {
+        let (conn, _) = self
+            .conns
+            .iter()
+            .filter_map(|(c, s)| match s {
+                ConnState::Handshaking {
+                    direction: Direction::Inbound,
+                    order,
+                    ..
+                } => Some((*c, *order)),
+                _ => None,
+            })
+            .min_by_key(|(_, order)| *order)?;
+        self.conns.insert(conn, ConnState::Closing);
+        self.actions.push_back(Action::Disconnect {
+            conn,
+            reason: DisconnectReason::TooManyPeers,
+        });
+        Some(conn)
+    }
+
+    fn insert_handshaking(
+        &mut self,
+        conn: ConnId,
+        direction: Direction,
+        remote: Option<NodeId>,
+        ip: Option<IpAddr>,
+    ) {
+        let order = self.next_order;
+        self.next_order = self.next_order.saturating_add(1);
         self.conns.insert(
             conn,
             ConnState::Handshaking {
-                direction: Direction::Inbound,
-                remote: None,
+                direction,
+                remote,
+                ip,
+                order,
             },
         );
-        Ok(Admission::Accept)
     }
 
     /// An outbound connection is up: one of our dials (id from [`DIAL_CONN_ID_BASE`]) or one
@@ -356,20 +530,17 @@ impl Peers {
             Some(_) => return Err(PeersError::DuplicateConnection(conn)),
             None if conn >= DIAL_CONN_ID_BASE => return Err(PeersError::UnknownDial(conn)),
             None => {
-                // The driver dialed on its own (e.g. `--peer`); it chose to spend the work.
-                if self.pending_handshakes() >= self.config.max_pending_handshakes {
+                // The driver dialed on its own; it chose to spend the work. Inbound handshakes
+                // do not count: they cannot keep our own dials out.
+                if self.pending_handshakes_in(Direction::Outbound)
+                    >= self.config.max_pending_handshakes
+                {
                     self.stats.rejected_pending_limit += 1;
                     return Ok(Admission::Reject(DisconnectReason::TooManyPeers));
                 }
             }
         }
-        self.conns.insert(
-            conn,
-            ConnState::Handshaking {
-                direction: Direction::Outbound,
-                remote: Some(*remote),
-            },
-        );
+        self.insert_handshaking(conn, Direction::Outbound, Some(*remote), None);
         Ok(Admission::Accept)
     }
 
