@@ -284,11 +284,22 @@ pub fn conversations(data: &[u8]) {
         return;
     };
     let k = keys();
-    let mut bob = Conversations::new(conversations_config(), k.receiver, "bob-1", seed_from_u64(1), T0)
-        .expect("conversations");
+    let mut bob = Conversations::new(
+        conversations_config(),
+        k.receiver,
+        "bob-1",
+        seed_from_u64(1),
+        T0,
+    )
+    .expect("conversations");
     let alice_public = public_key(&k.author);
     if mode == 0 {
-        for via in [Via::Partitioned, Via::Negotiated, Via::ContactCode, Via::Discovery] {
+        for via in [
+            Via::Partitioned,
+            Via::Negotiated,
+            Via::ContactCode,
+            Via::Discovery,
+        ] {
             bob.handle_incoming(T0, &alice_public, rest, via);
             while bob.poll_action().is_some() {}
         }
@@ -296,9 +307,14 @@ pub fn conversations(data: &[u8]) {
         while bob.poll_action().is_some() {}
         return;
     }
-    let mut alice =
-        Conversations::new(conversations_config(), k.author, "alice-1", seed_from_u64(2), T0)
-            .expect("conversations");
+    let mut alice = Conversations::new(
+        conversations_config(),
+        k.author,
+        "alice-1",
+        seed_from_u64(2),
+        T0,
+    )
+    .expect("conversations");
     let text = String::from_utf8_lossy(rest);
     let bob_public = public_key(&k.receiver);
     let _ = alice.send_direct(T0, &bob_public, &text);

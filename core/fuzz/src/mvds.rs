@@ -2,9 +2,8 @@
 //! records, and the machine's `handle_payload`.
 
 use hush_core::mvds::{
-    decode_payload, encode_frame, encode_payload, FrameDecoder, Message, MessageId, Metadata,
-    Mode, Mvds, Numbering, Parents, Payload, PeerId, PersistRecord, Resolution, SendOptions,
-    PEER_ID_LEN,
+    decode_payload, encode_frame, encode_payload, FrameDecoder, Message, MessageId, Metadata, Mode,
+    Mvds, Numbering, Parents, Payload, PeerId, PersistRecord, Resolution, SendOptions, PEER_ID_LEN,
 };
 
 use crate::{split_messages, T0};

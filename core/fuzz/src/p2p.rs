@@ -4,13 +4,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use hush_core::ecies::{public_key, pubkey_to_wire, random_secret_key};
+use hush_core::ecies::{pubkey_to_wire, public_key, random_secret_key};
 use hush_core::node::{self, Command, Direction, Node, NodeConfig};
 use hush_core::p2p::rlpx::handshake::{decode_ack, decode_auth, PacketFormat};
 use hush_core::p2p::rlpx::{FrameCodec, Initiator, Responder, Secrets};
 use hush_core::p2p::session::{
-    self, decode_disconnect, decode_hello, encode_hello, Capability, Config, Hello, Role,
-    Session,
+    self, decode_disconnect, decode_hello, encode_hello, Capability, Config, Hello, Role, Session,
 };
 use hush_core::rlp::{Encoder, Rlp};
 use hush_core::rng::{rng_from_seed, seed_from_u64};
@@ -293,13 +292,7 @@ pub fn node(data: &[u8]) {
     let mut config = NodeConfig::default();
     config.whisper.min_pow = 0.0;
     config.whisper.max_seal_iterations = 1;
-    let mut n = Node::new(
-        config,
-        k.remote.secret_bytes(),
-        seed_from_u64(3),
-        T0,
-    )
-    .expect("node");
+    let mut n = Node::new(config, k.remote.secret_bytes(), seed_from_u64(3), T0).expect("node");
     n.handle_command(
         T0,
         Command::JoinPublicChat {
@@ -343,7 +336,12 @@ pub fn node(data: &[u8]) {
     for (code, payload) in split_messages(rest) {
         if flags & flags::CHAT_ENVELOPE != 0 {
             let packet = shh::encode_messages(&[chat_envelope(payload, code)]);
-            client.seal(shh_offset + shh::codes::MESSAGES, &packet, snappy, &mut wire);
+            client.seal(
+                shh_offset + shh::codes::MESSAGES,
+                &packet,
+                snappy,
+                &mut wire,
+            );
         } else {
             client.seal(u64::from(code), payload, snappy, &mut wire);
         }

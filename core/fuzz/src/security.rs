@@ -6,8 +6,7 @@ use hush_core::ecies::public_key;
 use hush_core::rng::{rng_from_seed, seed_from_u64};
 use hush_core::security::bundle::{from_contact_code, to_contact_code, verify_bundle};
 use hush_core::security::proto::{
-    Bundle, BundleContainer, DhHeader, DirectMessageProtocol, DrHeader, ProtocolMessage,
-    X3dhHeader,
+    Bundle, BundleContainer, DhHeader, DirectMessageProtocol, DrHeader, ProtocolMessage, X3dhHeader,
 };
 use hush_core::security::{Received, SecurityConfig, SecurityService};
 use prost::Message as _;
@@ -50,8 +49,8 @@ pub fn security_proto(data: &[u8]) {
 /// Bob's service with a published bundle; the same every call.
 fn new_bob() -> (SecurityService, Bundle) {
     let mut rng = rng_from_seed(seed_from_u64(4));
-    let mut bob = SecurityService::new(SecurityConfig::default(), key_of(2), "bob-1")
-        .expect("service");
+    let mut bob =
+        SecurityService::new(SecurityConfig::default(), key_of(2), "bob-1").expect("service");
     let (_, bundle) = bob.own_bundle(T0, &mut rng).expect("bundle");
     (bob, bundle)
 }
@@ -75,11 +74,10 @@ pub fn security_decrypt(data: &[u8]) {
         let _ = bob.handle_timeout(T0.plus_millis(1_000));
         return;
     }
-    let mut alice = SecurityService::new(SecurityConfig::default(), alice_key, "alice-1")
-        .expect("service");
+    let mut alice =
+        SecurityService::new(SecurityConfig::default(), alice_key, "alice-1").expect("service");
     let bundles = if mode % 2 == 1 { vec![] } else { vec![bundle] };
-    let Ok((_, m)) = alice.encrypt_for(T0, &mut rng, &bob.identity_public(), &bundles, rest)
-    else {
+    let Ok((_, m)) = alice.encrypt_for(T0, &mut rng, &bob.identity_public(), &bundles, rest) else {
         return;
     };
     let encoded = m.encode_to_vec();

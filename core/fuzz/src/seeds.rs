@@ -6,7 +6,7 @@
 
 use hush_core::chat::app::{encode_message, PayloadFormat};
 use hush_core::chat::{C4Content, C4Message, MessageType};
-use hush_core::ecies::{public_key, pubkey_to_wire};
+use hush_core::ecies::{pubkey_to_wire, public_key};
 use hush_core::p2p::session::{encode_disconnect, encode_hello, DisconnectReason, Hello};
 use hush_core::whisper::{
     encode_bloom_filter, encode_messages, encode_pow_requirement, encode_rate_limits_packet,
@@ -64,10 +64,7 @@ pub fn hex_strings(json: &str) -> Vec<Vec<u8>> {
 }
 
 fn prefixed(prefix: &[u8], items: impl IntoIterator<Item = Vec<u8>>) -> Vec<Vec<u8>> {
-    items
-        .into_iter()
-        .map(|b| [prefix, &b].concat())
-        .collect()
+    items.into_iter().map(|b| [prefix, &b].concat()).collect()
 }
 
 fn status() -> StatusPacket {
@@ -230,7 +227,12 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
                 [&[0u8][..], &join_messages(&[(0, &hello(5)), (2, &[0xc0])])].concat(),
                 [&[flags::SNAPPY][..], &join_messages(&[(0, &hello(4))])].concat(),
             ];
-            v.extend(prefixed(&[0], hex_strings(HELLO).into_iter().map(|h| join_messages(&[(0, &h)]))));
+            v.extend(prefixed(
+                &[0],
+                hex_strings(HELLO)
+                    .into_iter()
+                    .map(|h| join_messages(&[(0, &h)])),
+            ));
             if name == "node" {
                 let all = flags::HELLO | flags::SNAPPY | flags::STATUS;
                 v.push([&[all][..], &session_messages()].concat());
@@ -240,7 +242,12 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             }
             v
         }
-        "rlp" => [hex_strings(RLP_VALID), hex_strings(RLP_INVALID), hex_strings(HELLO)].concat(),
+        "rlp" => [
+            hex_strings(RLP_VALID),
+            hex_strings(RLP_INVALID),
+            hex_strings(HELLO),
+        ]
+        .concat(),
         "ecies" => [
             hex_strings(ECIES),
             hex_strings(RLPX),
@@ -287,21 +294,57 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
             [&[1, 0][..], &[0u8; 300][..]].concat(),
         ],
         "whisper" => vec![
-            [&[1][..], &join_messages(&[(1, &encode_messages(&envelopes())), (2, &encode_pow_requirement(0.1))])].concat(),
+            [
+                &[1][..],
+                &join_messages(&[
+                    (1, &encode_messages(&envelopes())),
+                    (2, &encode_pow_requirement(0.1)),
+                ]),
+            ]
+            .concat(),
             [&[3][..], &join_messages(&[(0, b"hello"), (1, b"signed")])].concat(),
-            [&[0][..], &join_messages(&[(0, &status().encode()), (3, &encode_bloom_filter(&hush_core::whisper::topic_to_bloom(FUZZ_TOPIC)))])].concat(),
+            [
+                &[0][..],
+                &join_messages(&[
+                    (0, &status().encode()),
+                    (
+                        3,
+                        &encode_bloom_filter(&hush_core::whisper::topic_to_bloom(FUZZ_TOPIC)),
+                    ),
+                ]),
+            ]
+            .concat(),
         ],
         "whisper_mailserver" => vec![
             [&[3][..], &join_messages(&[(0, &request().encode())])].concat(),
-            [&[3][..], &join_messages(&[(0, &RequestPayload { cursor: vec![], ..request() }.encode())])].concat(),
-            [&[1][..], &join_messages(&[(126, &MessagesRequest {
-                id: vec![3; 32],
-                from: T0.as_secs() as u32 - 100,
-                to: T0.as_secs() as u32 + 100,
-                bloom: hush_core::whisper::topic_to_bloom(FUZZ_TOPIC).0.to_vec(),
-                limit: 5,
-                cursor: vec![],
-            }.encode())])].concat(),
+            [
+                &[3][..],
+                &join_messages(&[(
+                    0,
+                    &RequestPayload {
+                        cursor: vec![],
+                        ..request()
+                    }
+                    .encode(),
+                )]),
+            ]
+            .concat(),
+            [
+                &[1][..],
+                &join_messages(&[(
+                    126,
+                    &MessagesRequest {
+                        id: vec![3; 32],
+                        from: T0.as_secs() as u32 - 100,
+                        to: T0.as_secs() as u32 + 100,
+                        bloom: hush_core::whisper::topic_to_bloom(FUZZ_TOPIC).0.to_vec(),
+                        limit: 5,
+                        cursor: vec![],
+                    }
+                    .encode(),
+                )]),
+            ]
+            .concat(),
         ],
         "mailserver_codecs" => vec![
             request().encode(),
@@ -330,21 +373,34 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "security_decrypt" => [
             prefixed(&[0], hex_strings(GO_PROTOCOL)),
             prefixed(&[0], hex_strings(GO_DH_ONLY)),
-            vec![b"\x02hello bob".to_vec(), b"\x01dh only".to_vec(), b"\x04\x80\x00".to_vec()],
+            vec![
+                b"\x02hello bob".to_vec(),
+                b"\x01dh only".to_vec(),
+                b"\x04\x80\x00".to_vec(),
+            ],
         ]
         .concat(),
         "mvds_payload" => mvds_records().1,
         "mvds_persist" => mvds_records().0,
         "mvds_sync" => [
-            prefixed(&[8], mvds_records().1.iter().map(|p| join_messages(&[(0, p)]))),
-            vec![vec![0, 0, 0, 1, 1, 2, 2, 3, 9, 4, 0], vec![1, 1, 0, 2, 1, 4, 2], vec![6, 3, 1, 4, 0, 0, 1]],
+            prefixed(
+                &[8],
+                mvds_records().1.iter().map(|p| join_messages(&[(0, p)])),
+            ),
+            vec![
+                vec![0, 0, 0, 1, 1, 2, 2, 3, 9, 4, 0],
+                vec![1, 1, 0, 2, 1, 4, 2],
+                vec![6, 3, 1, 4, 0, 0, 1],
+            ],
         ]
         .concat(),
         "chat_app" => [
             go_chat(),
             hex_strings(CHAT),
             chat_payloads("fuzz"),
-            (0..5u8).map(|m| [&[m, 10, 0x41][..], b"hello"].concat()).collect(),
+            (0..5u8)
+                .map(|m| [&[m, 10, 0x41][..], b"hello"].concat())
+                .collect(),
         ]
         .concat(),
         "chat_record" => conversation_records(),
@@ -361,13 +417,27 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
                 (0x10, b"unsigned"),
             ])];
             let go = go_chat();
-            v.push(join_messages(&go.iter().take(16).map(|p| (4u8, &p[..])).collect::<Vec<_>>()));
-            v.push(join_messages(&chat_payloads("fuzz").iter().map(|p| (4u8, &p[..])).collect::<Vec<_>>()));
+            v.push(join_messages(
+                &go.iter()
+                    .take(16)
+                    .map(|p| (4u8, &p[..]))
+                    .collect::<Vec<_>>(),
+            ));
+            v.push(join_messages(
+                &chat_payloads("fuzz")
+                    .iter()
+                    .map(|p| (4u8, &p[..]))
+                    .collect::<Vec<_>>(),
+            ));
             v
         }
         "conversations" => [
             prefixed(&[0], go_chat()),
-            vec![b"\x01hello bob".to_vec(), b"\x03two texts".to_vec(), b"\x80x".to_vec()],
+            vec![
+                b"\x01hello bob".to_vec(),
+                b"\x03two texts".to_vec(),
+                b"\x80x".to_vec(),
+            ],
         ]
         .concat(),
         _ => Vec::new(),

@@ -115,7 +115,9 @@ pub fn packets(data: &[u8]) {
 /// symmetrically and opened again: the payload and signer must come back, and a flipped byte
 /// of the ciphertext must not open.
 pub fn plaintext(data: &[u8]) {
-    use hush_core::whisper::{decrypt_asymmetric, decrypt_symmetric, open_symmetric, parse_plaintext};
+    use hush_core::whisper::{
+        decrypt_asymmetric, decrypt_symmetric, open_symmetric, parse_plaintext,
+    };
     let _ = parse_plaintext(data);
     let _ = decrypt_symmetric(data, &MAILSERVER_KEY);
     let _ = decrypt_asymmetric(data, client_key());
@@ -198,8 +200,15 @@ pub fn whisper(data: &[u8]) {
         .into_iter()
         .map(|(code, payload)| {
             if flags & 2 != 0 {
-                let env = wrap_payload(payload, code % 2 == 0, &Encryption::Symmetric(MAILSERVER_KEY));
-                (codes::MESSAGES, encode_messages(&env.into_iter().collect::<Vec<_>>()))
+                let env = wrap_payload(
+                    payload,
+                    code % 2 == 0,
+                    &Encryption::Symmetric(MAILSERVER_KEY),
+                );
+                (
+                    codes::MESSAGES,
+                    encode_messages(&env.into_iter().collect::<Vec<_>>()),
+                )
             } else {
                 (u64::from(code), payload.to_vec())
             }
@@ -240,8 +249,15 @@ pub fn whisper_mailserver(data: &[u8]) {
         .into_iter()
         .map(|(code, payload)| {
             if flags & 2 != 0 {
-                let env = wrap_payload(payload, code % 2 == 0, &Encryption::Symmetric(MAILSERVER_KEY));
-                (codes::P2P_REQUEST, env.map(|e| e.encode()).unwrap_or_default())
+                let env = wrap_payload(
+                    payload,
+                    code % 2 == 0,
+                    &Encryption::Symmetric(MAILSERVER_KEY),
+                );
+                (
+                    codes::P2P_REQUEST,
+                    env.map(|e| e.encode()).unwrap_or_default(),
+                )
             } else {
                 (u64::from(code), payload.to_vec())
             }
@@ -269,7 +285,10 @@ pub fn mailserver_codecs(data: &[u8]) {
         assert_eq!(MessageResponse::decode(&m.encode()).as_ref(), Ok(&m));
     }
     if let Ok(h) = mailserver::decode_batch_ack(data) {
-        assert_eq!(mailserver::decode_batch_ack(&mailserver::encode_batch_ack(&h)), Ok(h));
+        assert_eq!(
+            mailserver::decode_batch_ack(&mailserver::encode_batch_ack(&h)),
+            Ok(h)
+        );
     }
     let _ = mailserver::decode_p2p_messages(data);
 }
