@@ -285,13 +285,22 @@ pub const NODE_CHAT: &str = "fuzz";
 /// or wrapped as a signed envelope of the joined chat ([`flags::CHAT_ENVELOPE`]) so it reaches
 /// the chat layer; then the node's timers run.
 pub fn node(data: &[u8]) {
+    node_events(data);
+}
+
+/// [`node`], returning the events the node reported (for the tests that check how deep the
+/// seeds reach).
+pub fn node_events(data: &[u8]) -> Vec<node::Event> {
+    let mut events = Vec::new();
     let Some((&flags, rest)) = data.split_first() else {
-        return;
+        return events;
     };
     let k = keys();
     let mut config = NodeConfig::default();
+    // No PoW anywhere and no contact-code posts: sealing, not decoding, would take the time.
     config.whisper.min_pow = 0.0;
-    config.whisper.max_seal_iterations = 1;
+    config.chat.pow_target = 0.0;
+    config.conversations.publish_contact_code = false;
     let mut n = Node::new(config, k.remote.secret_bytes(), seed_from_u64(3), T0).expect("node");
     n.handle_command(
         T0,
@@ -303,12 +312,14 @@ pub fn node(data: &[u8]) {
     const CONN: node::ConnId = 1;
     n.handle_connection(T0, CONN, Direction::Inbound)
         .expect("inbound connection");
-    let feed = |n: &mut Node, bytes: &[u8]| {
+    let mut feed = |n: &mut Node, bytes: &[u8]| {
         n.handle_bytes(T0, CONN, bytes);
         let mut out = Vec::new();
         while let Some(a) = n.poll_action() {
-            if let node::Action::Send { bytes, .. } = a {
-                out.extend_from_slice(&bytes);
+            match a {
+                node::Action::Send { bytes, .. } => out.extend_from_slice(&bytes),
+                node::Action::Event(e) => events.push(e),
+                _ => {}
             }
         }
         out
@@ -352,8 +363,13 @@ pub fn node(data: &[u8]) {
     }
     for later_ms in [1_000, 60_000] {
         n.handle_timeout(T0.plus_millis(later_ms));
-        while n.poll_action().is_some() {}
+        while let Some(a) = n.poll_action() {
+            if let node::Action::Event(e) = a {
+                events.push(e);
+            }
+        }
     }
+    events
 }
 
 /// A Whisper envelope of [`NODE_CHAT`] carrying `payload`, signed by the client's key, or
@@ -446,8 +462,8 @@ pub fn ecies(data: &[u8]) {
     let [0, key_byte, iv_byte, flip_hi, flip_lo, plain @ ..] = data else {
         return;
     };
-    let ephemeral = secp256k1::SecretKey::from_byte_array(&[key_byte.max(&1).to_owned(); 32])
-        .expect("a repeated non-zero byte is a valid key");
+    let ephemeral = secp256k1::SecretKey::from_byte_array(&[(*key_byte).clamp(1, 0x7f); 32])
+        .expect("a repeated byte in 1..=0x7f is a valid key (below the curve order)");
     let message = encrypt_with(
         &ephemeral,
         [*iv_byte; 16],

@@ -103,7 +103,8 @@ fn c4(text: &str, chat: &str) -> C4Message {
         text: text.into(),
         content_type: "text/plain".into(),
         message_type: MessageType::PublicGroupUserMessage,
-        clock: 157_507_206_000_001,
+        // A Lamport clock the receiver accepts at T0 (status-go: ms × 100).
+        clock: T0.as_millis() * 100 + 1,
         timestamp_ms: T0.as_millis(),
         content: C4Content {
             chat_id: chat.into(),
@@ -251,7 +252,11 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         "ecies" => [
             hex_strings(ECIES),
             hex_strings(RLPX),
-            vec![[&[0, 1, 2, 0, 10][..], b"plaintext"].concat()],
+            vec![
+                [&[0, 1, 2, 0, 10][..], b"plaintext"].concat(),
+                // Found by libFuzzer: an ephemeral key byte of 0xff (a key above the order).
+                vec![0x00, 0xff, 0xff, 0xff, 0xff, 0xb8, 0xfe, 0xbc, 0xdb],
+            ],
         ]
         .concat(),
         "enode" => {

@@ -84,3 +84,22 @@ fn every_binary_is_a_listed_target() {
     let listed: Vec<&str> = hush_core_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(bins, listed, "Cargo.toml [[bin]]s and TARGETS differ");
 }
+
+/// The node target's prelude works: its seeds get a peer past the handshake and Hello, and
+/// the chat-envelope seed delivers public chat messages (so fuzz bytes reach that deep).
+#[test]
+fn node_seeds_reach_the_peer_and_chat_layers() {
+    use hush_core::node::Event;
+    let events: Vec<Event> = hush_core_fuzz::seeds::seeds("node")
+        .iter()
+        .flat_map(|s| hush_core_fuzz::p2p::node_events(s))
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::PeerConnected { .. })));
+    let received = events
+        .iter()
+        .filter(|e| matches!(e, Event::MessageReceived(_)))
+        .count();
+    assert_eq!(received, 3, "the three chat payloads of the seed are delivered");
+}
