@@ -378,7 +378,7 @@ fn chat_envelope(payload: &[u8], variant: u8) -> shh::Envelope {
     let params = shh::MessageParams {
         payload: payload.to_vec(),
         padding: None,
-        sign_with: (variant % 2 == 0).then_some(keys().local),
+        sign_with: variant.is_multiple_of(2).then_some(keys().local),
         topic: hush_core::chat::public_chat_topic(NODE_CHAT),
         ttl_secs: 30,
         pow_target: 0.0,

@@ -101,5 +101,8 @@ fn node_seeds_reach_the_peer_and_chat_layers() {
         .iter()
         .filter(|e| matches!(e, Event::MessageReceived(_)))
         .count();
-    assert_eq!(received, 3, "the three chat payloads of the seed are delivered");
+    assert_eq!(
+        received, 3,
+        "the three chat payloads of the seed are delivered"
+    );
 }
