@@ -1,4 +1,4 @@
-//! Fuzz target: application payloads of both 2019 eras and their consumers (`hush_core_fuzz::chat::chat_app`).
+//! Fuzz target `chat_app`: see `hush_core_fuzz::chat::chat_app` for what it reaches.
 #![cfg_attr(feature = "libfuzzer", no_main)]
 
 #[cfg(feature = "libfuzzer")]

@@ -1,11 +1,10 @@
-//! Fuzz target: RLPx frame decoder (raw, and valid frames with mutations) and an established
-//! session's message handling.
+//! Fuzz target `frame`: see `hush_core_fuzz::p2p::frame` for what it reaches.
 #![cfg_attr(feature = "libfuzzer", no_main)]
 
 #[cfg(feature = "libfuzzer")]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| hush_core_fuzz::frame(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hush_core_fuzz::p2p::frame(data));
 
 #[cfg(not(feature = "libfuzzer"))]
 fn main() {
-    hush_core_fuzz::run_inputs(hush_core_fuzz::frame);
+    hush_core_fuzz::run_inputs(hush_core_fuzz::p2p::frame);
 }

@@ -1,4 +1,4 @@
-//! Fuzz target: signed membership events folded into a group (`hush_core_fuzz::chat::group_fold`).
+//! Fuzz target `group_fold`: see `hush_core_fuzz::chat::group_fold` for what it reaches.
 #![cfg_attr(feature = "libfuzzer", no_main)]
 
 #[cfg(feature = "libfuzzer")]

@@ -1,10 +1,10 @@
-//! Fuzz target: RLPx auth/ack decoders (both formats) and a responder session fed the bytes.
+//! Fuzz target `handshake`: see `hush_core_fuzz::p2p::handshake` for what it reaches.
 #![cfg_attr(feature = "libfuzzer", no_main)]
 
 #[cfg(feature = "libfuzzer")]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| hush_core_fuzz::handshake(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hush_core_fuzz::p2p::handshake(data));
 
 #[cfg(not(feature = "libfuzzer"))]
 fn main() {
-    hush_core_fuzz::run_inputs(hush_core_fuzz::handshake);
+    hush_core_fuzz::run_inputs(hush_core_fuzz::p2p::handshake);
 }

@@ -210,3 +210,136 @@ pub fn group_fold(data: &[u8]) {
     };
     consume(&g5.encode());
 }
+
+/// `Record::decode` (the conversations' persisted records): a decoded record re-encodes to
+/// bytes that decode to it.
+pub fn chat_record(data: &[u8]) {
+    use hush_core::chat::direct::Record;
+    if let Ok(r) = Record::decode(data) {
+        assert_eq!(Record::decode(&r.encode()).as_ref(), Ok(&r));
+        let _ = r.flatten();
+    }
+}
+
+/// `PublicChats::receive` over a sequence of received messages on two joined chats and one
+/// not joined. Input `(code, len, payload)*`; code bits: 0–1 chat, 2–3 signer (none, author,
+/// receiver), 4 raw payload or a valid message whose text is the payload, 5–6 its form
+/// (Transit, wrapped Transit, protobuf). Repeats are duplicates.
+pub fn public_chats(data: &[u8]) {
+    use hush_core::whisper::{ReceivedMessage, Topic};
+    let k = keys();
+    let mut chats = PublicChats::new(ChatConfig::default(), k.receiver);
+    for name in [CHAT, "status"] {
+        let _ = chats.join(name);
+    }
+    for (i, (code, payload)) in crate::split_messages(data).into_iter().enumerate() {
+        let chat = ["fuzz", "status", "not-joined", "fuzz"][usize::from(code & 3)];
+        let signer = match code >> 2 & 3 {
+            0 => None,
+            1 | 3 => Some(public_key(&k.author)),
+            _ => Some(public_key(&k.receiver)),
+        };
+        let bytes = if code & 0x10 == 0 {
+            payload.to_vec()
+        } else {
+            let text = String::from_utf8_lossy(payload);
+            let mut m = message(&text, MessageType::PublicGroupUserMessage);
+            m.content.chat_id = chat.into();
+            m.clock += i as u64;
+            let (format, wrapped) = match code >> 5 & 3 {
+                0 => (PayloadFormat::Transit, false),
+                1 => (PayloadFormat::Transit, true),
+                _ => (PayloadFormat::Protobuf, false),
+            };
+            encode_message(format, &m, &k.author, wrapped)
+        };
+        let received = ReceivedMessage {
+            envelope_hash: [i as u8; 32],
+            topic: Topic([0; 4]),
+            payload: bytes,
+            padding: Vec::new(),
+            signer,
+            sent_secs: T0.as_secs() as u32,
+            ttl_secs: 10,
+            pow: 1.0,
+        };
+        let _ = chats.receive(T0, chat, &received);
+    }
+}
+
+fn conversations_config() -> ConversationsConfig {
+    ConversationsConfig {
+        publish_contact_code: false,
+        ..Default::default()
+    }
+}
+
+/// `Conversations::handle_incoming` by Bob. Input `mode, rest`: mode `0`: `rest` goes raw to
+/// `handle_incoming` from Alice under every `Via`; other: Alice sends `rest` as a 1:1 text to
+/// Bob (mode bit 1: a second text follows) and each of her Whisper payloads reaches Bob,
+/// first with one byte replaced (position and value from the mode and first text byte), then
+/// intact.
+pub fn conversations(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let k = keys();
+    let mut bob = Conversations::new(
+        conversations_config(),
+        k.receiver,
+        "bob-1",
+        seed_from_u64(1),
+        T0,
+    )
+    .expect("conversations");
+    let alice_public = public_key(&k.author);
+    if mode == 0 {
+        for via in [
+            Via::Partitioned,
+            Via::Negotiated,
+            Via::ContactCode,
+            Via::Discovery,
+        ] {
+            bob.handle_incoming(T0, &alice_public, rest, via);
+            while bob.poll_action().is_some() {}
+        }
+        bob.handle_timeout(T0.plus_millis(60_000));
+        while bob.poll_action().is_some() {}
+        return;
+    }
+    let mut alice = Conversations::new(
+        conversations_config(),
+        k.author,
+        "alice-1",
+        seed_from_u64(2),
+        T0,
+    )
+    .expect("conversations");
+    let text = String::from_utf8_lossy(rest);
+    let bob_public = public_key(&k.receiver);
+    let _ = alice.send_direct(T0, &bob_public, &text);
+    if mode & 2 != 0 {
+        let _ = alice.send_direct(T0, &bob_public, "and again");
+    }
+    alice.handle_timeout(T0.plus_millis(1_000));
+    let mut posts = Vec::new();
+    while let Some(a) = alice.poll_action() {
+        if let hush_core::chat::direct::Action::Post { payload, .. } = a {
+            posts.push(payload);
+        }
+    }
+    let now = T0.plus_millis(2_000);
+    for payload in posts {
+        let mut mutated = payload.clone();
+        if !mutated.is_empty() {
+            let i = usize::from(mode) * mutated.len() / 256;
+            mutated[i] = rest.first().copied().unwrap_or(0);
+        }
+        for p in [mutated, payload] {
+            bob.handle_incoming(now, &alice_public, &p, Via::Partitioned);
+            while bob.poll_action().is_some() {}
+        }
+    }
+    bob.handle_timeout(T0.plus_millis(120_000));
+    while bob.poll_action().is_some() {}
+}
