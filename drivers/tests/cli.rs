@@ -76,6 +76,60 @@ fn short_enode_key_is_a_clear_error() {
     assert!(stderr(&o).contains("128 hex characters"), "{}", stderr(&o));
 }
 
+/// Issue 16 item 7: a key off the curve is refused at parse time (exit 2, usage error), for
+/// `--peer` and `--mailserver-peer` alike, before the data directory is created.
+#[test]
+fn enode_key_off_the_curve_is_a_usage_error() {
+    // X = 1, Y = 1 is not on y² = x³ + 7.
+    let key = format!("{}01{}01", "00".repeat(31), "00".repeat(31));
+    let url = format!("enode://{key}@127.0.0.1:30303");
+    for flag in ["--peer", "--mailserver-peer"] {
+        let dir = "/nonexistent/hush-off-curve";
+        let o = hush(&["node", "--data-dir", dir, flag, &url]);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(flag) && err.contains("not a valid secp256k1 public key"),
+            "{flag}: {err}"
+        );
+        assert!(!std::path::Path::new(dir).exists());
+    }
+}
+
+/// Issue 16 item 5: numeric flags where 0 (or too little) is nonsense are refused at parse
+/// time with the minimum and the reason, before anything is created.
+#[test]
+fn nonsense_numbers_are_usage_errors() {
+    let dir = "/nonexistent/hush-min-flags";
+    for (args, says) in [
+        (&["node", "--redial-max-ms", "0"][..], "at least 100"),
+        (&["node", "--redial-max-ms", "99"][..], "busy loop"),
+        (&["node", "--message-ttl-secs", "0"][..], "at least 1"),
+        (
+            &["node", "--mailserver-max-envelopes", "0"][..],
+            "at least 1",
+        ),
+        (&["node", "--inject-loss", "1.5"][..], "within [0, 1]"),
+        (&["node", "--inject-loss", "NaN"][..], "within [0, 1]"),
+        (&["bench", "e2e", "--messages", "0"][..], "at least 1"),
+        (&["bench", "e2e", "--rounds", "0"][..], "at least 1"),
+        (&["bench", "e2e", "--stall-secs", "0"][..], "at least 1"),
+    ] {
+        let mut full = args.to_vec();
+        if args[0] == "node" {
+            full.extend(["--data-dir", dir]);
+        }
+        let o = hush(&full);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(args[args.len() - 2]) && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!std::path::Path::new(dir).exists());
+}
+
 #[test]
 fn data_dir_is_required() {
     let o = hush(&["node"]);
