@@ -156,3 +156,42 @@ fn corrupt_nodekey_is_reported_not_replaced() {
     assert_eq!(std::fs::read_to_string(dir.join("nodekey")).unwrap(), "zz");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 16 item 4: scenarios that cannot fit in memory are refused before anything is
+/// allocated (they used to abort with exit 134 on a failed allocation of 57 GB / 4.7 GB).
+#[test]
+fn sim_refuses_scenarios_too_big_for_memory() {
+    for args in [
+        &["sim", "--no-progress", "--nodes", "10000000"][..],
+        &[
+            "sim",
+            "--no-progress",
+            "--set",
+            "nodes=10",
+            "--set",
+            "messages=1000000000",
+            "--set",
+            "message_interval_ms=0",
+        ][..],
+    ] {
+        let o = hush(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("needs about") && err.contains("--max-memory-gb"),
+            "{args:?}: {err}"
+        );
+    }
+    // A limit given on the command line is the one applied.
+    let o = hush(&[
+        "sim",
+        "--no-progress",
+        "--nodes",
+        "100000",
+        "--max-memory-gb",
+        "1",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("limit of 1.0 GB"), "{err}");
+}
