@@ -55,8 +55,8 @@ fn pipe_through_node(input: Vec<u8>) -> Run {
     }
     if !exited {
         let _ = child.kill();
-        let _ = child.wait();
     }
+    let _ = child.wait();
     let _ = writer.join();
     let run = Run {
         exited,
@@ -103,7 +103,7 @@ fn a_line_that_is_not_utf8_is_reported_and_reading_goes_on() {
 fn unknown_chats_get_one_line_answers_and_huge_input_is_cut() {
     let mut input = b"/join known\n/history nosuchchat\n/history known\n/leave nosuch\n".to_vec();
     input.extend_from_slice(b"/");
-    input.extend(std::iter::repeat(b'x').take(1_000_000));
+    input.extend(std::iter::repeat_n(b'x', 1_000_000));
     input.extend_from_slice(b"\n/send notjoined hi\n/send notjoined again\n/chats\n/quit\n");
     let run = pipe_through_node(input);
     let transcript = format!(
