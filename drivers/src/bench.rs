@@ -115,17 +115,20 @@ pub struct E2eArgs {
     /// Modes to run (repeatable; default all three).
     #[arg(long = "mode", value_enum)]
     pub modes: Vec<Mode>,
-    /// Messages per trial.
-    #[arg(long, default_value_t = 2000)]
+    /// Messages per trial (at least 1).
+    #[arg(long, default_value_t = 2000,
+          value_parser = crate::cli::parse_at_least(1usize, "a trial without messages measures nothing"))]
     pub messages: usize,
     /// Messages in flight at most (sent, not yet received); 0 = write them all at once.
     #[arg(long, default_value_t = 1000)]
     pub window: usize,
-    /// Trials per mode and build (alternating builds).
-    #[arg(long, default_value_t = 3)]
+    /// Trials per mode and build (alternating builds; at least 1).
+    #[arg(long, default_value_t = 3,
+          value_parser = crate::cli::parse_at_least(1usize, "no trial would run"))]
     pub rounds: usize,
-    /// A trial ends when no message arrived for this long; the rest are lost.
-    #[arg(long, default_value_t = 30)]
+    /// A trial ends when no message arrived for this long; the rest are lost (at least 1).
+    #[arg(long, default_value_t = 30,
+          value_parser = crate::cli::parse_at_least(1u64, "every trial would end at once"))]
     pub stall_secs: u64,
     /// Also count fsync/fdatasync calls per message with strace (one extra trial per mode and
     /// build).

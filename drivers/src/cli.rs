@@ -6,7 +6,9 @@
 //! Disconnect ClientQuitting to every peer and flushes for a bounded time before it exits; EOF
 //! on stdin does not stop the node). Stdin is read a line at a time into a bounded queue
 //! ([`STDIN_LINES_QUEUED`]), so when the driver pauses stdin (back-pressure) the pipe fills and
-//! the writer waits. It is the only place in hush that reads OS randomness.
+//! the writer waits. Lines are read as bytes ([`forward_stdin`]): one that is not UTF-8 is
+//! reported, counted and skipped, and reading goes on. It is the only place in hush that reads
+//! OS randomness.
 //!
 //! Storage: `DATA_DIR/node.sqlite` ([`crate::store`]) holds the conversation records, the
 //! message history and the chats; at start the node is rebuilt from it with
@@ -24,7 +26,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use futures_lite::{AsyncBufReadExt, StreamExt};
+use futures_lite::{AsyncBufRead, AsyncBufReadExt, StreamExt};
 use hush_core::chat::format::FormatSetting;
 use hush_core::mvds::Retransmission;
 use hush_core::node::{Command, Node, NodeConfig};
@@ -33,7 +35,7 @@ use hush_core::whisper::MailserverConfig;
 use rand_core::{OsRng, RngCore};
 
 use crate::archive::{ArchiveStore, ARCHIVE_FILE};
-use crate::driver::{run, Clock, DriverConfig, LossInjection, Outputs};
+use crate::driver::{run, Clock, DriverConfig, LossInjection, Outputs, StdinLine};
 use crate::identity::{installation_id, load_identity, IdentitySource};
 use crate::keystore::cli::{read_passphrase_file, PASSPHRASE_ENV};
 use crate::keystore::{LIGHT_SCRYPT, STANDARD_SCRYPT};
@@ -41,6 +43,18 @@ use crate::store::{ChatKind, NodeStore, STORE_FILE};
 
 /// Stdin lines read ahead of the driver at most.
 pub const STDIN_LINES_QUEUED: usize = 1024;
+
+/// Smallest `--redial-max-ms`. The redial wait never exceeds this cap, so a cap of 0 redialed a
+/// peer that refuses connections in a busy loop (43,121 dials in 5 s); 100 ms is at most ten
+/// dials a second per static peer.
+pub const MIN_REDIAL_MAX_MS: u64 = 100;
+
+/// Smallest `--message-ttl-secs`: Whisper drops an envelope whose TTL is 0 at once.
+pub const MIN_MESSAGE_TTL_SECS: u32 = 1;
+
+/// Smallest `--mailserver-max-envelopes`: with 0 the mailserver would keep nothing to answer
+/// history requests from.
+pub const MIN_MAILSERVER_MAX_ENVELOPES: usize = 1;
 
 /// Arguments of `hush node`.
 #[derive(clap::Args, Debug, Clone)]
@@ -69,7 +83,8 @@ pub struct NodeArgs {
     #[arg(long = "mailserver-peer", value_name = "ENODE")]
     pub mailserver_peers: Vec<Enode>,
     /// Most envelopes the mailserver keeps in memory (older ones stay on disk only).
-    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    #[arg(long, value_name = "N", default_value_t = 1_000_000,
+          value_parser = parse_at_least(MIN_MAILSERVER_MAX_ENVELOPES, "the mailserver would keep nothing to answer from"))]
     pub mailserver_max_envelopes: usize,
     /// File whose first line is the passphrase sealing the identity (else $HUSH_PASSPHRASE;
     /// with neither, the identity stays in the plaintext `nodekey` file).
@@ -98,16 +113,18 @@ pub struct NodeArgs {
     /// are always received; `/format` overrides it per chat.
     #[arg(long, value_name = "FORMAT", default_value = "auto", value_parser = parse_payload_format)]
     pub payload_format: FormatSetting,
-    /// Whisper TTL of the envelopes this node posts, seconds (Status: 10).
-    #[arg(long, value_name = "SECS", default_value_t = hush_core::chat::service::DEFAULT_TTL_SECS)]
+    /// Whisper TTL of the envelopes this node posts, seconds (Status: 10; at least 1).
+    #[arg(long, value_name = "SECS", default_value_t = hush_core::chat::service::DEFAULT_TTL_SECS,
+          value_parser = parse_at_least(MIN_MESSAGE_TTL_SECS, "Whisper drops an envelope with TTL 0 at once"))]
     pub message_ttl_secs: u32,
     /// Longest wait between redials of a lost static peer, ms (the wait starts at 1 s and
-    /// doubles per failed or short-lived connection).
-    #[arg(long, value_name = "MS", default_value_t = hush_core::p2p::peers::Config::default().redial_max_backoff_ms)]
+    /// doubles per failed or short-lived connection; at least 100).
+    #[arg(long, value_name = "MS", default_value_t = hush_core::p2p::peers::Config::default().redial_max_backoff_ms,
+          value_parser = parse_at_least(MIN_REDIAL_MAX_MS, "a lower cap redials a peer that refuses connections in a busy loop"))]
     pub redial_max_ms: u64,
     /// Testing: probability that an outgoing chunk is lost (its connection then fails and the
     /// network stays down for --inject-outage-ms). 0 = off.
-    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     pub inject_loss: f64,
     /// Testing: how long the network stays down after an injected loss, ms.
     #[arg(long, value_name = "MS", default_value_t = 0)]
@@ -139,6 +156,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         &store,
         passphrase.as_deref(),
         kdf,
+        false,
         &mut OsRng,
     )?;
     if source == IdentitySource::Plaintext {
@@ -184,18 +202,12 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         config.conversations.datasync = args.datasync;
         config.conversations.payload_format = args.payload_format;
         config.conversations.mvds.retransmission = args.datasync_retransmission;
-        if args.message_ttl_secs == 0 {
-            anyhow::bail!("--message-ttl-secs must be at least 1");
-        }
         config.chat.ttl_secs = args.message_ttl_secs;
         config.peers.redial_max_backoff_ms = args.redial_max_ms;
         config.peers.redial_initial_backoff_ms = config
             .peers
             .redial_initial_backoff_ms
             .min(args.redial_max_ms);
-        if !(0.0..=1.0).contains(&args.inject_loss) {
-            anyhow::bail!("--inject-loss must be within [0, 1]");
-        }
         if args.mailserver {
             config.whisper.mailserver = Some(MailserverConfig {
                 max_archive_envelopes: args.mailserver_max_envelopes,
@@ -250,17 +262,13 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             }
         }
 
-        let (line_tx, line_rx) = smol::channel::bounded::<String>(STDIN_LINES_QUEUED);
+        let (line_tx, line_rx) = smol::channel::bounded::<StdinLine>(STDIN_LINES_QUEUED);
         // Reading stdin blocks; `Unblock` moves it to a thread. Dropping `line_tx` at EOF closes
         // the channel, which the driver treats as "no more commands", not as quit.
-        let stdin_task = smol::spawn(async move {
-            let mut lines = smol::io::BufReader::new(smol::Unblock::new(std::io::stdin())).lines();
-            while let Some(Ok(line)) = lines.next().await {
-                if line_tx.send(line).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let stdin_task = smol::spawn(forward_stdin(
+            smol::io::BufReader::new(smol::Unblock::new(std::io::stdin())),
+            line_tx,
+        ));
         // SIGINT/SIGTERM stop the node like /quit (Disconnect ClientQuitting to every peer).
         let (stop_tx, stop_rx) = smol::channel::bounded::<String>(1);
         let mut signals =
@@ -304,6 +312,42 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Reads `input` a line at a time (as bytes: a line that is not UTF-8 is passed on as
+/// [`StdinLine::NotUtf8`], to be reported and skipped, and reading goes on) and sends the lines
+/// to `lines` until EOF, a read error (reported on stderr) or the receiver is gone.
+pub async fn forward_stdin(
+    mut input: impl AsyncBufRead + Unpin,
+    lines: smol::channel::Sender<StdinLine>,
+) {
+    let mut buf = Vec::new();
+    let mut number = 0u64;
+    loop {
+        buf.clear();
+        match input.read_until(b'\n', &mut buf).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("hush: error: reading stdin: {e}; no more commands");
+                return;
+            }
+        }
+        number += 1;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        let line = match String::from_utf8(std::mem::take(&mut buf)) {
+            Ok(text) => StdinLine::Text(text),
+            Err(e) => StdinLine::NotUtf8 {
+                number,
+                bytes: e.as_bytes().len(),
+            },
+        };
+        if lines.send(line).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// `meta` key of this device's own devp2p node key (`--device-key`).
 pub const DEVICE_NODE_KEY: &str = "device_node_key";
 
@@ -324,6 +368,35 @@ fn device_node_key(store: &NodeStore) -> anyhow::Result<[u8; 32]> {
             store.set_meta(DEVICE_NODE_KEY, &hex::encode(key))?;
             return Ok(key);
         }
+    }
+}
+
+/// A clap parser for a number flag that must be at least `min`; `why` says what a smaller
+/// value would do, for the error message (issue 16: `--redial-max-ms 0` redialed in a loop).
+pub fn parse_at_least<T>(
+    min: T,
+    why: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + Send + Sync + 'static,
+{
+    move |s: &str| {
+        let v: T = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected a whole number, got {s:?}"))?;
+        if v < min {
+            return Err(format!("must be at least {min} ({why})"));
+        }
+        Ok(v)
+    }
+}
+
+/// Parses `--inject-loss`: a probability in [0, 1].
+pub fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("expected a probability within [0, 1], got {s:?}")),
     }
 }
 
@@ -355,3 +428,6 @@ pub fn parse_retransmission(s: &str) -> Result<Retransmission, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,8 +6,10 @@
 //!
 //! ```text
 //! /join NAME          start receiving public chat NAME
-//! /leave NAME         stop receiving it
-//! /send NAME TEXT...  post TEXT (the rest of the line, inner spaces kept) to NAME
+//! /leave NAME         stop receiving it (the driver refuses a chat not joined)
+//! /send NAME TEXT...  post TEXT (the rest of the line, inner spaces kept) to NAME; a chat not
+//!                     joined is joined first and the driver says so on stderr (kept from the
+//!                     first version, which scripts rely on, but no longer silent)
 //! /request NAME [SINCE_UNIX_SECS]
 //!                     ask the trusted mailserver (--mailserver-peer) for NAME's history since
 //!                     SINCE (default: the last 24 h); results arrive like live messages
@@ -24,7 +26,8 @@
 //!                     accepts an invitation, which status-go 0.36.2 needs before it delivers
 //!                     group messages)
 //! /history CHAT       print the stored history of CHAT (public name, 0x04… key, group name
-//!                     or id), oldest clock first
+//!                     or id), oldest clock first; the driver answers an unknown CHAT with an
+//!                     error and a known one without messages with a stderr line
 //! /whoami             print our public key, enode and installation id
 //! /devices            print our other devices (installation ids) and whether they are paired
 //! /pair ID | /unpair ID
@@ -39,10 +42,41 @@
 //! ```
 //!
 //! Chat-name validity (length, characters) is the node's business, not the parser's.
+//!
+//! Errors quote what the user typed cut to [`MAX_ECHOED_INPUT_CHARS`] characters with a
+//! `…(N more bytes)` marker ([`echo_input`]), so a 1 MB line gets a one-line error, not a 1 MB
+//! one.
 
 use hush_core::chat::format::FormatSetting;
 use hush_core::node::{ChatTarget, Command, NodePublicKey};
 use thiserror::Error;
+
+/// Characters of user input quoted back at most in an error message (about one terminal line
+/// with the rest of the message); the rest is replaced by a `…(N more bytes)` marker.
+pub const MAX_ECHOED_INPUT_CHARS: usize = 64;
+
+/// `text` cut to at most `max_chars` characters, then `…(N more bytes)` when it was longer
+/// (never cut inside a character).
+pub fn cut_at_chars(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…({} more bytes)", &text[..cut], text.len() - cut),
+    }
+}
+
+/// `input` quoted for an error message: `{:?}` of at most `max_chars` characters, then
+/// `…(N more bytes)` when it was longer (never cut inside a character).
+pub fn echo_input_at_most(input: &str, max_chars: usize) -> String {
+    match input.char_indices().nth(max_chars) {
+        None => format!("{input:?}"),
+        Some((cut, _)) => format!("{:?}…({} more bytes)", &input[..cut], input.len() - cut),
+    }
+}
+
+/// `input` quoted for an error message, cut to [`MAX_ECHOED_INPUT_CHARS`] characters.
+pub fn echo_input(input: &str) -> String {
+    echo_input_at_most(input, MAX_ECHOED_INPUT_CHARS)
+}
 
 /// A parsed stdin line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,7 +161,7 @@ pub fn parse_public_key(s: &str) -> Option<NodePublicKey> {
 #[non_exhaustive]
 pub enum CommandError {
     /// Not one of the known commands.
-    #[error("unknown command {0:?} (try /join NAME, /leave NAME, /send NAME TEXT, /request NAME [SINCE], /dm PUBKEY TEXT, /group create|add|send, /format public|dm|group CHAT FORMAT, /history CHAT, /whoami, /chats, /quit)")]
+    #[error("unknown command {} (try /join NAME, /leave NAME, /send NAME TEXT, /request NAME [SINCE], /dm PUBKEY TEXT, /group create|add|send, /format public|dm|group CHAT FORMAT, /history CHAT, /whoami, /chats, /quit)", echo_input(.0))]
     Unknown(String),
     /// A required argument is missing.
     #[error("{command}: missing {argument}")]
@@ -138,7 +172,7 @@ pub enum CommandError {
         argument: &'static str,
     },
     /// An argument that does not parse.
-    #[error("{command}: invalid {argument}: {value:?}")]
+    #[error("{command}: invalid {argument}: {}", echo_input(.value))]
     Invalid {
         /// The command.
         command: &'static str,
@@ -148,7 +182,7 @@ pub enum CommandError {
         value: String,
     },
     /// Extra words after a command that takes none or one.
-    #[error("{command}: unexpected {extra:?}")]
+    #[error("{command}: unexpected {}", echo_input(.extra))]
     Unexpected {
         /// The command.
         command: &'static str,

@@ -68,7 +68,9 @@ use smol::net::{TcpListener, TcpStream};
 use smol::Task;
 
 use crate::archive::{ArchiveStore, ArchivedEnvelope, ARCHIVE_FILE};
-use crate::commands::{parse_line, parse_public_key, GroupChange, StdinCommand};
+use crate::commands::{
+    cut_at_chars, echo_input, parse_line, parse_public_key, GroupChange, StdinCommand,
+};
 use crate::output::{
     kind_human_line, kind_json_line, persist_json_line, reply_json_line, status_line, wire_key_hex,
     MESSAGES_FILE,
@@ -77,6 +79,10 @@ use crate::store::{ChatChange, ChatKind, NodeStore, STORE_FILE};
 
 /// Prefix of the stderr line printed for each chunk lost by injection.
 pub const INJECTED_LOSS_PREFIX: &str = "hush: injected loss";
+
+/// Characters of a command's error message printed at most: the node's errors may quote what
+/// was typed (a 1 MB chat name), the parser's already cut it ([`crate::commands::echo_input`]).
+pub const MAX_COMMAND_ERROR_CHARS: usize = 400;
 
 /// Prefix of the stderr line printed when a group is created, learned or changed.
 pub const GROUP_UPDATED_PREFIX: &str = "hush: group updated";
@@ -168,6 +174,12 @@ pub trait Stack {
     fn own_devices(&self) -> Vec<(String, bool)> {
         Vec::new()
     }
+    /// Whether public chat `name` is joined (`/leave` of a chat not joined is refused, a
+    /// `/send` that joins says so); `None`, the default, when the stack cannot tell.
+    fn is_public_joined(&self, name: &str) -> Option<bool> {
+        let _ = name;
+        None
+    }
     /// Bytes received on a connection.
     fn handle_bytes(&mut self, now: Time, conn: ConnId, bytes: &[u8]);
     /// A connection's socket closed.
@@ -225,6 +237,9 @@ impl Stack for Node {
     }
     fn own_devices(&self) -> Vec<(String, bool)> {
         Node::own_devices(self)
+    }
+    fn is_public_joined(&self, name: &str) -> Option<bool> {
+        Some(Node::joined_chats(self).iter().any(|c| c == name))
     }
     /// Every counter of every layer (`hush_core::node::Node::counters`).
     fn stats(&self) -> Vec<(String, u64)> {
@@ -309,6 +324,33 @@ impl Default for Clock {
     }
 }
 
+/// One stdin line as the reader hands it to [`run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StdinLine {
+    /// A line of text (with or without its terminator: the parser ignores it).
+    Text(String),
+    /// A line that is not UTF-8: reported on stderr with its number, counted in `/stats`
+    /// (`driver.stdin_lines_not_utf8`) and skipped; the lines after it are read as usual.
+    NotUtf8 {
+        /// 1-based line number on stdin.
+        number: u64,
+        /// Its length in bytes (without the terminator).
+        bytes: usize,
+    },
+}
+
+impl From<String> for StdinLine {
+    fn from(line: String) -> StdinLine {
+        StdinLine::Text(line)
+    }
+}
+
+impl From<&str> for StdinLine {
+    fn from(line: &str) -> StdinLine {
+        StdinLine::Text(line.to_string())
+    }
+}
+
 /// What [`run`] needs besides the stack.
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
@@ -386,7 +428,7 @@ enum Input {
     Closed {
         conn: ConnId,
     },
-    Line(String),
+    Line(StdinLine),
     StdinClosed,
     /// Stop like `/quit` (a signal; the text names it).
     Stop(String),
@@ -502,7 +544,7 @@ pub async fn run<S: Stack>(
     listener: TcpListener,
     clock: Clock,
     config: DriverConfig,
-    lines: Receiver<String>,
+    lines: Receiver<StdinLine>,
     io: Outputs,
 ) -> anyhow::Result<()> {
     // Buffered: a drain's lines go out in one write at its end (after its commit).
@@ -568,6 +610,7 @@ pub async fn run<S: Stack>(
         }),
         json: config.json,
         quit: false,
+        stdin_lines_not_utf8: 0,
         shutting_down: false,
     };
     // A restored node may have queued records and re-encrypted posts: commit them first.
@@ -672,6 +715,8 @@ struct Driver<S> {
     loss: Option<LossState>,
     json: bool,
     quit: bool,
+    /// Stdin lines skipped because they are not UTF-8 (`/stats`).
+    stdin_lines_not_utf8: u64,
     /// Stopping: no more dials, connections or commands.
     shutting_down: bool,
 }
@@ -828,11 +873,22 @@ impl<S: Stack> Driver<S> {
                     self.stack.handle_connection_closed(now, conn);
                 }
             }
-            Input::Line(line) => match parse_line(&line) {
+            Input::Line(StdinLine::NotUtf8 { number, bytes }) => {
+                self.stdin_lines_not_utf8 += 1;
+                self.err_line(&format!(
+                    "hush: error: stdin line {number} is not UTF-8 ({bytes} bytes); skipped"
+                ));
+            }
+            Input::Line(StdinLine::Text(line)) => match parse_line(&line) {
                 Ok(None) => {}
                 Ok(Some(cmd)) => {
                     if let Err(e) = self.stdin_command(now, cmd) {
-                        self.err_line(&format!("hush: error: {e:#}"));
+                        // The node's errors may quote what was typed (a chat name): bounded.
+                        let e = format!("{e:#}");
+                        self.err_line(&format!(
+                            "hush: error: {}",
+                            cut_at_chars(&e, MAX_COMMAND_ERROR_CHARS)
+                        ));
                     }
                 }
                 Err(e) => self.err_line(&format!("hush: error: {e}")),
@@ -866,6 +922,24 @@ impl<S: Stack> Driver<S> {
                 self.stack.request_history(now, &chat, since_secs)?
             }
             StdinCommand::Node(cmd) => {
+                let mut joins_to_send = None;
+                match &cmd {
+                    Command::LeavePublicChat { name }
+                        if self.stack.is_public_joined(name) == Some(false) =>
+                    {
+                        anyhow::bail!(
+                            "/leave: not in public chat {} (see /chats)",
+                            echo_input(name)
+                        )
+                    }
+                    // Kept from the first version: a /send joins its chat, and now says so.
+                    Command::SendPublicMessage { chat, .. }
+                        if self.stack.is_public_joined(chat) == Some(false) =>
+                    {
+                        joins_to_send = Some(chat.clone());
+                    }
+                    _ => {}
+                }
                 // The application's own record of what it joined (rejoined at start).
                 let joined = match &cmd {
                     Command::JoinPublicChat { name } => Some((name.clone(), true)),
@@ -874,6 +948,11 @@ impl<S: Stack> Driver<S> {
                     _ => None,
                 };
                 self.stack.handle_command(now, cmd)?;
+                if let Some(chat) = joins_to_send {
+                    self.err_line(&format!(
+                        "hush: joined public chat {chat} to send to it (/leave {chat} to stop receiving it)"
+                    ));
+                }
                 // Written with the drain's commit, and only when it changes something: a
                 // `/send` to a chat already recorded writes nothing.
                 match joined {
@@ -917,6 +996,14 @@ impl<S: Stack> Driver<S> {
             StdinCommand::History { chat } => {
                 let id = self.resolve_chat(&chat)?;
                 let rows = self.store.history(&id)?;
+                if rows.is_empty() {
+                    let known = self.store.chat(&id)?.is_some()
+                        || self.stack.is_public_joined(&id) == Some(true);
+                    if !known {
+                        anyhow::bail!("/history: no chat {} (see /chats)", echo_input(&chat));
+                    }
+                    self.err_line(&format!("hush: /history {chat}: no messages stored"));
+                }
                 for row in rows {
                     let name = self.group_name(row.kind, &row.message.chat);
                     let line = if self.json {
@@ -942,6 +1029,10 @@ impl<S: Stack> Driver<S> {
                 stats.push((
                     "driver.stdin_pauses".into(),
                     self.backlog.pauses.load(Ordering::SeqCst),
+                ));
+                stats.push((
+                    "driver.stdin_lines_not_utf8".into(),
+                    self.stdin_lines_not_utf8,
                 ));
                 if self.json {
                     let mut map = serde_json::Map::new();
@@ -1338,7 +1429,7 @@ const ACCEPT_ERROR_PAUSE_MS: u64 = 100;
 
 /// Stdin lines to the loop, one at a time, each waiting while the writers' backlog is high
 /// ([`STDIN_PAUSE_WRITE_QUEUE_BYTES`]): then stdin is not read and the pipe pushes back.
-async fn forward_lines(lines: Receiver<String>, tx: Sender<Input>, backlog: Arc<WriteBacklog>) {
+async fn forward_lines(lines: Receiver<StdinLine>, tx: Sender<Input>, backlog: Arc<WriteBacklog>) {
     while let Ok(line) = lines.recv().await {
         backlog.wait_for_room().await;
         if tx.send(Input::Line(line)).await.is_err() {

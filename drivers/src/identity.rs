@@ -10,6 +10,12 @@
 //! - Without a passphrase, a sealed identity is an error (it cannot be opened), and otherwise
 //!   the plaintext `nodekey` is used (created if absent) — geth's behaviour — and the caller
 //!   warns that the key is not sealed.
+//! - Once a data directory holds an identity, [`IDENTITY_MARKER_FILE`] names it (its address,
+//!   public). A directory with the marker but no identity lost it (a truncated or replaced
+//!   `node.sqlite`, a deleted `nodekey`): then no new key is drawn unless the caller passes
+//!   `replace_identity` (`hush key new --replace-identity`); the error says how to restore.
+//!   The marker lives outside `node.sqlite` so that damaging the store alone cannot hide that
+//!   an identity existed.
 //! - The installation id (security layer, device pairing) is drawn once (a UUID v4 string, as
 //!   status-go) and kept in the store's `meta` table.
 
@@ -21,6 +27,11 @@ use rand_core::{CryptoRng, RngCore};
 use crate::keystore::{decrypt_key, encrypt_key, ScryptParams};
 use crate::nodekey::{load_or_create, parse_nodekey, NODEKEY_FILE};
 use crate::store::NodeStore;
+
+/// File in the data directory naming the identity it holds, as `0x<address>` and a newline
+/// (public, not secret). Written whenever an identity is found, created, sealed or imported;
+/// hush never removes it. See the module contract.
+pub const IDENTITY_MARKER_FILE: &str = "identity-address";
 
 /// `meta` key of the installation id.
 pub const INSTALLATION_ID_KEY: &str = "installation_id";
@@ -38,15 +49,74 @@ pub enum IdentitySource {
     Plaintext,
 }
 
-/// Loads (or creates) the node identity; see the module contract.
+/// Loads (or creates) the node identity; see the module contract. `replace_identity` allows
+/// drawing a new key in a data directory whose identity is lost (see [`IDENTITY_MARKER_FILE`]).
 pub fn load_identity(
     data_dir: &Path,
     store: &NodeStore,
     passphrase: Option<&str>,
     kdf: ScryptParams,
+    replace_identity: bool,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> anyhow::Result<([u8; 32], IdentitySource)> {
     let sealed = store.sealed_identity()?;
+    let plain_path = data_dir.join(NODEKEY_FILE);
+    if sealed.is_none() && !plain_path.exists() && !replace_identity {
+        refuse_lost_identity(data_dir)?;
+    }
+    let (secret, source) = load_identity_unchecked(data_dir, store, sealed, passphrase, kdf, rng)?;
+    record_identity(data_dir, &secret)?;
+    Ok((secret, source))
+}
+
+/// Fails when `data_dir` once held an identity ([`IDENTITY_MARKER_FILE`]) that is gone: call
+/// it before drawing a new key, unless the user asked to replace the identity.
+pub fn refuse_lost_identity(data_dir: &Path) -> anyhow::Result<()> {
+    let marker = data_dir.join(IDENTITY_MARKER_FILE);
+    let address = match std::fs::read_to_string(&marker) {
+        Ok(text) => text.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", marker.display())),
+    };
+    bail!(
+        "{dir} held the identity {address} ({marker_name}) but neither {store} nor {nodekey}          holds it now (a damaged or replaced store?); refusing to create a new identity. Restore          {store} from a backup or run `hush key import --data-dir {dir} FILE` with an exported          keystore; to start over with a NEW identity run `hush key new --data-dir {dir}          --replace-identity`",
+        dir = data_dir.display(),
+        marker_name = IDENTITY_MARKER_FILE,
+        store = crate::store::STORE_FILE,
+        nodekey = NODEKEY_FILE,
+    )
+}
+
+/// Writes [`IDENTITY_MARKER_FILE`] for `secret` unless it already says so (temporary file, then
+/// rename: a crash leaves the old marker or the new one).
+pub fn record_identity(data_dir: &Path, secret: &[u8; 32]) -> anyhow::Result<()> {
+    let text = format!(
+        "0x{}\n",
+        hex::encode(crate::keystore::address_of_secret(secret)?)
+    );
+    let marker = data_dir.join(IDENTITY_MARKER_FILE);
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    let tmp = data_dir.join(format!("{IDENTITY_MARKER_FILE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &marker)
+    };
+    write().with_context(|| format!("writing {}", marker.display()))
+}
+
+fn load_identity_unchecked(
+    data_dir: &Path,
+    store: &NodeStore,
+    sealed: Option<String>,
+    passphrase: Option<&str>,
+    kdf: ScryptParams,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> anyhow::Result<([u8; 32], IdentitySource)> {
     let plain_path = data_dir.join(NODEKEY_FILE);
     match (sealed, passphrase) {
         (Some(json), Some(pass)) => {

@@ -91,3 +91,50 @@ fn key_new_export_import_roundtrip() {
     assert_eq!(field(&again, "created: "), "false");
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// Issue 16 item 6 through the binary: seal, truncate `node.sqlite` to 0 bytes, `hush key new`
+/// refuses (it used to create a new key silently); `--replace-identity` starts over.
+#[test]
+fn key_new_refuses_to_replace_a_lost_sealed_identity() {
+    let dir = temp_dir("lost-identity");
+    let first = ok(hush(
+        &["key", "new", "--data-dir", s(&dir), "--light-kdf"],
+        Some("pw"),
+    ));
+    assert_eq!(field(&first, "created: "), "true");
+    std::fs::File::create(dir.join("node.sqlite")).unwrap();
+
+    let refused = hush(
+        &["key", "new", "--data-dir", s(&dir), "--light-kdf"],
+        Some("pw"),
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a new key was created silently");
+    assert!(
+        err.contains(&field(&first, "address: ")) && err.contains("--replace-identity"),
+        "{err}"
+    );
+    // Without a passphrase it would be a plaintext key: refused too.
+    assert!(!hush(&["key", "new", "--data-dir", s(&dir)], None)
+        .status
+        .success());
+    assert!(!dir.join("nodekey").exists());
+
+    let replaced = ok(hush(
+        &[
+            "key",
+            "new",
+            "--data-dir",
+            s(&dir),
+            "--light-kdf",
+            "--replace-identity",
+        ],
+        Some("pw"),
+    ));
+    assert_eq!(field(&replaced, "created: "), "true");
+    assert_ne!(
+        field(&replaced, "public_key: "),
+        field(&first, "public_key: ")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -104,6 +104,10 @@ pub struct SimArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Refuse scenarios whose estimated memory exceeds this many GB (10⁹ bytes) (default:
+    /// 3/4 of physical memory; see `hush_sim::memory`).
+    #[arg(long, value_name = "GB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_memory_gb: Option<u64>,
     /// A subcommand (`sweep`).
     #[command(subcommand)]
     pub command: Option<SimCommand>,
@@ -127,6 +131,9 @@ impl SimArgs {
         }
         if self.host != HostKind::Node {
             cmd.push_str(" --host flood");
+        }
+        if let Some(gb) = self.max_memory_gb {
+            cmd.push_str(&format!(" --max-memory-gb {gb}"));
         }
         if let Some(SimCommand::Sweep { spec }) = &self.command {
             cmd.push_str(&format!(" sweep {spec}"));
@@ -208,7 +215,17 @@ impl SimArgs {
             scenario.nodes = n;
         }
         scenario.validate()?;
+        crate::memory::check(&scenario, self.memory_limit_bytes())?;
         Ok(scenario)
+    }
+
+    /// The memory limit of a run: `--max-memory-gb`, else
+    /// [`crate::memory::default_limit_bytes`].
+    pub fn memory_limit_bytes(&self) -> u64 {
+        self.max_memory_gb
+            .map_or_else(crate::memory::default_limit_bytes, |gb| {
+                gb.saturating_mul(1_000_000_000)
+            })
     }
 
     /// The seed of this run.
@@ -423,6 +440,8 @@ fn sweep(args: &SimArgs, base: &Scenario, seed: u64, spec: &str) -> anyhow::Resu
     let mut rows = Vec::new();
     for v in values {
         let scenario = with_param(base, param, v)?;
+        crate::memory::check(&scenario, args.memory_limit_bytes())
+            .with_context(|| format!("sweep {param} = {v}"))?;
         println!("{param} = {v}");
         let out = simulate(args, &scenario, seed, true)?;
         let metrics: Vec<String> = sweep_metrics(&out.summary)

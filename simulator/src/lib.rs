@@ -19,6 +19,7 @@ pub mod cli;
 pub mod engine;
 pub mod fake;
 pub mod host;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod net;

@@ -657,6 +657,24 @@ pub enum ScenarioError {
     /// The scenario asks for something the node cannot do yet.
     #[error("not yet supported: {0}")]
     Unsupported(String),
+    /// The scenario would need more memory than allowed ([`crate::memory::estimate`]).
+    #[error(
+        "this scenario needs about {} of memory ({nodes} nodes, {planned_messages} messages \
+         planned), more than the limit of {}; use fewer nodes or messages, or raise the limit \
+         with --max-memory-gb",
+        crate::memory::gb(*estimate_bytes),
+        crate::memory::gb(*limit_bytes)
+    )]
+    TooMuchMemory {
+        /// The estimate, bytes.
+        estimate_bytes: u64,
+        /// The limit, bytes.
+        limit_bytes: u64,
+        /// Nodes.
+        nodes: usize,
+        /// Messages planned within the run.
+        planned_messages: u64,
+    },
     /// A field's value contradicts the scenario (a group of one, late members without a time,
     /// a pair of a node with itself, more nodes asked than available).
     #[error("{field}: {reason}")]

@@ -4,7 +4,9 @@
 //! URL form (an IPv4 or IPv6 literal host, a TCP port, an optional `discport` query) and answers
 //! anything else with an [`EnodeError`] saying what is wrong. [`Enode`]'s `Display` writes the
 //! canonical form, so `parse(format(e)) == e`. The public key is kept in its 64-byte wire form
-//! (X‖Y); whether it is a valid curve point is checked by whoever uses it for a handshake.
+//! (X‖Y) and must be a point on secp256k1, as geth's `parsePubkey` (`crypto.UnmarshalPubkey`)
+//! demands: a key no handshake could use is refused when the URL is read, not at the first
+//! dial. [`Enode::new`] does not check (its callers hold keys they derived themselves).
 
 use core::fmt;
 use core::str::FromStr;
@@ -31,6 +33,9 @@ pub enum EnodeError {
     /// The key part is not hex.
     #[error("enode: node key is not hex")]
     BadKeyHex,
+    /// The key is 64 bytes of hex but not a point on secp256k1 (geth: "invalid public key").
+    #[error("enode: node key is not a valid secp256k1 public key (not a point on the curve)")]
+    BadKeyPoint,
     /// The host is not an IP literal (hostnames need resolution, which is IO).
     #[error("enode: host {0:?} is not an IP address")]
     BadHost(String),
@@ -96,6 +101,7 @@ impl FromStr for Enode {
         }
         let mut public_key = [0u8; 64];
         hex::decode_to_slice(key_hex, &mut public_key).map_err(|_| EnodeError::BadKeyHex)?;
+        crate::ecies::pubkey_from_wire(&public_key).map_err(|_| EnodeError::BadKeyPoint)?;
         let (host_port, query) = match addr_part.split_once('?') {
             Some((hp, q)) => (hp, Some(q)),
             None => (addr_part, None),
@@ -184,6 +190,32 @@ mod tests {
         ));
     }
 
+    /// Issue 16 item 7: a key that is 128 hex characters but no curve point is refused when
+    /// parsed (it used to be accepted and to fail only at the handshake).
+    #[test]
+    fn key_off_the_curve_is_refused() {
+        // X = 1, Y = 1: 1 ≠ 1 + 7, not on y² = x³ + 7.
+        let off_curve = format!("{}01{}01", "00".repeat(31), "00".repeat(31));
+        for key in [off_curve, "00".repeat(64), "ff".repeat(64)] {
+            assert_eq!(
+                format!("enode://{key}@127.0.0.1:30303")
+                    .parse::<Enode>()
+                    .unwrap_err(),
+                EnodeError::BadKeyPoint,
+                "{key}"
+            );
+        }
+        // The same key with one coordinate changed is no longer on the curve either.
+        let mut flipped = KEY.to_string();
+        flipped.replace_range(127..128, if KEY.ends_with('c') { "d" } else { "c" });
+        assert_eq!(
+            format!("enode://{flipped}@127.0.0.1:30303")
+                .parse::<Enode>()
+                .unwrap_err(),
+            EnodeError::BadKeyPoint
+        );
+    }
+
     proptest! {
         #[test]
         fn never_panics(s in ".{0,200}") {
@@ -191,9 +223,13 @@ mod tests {
         }
 
         #[test]
-        fn roundtrip(key in proptest::array::uniform32(any::<u8>()), port in 1u16.., ip in any::<[u8; 4]>()) {
+        fn roundtrip(secret in proptest::array::uniform32(any::<u8>()), port in 1u16.., ip in any::<[u8; 4]>()) {
+            let Ok(sk) = secp256k1::SecretKey::from_byte_array(&secret) else {
+                return Ok(());
+            };
+            let full = crate::ecies::public_key(&sk).serialize_uncompressed();
             let mut pk = [0u8; 64];
-            pk[..32].copy_from_slice(&key);
+            pk.copy_from_slice(&full[1..]);
             let e = Enode::new(pk, SocketAddr::new(IpAddr::from(ip), port));
             prop_assert_eq!(e.to_string().parse::<Enode>().unwrap(), e);
         }

@@ -352,3 +352,38 @@ fn parses_format_command() {
         assert!(parse_line(bad).is_err(), "{bad}");
     }
 }
+
+/// Issue 16 item 8: a 1 MB unknown command (or bad argument) is quoted back cut to
+/// [`MAX_ECHOED_INPUT_CHARS`] characters with a marker, not whole.
+#[test]
+fn errors_quote_at_most_a_bounded_prefix_of_the_input() {
+    let huge = "x".repeat(1_000_000);
+    for line in [
+        format!("/{huge}"),
+        format!("/whoami {huge}"),
+        format!("/request chat {huge}"),
+        format!("/dm {huge} hi"),
+        format!("/group {huge}"),
+    ] {
+        let msg = parse_line(&line).unwrap_err().to_string();
+        assert!(msg.len() < 400, "{} bytes: {}", msg.len(), &msg[..400]);
+        assert!(msg.contains(" more bytes)"), "{msg}");
+    }
+    // Short input is quoted whole, without a marker.
+    let msg = parse_line("/jion x").unwrap_err().to_string();
+    assert!(msg.starts_with("unknown command \"/jion\""), "{msg}");
+    assert!(!msg.contains("more bytes"), "{msg}");
+}
+
+#[test]
+fn echo_cuts_on_a_character_boundary_and_counts_the_rest() {
+    let s = "é".repeat(MAX_ECHOED_INPUT_CHARS + 3);
+    let echoed = echo_input(&s);
+    assert_eq!(
+        echoed,
+        format!("{:?}…(6 more bytes)", "é".repeat(MAX_ECHOED_INPUT_CHARS))
+    );
+    assert_eq!(echo_input("short"), "\"short\"");
+    assert_eq!(cut_at_chars("abcdef", 3), "abc…(3 more bytes)");
+    assert_eq!(cut_at_chars("abc", 3), "abc");
+}

@@ -280,7 +280,7 @@ async fn wait_for(what: &str, buf: &Buf, pattern: &str) {
 struct TestNode {
     out: Buf,
     err: Buf,
-    lines: Sender<String>,
+    lines: Sender<StdinLine>,
     ticks: Arc<AtomicU64>,
     data_dir: PathBuf,
 }
@@ -497,7 +497,10 @@ fn a_due_timer_runs_between_batches_of_waiting_input() {
         let most = fake.most_commands_between_timeouts.clone();
         let (n, run_n) = node_with(fake, bind().await, vec![], None);
         for i in 0..LINES {
-            n.lines.send(format!("/send e2e line {i}")).await.unwrap();
+            n.lines
+                .send(format!("/send e2e line {i}").into())
+                .await
+                .unwrap();
         }
         n.lines.send("/stats".into()).await.unwrap();
         n.lines.send("/quit".into()).await.unwrap();

@@ -4,7 +4,9 @@
 //! Contract:
 //! - Where the identity lives: sealed in `DATA_DIR/node.sqlite` when the node store holds one
 //!   (see [`crate::identity`]), else the plaintext `nodekey`. Every command works on either.
-//! - `new` creates the identity if absent (never replaces one) and prints `public_key: 0x04…`,
+//! - `new` creates the identity if absent (never replaces one; a data directory whose identity
+//!   is lost — [`crate::identity::IDENTITY_MARKER_FILE`] names one that neither the store nor
+//!   `nodekey` holds — is refused unless `--replace-identity`) and prints `public_key: 0x04…`,
 //!   `address: 0x…` and `created: true|false` on stdout. With a passphrase (file or
 //!   environment) the identity is created sealed (a plaintext `nodekey` is sealed and removed).
 //! - `import` into a sealed store keeps the imported keystore document itself as the sealed
@@ -29,7 +31,7 @@ use anyhow::{bail, Context as _};
 use rand_core::{CryptoRng, RngCore};
 
 use super::{address_of_secret, decrypt_key, encrypt_key, LIGHT_SCRYPT, STANDARD_SCRYPT};
-use crate::identity::load_identity;
+use crate::identity::{load_identity, record_identity, refuse_lost_identity};
 use crate::nodekey::{load_or_create, parse_nodekey, NODEKEY_FILE};
 use crate::store::{NodeStore, STORE_FILE};
 
@@ -59,6 +61,10 @@ pub enum KeyCommand {
         /// geth's --lightkdf scrypt parameters for the sealed identity.
         #[arg(long)]
         light_kdf: bool,
+        /// Create a new identity even though this data directory held one that is now gone
+        /// (its `identity-address` file names it): the old identity is NOT recovered.
+        #[arg(long)]
+        replace_identity: bool,
     },
     /// Write the node identity as an Ethereum keystore v3 JSON file (scrypt).
     Export {
@@ -116,6 +122,7 @@ pub fn execute(
             data_dir,
             passphrase_file,
             light_kdf,
+            replace_identity,
         } => {
             let pass = match (passphrase_file.as_deref(), env_passphrase) {
                 (None, None) => None,
@@ -128,7 +135,14 @@ pub fn execute(
                     "the identity in {} is sealed: give --passphrase-file or set {PASSPHRASE_ENV}",
                     data_dir.display()
                 ),
-                None => load_or_create(&data_dir, rng)?,
+                None => {
+                    if !existed && !replace_identity {
+                        refuse_lost_identity(&data_dir)?;
+                    }
+                    let secret = load_or_create(&data_dir, rng)?;
+                    record_identity(&data_dir, &secret)?;
+                    secret
+                }
                 Some(pass) => {
                     fs::create_dir_all(&data_dir)
                         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -138,7 +152,15 @@ pub fn execute(
                     } else {
                         STANDARD_SCRYPT
                     };
-                    load_identity(&data_dir, &store, Some(&pass), params, rng)?.0
+                    load_identity(
+                        &data_dir,
+                        &store,
+                        Some(&pass),
+                        params,
+                        replace_identity,
+                        rng,
+                    )?
+                    .0
                 }
             };
             print_identity(out, &secret)?;
@@ -208,6 +230,7 @@ pub fn execute(
                 write_secret_file_replacing(&backup, old_json.as_bytes())?;
                 let json = String::from_utf8(json).context("keystore is not UTF-8")?;
                 store.set_sealed_identity(&json)?;
+                record_identity(&data_dir, &key.secret)?;
                 print_identity(out, &key.secret)?;
                 writeln!(out, "imported: replaced")?;
                 return Ok(());
@@ -242,6 +265,7 @@ pub fn execute(
                 }
             }
             write_secret_file_replacing(&path, hex::encode(key.secret).as_bytes())?;
+            record_identity(&data_dir, &key.secret)?;
             print_identity(out, &key.secret)?;
             writeln!(out, "imported: replaced")?;
         }

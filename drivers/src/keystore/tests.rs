@@ -236,6 +236,7 @@ fn cli_new_export_import_roundtrip() {
             data_dir: a.clone(),
             passphrase_file: None,
             light_kdf: false,
+            replace_identity: false,
         },
         None,
     )
@@ -251,6 +252,7 @@ fn cli_new_export_import_roundtrip() {
             data_dir: a.clone(),
             passphrase_file: None,
             light_kdf: false,
+            replace_identity: false,
         },
         None,
     )
@@ -335,6 +337,7 @@ fn cli_new_export_import_roundtrip() {
             data_dir: c.clone(),
             passphrase_file: None,
             light_kdf: false,
+            replace_identity: false,
         },
         None,
     )
@@ -353,6 +356,7 @@ fn cli_new_export_import_roundtrip() {
             data_dir: c.clone(),
             passphrase_file: None,
             light_kdf: false,
+            replace_identity: false,
         },
         None,
     )
@@ -370,6 +374,7 @@ fn cli_works_on_a_sealed_identity() {
             data_dir: a.clone(),
             passphrase_file: None,
             light_kdf: true,
+            replace_identity: false,
         },
         Some("pw"),
     )
@@ -383,6 +388,7 @@ fn cli_works_on_a_sealed_identity() {
             data_dir: a.clone(),
             passphrase_file: None,
             light_kdf: true,
+            replace_identity: false,
         },
         None,
     )
@@ -405,6 +411,7 @@ fn cli_works_on_a_sealed_identity() {
             data_dir: b.clone(),
             passphrase_file: None,
             light_kdf: true,
+            replace_identity: false,
         },
         Some("pw"),
     )
@@ -437,6 +444,7 @@ fn cli_works_on_a_sealed_identity() {
             data_dir: b.clone(),
             passphrase_file: None,
             light_kdf: true,
+            replace_identity: false,
         },
         Some("pw"),
     )
