@@ -19,6 +19,19 @@
 //!    on disk; public messages are also appended to `DATA_DIR/messages.jsonl` after the commit.
 //! 4. If nothing was due or waiting, it sleeps until the deadline or the next input.
 //!
+//! Delivery (issue 16 item 3): every received message printed on stdout (public, 1:1, group)
+//! is also queued in the store's delivery log in its drain's commit; once the drain's output
+//! is flushed the store is told ([`NodeStore::mark_shown`]) and the next commit moves the
+//! durable cursor past it. At start, before anything else is printed after the enode line,
+//! every message past the cursor is printed again (same line format; JSON lines carry
+//! `message_id`). Guarantee: every message the store committed for delivery reaches stdout at
+//! least once across any sequence of kills and restarts, in commit order; a message is printed
+//! twice only if the process died after its line was flushed and before the next commit (the
+//! lines of the last drains before a kill). Exactly once is impossible with a plain stdout
+//! stream: the write to the pipe and the SQLite commit cannot be one atomic step, so a kill
+//! between them either loses the line (cursor first) or repeats it (print first); we print
+//! first, and a consumer that must see each message once dedupes by `message_id`.
+//!
 //! It never branches on protocol state.
 //!
 //! Back-pressure: stdin lines wait (the stdin forwarder stops reading, and the OS pipe fills)
@@ -80,6 +93,10 @@ pub const INJECTED_LOSS_PREFIX: &str = "hush: injected loss";
 
 /// Prefix of the stderr line printed when a group is created, learned or changed.
 pub const GROUP_UPDATED_PREFIX: &str = "hush: group updated";
+
+/// Prefix of the stderr line printed at start when messages past the delivery cursor are
+/// printed again (see "Delivery" in the module doc).
+pub const RESHOWN_PREFIX: &str = "hush: shown again";
 
 /// Bytes read from a socket per read call: 64 KiB, enough for a typical RLPx frame batch.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -567,9 +584,12 @@ pub async fn run<S: Stack>(
             dropped_chunks: 0,
         }),
         json: config.json,
+        reshown_at_start: 0,
         quit: false,
         shutting_down: false,
     };
+    // Messages committed for delivery before a kill and maybe never shown: shown now.
+    driver.show_undelivered()?;
     // A restored node may have queued records and re-encrypted posts: commit them first.
     driver.drain()?;
 
@@ -671,6 +691,8 @@ struct Driver<S> {
     installation_id: String,
     loss: Option<LossState>,
     json: bool,
+    /// Messages printed again at start because the delivery cursor was behind them.
+    reshown_at_start: u64,
     quit: bool,
     /// Stopping: no more dials, connections or commands.
     shutting_down: bool,
@@ -939,6 +961,7 @@ impl<S: Stack> Driver<S> {
                 }
                 // The driver's own: store transactions (one WAL fsync each), stdin pauses.
                 stats.push(("driver.store_commits".into(), self.store.commits()));
+                stats.push(("driver.reshown_at_start".into(), self.reshown_at_start));
                 stats.push((
                     "driver.stdin_pauses".into(),
                     self.backlog.pauses.load(Ordering::SeqCst),
@@ -1085,7 +1108,30 @@ impl<S: Stack> Driver<S> {
         result?;
         self.backlog
             .set_stack_congested(self.stack.input_congested());
-        self.flush_outputs()
+        self.flush_outputs()?;
+        // The drain's lines are out: the next commit may move the delivery cursor past them.
+        self.store.mark_shown();
+        Ok(())
+    }
+
+    /// Prints every message the store committed for delivery past its cursor (see "Delivery"
+    /// in the module doc), then lets the next commit move the cursor past them.
+    fn show_undelivered(&mut self) -> anyhow::Result<()> {
+        let pending = self.store.undelivered()?;
+        for u in &pending {
+            let line = self.message_line(u.row.kind, &u.row.message);
+            self.out_line(&line)?;
+        }
+        if !pending.is_empty() {
+            self.reshown_at_start = pending.len() as u64;
+            self.err_line(&format!(
+                "{RESHOWN_PREFIX} {} message(s) committed before the last stop",
+                pending.len()
+            ));
+        }
+        self.flush_outputs()?;
+        self.store.mark_shown();
+        Ok(())
     }
 
     /// Group commit of one drain: its `Persist` records in emission order, with this turn's
@@ -1094,6 +1140,8 @@ impl<S: Stack> Driver<S> {
     /// archive transaction; then the `messages.jsonl` lines in one write.
     fn commit_drain(&mut self, actions: &[Action]) -> anyhow::Result<()> {
         let mut records: Vec<&Persist> = Vec::new();
+        // Received messages this drain prints: queued for delivery in the same commit.
+        let mut deliveries: Vec<[u8; 32]> = Vec::new();
         let mut envelopes: Vec<ArchivedEnvelope<'_>> = Vec::new();
         let mut jsonl = String::new();
         let mut me: Option<String> = None;
@@ -1120,6 +1168,10 @@ impl<S: Stack> Driver<S> {
                     }
                     records.push(p);
                 }
+                Action::Event(Event::MessageReceived(m) | Event::Direct(m)) => {
+                    deliveries.push(m.message_id)
+                }
+                Action::Event(Event::Group { message, .. }) => deliveries.push(message.message_id),
                 Action::Event(Event::GroupUpdated {
                     group_id,
                     members,
@@ -1152,7 +1204,7 @@ impl<S: Stack> Driver<S> {
                 a.insert_batch(&envelopes)?;
             }
         }
-        if !records.is_empty() || !self.chat_changes.is_empty() {
+        if !records.is_empty() || !self.chat_changes.is_empty() || !deliveries.is_empty() {
             let now_secs = self.clock.now().as_millis() / 1000;
             // Keep `own_envelopes` to the envelopes still alive, not every post ever made.
             let prune = (now_secs >= self.next_prune_secs).then(|| {
@@ -1160,7 +1212,7 @@ impl<S: Stack> Driver<S> {
                 now_secs
             });
             self.store
-                .commit_batch(&records, &self.chat_changes, prune)?;
+                .commit_batch(&records, &self.chat_changes, prune, &deliveries)?;
             self.chat_changes.clear();
         }
         if !jsonl.is_empty() {
@@ -1294,7 +1346,9 @@ impl<S: Stack> Driver<S> {
                 "hush: {left} connection(s) not closed within {SHUTDOWN_FLUSH_TIMEOUT_MS} ms of quitting; dropping them"
             ));
         }
-        self.flush_outputs()
+        self.flush_outputs()?;
+        // Everything printed is out: a clean restart shows nothing again.
+        self.store.commit_delivery_cursor()
     }
 
     /// Appends whole lines to `messages.jsonl` (a plain-text export of public messages).

@@ -200,11 +200,11 @@ fn a_batch_is_one_transaction_all_or_nothing() {
         ChatChange::Leave { id: "g1".into() },
     ];
     store
-        .commit_batch(&[&public, &own, &conv, &dm], &changes, None)
+        .commit_batch(&[&public, &own, &conv, &dm], &changes, None, &[])
         .unwrap();
     assert_eq!(store.commits(), 1);
     // Nothing to write: no transaction.
-    store.commit_batch(&[], &[], None).unwrap();
+    store.commit_batch(&[], &[], None, &[]).unwrap();
     assert_eq!(store.commits(), 1);
     // A record this store refuses rolls the whole batch back.
     let envelope = Persist::Envelope {
@@ -214,7 +214,7 @@ fn a_batch_is_one_transaction_all_or_nothing() {
         raw: vec![],
     };
     let later = Persist::ChatMessage(msg("status", "rolled back", 6, 6));
-    assert!(store.commit_batch(&[&later, &envelope], &[], None).is_err());
+    assert!(store.commit_batch(&[&later, &envelope], &[], None, &[]).is_err());
     assert_eq!(store.commits(), 1);
     drop(store);
 
@@ -248,6 +248,79 @@ fn a_batch_is_one_transaction_all_or_nothing() {
     // Housekeeping rides on a commit: the expired own envelope goes with the next batch.
     assert_eq!(store.own_envelopes(50).unwrap(), vec![vec![9; 3]]);
     let next = Persist::ChatMessage(msg("status", "next", 8, 8));
-    store.commit_batch(&[&next], &[], Some(150)).unwrap();
+    store.commit_batch(&[&next], &[], Some(150), &[]).unwrap();
     assert_eq!(store.own_envelopes(0).unwrap(), Vec::<Vec<u8>>::new());
+}
+
+#[test]
+fn the_delivery_cursor_moves_with_the_next_commit_after_the_lines_were_shown() {
+    let dir = temp_dir("store-deliveries");
+    let path = dir.join(STORE_FILE);
+    let first = Persist::ChatMessage(msg("status", "one", 10, 1));
+    let second = Persist::Conversation(stored(false, msg("0x04aa", "two", 20, 2)));
+    let third = Persist::ChatMessage(msg("status", "three", 30, 3));
+    {
+        let mut store = NodeStore::open(&path).unwrap();
+        store
+            .commit_batch(&[&first], &[], None, &[[1; 32]])
+            .unwrap();
+        // Killed before the line was flushed: shown again.
+    }
+    let ids = |store: &NodeStore| -> Vec<u8> {
+        store
+            .undelivered()
+            .unwrap()
+            .iter()
+            .map(|u| u.row.message.message_id[0])
+            .collect()
+    };
+    {
+        let mut store = NodeStore::open(&path).unwrap();
+        assert_eq!(ids(&store), vec![1]);
+        assert_eq!(store.undelivered().unwrap()[0].row.kind, ChatKind::Public);
+        store.mark_shown();
+        // Shown, but no commit since: still past the durable cursor.
+        assert_eq!(ids(&store), vec![1]);
+        store
+            .commit_batch(&[&second], &[], None, &[[2; 32]])
+            .unwrap();
+        // The cursor moved past 1 in the commit that queued 2; 2 is not shown yet.
+        assert_eq!(ids(&store), vec![2]);
+        store.mark_shown();
+        store
+            .commit_batch(&[&third], &[], None, &[[3; 32]])
+            .unwrap();
+        store.mark_shown();
+        assert_eq!(ids(&store), vec![3]);
+        // A clean stop commits the cursor on its own.
+        store.commit_delivery_cursor().unwrap();
+        assert_eq!(ids(&store), Vec::<u8>::new());
+    }
+    let store = NodeStore::open(&path).unwrap();
+    assert_eq!(ids(&store), Vec::<u8>::new());
+    assert_eq!(store.history("0x04aa").unwrap()[0].kind, ChatKind::Dm);
+}
+
+#[test]
+fn a_version_1_store_is_migrated_in_place() {
+    let dir = temp_dir("store-migrate");
+    let path = dir.join(STORE_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema', '1')", [])
+            .unwrap();
+        conn.execute(
+            "INSERT INTO chats (id, kind, name) VALUES ('status', 'public', 'status')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = NodeStore::open(&path).unwrap();
+    assert_eq!(
+        store.meta("schema").unwrap(),
+        Some(SCHEMA_VERSION.to_string())
+    );
+    assert_eq!(store.chats().unwrap().len(), 1);
+    assert!(store.undelivered().unwrap().is_empty());
 }
