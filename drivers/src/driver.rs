@@ -26,8 +26,9 @@
 //! every message past the cursor is printed again (same line format; JSON lines carry
 //! `message_id`). Guarantee: every message the store committed for delivery reaches stdout at
 //! least once across any sequence of kills and restarts, in commit order; a message is printed
-//! twice only if the process died after its line was flushed and before the next commit (the
-//! lines of the last drains before a kill). Exactly once is impossible with a plain stdout
+//! twice only if the process died after its line was flushed and before the next commit moved
+//! the cursor (the next drain that commits anyway, or, on an idle node, a cursor-only commit
+//! [`DELIVERY_CURSOR_IDLE_COMMIT_MS`] later, or the clean stop). Exactly once is impossible with a plain stdout
 //! stream: the write to the pipe and the SQLite commit cannot be one atomic step, so a kill
 //! between them either loses the line (cursor first) or repeats it (print first); we print
 //! first, and a consumer that must see each message once dedupes by `message_id`.
@@ -97,6 +98,15 @@ pub const GROUP_UPDATED_PREFIX: &str = "hush: group updated";
 /// Prefix of the stderr line printed at start when messages past the delivery cursor are
 /// printed again (see "Delivery" in the module doc).
 pub const RESHOWN_PREFIX: &str = "hush: shown again";
+
+/// An idle node commits a delivery cursor that lags behind the lines it printed after this
+/// long (a transaction of its own, one WAL fsync); a busy node moves it in the next drain's
+/// commit for free. Bounds what a kill re-prints to the lines of the last second or so, at
+/// the cost of at most one extra commit per this interval, ms.
+pub const DELIVERY_CURSOR_IDLE_COMMIT_MS: u64 = 1000;
+
+/// Exit code of a crash injected by [`DriverConfig::crash_after_delivery_commits`].
+pub const INJECTED_CRASH_EXIT_CODE: i32 = 137;
 
 /// Bytes read from a socket per read call: 64 KiB, enough for a typical RLPx frame batch.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -351,6 +361,10 @@ pub struct DriverConfig {
     /// Each message (what asked, e.g. `SIGINT`) stops the node like `/quit`, with Disconnect
     /// ClientQuitting to every peer. `None`: only `/quit` does.
     pub stop_requests: Option<Receiver<String>>,
+    /// Testing: exit (code [`INJECTED_CRASH_EXIT_CODE`], no flush, no cleanup) right after
+    /// the Nth store commit that queued received messages, before printing them: a `kill -9`
+    /// landing in the commit → print window (issue 16 item 3). `None` in production.
+    pub crash_after_delivery_commits: Option<u64>,
 }
 
 /// Link loss injected by the driver (tests and experiments; see `hush node --inject-loss`).
@@ -585,6 +599,8 @@ pub async fn run<S: Stack>(
         }),
         json: config.json,
         reshown_at_start: 0,
+        crash_after_delivery_commits: config.crash_after_delivery_commits,
+        cursor_lag_since: None,
         quit: false,
         shutting_down: false,
     };
@@ -637,12 +653,21 @@ pub async fn run<S: Stack>(
             handled = 0;
             continue;
         }
-        // Nothing due, nothing waiting: sleep until the deadline or the next input.
-        let deadline = driver.stack.poll_timeout();
+        // Nothing due, nothing waiting: an idle node moves a lagging delivery cursor (see
+        // "Delivery"); then sleep until the deadline or the next input.
+        let cursor_due = driver.commit_lagging_cursor()?;
+        let deadline = driver
+            .stack
+            .poll_timeout()
+            .map(|t| driver.clock.instant_at(t));
+        let wake = match (deadline, cursor_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let timer = async {
-            match deadline {
+            match wake {
                 Some(t) => {
-                    Timer::at(driver.clock.instant_at(t)).await;
+                    Timer::at(t).await;
                 }
                 None => std::future::pending::<()>().await,
             }
@@ -693,6 +718,10 @@ struct Driver<S> {
     json: bool,
     /// Messages printed again at start because the delivery cursor was behind them.
     reshown_at_start: u64,
+    /// Testing: see [`DriverConfig::crash_after_delivery_commits`] (counts down).
+    crash_after_delivery_commits: Option<u64>,
+    /// When the loop first went idle with the delivery cursor behind the printed lines.
+    cursor_lag_since: Option<Instant>,
     quit: bool,
     /// Stopping: no more dials, connections or commands.
     shutting_down: bool,
@@ -1114,6 +1143,37 @@ impl<S: Stack> Driver<S> {
         Ok(())
     }
 
+    /// If the delivery cursor has lagged behind the printed lines for
+    /// [`DELIVERY_CURSOR_IDLE_COMMIT_MS`], commits it on its own. Returns when to call again
+    /// (the cursor still lags), or `None`.
+    fn commit_lagging_cursor(&mut self) -> anyhow::Result<Option<Instant>> {
+        if !self.store.cursor_lags() {
+            self.cursor_lag_since = None;
+            return Ok(None);
+        }
+        let since = *self.cursor_lag_since.get_or_insert_with(Instant::now);
+        let due = since + std::time::Duration::from_millis(DELIVERY_CURSOR_IDLE_COMMIT_MS);
+        if Instant::now() < due {
+            return Ok(Some(due));
+        }
+        self.store.commit_delivery_cursor()?;
+        self.cursor_lag_since = None;
+        Ok(None)
+    }
+
+    /// Testing: ends the process, unflushed, on the commit [`DriverConfig::
+    /// crash_after_delivery_commits`] names.
+    fn maybe_inject_crash(&mut self) {
+        if let Some(left) = self.crash_after_delivery_commits.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                // Straight to stderr: the buffered outputs die with the process, as on a kill.
+                eprintln!("hush: injected crash after a delivery commit");
+                std::process::exit(INJECTED_CRASH_EXIT_CODE);
+            }
+        }
+    }
+
     /// Prints every message the store committed for delivery past its cursor (see "Delivery"
     /// in the module doc), then lets the next commit move the cursor past them.
     fn show_undelivered(&mut self) -> anyhow::Result<()> {
@@ -1131,7 +1191,8 @@ impl<S: Stack> Driver<S> {
         }
         self.flush_outputs()?;
         self.store.mark_shown();
-        Ok(())
+        // Out: a quick second kill must not show them yet again.
+        self.store.commit_delivery_cursor()
     }
 
     /// Group commit of one drain: its `Persist` records in emission order, with this turn's
@@ -1214,6 +1275,9 @@ impl<S: Stack> Driver<S> {
             self.store
                 .commit_batch(&records, &self.chat_changes, prune, &deliveries)?;
             self.chat_changes.clear();
+            if !deliveries.is_empty() {
+                self.maybe_inject_crash();
+            }
         }
         if !jsonl.is_empty() {
             self.append_jsonl(&jsonl)?;

@@ -30,7 +30,7 @@
 //!   far the application is known to have been shown them. A drain's commit appends its
 //!   messages' ids (`commit_batch`'s `deliveries`); after the driver has flushed their lines it
 //!   calls [`NodeStore::mark_shown`], and the NEXT commit (the next drain that writes anyway,
-//!   or [`NodeStore::commit_delivery_cursor`] on a clean stop) moves the cursor in the same
+//!   or [`NodeStore::commit_delivery_cursor`] when idle or on a clean stop) moves the cursor in the same
 //!   transaction as its records. At start [`NodeStore::undelivered`] lists what is past the
 //!   cursor, which the driver prints again. A kill therefore re-prints at most the lines
 //!   flushed since the last commit, and never loses one: at-least-once, duplicates carry the
@@ -364,6 +364,11 @@ impl NodeStore {
     /// moves the durable cursor past them (see the module contract).
     pub fn mark_shown(&mut self) {
         self.shown_seq = self.queued_seq;
+    }
+
+    /// Whether lines were shown past the durable cursor (a commit would move it).
+    pub fn cursor_lags(&self) -> bool {
+        self.shown_seq > self.cursor_seq
     }
 
     /// Moves the durable cursor to what [`NodeStore::mark_shown`] last saw, in a transaction

@@ -214,7 +214,9 @@ fn a_batch_is_one_transaction_all_or_nothing() {
         raw: vec![],
     };
     let later = Persist::ChatMessage(msg("status", "rolled back", 6, 6));
-    assert!(store.commit_batch(&[&later, &envelope], &[], None, &[]).is_err());
+    assert!(store
+        .commit_batch(&[&later, &envelope], &[], None, &[])
+        .is_err());
     assert_eq!(store.commits(), 1);
     drop(store);
 
