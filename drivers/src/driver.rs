@@ -991,6 +991,7 @@ impl<S: Stack> Driver<S> {
                 // The driver's own: store transactions (one WAL fsync each), stdin pauses.
                 stats.push(("driver.store_commits".into(), self.store.commits()));
                 stats.push(("driver.reshown_at_start".into(), self.reshown_at_start));
+                stats.push(("driver.store_compactions".into(), self.store.compactions()));
                 stats.push((
                     "driver.stdin_pauses".into(),
                     self.backlog.pauses.load(Ordering::SeqCst),
@@ -1277,6 +1278,16 @@ impl<S: Stack> Driver<S> {
             self.chat_changes.clear();
             if !deliveries.is_empty() {
                 self.maybe_inject_crash();
+            }
+            // The record log's tail is folded into its snapshot now and then (its own
+            // transaction, after this drain's: crash-safe, see `crate::store`).
+            if let Some(c) = self.store.compact_if_due()? {
+                tracing::info!(
+                    records_in = c.records_in,
+                    records_out = c.records_out,
+                    snapshot_bytes = c.snapshot_bytes,
+                    "record log compacted"
+                );
             }
         }
         if !jsonl.is_empty() {

@@ -37,13 +37,17 @@
 //!   same `message_id` (see `crate::driver`, "Delivery").
 //! - Schema: [`SCHEMA_V1`] then the named [`MIGRATIONS`], one transaction each.
 //!
-//! Noticed, not done: the record log only grows; a compaction (snapshotting the conversation
-//! machine) would bound replay time for long-lived nodes.
+//! - Compaction (issue 16 item 10): once the log's tail holds [`DEFAULT_COMPACT_AFTER_RECORDS`]
+//!   records, [`NodeStore::compact_if_due`] folds the snapshot and the tail
+//!   (`hush_core::chat::direct::compact`: the same restored machine, canonical) into a new
+//!   `record_snapshot` row and deletes the tail, in ONE transaction of its own after the
+//!   drain's: a kill at any point restarts from either the old snapshot + tail or the new
+//!   snapshot. [`NodeStore::records`] returns the snapshot's records, then the tail's.
 
 use std::path::Path;
 
 use anyhow::Context as _;
-use hush_core::chat::direct::{Record, StoredMessage};
+use hush_core::chat::direct::{compact, decode_snapshot, encode_snapshot, Record, StoredMessage};
 use hush_core::node::{ChatMessage, Persist};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -93,17 +97,36 @@ const SCHEMA_V1: &str = "CREATE TABLE IF NOT EXISTS meta (
 
 /// Schema migrations, in order: entry `i` takes version `i + 1` to `i + 2`. Each runs in one
 /// transaction with its version bump.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    // Version 2: the delivery log past the "shown to the application" cursor (issue 16 item
-    // 3). One row per received message the driver is about to print, written in the drain's
-    // commit; rows at or below the cursor are deleted by a later commit once their lines
-    // were flushed. `seq` never goes back (AUTOINCREMENT), so the cursor is a position.
-    "v2_delivery_cursor",
-    "CREATE TABLE deliveries (
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        // Version 2: the delivery log past the "shown to the application" cursor (issue 16 item
+        // 3). One row per received message the driver is about to print, written in the drain's
+        // commit; rows at or below the cursor are deleted by a later commit once their lines
+        // were flushed. `seq` never goes back (AUTOINCREMENT), so the cursor is a position.
+        "v2_delivery_cursor",
+        "CREATE TABLE deliveries (
          seq        INTEGER PRIMARY KEY AUTOINCREMENT,
          message_id BLOB NOT NULL
      );",
-)];
+    ),
+    (
+        // Version 3: the compacted head of the record log (issue 16 item 10). `bytes` is
+        // `hush_core::chat::direct::encode_snapshot` of the folded records up to and including
+        // `through_seq`; `records` keeps only the tail after it.
+        "v3_record_snapshot",
+        "CREATE TABLE record_snapshot (
+             id          INTEGER PRIMARY KEY CHECK (id = 1),
+             through_seq INTEGER NOT NULL,
+             bytes       BLOB NOT NULL
+         );",
+    ),
+];
+
+/// Records in the log's tail (after the snapshot) at which [`NodeStore::compact_if_due`]
+/// folds them into the snapshot. Replay at start then costs the snapshot (the state's size)
+/// plus at most this many records; each compaction reads and rewrites the whole state, so
+/// 10,000 (a few thousand messages of ratchet and MVDS churn) keeps its cost rare.
+pub const DEFAULT_COMPACT_AFTER_RECORDS: u64 = 10_000;
 
 /// What kind of chat a message or chat row belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +209,23 @@ pub struct NodeStore {
     shown_seq: i64,
     /// Highest `deliveries.seq` the store has deleted as shown: the durable cursor.
     cursor_seq: i64,
+    /// Records in the log's tail (not yet in the snapshot).
+    tail_records: u64,
+    /// See [`DEFAULT_COMPACT_AFTER_RECORDS`].
+    compact_after_records: u64,
+    /// Compactions done since open (`/stats`: `store_compactions`).
+    compactions: u64,
+}
+
+/// What one compaction did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compaction {
+    /// Records folded (the old snapshot's plus the tail's).
+    pub records_in: usize,
+    /// Records in the new snapshot.
+    pub records_out: usize,
+    /// Size of the new snapshot, bytes.
+    pub snapshot_bytes: usize,
 }
 
 /// A message committed for delivery and not yet known to be shown: printed at start
@@ -251,12 +291,18 @@ impl NodeStore {
                 r.get(0)
             })
             .context("store: deliveries")?;
+        let tail: i64 = conn
+            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
+            .context("store: records")?;
         Ok(NodeStore {
             conn,
             commits: 0,
             queued_seq: queued,
             shown_seq: 0,
             cursor_seq: 0,
+            tail_records: tail as u64,
+            compact_after_records: DEFAULT_COMPACT_AFTER_RECORDS,
+            compactions: 0,
         })
     }
 
@@ -340,6 +386,10 @@ impl NodeStore {
         for p in records {
             write_record(&tx, p)?;
         }
+        let conversation = records
+            .iter()
+            .filter(|p| matches!(p, Persist::Conversation(_)))
+            .count() as u64;
         for change in changes {
             write_chat_change(&tx, change)?;
         }
@@ -355,6 +405,7 @@ impl NodeStore {
         }
         tx.commit().context("store: commit")?;
         self.commits += 1;
+        self.tail_records += conversation;
         self.cursor_seq = self.cursor_seq.max(cursor);
         self.queued_seq = queued;
         Ok(())
@@ -417,8 +468,126 @@ impl NodeStore {
         self.commits
     }
 
-    /// Every conversation record, in commit order (for `Node::restore`).
+    /// Every conversation record, in commit order (for `Node::restore`): the snapshot's
+    /// (the folded head of the log), then the tail's.
     pub fn records(&self) -> anyhow::Result<Vec<Record>> {
+        let mut out = self.snapshot()?.map(|(_, r)| r).unwrap_or_default();
+        out.extend(self.tail()?.into_iter().map(|(_, r)| r));
+        Ok(out)
+    }
+
+    /// The snapshot: the seq it covers and its records.
+    fn snapshot(&self) -> anyhow::Result<Option<(i64, Vec<Record>)>> {
+        NodeStoreView { conn: &self.conn }.snapshot()
+    }
+
+    /// Sets the tail length at which [`NodeStore::compact_if_due`] compacts (tests, benches).
+    pub fn set_compact_after_records(&mut self, records: u64) {
+        self.compact_after_records = records.max(1);
+    }
+
+    /// Compactions since open.
+    pub fn compactions(&self) -> u64 {
+        self.compactions
+    }
+
+    /// Records in the log's tail (after the snapshot).
+    pub fn tail_records(&self) -> u64 {
+        self.tail_records
+    }
+
+    /// Compacts when the tail holds [`DEFAULT_COMPACT_AFTER_RECORDS`] (or the configured
+    /// count) records or more; called by the driver after a commit.
+    pub fn compact_if_due(&mut self) -> anyhow::Result<Option<Compaction>> {
+        if self.tail_records < self.compact_after_records {
+            return Ok(None);
+        }
+        self.compact().map(Some)
+    }
+
+    /// Folds the snapshot and the whole tail into a new snapshot and deletes the tail, in ONE
+    /// transaction: a kill at any point leaves either the old snapshot and tail or the new
+    /// snapshot and an empty tail, both restoring the same machine
+    /// (`hush_core::chat::direct::compact`).
+    pub fn compact(&mut self) -> anyhow::Result<Compaction> {
+        self.compact_with(|_| Ok(()))
+    }
+
+    /// [`NodeStore::compact`] with a hook run after each write inside the transaction (step 1
+    /// snapshot written, 2 tail deleted); an error from it rolls everything back (tests: a
+    /// kill at that point).
+    fn compact_with(
+        &mut self,
+        mut after_step: impl FnMut(u8) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Compaction> {
+        let tx = self.conn.transaction().context("store: begin compaction")?;
+        let (head, tail) = {
+            let view = NodeStoreView { conn: &tx };
+            (view.snapshot()?, view.tail()?)
+        };
+        let through = tail
+            .last()
+            .map(|(seq, _)| *seq)
+            .or(head.as_ref().map(|(seq, _)| *seq))
+            .unwrap_or(0);
+        let mut all = head.map(|(_, r)| r).unwrap_or_default();
+        all.extend(tail.into_iter().map(|(_, r)| r));
+        let records_in = all.len();
+        let folded = compact(all);
+        let bytes = encode_snapshot(&folded);
+        tx.execute(
+            "INSERT INTO record_snapshot (id, through_seq, bytes) VALUES (1, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET through_seq = excluded.through_seq,
+                                           bytes = excluded.bytes",
+            params![through, bytes],
+        )
+        .context("store: snapshot")?;
+        after_step(1)?;
+        tx.execute("DELETE FROM records WHERE seq <= ?1", params![through])
+            .context("store: compaction")?;
+        after_step(2)?;
+        tx.commit().context("store: compaction")?;
+        self.commits += 1;
+        self.compactions += 1;
+        self.tail_records = 0;
+        Ok(Compaction {
+            records_in,
+            records_out: folded.len(),
+            snapshot_bytes: bytes.len(),
+        })
+    }
+
+    /// The tail of the record log (after the snapshot), with seqs.
+    fn tail(&self) -> anyhow::Result<Vec<(i64, Record)>> {
+        NodeStoreView { conn: &self.conn }.tail()
+    }
+}
+
+/// Reads shared by the store and its compaction transaction.
+struct NodeStoreView<'a> {
+    conn: &'a Connection,
+}
+
+impl NodeStoreView<'_> {
+    fn snapshot(&self) -> anyhow::Result<Option<(i64, Vec<Record>)>> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT through_seq, bytes FROM record_snapshot WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("store: snapshot")?;
+        row.map(|(seq, bytes)| {
+            let records = decode_snapshot(&bytes)
+                .with_context(|| format!("store: the record snapshot through {seq} is corrupt"))?;
+            Ok((seq, records))
+        })
+        .transpose()
+    }
+
+    fn tail(&self) -> anyhow::Result<Vec<(i64, Record)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT seq, record FROM records ORDER BY seq")
@@ -431,11 +600,13 @@ impl NodeStore {
             let (seq, bytes) = row.context("store: records")?;
             let record = Record::decode(&bytes)
                 .with_context(|| format!("store: record {seq} is corrupt"))?;
-            out.push(record);
+            out.push((seq, record));
         }
         Ok(out)
     }
+}
 
+impl NodeStore {
     /// Deletes our own envelopes that expired before `now_secs`.
     pub fn prune_own_envelopes(&self, now_secs: u64) -> anyhow::Result<()> {
         delete_expired_own_envelopes(&self.conn, now_secs)
