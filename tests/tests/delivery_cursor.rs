@@ -87,7 +87,7 @@ fn every_message_stored_before_a_kill_is_printed_after_the_restart() {
             .map(|t| format!("/dm {kb} {t}\n"))
             .collect();
         a.send_text(&lines);
-        if life % 2 == 0 {
+        if life.is_multiple_of(2) {
             // A SIGKILL at a random moment.
             std::thread::sleep(Duration::from_millis(draw(MAX_KILL_AFTER_MS)));
         } else {
@@ -103,7 +103,7 @@ fn every_message_stored_before_a_kill_is_printed_after_the_restart() {
         let dir = b.stop_keep_data(); // SIGKILL (if still running)
         let crash_after = (1 + draw(MAX_CRASH_AFTER_COMMITS)).to_string();
         let mut args = b_args.clone();
-        if life % 2 == 0 && life + 1 < KILLS {
+        if life.is_multiple_of(2) && life + 1 < KILLS {
             args.extend(["--inject-crash-after-commits", crash_after.as_str()]);
         }
         b = NodeProcess::spawn_in("B", dir, &args);

@@ -31,7 +31,7 @@ fn simple(kind: u8, i: u8, j: u8) -> Record {
             at_ms: u64::from(j),
         },
         5 => Record::ChatFormat(ChatFormat {
-            kind: if i % 2 == 0 {
+            kind: if i.is_multiple_of(2) {
                 ChatKind::Public
             } else {
                 ChatKind::Direct
@@ -41,7 +41,7 @@ fn simple(kind: u8, i: u8, j: u8) -> Record {
             observed: None,
         }),
         6 => Record::Message(StoredMessage {
-            group: i % 2 == 0,
+            group: i.is_multiple_of(2),
             message: ChatMessage {
                 chat: format!("c{}", i % 3),
                 from: key(1).serialize_uncompressed(),
