@@ -22,7 +22,7 @@ use hush_drivers::store::NodeStore;
 use secp256k1::SecretKey;
 
 /// Messages of history per measured store.
-const HISTORY_MESSAGES: [u32; 3] = [1_000, 4_000, 16_000];
+const HISTORY_MESSAGES: [u32; 3] = [100, 300, 1_000];
 
 fn records_for(messages: u32) -> Vec<Record> {
     let contact = hush_core::ecies::public_key(&SecretKey::from_byte_array(&[7u8; 32]).unwrap());
