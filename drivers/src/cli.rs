@@ -132,6 +132,10 @@ pub struct NodeArgs {
     /// Testing: seed of the injected-loss draws.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub inject_seed: u64,
+    /// Testing: exit right after the Nth store commit that holds received messages, before
+    /// printing them (a kill in the commit → print window). 0 = off.
+    #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
+    pub inject_crash_after_commits: u64,
 }
 
 /// Runs `hush node` with real stdin/stdout/stderr until `/quit`.
@@ -300,6 +304,8 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
                 seed: args.inject_seed,
             }),
             stop_requests: Some(stop_rx),
+            crash_after_delivery_commits: (args.inject_crash_after_commits > 0)
+                .then_some(args.inject_crash_after_commits),
         };
         let io = Outputs {
             out: Box::new(std::io::stdout()),

@@ -19,6 +19,20 @@
 //!    on disk; public messages are also appended to `DATA_DIR/messages.jsonl` after the commit.
 //! 4. If nothing was due or waiting, it sleeps until the deadline or the next input.
 //!
+//! Delivery (issue 16 item 3): every received message printed on stdout (public, 1:1, group)
+//! is also queued in the store's delivery log in its drain's commit; once the drain's output
+//! is flushed the store is told ([`NodeStore::mark_shown`]) and the next commit moves the
+//! durable cursor past it. At start, before anything else is printed after the enode line,
+//! every message past the cursor is printed again (same line format; JSON lines carry
+//! `message_id`). Guarantee: every message the store committed for delivery reaches stdout at
+//! least once across any sequence of kills and restarts, in commit order; a message is printed
+//! twice only if the process died after its line was flushed and before the next commit moved
+//! the cursor (the next drain that commits anyway, or, on an idle node, a cursor-only commit
+//! [`DELIVERY_CURSOR_IDLE_COMMIT_MS`] later, or the clean stop). Exactly once is impossible with a plain stdout
+//! stream: the write to the pipe and the SQLite commit cannot be one atomic step, so a kill
+//! between them either loses the line (cursor first) or repeats it (print first); we print
+//! first, and a consumer that must see each message once dedupes by `message_id`.
+//!
 //! It never branches on protocol state.
 //!
 //! Back-pressure: stdin lines wait (the stdin forwarder stops reading, and the OS pipe fills)
@@ -86,6 +100,19 @@ pub const MAX_COMMAND_ERROR_CHARS: usize = 400;
 
 /// Prefix of the stderr line printed when a group is created, learned or changed.
 pub const GROUP_UPDATED_PREFIX: &str = "hush: group updated";
+
+/// Prefix of the stderr line printed at start when messages past the delivery cursor are
+/// printed again (see "Delivery" in the module doc).
+pub const RESHOWN_PREFIX: &str = "hush: shown again";
+
+/// An idle node commits a delivery cursor that lags behind the lines it printed after this
+/// long (a transaction of its own, one WAL fsync); a busy node moves it in the next drain's
+/// commit for free. Bounds what a kill re-prints to the lines of the last second or so, at
+/// the cost of at most one extra commit per this interval, ms.
+pub const DELIVERY_CURSOR_IDLE_COMMIT_MS: u64 = 1000;
+
+/// Exit code of a crash injected by [`DriverConfig::crash_after_delivery_commits`].
+pub const INJECTED_CRASH_EXIT_CODE: i32 = 137;
 
 /// Bytes read from a socket per read call: 64 KiB, enough for a typical RLPx frame batch.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -376,6 +403,10 @@ pub struct DriverConfig {
     /// Each message (what asked, e.g. `SIGINT`) stops the node like `/quit`, with Disconnect
     /// ClientQuitting to every peer. `None`: only `/quit` does.
     pub stop_requests: Option<Receiver<String>>,
+    /// Testing: exit (code [`INJECTED_CRASH_EXIT_CODE`], no flush, no cleanup) right after
+    /// the Nth store commit that queued received messages, before printing them: a `kill -9`
+    /// landing in the commit → print window (issue 16 item 3). `None` in production.
+    pub crash_after_delivery_commits: Option<u64>,
 }
 
 /// Link loss injected by the driver (tests and experiments; see `hush node --inject-loss`).
@@ -609,10 +640,15 @@ pub async fn run<S: Stack>(
             dropped_chunks: 0,
         }),
         json: config.json,
+        reshown_at_start: 0,
+        crash_after_delivery_commits: config.crash_after_delivery_commits,
+        cursor_lag_since: None,
         quit: false,
         stdin_lines_not_utf8: 0,
         shutting_down: false,
     };
+    // Messages committed for delivery before a kill and maybe never shown: shown now.
+    driver.show_undelivered()?;
     // A restored node may have queued records and re-encrypted posts: commit them first.
     driver.drain()?;
 
@@ -660,12 +696,21 @@ pub async fn run<S: Stack>(
             handled = 0;
             continue;
         }
-        // Nothing due, nothing waiting: sleep until the deadline or the next input.
-        let deadline = driver.stack.poll_timeout();
+        // Nothing due, nothing waiting: an idle node moves a lagging delivery cursor (see
+        // "Delivery"); then sleep until the deadline or the next input.
+        let cursor_due = driver.commit_lagging_cursor()?;
+        let deadline = driver
+            .stack
+            .poll_timeout()
+            .map(|t| driver.clock.instant_at(t));
+        let wake = match (deadline, cursor_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let timer = async {
-            match deadline {
+            match wake {
                 Some(t) => {
-                    Timer::at(driver.clock.instant_at(t)).await;
+                    Timer::at(t).await;
                 }
                 None => std::future::pending::<()>().await,
             }
@@ -714,6 +759,12 @@ struct Driver<S> {
     installation_id: String,
     loss: Option<LossState>,
     json: bool,
+    /// Messages printed again at start because the delivery cursor was behind them.
+    reshown_at_start: u64,
+    /// Testing: see [`DriverConfig::crash_after_delivery_commits`] (counts down).
+    crash_after_delivery_commits: Option<u64>,
+    /// When the loop first went idle with the delivery cursor behind the printed lines.
+    cursor_lag_since: Option<Instant>,
     quit: bool,
     /// Stdin lines skipped because they are not UTF-8 (`/stats`).
     stdin_lines_not_utf8: u64,
@@ -1026,6 +1077,8 @@ impl<S: Stack> Driver<S> {
                 }
                 // The driver's own: store transactions (one WAL fsync each), stdin pauses.
                 stats.push(("driver.store_commits".into(), self.store.commits()));
+                stats.push(("driver.reshown_at_start".into(), self.reshown_at_start));
+                stats.push(("driver.store_compactions".into(), self.store.compactions()));
                 stats.push((
                     "driver.stdin_pauses".into(),
                     self.backlog.pauses.load(Ordering::SeqCst),
@@ -1176,7 +1229,62 @@ impl<S: Stack> Driver<S> {
         result?;
         self.backlog
             .set_stack_congested(self.stack.input_congested());
-        self.flush_outputs()
+        self.flush_outputs()?;
+        // The drain's lines are out: the next commit may move the delivery cursor past them.
+        self.store.mark_shown();
+        Ok(())
+    }
+
+    /// If the delivery cursor has lagged behind the printed lines for
+    /// [`DELIVERY_CURSOR_IDLE_COMMIT_MS`], commits it on its own. Returns when to call again
+    /// (the cursor still lags), or `None`.
+    fn commit_lagging_cursor(&mut self) -> anyhow::Result<Option<Instant>> {
+        if !self.store.cursor_lags() {
+            self.cursor_lag_since = None;
+            return Ok(None);
+        }
+        let since = *self.cursor_lag_since.get_or_insert_with(Instant::now);
+        let due = since + std::time::Duration::from_millis(DELIVERY_CURSOR_IDLE_COMMIT_MS);
+        if Instant::now() < due {
+            return Ok(Some(due));
+        }
+        self.store.commit_delivery_cursor()?;
+        self.cursor_lag_since = None;
+        Ok(None)
+    }
+
+    /// Testing: ends the process, unflushed, on the commit [`DriverConfig::
+    /// crash_after_delivery_commits`] names.
+    fn maybe_inject_crash(&mut self) {
+        if let Some(left) = self.crash_after_delivery_commits.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                // Straight to stderr: the buffered outputs die with the process, as on a kill.
+                eprintln!("hush: injected crash after a delivery commit");
+                std::process::exit(INJECTED_CRASH_EXIT_CODE);
+            }
+        }
+    }
+
+    /// Prints every message the store committed for delivery past its cursor (see "Delivery"
+    /// in the module doc), then lets the next commit move the cursor past them.
+    fn show_undelivered(&mut self) -> anyhow::Result<()> {
+        let pending = self.store.undelivered()?;
+        for u in &pending {
+            let line = self.message_line(u.row.kind, &u.row.message);
+            self.out_line(&line)?;
+        }
+        if !pending.is_empty() {
+            self.reshown_at_start = pending.len() as u64;
+            self.err_line(&format!(
+                "{RESHOWN_PREFIX} {} message(s) committed before the last stop",
+                pending.len()
+            ));
+        }
+        self.flush_outputs()?;
+        self.store.mark_shown();
+        // Out: a quick second kill must not show them yet again.
+        self.store.commit_delivery_cursor()
     }
 
     /// Group commit of one drain: its `Persist` records in emission order, with this turn's
@@ -1185,6 +1293,8 @@ impl<S: Stack> Driver<S> {
     /// archive transaction; then the `messages.jsonl` lines in one write.
     fn commit_drain(&mut self, actions: &[Action]) -> anyhow::Result<()> {
         let mut records: Vec<&Persist> = Vec::new();
+        // Received messages this drain prints: queued for delivery in the same commit.
+        let mut deliveries: Vec<[u8; 32]> = Vec::new();
         let mut envelopes: Vec<ArchivedEnvelope<'_>> = Vec::new();
         let mut jsonl = String::new();
         let mut me: Option<String> = None;
@@ -1211,6 +1321,10 @@ impl<S: Stack> Driver<S> {
                     }
                     records.push(p);
                 }
+                Action::Event(Event::MessageReceived(m) | Event::Direct(m)) => {
+                    deliveries.push(m.message_id)
+                }
+                Action::Event(Event::Group { message, .. }) => deliveries.push(message.message_id),
                 Action::Event(Event::GroupUpdated {
                     group_id,
                     members,
@@ -1243,7 +1357,7 @@ impl<S: Stack> Driver<S> {
                 a.insert_batch(&envelopes)?;
             }
         }
-        if !records.is_empty() || !self.chat_changes.is_empty() {
+        if !records.is_empty() || !self.chat_changes.is_empty() || !deliveries.is_empty() {
             let now_secs = self.clock.now().as_millis() / 1000;
             // Keep `own_envelopes` to the envelopes still alive, not every post ever made.
             let prune = (now_secs >= self.next_prune_secs).then(|| {
@@ -1251,8 +1365,21 @@ impl<S: Stack> Driver<S> {
                 now_secs
             });
             self.store
-                .commit_batch(&records, &self.chat_changes, prune)?;
+                .commit_batch(&records, &self.chat_changes, prune, &deliveries)?;
             self.chat_changes.clear();
+            if !deliveries.is_empty() {
+                self.maybe_inject_crash();
+            }
+            // The record log's tail is folded into its snapshot now and then (its own
+            // transaction, after this drain's: crash-safe, see `crate::store`).
+            if let Some(c) = self.store.compact_if_due()? {
+                tracing::info!(
+                    records_in = c.records_in,
+                    records_out = c.records_out,
+                    snapshot_bytes = c.snapshot_bytes,
+                    "record log compacted"
+                );
+            }
         }
         if !jsonl.is_empty() {
             self.append_jsonl(&jsonl)?;
@@ -1385,7 +1512,9 @@ impl<S: Stack> Driver<S> {
                 "hush: {left} connection(s) not closed within {SHUTDOWN_FLUSH_TIMEOUT_MS} ms of quitting; dropping them"
             ));
         }
-        self.flush_outputs()
+        self.flush_outputs()?;
+        // Everything printed is out: a clean restart shows nothing again.
+        self.store.commit_delivery_cursor()
     }
 
     /// Appends whole lines to `messages.jsonl` (a plain-text export of public messages).

@@ -2,7 +2,9 @@
 //!
 //! Contract: stdout is machine-readable. Its first line is the node's enode URL; after that,
 //! each received chat message is one line, either JSON ([`message_json_line`]) with `--json` or
-//! a human-readable line ([`message_human_line`]) without. Everything else goes to stderr; the
+//! a human-readable line ([`message_human_line`]) without. Delivery is at-least-once across
+//! kills: a message committed but not known to be shown is printed again after a restart
+//! (`crate::driver`, "Delivery"); JSON lines carry `message_id` for deduplication. Everything else goes to stderr; the
 //! stable stderr lines (the e2e test and scripts watch them) come from [`status_line`].
 //! [`persist_json_line`] is the record appended to `DATA_DIR/messages.jsonl` for each
 //! `Persist::ChatMessage`. No function here adds the line terminator.

@@ -25,22 +25,108 @@
 //! - `identity` holds the node key sealed at rest as an Ethereum keystore v3 JSON document
 //!   (scrypt + AES-128-CTR + Keccak MAC, `crate::keystore`); `meta` holds the installation id.
 //! - Secrets (records, the sealed key) are never logged.
+//! - Delivery cursor (issue 16 item 3): `deliveries` is the log of received messages the
+//!   driver committed for printing, and its cursor (everything at or below it deleted) is how
+//!   far the application is known to have been shown them. A drain's commit appends its
+//!   messages' ids (`commit_batch`'s `deliveries`); after the driver has flushed their lines it
+//!   calls [`NodeStore::mark_shown`], and the NEXT commit (the next drain that writes anyway,
+//!   or [`NodeStore::commit_delivery_cursor`] when idle or on a clean stop) moves the cursor in the same
+//!   transaction as its records. At start [`NodeStore::undelivered`] lists what is past the
+//!   cursor, which the driver prints again. A kill therefore re-prints at most the lines
+//!   flushed since the last commit, and never loses one: at-least-once, duplicates carry the
+//!   same `message_id` (see `crate::driver`, "Delivery").
+//! - Schema: [`SCHEMA_V1`] then the named [`MIGRATIONS`], one transaction each.
 //!
-//! Noticed, not done: the record log only grows; a compaction (snapshotting the conversation
-//! machine) would bound replay time for long-lived nodes.
+//! - Compaction (issue 16 item 10): once the log's tail holds [`DEFAULT_COMPACT_AFTER_RECORDS`]
+//!   records, [`NodeStore::compact_if_due`] folds the snapshot and the tail
+//!   (`hush_core::chat::direct::compact`: the same restored machine, canonical) into a new
+//!   `record_snapshot` row and deletes the tail, in ONE transaction of its own after the
+//!   drain's: a kill at any point restarts from either the old snapshot + tail or the new
+//!   snapshot. [`NodeStore::records`] returns the snapshot's records, then the tail's.
 
 use std::path::Path;
 
 use anyhow::Context as _;
-use hush_core::chat::direct::{Record, StoredMessage};
+use hush_core::chat::direct::{compact, decode_snapshot, encode_snapshot, Record, StoredMessage};
 use hush_core::node::{ChatMessage, Persist};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// File, inside the data directory, holding the node store.
 pub const STORE_FILE: &str = "node.sqlite";
 
-/// Schema version written to `meta` (bump with a migration when the tables change).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Schema version written to `meta`: 1 (the base schema, [`SCHEMA_V1`]) plus one per entry of
+/// [`MIGRATIONS`]. Bump it by adding a migration when the tables change.
+pub const SCHEMA_VERSION: u32 = 1 + MIGRATIONS.len() as u32;
+
+/// The base schema (version 1). Later changes are [`MIGRATIONS`], never edits here.
+const SCHEMA_V1: &str = "CREATE TABLE IF NOT EXISTS meta (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS identity (
+         id       INTEGER PRIMARY KEY CHECK (id = 1),
+         keystore TEXT NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS records (
+         seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+         record BLOB NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS messages (
+         seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+         message_id   BLOB NOT NULL UNIQUE,
+         kind         TEXT NOT NULL,
+         chat         TEXT NOT NULL,
+         sender       BLOB NOT NULL,
+         text         TEXT NOT NULL,
+         clock        INTEGER NOT NULL,
+         timestamp_ms INTEGER NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (chat, clock, seq);
+     CREATE TABLE IF NOT EXISTS own_envelopes (
+         hash        BLOB PRIMARY KEY,
+         expiry_secs INTEGER NOT NULL,
+         raw         BLOB NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS own_envelopes_by_expiry ON own_envelopes (expiry_secs);
+     CREATE TABLE IF NOT EXISTS chats (
+         id     TEXT PRIMARY KEY,
+         kind   TEXT NOT NULL,
+         name   TEXT NOT NULL,
+         joined INTEGER NOT NULL DEFAULT 1
+     );";
+
+/// Schema migrations, in order: entry `i` takes version `i + 1` to `i + 2`. Each runs in one
+/// transaction with its version bump.
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        // Version 2: the delivery log past the "shown to the application" cursor (issue 16 item
+        // 3). One row per received message the driver is about to print, written in the drain's
+        // commit; rows at or below the cursor are deleted by a later commit once their lines
+        // were flushed. `seq` never goes back (AUTOINCREMENT), so the cursor is a position.
+        "v2_delivery_cursor",
+        "CREATE TABLE deliveries (
+         seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+         message_id BLOB NOT NULL
+     );",
+    ),
+    (
+        // Version 3: the compacted head of the record log (issue 16 item 10). `bytes` is
+        // `hush_core::chat::direct::encode_snapshot` of the folded records up to and including
+        // `through_seq`; `records` keeps only the tail after it.
+        "v3_record_snapshot",
+        "CREATE TABLE record_snapshot (
+             id          INTEGER PRIMARY KEY CHECK (id = 1),
+             through_seq INTEGER NOT NULL,
+             bytes       BLOB NOT NULL
+         );",
+    ),
+];
+
+/// Records in the log's tail (after the snapshot) at which [`NodeStore::compact_if_due`]
+/// folds them into the snapshot. Replay at start then costs the snapshot (the state's size)
+/// plus at most this many records; each compaction reads and rewrites the whole state, so
+/// 10,000 (a few thousand messages of ratchet and MVDS churn) keeps its cost rare.
+pub const DEFAULT_COMPACT_AFTER_RECORDS: u64 = 10_000;
 
 /// What kind of chat a message or chat row belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,76 +203,107 @@ pub struct NodeStore {
     conn: Connection,
     /// Transactions committed by [`NodeStore::commit_batch`] since open.
     commits: u64,
+    /// Highest `deliveries.seq` committed (what the driver may print).
+    queued_seq: i64,
+    /// Highest `deliveries.seq` whose line the driver has flushed ([`NodeStore::mark_shown`]).
+    shown_seq: i64,
+    /// Highest `deliveries.seq` the store has deleted as shown: the durable cursor.
+    cursor_seq: i64,
+    /// Records in the log's tail (not yet in the snapshot).
+    tail_records: u64,
+    /// See [`DEFAULT_COMPACT_AFTER_RECORDS`].
+    compact_after_records: u64,
+    /// Compactions done since open (`/stats`: `store_compactions`).
+    compactions: u64,
+}
+
+/// What one compaction did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compaction {
+    /// Records folded (the old snapshot's plus the tail's).
+    pub records_in: usize,
+    /// Records in the new snapshot.
+    pub records_out: usize,
+    /// Size of the new snapshot, bytes.
+    pub snapshot_bytes: usize,
+}
+
+/// A message committed for delivery and not yet known to be shown: printed at start
+/// ([`NodeStore::undelivered`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undelivered {
+    /// Its position in the delivery log.
+    pub seq: i64,
+    /// The message and its kind.
+    pub row: HistoryRow,
 }
 
 impl NodeStore {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the store at `path`, bringing an older schema up to
+    /// [`SCHEMA_VERSION`] with the migrations in [`MIGRATIONS`] (each in its own transaction,
+    /// with the version bump: a kill during one leaves the store at the version before it).
     pub fn open(path: &Path) -> anyhow::Result<NodeStore> {
-        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut conn =
+            Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .context("store: journal_mode")?;
         // FULL: a commit survives power loss too, not only a killed process.
         conn.pragma_update(None, "synchronous", "FULL")
             .context("store: synchronous")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (
-                 key   TEXT PRIMARY KEY,
-                 value TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS identity (
-                 id       INTEGER PRIMARY KEY CHECK (id = 1),
-                 keystore TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS records (
-                 seq    INTEGER PRIMARY KEY AUTOINCREMENT,
-                 record BLOB NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS messages (
-                 seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-                 message_id   BLOB NOT NULL UNIQUE,
-                 kind         TEXT NOT NULL,
-                 chat         TEXT NOT NULL,
-                 sender       BLOB NOT NULL,
-                 text         TEXT NOT NULL,
-                 clock        INTEGER NOT NULL,
-                 timestamp_ms INTEGER NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (chat, clock, seq);
-             CREATE TABLE IF NOT EXISTS own_envelopes (
-                 hash        BLOB PRIMARY KEY,
-                 expiry_secs INTEGER NOT NULL,
-                 raw         BLOB NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS own_envelopes_by_expiry ON own_envelopes (expiry_secs);
-             CREATE TABLE IF NOT EXISTS chats (
-                 id     TEXT PRIMARY KEY,
-                 kind   TEXT NOT NULL,
-                 name   TEXT NOT NULL,
-                 joined INTEGER NOT NULL DEFAULT 1
-             );",
-        )
-        .context("store: schema")?;
+        conn.execute_batch(SCHEMA_V1).context("store: schema")?;
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
                 r.get(0)
             })
             .optional()
             .context("store: schema version")?;
-        match version {
+        let mut version = match version {
+            // A new store: the base schema just made, migrated below.
             None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
-                    params![SCHEMA_VERSION.to_string()],
-                )
-                .context("store: schema version")?;
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema', '1')", [])
+                    .context("store: schema version")?;
+                1
             }
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => anyhow::bail!(
-                "{}: schema version {v}, this hush understands {SCHEMA_VERSION}",
-                path.display()
-            ),
+            Some(v) => match v.parse::<u32>() {
+                Ok(v) if (1..=SCHEMA_VERSION).contains(&v) => v,
+                _ => anyhow::bail!(
+                    "{}: schema version {v}, this hush understands {SCHEMA_VERSION}",
+                    path.display()
+                ),
+            },
+        };
+        while version < SCHEMA_VERSION {
+            let (name, sql) = MIGRATIONS[version as usize - 1];
+            let tx = conn.transaction().context("store: begin migration")?;
+            tx.execute_batch(sql)
+                .with_context(|| format!("store: migration {name}"))?;
+            version += 1;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+                params![version.to_string()],
+            )
+            .context("store: schema version")?;
+            tx.commit()
+                .with_context(|| format!("store: migration {name}"))?;
         }
-        Ok(NodeStore { conn, commits: 0 })
+        let queued: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM deliveries", [], |r| {
+                r.get(0)
+            })
+            .context("store: deliveries")?;
+        let tail: i64 = conn
+            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
+            .context("store: records")?;
+        Ok(NodeStore {
+            conn,
+            commits: 0,
+            queued_seq: queued,
+            shown_seq: 0,
+            cursor_seq: 0,
+            tail_records: tail as u64,
+            compact_after_records: DEFAULT_COMPACT_AFTER_RECORDS,
+            compactions: 0,
+        })
     }
 
     /// A `meta` value.
@@ -236,36 +353,114 @@ impl NodeStore {
     /// Commits one `Persist` action of the node (see the module contract). `Persist::Envelope`
     /// (mailserver archive) is not this store's business and is refused.
     pub fn commit(&mut self, p: &Persist) -> anyhow::Result<()> {
-        self.commit_batch(&[p], &[], None)
+        self.commit_batch(&[p], &[], None, &[])
     }
 
-    /// Commits, in one transaction and in this order, `records` (the `Persist` actions of one
-    /// drain, in emission order), the chat-index `changes`, and — when `prune_before_secs` is
-    /// given — the deletion of our own envelopes that expired before it (housekeeping that
-    /// rides on a commit made anyway). Nothing to write: no transaction. `Persist::Envelope`
-    /// (mailserver archive) is not this store's business and is refused (nothing is written).
+    /// Commits, in one transaction and in this order, the delivery cursor (advanced to what
+    /// [`NodeStore::mark_shown`] last saw flushed), `records` (the `Persist` actions of one
+    /// drain, in emission order), the chat-index `changes`, the `deliveries` (ids of the
+    /// received messages of this drain the driver will print, in print order; each must be a
+    /// message of `records` or already stored) and — when `prune_before_secs` is given — the
+    /// deletion of our own envelopes that expired before it (housekeeping that rides on a
+    /// commit made anyway). Nothing to write: no transaction. `Persist::Envelope` (mailserver
+    /// archive) is not this store's business and is refused (nothing is written).
     pub fn commit_batch(
         &mut self,
         records: &[&Persist],
         changes: &[ChatChange],
         prune_before_secs: Option<u64>,
+        deliveries: &[[u8; 32]],
     ) -> anyhow::Result<()> {
-        if records.is_empty() && changes.is_empty() && prune_before_secs.is_none() {
+        if records.is_empty()
+            && changes.is_empty()
+            && prune_before_secs.is_none()
+            && deliveries.is_empty()
+        {
             return Ok(());
         }
         let tx = self.conn.transaction().context("store: begin")?;
+        let cursor = self.shown_seq;
+        if cursor > self.cursor_seq {
+            advance_delivery_cursor(&tx, cursor)?;
+        }
         for p in records {
             write_record(&tx, p)?;
         }
+        let conversation = records
+            .iter()
+            .filter(|p| matches!(p, Persist::Conversation(_)))
+            .count() as u64;
         for change in changes {
             write_chat_change(&tx, change)?;
+        }
+        let mut queued = self.queued_seq;
+        for id in deliveries {
+            tx.prepare_cached("INSERT INTO deliveries (message_id) VALUES (?1)")
+                .and_then(|mut s| s.execute(params![&id[..]]))
+                .context("store: delivery")?;
+            queued = tx.last_insert_rowid();
         }
         if let Some(secs) = prune_before_secs {
             delete_expired_own_envelopes(&tx, secs)?;
         }
         tx.commit().context("store: commit")?;
         self.commits += 1;
+        self.tail_records += conversation;
+        self.cursor_seq = self.cursor_seq.max(cursor);
+        self.queued_seq = queued;
         Ok(())
+    }
+
+    /// The driver has flushed the lines of every delivery committed so far: the next commit
+    /// moves the durable cursor past them (see the module contract).
+    pub fn mark_shown(&mut self) {
+        self.shown_seq = self.queued_seq;
+    }
+
+    /// Whether lines were shown past the durable cursor (a commit would move it).
+    pub fn cursor_lags(&self) -> bool {
+        self.shown_seq > self.cursor_seq
+    }
+
+    /// Moves the durable cursor to what [`NodeStore::mark_shown`] last saw, in a transaction
+    /// of its own if it lags (on a clean stop, so a restart re-prints nothing).
+    pub fn commit_delivery_cursor(&mut self) -> anyhow::Result<()> {
+        if self.shown_seq <= self.cursor_seq {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().context("store: begin")?;
+        advance_delivery_cursor(&tx, self.shown_seq)?;
+        tx.commit().context("store: commit")?;
+        self.commits += 1;
+        self.cursor_seq = self.shown_seq;
+        Ok(())
+    }
+
+    /// The messages committed for delivery past the durable cursor, in delivery order: the
+    /// driver prints them at start (then [`NodeStore::mark_shown`]).
+    pub fn undelivered(&self) -> anyhow::Result<Vec<Undelivered>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT d.seq, m.kind, m.chat, m.sender, m.text, m.clock, m.timestamp_ms,
+                        m.message_id
+                 FROM deliveries d JOIN messages m ON m.message_id = d.message_id
+                 ORDER BY d.seq",
+            )
+            .context("store: deliveries")?;
+        let rows: Vec<(i64, RawMessage)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, raw_message(r, 1)?)))
+            .context("store: deliveries")?
+            .collect::<Result<_, _>>()
+            .context("store: deliveries")?;
+        rows.into_iter()
+            .map(|(seq, raw)| {
+                Ok(Undelivered {
+                    seq,
+                    row: history_row(raw)?,
+                })
+            })
+            .collect()
     }
 
     /// Transactions committed since the store was opened (each costs one WAL fsync).
@@ -273,8 +468,126 @@ impl NodeStore {
         self.commits
     }
 
-    /// Every conversation record, in commit order (for `Node::restore`).
+    /// Every conversation record, in commit order (for `Node::restore`): the snapshot's
+    /// (the folded head of the log), then the tail's.
     pub fn records(&self) -> anyhow::Result<Vec<Record>> {
+        let mut out = self.snapshot()?.map(|(_, r)| r).unwrap_or_default();
+        out.extend(self.tail()?.into_iter().map(|(_, r)| r));
+        Ok(out)
+    }
+
+    /// The snapshot: the seq it covers and its records.
+    fn snapshot(&self) -> anyhow::Result<Option<(i64, Vec<Record>)>> {
+        NodeStoreView { conn: &self.conn }.snapshot()
+    }
+
+    /// Sets the tail length at which [`NodeStore::compact_if_due`] compacts (tests, benches).
+    pub fn set_compact_after_records(&mut self, records: u64) {
+        self.compact_after_records = records.max(1);
+    }
+
+    /// Compactions since open.
+    pub fn compactions(&self) -> u64 {
+        self.compactions
+    }
+
+    /// Records in the log's tail (after the snapshot).
+    pub fn tail_records(&self) -> u64 {
+        self.tail_records
+    }
+
+    /// Compacts when the tail holds [`DEFAULT_COMPACT_AFTER_RECORDS`] (or the configured
+    /// count) records or more; called by the driver after a commit.
+    pub fn compact_if_due(&mut self) -> anyhow::Result<Option<Compaction>> {
+        if self.tail_records < self.compact_after_records {
+            return Ok(None);
+        }
+        self.compact().map(Some)
+    }
+
+    /// Folds the snapshot and the whole tail into a new snapshot and deletes the tail, in ONE
+    /// transaction: a kill at any point leaves either the old snapshot and tail or the new
+    /// snapshot and an empty tail, both restoring the same machine
+    /// (`hush_core::chat::direct::compact`).
+    pub fn compact(&mut self) -> anyhow::Result<Compaction> {
+        self.compact_with(|_| Ok(()))
+    }
+
+    /// [`NodeStore::compact`] with a hook run after each write inside the transaction (step 1
+    /// snapshot written, 2 tail deleted); an error from it rolls everything back (tests: a
+    /// kill at that point).
+    fn compact_with(
+        &mut self,
+        mut after_step: impl FnMut(u8) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Compaction> {
+        let tx = self.conn.transaction().context("store: begin compaction")?;
+        let (head, tail) = {
+            let view = NodeStoreView { conn: &tx };
+            (view.snapshot()?, view.tail()?)
+        };
+        let through = tail
+            .last()
+            .map(|(seq, _)| *seq)
+            .or(head.as_ref().map(|(seq, _)| *seq))
+            .unwrap_or(0);
+        let mut all = head.map(|(_, r)| r).unwrap_or_default();
+        all.extend(tail.into_iter().map(|(_, r)| r));
+        let records_in = all.len();
+        let folded = compact(all);
+        let bytes = encode_snapshot(&folded);
+        tx.execute(
+            "INSERT INTO record_snapshot (id, through_seq, bytes) VALUES (1, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET through_seq = excluded.through_seq,
+                                           bytes = excluded.bytes",
+            params![through, bytes],
+        )
+        .context("store: snapshot")?;
+        after_step(1)?;
+        tx.execute("DELETE FROM records WHERE seq <= ?1", params![through])
+            .context("store: compaction")?;
+        after_step(2)?;
+        tx.commit().context("store: compaction")?;
+        self.commits += 1;
+        self.compactions += 1;
+        self.tail_records = 0;
+        Ok(Compaction {
+            records_in,
+            records_out: folded.len(),
+            snapshot_bytes: bytes.len(),
+        })
+    }
+
+    /// The tail of the record log (after the snapshot), with seqs.
+    fn tail(&self) -> anyhow::Result<Vec<(i64, Record)>> {
+        NodeStoreView { conn: &self.conn }.tail()
+    }
+}
+
+/// Reads shared by the store and its compaction transaction.
+struct NodeStoreView<'a> {
+    conn: &'a Connection,
+}
+
+impl NodeStoreView<'_> {
+    fn snapshot(&self) -> anyhow::Result<Option<(i64, Vec<Record>)>> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT through_seq, bytes FROM record_snapshot WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("store: snapshot")?;
+        row.map(|(seq, bytes)| {
+            let records = decode_snapshot(&bytes)
+                .with_context(|| format!("store: the record snapshot through {seq} is corrupt"))?;
+            Ok((seq, records))
+        })
+        .transpose()
+    }
+
+    fn tail(&self) -> anyhow::Result<Vec<(i64, Record)>> {
         let mut stmt = self
             .conn
             .prepare("SELECT seq, record FROM records ORDER BY seq")
@@ -287,11 +600,13 @@ impl NodeStore {
             let (seq, bytes) = row.context("store: records")?;
             let record = Record::decode(&bytes)
                 .with_context(|| format!("store: record {seq} is corrupt"))?;
-            out.push(record);
+            out.push((seq, record));
         }
         Ok(out)
     }
+}
 
+impl NodeStore {
     /// Deletes our own envelopes that expired before `now_secs`.
     pub fn prune_own_envelopes(&self, now_secs: u64) -> anyhow::Result<()> {
         delete_expired_own_envelopes(&self.conn, now_secs)
@@ -423,17 +738,7 @@ impl NodeStore {
 
     fn query_messages(&self, sql: &str, chat: Option<&str>) -> anyhow::Result<Vec<HistoryRow>> {
         let mut stmt = self.conn.prepare(sql).context("store: messages")?;
-        let map = |r: &rusqlite::Row<'_>| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, Vec<u8>>(6)?,
-            ))
-        };
+        let map = |r: &rusqlite::Row<'_>| raw_message(r, 0);
         let rows: Vec<_> = match chat {
             Some(c) => stmt.query_map(params![c], map),
             None => stmt.query_map([], map),
@@ -441,29 +746,54 @@ impl NodeStore {
         .context("store: messages")?
         .collect::<Result<_, _>>()
         .context("store: messages")?;
-        rows.into_iter()
-            .map(|(kind, chat, sender, text, clock, ts, id)| {
-                let kind = ChatKind::parse(&kind).context("store: message kind")?;
-                let from: [u8; 65] = sender
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("store: message sender is not 65 bytes"))?;
-                let message_id: [u8; 32] = id
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("store: message id is not 32 bytes"))?;
-                Ok(HistoryRow {
-                    kind,
-                    message: ChatMessage {
-                        chat,
-                        from,
-                        text,
-                        clock: clock as u64,
-                        timestamp_ms: ts as u64,
-                        message_id,
-                    },
-                })
-            })
-            .collect()
+        rows.into_iter().map(history_row).collect()
     }
+}
+
+/// A `messages` row as read: kind, chat, sender, text, clock, timestamp, id.
+type RawMessage = (String, String, Vec<u8>, String, i64, i64, Vec<u8>);
+
+/// Reads the seven `messages` columns starting at column `at`.
+fn raw_message(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<RawMessage> {
+    Ok((
+        r.get(at)?,
+        r.get(at + 1)?,
+        r.get(at + 2)?,
+        r.get(at + 3)?,
+        r.get(at + 4)?,
+        r.get(at + 5)?,
+        r.get(at + 6)?,
+    ))
+}
+
+fn history_row(raw: RawMessage) -> anyhow::Result<HistoryRow> {
+    let (kind, chat, sender, text, clock, ts, id) = raw;
+    let kind = ChatKind::parse(&kind).context("store: message kind")?;
+    let from: [u8; 65] = sender
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("store: message sender is not 65 bytes"))?;
+    let message_id: [u8; 32] = id
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("store: message id is not 32 bytes"))?;
+    Ok(HistoryRow {
+        kind,
+        message: ChatMessage {
+            chat,
+            from,
+            text,
+            clock: clock as u64,
+            timestamp_ms: ts as u64,
+            message_id,
+        },
+    })
+}
+
+/// Deletes the delivery log up to `seq` (inclusive): the cursor moves past it.
+fn advance_delivery_cursor(conn: &Connection, seq: i64) -> anyhow::Result<()> {
+    conn.prepare_cached("DELETE FROM deliveries WHERE seq <= ?1")
+        .and_then(|mut s| s.execute(params![seq]))
+        .context("store: delivery cursor")?;
+    Ok(())
 }
 
 /// Writes one `Persist` record (inside the caller's transaction).

@@ -60,14 +60,18 @@ fn wait_group(node: &NodeProcess, deadline: Instant, name: &str, member: &str) -
 /// A printed message: (kind, chat, from, text, clock).
 type Printed = (String, String, String, String, u64);
 
-/// Every received message a node printed on stdout, from a transcript, in print order.
+/// Every received message a node printed on stdout, from a transcript, in print order, each
+/// `message_id` once: a line printed just before a SIGKILL is printed again after the restart
+/// (at-least-once delivery, issue 16 item 3) and a consumer dedupes by id.
 fn received(transcript: &str, name: &str) -> Vec<Printed> {
     let tag = format!("[{name} out] ");
+    let mut ids = std::collections::BTreeSet::new();
     transcript
         .lines()
         .filter_map(|l| l.strip_prefix(&tag))
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v.get("reply").is_none() && v.get("kind").is_some())
+        .filter(|v| ids.insert(v["message_id"].as_str().unwrap().to_string()))
         .map(|v| {
             (
                 v["kind"].as_str().unwrap().to_string(),

@@ -2,8 +2,9 @@
 //! few milliseconds after it was handed messages to send and while messages to it are in
 //! flight, then restarted on its data directory. In the end:
 //! - every message A sent to C is in C's stored history after its last restart, and was
-//!   printed at most once over all of C's lives (a kill between the commit and the print is
-//!   the one moment a message is accepted yet not shown live: `/history` has it);
+//!   printed at least once over all of C's lives (a message committed but not yet shown at a
+//!   kill is printed at the restart, from the store's delivery cursor; one shown but not yet
+//!   past the cursor is printed again: at-least-once, issue 16 item 3);
 //! - every message C accepted (its stored history after the last restart says which) arrives at
 //!   A exactly once, and A receives nothing C did not accept (state is committed before any
 //!   byte leaves) — a reused message key or a lost ratchet step would show as a message A
@@ -136,12 +137,17 @@ fn crash_loop(common: &[&str]) {
     let mut want_c = to_c.clone();
     want_c.sort();
     assert_eq!(stored_c, want_c, "C holds every message from A, once");
-    for (text, n) in &printed_c {
+    for text in printed_c.keys() {
         assert!(
             to_c.contains(text),
             "C printed {text:?}, which nobody sent it"
         );
-        assert_eq!(*n, 1, "C printed {text:?} {n} times over its lives");
+    }
+    for text in &to_c {
+        assert!(
+            printed_c.contains_key(text),
+            "C stored {text:?} but never printed it in any life\n{all_c}"
+        );
     }
     let at_a = dm_counts(&a.transcript(), "A");
     let want_a: BTreeMap<String, usize> = c_accepted.iter().map(|t| (t.clone(), 1)).collect();
@@ -153,11 +159,12 @@ fn crash_loop(common: &[&str]) {
     let c_again = accepted(&mut c);
     assert_eq!(c_again, c_accepted);
     eprintln!(
-        "C accepted {} of {} messages it was given over {} kills; printed {} of A's {} live",
+        "C accepted {} of {} messages it was given over {} kills; printed {} of A's {} ({} lines)",
         c_accepted.len(),
         from_c.len(),
         KILL_AFTER_MS.len(),
         printed_c.len(),
-        to_c.len()
+        to_c.len(),
+        printed_c.values().sum::<usize>()
     );
 }

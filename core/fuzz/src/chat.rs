@@ -221,6 +221,19 @@ pub fn chat_record(data: &[u8]) {
     }
 }
 
+/// The record-log snapshot decoder (`decode_snapshot`, issue 16 item 10): any bytes give
+/// records or a typed error; what decodes re-encodes to a snapshot that decodes to the same
+/// records, and folding it again changes nothing.
+pub fn record_snapshot(data: &[u8]) {
+    use hush_core::chat::direct::{compact, decode_snapshot, encode_snapshot};
+    if let Ok(records) = decode_snapshot(data) {
+        let again = decode_snapshot(&encode_snapshot(&records));
+        assert_eq!(again.as_ref(), Ok(&records));
+        let folded = compact(records);
+        assert_eq!(compact(folded.clone()), folded);
+    }
+}
+
 /// `PublicChats::receive` over a sequence of received messages on two joined chats and one
 /// not joined. Input `(code, len, payload)*`; code bits: 0–1 chat, 2–3 signer (none, author,
 /// receiver), 4 raw payload or a valid message whose text is the payload, 5–6 its form

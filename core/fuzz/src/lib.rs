@@ -49,6 +49,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("group_fold", chat::group_fold),
     ("public_chats", chat::public_chats),
     ("conversations", chat::conversations),
+    ("record_snapshot", chat::record_snapshot),
 ];
 
 /// The target named `name`.

@@ -409,6 +409,14 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         ]
         .concat(),
         "chat_record" => conversation_records(),
+        "record_snapshot" => {
+            use hush_core::chat::direct::{encode_snapshot, Record};
+            let records: Vec<Record> = conversation_records()
+                .iter()
+                .filter_map(|r| Record::decode(r).ok())
+                .collect();
+            vec![encode_snapshot(&records), encode_snapshot(&[])]
+        }
         "group_fold" => vec![
             vec![0, 0, 0, 0, 2, 1, 0, 4, 1, 1, 3, 1, 0, 1, 0],
             vec![0, 0, 1, 0, 2, 2, 0, 5, 1, 2, 3, 2],

@@ -43,6 +43,7 @@ mod counters;
 mod forms;
 mod receive;
 mod record;
+mod snapshot;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -75,6 +76,7 @@ use crate::whisper::Topic;
 use crate::Time;
 
 pub use record::{Record, RecordError, StoredMessage};
+pub use snapshot::{compact, decode_snapshot, encode_snapshot, SnapshotError, SNAPSHOT_VERSION};
 
 /// A Status message id: `keccak256(author ‖ wrapped bytes)` (status-chat.md §4).
 pub type MessageId = [u8; 32];

@@ -1012,6 +1012,16 @@ fn unsigned_payload_on_a_conversation_topic_is_counted_and_dropped() {
 /// Restarts node `i` from what it persisted (conversation records, public messages), with a
 /// fresh seed, as a driver does after a crash: its links are cut first.
 fn restart_from_records(net: &mut Net, i: usize, fresh_seed: u64) {
+    restart_from_log(net, i, fresh_seed, |r| r)
+}
+
+/// [`restart_from_records`] from `log(records)` (e.g. a compacted log).
+fn restart_from_log(
+    net: &mut Net,
+    i: usize,
+    fresh_seed: u64,
+    log: impl FnOnce(Vec<Record>) -> Vec<Record>,
+) {
     net.cut(i);
     let records: Vec<Record> = net
         .persisted
@@ -1034,7 +1044,7 @@ fn restart_from_records(net: &mut Net, i: usize, fresh_seed: u64) {
         key(i as u8),
         seed_from_u64(fresh_seed),
         net.now,
-        records,
+        log(records),
     )
     .unwrap();
     for m in &public {
@@ -1094,6 +1104,30 @@ fn a_post_killed_before_its_gossip_round_is_sent_after_the_restart() {
 
 #[test]
 fn restarted_node_keeps_its_sessions_history_and_dedup() {
+    restart_keeps_sessions_history_and_dedup(|r| r);
+}
+
+/// Issue 16 item 10: a node restored from a snapshot (the folded head of its log) plus the
+/// tail behaves as one restored from the whole log, and the snapshot is smaller.
+#[test]
+fn restarted_from_snapshot_and_tail_keeps_its_sessions_history_and_dedup() {
+    restart_keeps_sessions_history_and_dedup(|records| {
+        let full = crate::chat::direct::compact(records.clone());
+        let flat = records.iter().cloned().flat_map(Record::flatten).count();
+        assert!(full.len() < flat, "{flat} → {}", full.len());
+        for cut in 0..=records.len() {
+            let mut resumed = crate::chat::direct::compact(records[..cut].to_vec());
+            resumed.extend(records[cut..].iter().cloned());
+            assert_eq!(crate::chat::direct::compact(resumed), full, "cut {cut}");
+        }
+        let half = records.len() / 2;
+        let mut log = crate::chat::direct::compact(records[..half].to_vec());
+        log.extend(records[half..].iter().cloned());
+        log
+    });
+}
+
+fn restart_keeps_sessions_history_and_dedup(log: impl FnOnce(Vec<Record>) -> Vec<Record>) {
     let mut net = line(3);
     let k0 = net.nodes[0].public_key();
     let k2 = net.nodes[2].public_key();
@@ -1116,7 +1150,7 @@ fn restarted_node_keeps_its_sessions_history_and_dedup() {
     assert_eq!(directs(&net, 2), vec!["before".to_string()]);
     let events_before = net.events.len();
 
-    restart_from_records(&mut net, 2, 99);
+    restart_from_log(&mut net, 2, 99, log);
     net.connect(1, 2);
     net.advance(3_000);
     // The restored node re-sent nothing it had posted, delivered nothing twice.

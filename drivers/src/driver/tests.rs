@@ -324,6 +324,7 @@ fn node_with(
         installation_id: "test-installation".into(),
         loss: None,
         stop_requests,
+        crash_after_delivery_commits: None,
     };
     let io = Outputs {
         out: Box::new(out.clone()),

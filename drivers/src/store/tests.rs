@@ -200,11 +200,11 @@ fn a_batch_is_one_transaction_all_or_nothing() {
         ChatChange::Leave { id: "g1".into() },
     ];
     store
-        .commit_batch(&[&public, &own, &conv, &dm], &changes, None)
+        .commit_batch(&[&public, &own, &conv, &dm], &changes, None, &[])
         .unwrap();
     assert_eq!(store.commits(), 1);
     // Nothing to write: no transaction.
-    store.commit_batch(&[], &[], None).unwrap();
+    store.commit_batch(&[], &[], None, &[]).unwrap();
     assert_eq!(store.commits(), 1);
     // A record this store refuses rolls the whole batch back.
     let envelope = Persist::Envelope {
@@ -214,7 +214,9 @@ fn a_batch_is_one_transaction_all_or_nothing() {
         raw: vec![],
     };
     let later = Persist::ChatMessage(msg("status", "rolled back", 6, 6));
-    assert!(store.commit_batch(&[&later, &envelope], &[], None).is_err());
+    assert!(store
+        .commit_batch(&[&later, &envelope], &[], None, &[])
+        .is_err());
     assert_eq!(store.commits(), 1);
     drop(store);
 
@@ -248,6 +250,240 @@ fn a_batch_is_one_transaction_all_or_nothing() {
     // Housekeeping rides on a commit: the expired own envelope goes with the next batch.
     assert_eq!(store.own_envelopes(50).unwrap(), vec![vec![9; 3]]);
     let next = Persist::ChatMessage(msg("status", "next", 8, 8));
-    store.commit_batch(&[&next], &[], Some(150)).unwrap();
+    store.commit_batch(&[&next], &[], Some(150), &[]).unwrap();
     assert_eq!(store.own_envelopes(0).unwrap(), Vec::<Vec<u8>>::new());
+}
+
+#[test]
+fn the_delivery_cursor_moves_with_the_next_commit_after_the_lines_were_shown() {
+    let dir = temp_dir("store-deliveries");
+    let path = dir.join(STORE_FILE);
+    let first = Persist::ChatMessage(msg("status", "one", 10, 1));
+    let second = Persist::Conversation(stored(false, msg("0x04aa", "two", 20, 2)));
+    let third = Persist::ChatMessage(msg("status", "three", 30, 3));
+    {
+        let mut store = NodeStore::open(&path).unwrap();
+        store
+            .commit_batch(&[&first], &[], None, &[[1; 32]])
+            .unwrap();
+        // Killed before the line was flushed: shown again.
+    }
+    let ids = |store: &NodeStore| -> Vec<u8> {
+        store
+            .undelivered()
+            .unwrap()
+            .iter()
+            .map(|u| u.row.message.message_id[0])
+            .collect()
+    };
+    {
+        let mut store = NodeStore::open(&path).unwrap();
+        assert_eq!(ids(&store), vec![1]);
+        assert_eq!(store.undelivered().unwrap()[0].row.kind, ChatKind::Public);
+        store.mark_shown();
+        // Shown, but no commit since: still past the durable cursor.
+        assert_eq!(ids(&store), vec![1]);
+        store
+            .commit_batch(&[&second], &[], None, &[[2; 32]])
+            .unwrap();
+        // The cursor moved past 1 in the commit that queued 2; 2 is not shown yet.
+        assert_eq!(ids(&store), vec![2]);
+        store.mark_shown();
+        store
+            .commit_batch(&[&third], &[], None, &[[3; 32]])
+            .unwrap();
+        store.mark_shown();
+        assert_eq!(ids(&store), vec![3]);
+        // A clean stop commits the cursor on its own.
+        store.commit_delivery_cursor().unwrap();
+        assert_eq!(ids(&store), Vec::<u8>::new());
+    }
+    let store = NodeStore::open(&path).unwrap();
+    assert_eq!(ids(&store), Vec::<u8>::new());
+    assert_eq!(store.history("0x04aa").unwrap()[0].kind, ChatKind::Dm);
+}
+
+#[test]
+fn a_version_1_store_is_migrated_in_place() {
+    let dir = temp_dir("store-migrate");
+    let path = dir.join(STORE_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema', '1')", [])
+            .unwrap();
+        conn.execute(
+            "INSERT INTO chats (id, kind, name) VALUES ('status', 'public', 'status')",
+            [],
+        )
+        .unwrap();
+    }
+    let store = NodeStore::open(&path).unwrap();
+    assert_eq!(
+        store.meta("schema").unwrap(),
+        Some(SCHEMA_VERSION.to_string())
+    );
+    assert_eq!(store.chats().unwrap().len(), 1);
+    assert!(store.undelivered().unwrap().is_empty());
+}
+
+/// A log of `n` rounds of churn: the same contact, an outgoing message then its `Posted`, a
+/// contact-code time, and an accepted message each.
+fn churn(n: u8) -> Vec<Record> {
+    let contact = public_key(&SecretKey::from_byte_array(&[7u8; 32]).unwrap());
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(Record::Contact(contact));
+        out.push(Record::Batch(vec![
+            Record::Outgoing {
+                id: [i; 32],
+                to: vec![contact],
+                plaintext: vec![i],
+            },
+            stored(false, msg("0x04aa", &format!("m{i}"), u64::from(i), i)),
+        ]));
+        out.push(Record::Posted { id: [i; 32] });
+        out.push(Record::ContactCodePublished {
+            at_ms: u64::from(i),
+        });
+    }
+    out
+}
+
+fn commit_all(store: &mut NodeStore, records: &[Record]) {
+    for r in records {
+        store.commit(&Persist::Conversation(r.clone())).unwrap();
+    }
+}
+
+#[test]
+fn compaction_every_n_records_keeps_what_a_full_replay_restores() {
+    let dir = temp_dir("store-compact");
+    let path = dir.join(STORE_FILE);
+    let log = churn(40);
+    let mut store = NodeStore::open(&path).unwrap();
+    store.set_compact_after_records(25);
+    for r in &log {
+        store.commit(&Persist::Conversation(r.clone())).unwrap();
+        store.compact_if_due().unwrap();
+    }
+    assert_eq!(store.compactions(), log.len() as u64 / 25);
+    assert!(store.tail_records() < 25);
+    drop(store);
+    let store = NodeStore::open(&path).unwrap();
+    let restored = store.records().unwrap();
+    // Snapshot + tail folds to what the whole log folds to: the same restored machine.
+    assert_eq!(
+        hush_core::chat::direct::compact(restored.clone()),
+        hush_core::chat::direct::compact(log.clone())
+    );
+    assert!(
+        restored.len() < log.len(),
+        "{} ≥ {}",
+        restored.len(),
+        log.len()
+    );
+    // History is not the log's business: every message is still there.
+    assert_eq!(store.history("0x04aa").unwrap().len(), 40);
+}
+
+#[test]
+fn a_kill_during_compaction_leaves_the_old_log_and_after_it_the_new() {
+    let dir = temp_dir("store-compact-kill");
+    let path = dir.join(STORE_FILE);
+    let log = churn(10);
+    let mut store = NodeStore::open(&path).unwrap();
+    commit_all(&mut store, &log[..20]);
+    store.compact().unwrap();
+    commit_all(&mut store, &log[20..]);
+    let before = store.records().unwrap();
+    for step in [1u8, 2] {
+        let err = store
+            .compact_with(|s| {
+                if s == step {
+                    anyhow::bail!("killed after step {s}")
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("killed"), "{err}");
+        assert_eq!(store.records().unwrap(), before, "step {step}");
+    }
+    // A real kill: a child process (this test binary) aborts inside the transaction, after
+    // each step; the store it leaves restores the old log.
+    drop(store);
+    for step in ["1", "2"] {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::tests::compaction_child_that_dies_midway",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(KILL_STORE_ENV, &path)
+            .env(KILL_STEP_ENV, step)
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the child was to die at step {step}");
+        assert_eq!(
+            NodeStore::open(&path).unwrap().records().unwrap(),
+            before,
+            "killed at step {step}"
+        );
+    }
+    let mut store = NodeStore::open(&path).unwrap();
+    assert_eq!(store.records().unwrap(), before);
+    store.compact().unwrap();
+    let after = store.records().unwrap();
+    assert_eq!(
+        hush_core::chat::direct::compact(after.clone()),
+        hush_core::chat::direct::compact(before)
+    );
+    assert_eq!(store.tail_records(), 0);
+    drop(store);
+    assert_eq!(NodeStore::open(&path).unwrap().records().unwrap(), after);
+}
+
+#[test]
+fn a_corrupt_snapshot_is_a_clear_error() {
+    let dir = temp_dir("store-snapshot-corrupt");
+    let path = dir.join(STORE_FILE);
+    let store = NodeStore::open(&path).unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO record_snapshot (id, through_seq, bytes) VALUES (1, 7, x'01000000')",
+            [],
+        )
+        .unwrap();
+    let err = store.records().unwrap_err();
+    assert!(
+        format!("{err:#}").contains("snapshot through 7 is corrupt"),
+        "{err:#}"
+    );
+}
+
+const KILL_STORE_ENV: &str = "HUSH_TEST_COMPACTION_KILL_STORE";
+const KILL_STEP_ENV: &str = "HUSH_TEST_COMPACTION_KILL_STEP";
+
+/// Run by `a_kill_during_compaction_leaves_the_old_log_and_after_it_the_new` in a child
+/// process: compacts the store it is given and aborts (no unwinding, no rollback, no close)
+/// right after the given step.
+#[test]
+#[ignore = "a child process of another test"]
+fn compaction_child_that_dies_midway() {
+    let (Some(path), Some(step)) = (
+        std::env::var_os(KILL_STORE_ENV),
+        std::env::var(KILL_STEP_ENV).ok(),
+    ) else {
+        return;
+    };
+    let step: u8 = step.parse().unwrap();
+    let mut store = NodeStore::open(std::path::Path::new(&path)).unwrap();
+    let _ = store.compact_with(|s| {
+        if s == step {
+            std::process::abort();
+        }
+        Ok(())
+    });
 }
