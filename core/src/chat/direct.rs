@@ -566,8 +566,10 @@ impl Conversations {
                     }
                 }
                 Record::Contact(k) => {
+                    // The listen key is a PBKDF2 (tens of ms): once per contact, not per record.
                     c.contacts
-                        .insert(k.serialize_uncompressed(), contact_listen(&k));
+                        .entry(k.serialize_uncompressed())
+                        .or_insert_with(|| contact_listen(&k));
                 }
                 Record::Outgoing { id, to, plaintext } => {
                     c.outbox.insert(id, Outgoing { to, plaintext });
