@@ -340,6 +340,12 @@ impl Node {
         &self.whisper
     }
 
+    /// Counts Whisper traffic per class of topics from now on ([`whisper::TopicClasses`]; a
+    /// measurement aid: read the counts with `whisper().class_counts()`).
+    pub fn set_topic_classes(&mut self, classes: whisper::TopicClasses) {
+        self.whisper.set_topic_classes(classes);
+    }
+
     /// Connections currently held (handshaking or established).
     pub fn connection_count(&self) -> usize {
         self.peers.values().filter(|p| !p.closed).count()

@@ -129,6 +129,11 @@ pub struct ConversationsConfig {
     pub max_chat_formats: usize,
     /// Contact-code publication interval, ms.
     pub contact_code_interval_ms: u64,
+    /// When our contact code was last published before this machine was created, Unix ms
+    /// (status-go keeps it in its database as the publisher's `lastPublished`); `None`: never,
+    /// so the first [`Conversations::handle_timeout`] publishes. A simulation of a network
+    /// already running gives each node a time in the interval before its start.
+    pub contact_code_last_published_ms: Option<u64>,
     /// Publish our contact code at all (status-go always does; simulations of public-chat
     /// traffic alone turn it off so that N nodes do not flood N extra envelopes at start).
     pub publish_contact_code: bool,
@@ -170,6 +175,7 @@ impl Default for ConversationsConfig {
             payload_format: FormatSetting::Auto,
             max_chat_formats: DEFAULT_MAX_CHAT_FORMATS,
             contact_code_interval_ms: DEFAULT_CONTACT_CODE_INTERVAL_MS,
+            contact_code_last_published_ms: None,
             publish_contact_code: true,
             max_seen_ids: DEFAULT_MAX_SEEN_IDS,
             max_text_bytes: DEFAULT_MAX_TEXT_BYTES,
@@ -485,6 +491,9 @@ impl Conversations {
         mvds: Mvds,
     ) -> Self {
         let own = public_key(&identity);
+        let next_contact_code_at = config
+            .contact_code_last_published_ms
+            .map_or(now, |at| Time(at.saturating_add(config.contact_code_interval_ms)));
         Conversations {
             formats: FormatPolicy::new(config.payload_format, config.max_chat_formats),
             config,
@@ -504,7 +513,7 @@ impl Conversations {
             own_contact_code_topic: topics::contact_code_topic(&own),
             own_contact_code_key: OnceLock::new(),
             outbox: BTreeMap::new(),
-            next_contact_code_at: now,
+            next_contact_code_at,
             actions: VecDeque::new(),
             stats: Stats::default(),
         }
@@ -644,14 +653,19 @@ impl Conversations {
     }
 
     /// [`Conversations::listen_topics`], except that our own contact-code topic comes as
-    /// [`ListenKind::SymmetricPassword`], so that its PBKDF2 key is derived only if an envelope
-    /// arrives on it. Same topics, same decryption.
+    /// [`ListenKind::SymmetricPassword`] until we derived its key (to publish), so that its
+    /// PBKDF2 key is derived only if an envelope arrives on it, and never twice. Same topics,
+    /// same decryption.
     pub fn listen_topics_deferred(&self) -> Vec<Listen> {
-        self.listens(Listen {
-            topic: self.own_contact_code_topic,
-            kind: ListenKind::SymmetricPassword {
+        let kind = match self.own_contact_code_key.get() {
+            Some(key) => ListenKind::Symmetric { key: *key },
+            None => ListenKind::SymmetricPassword {
                 password: topics::contact_code_topic_string(&self.own),
             },
+        };
+        self.listens(Listen {
+            topic: self.own_contact_code_topic,
+            kind,
             via: Via::ContactCode,
         })
     }
@@ -1074,6 +1088,12 @@ impl Conversations {
                     b.first.push(Record::ContactCodePublished {
                         at_ms: now.as_millis(),
                     });
+                    if self.own_contact_code_key.get().is_none() {
+                        // Derived now to publish: our own topic's filter takes the same key
+                        // (before the post) instead of deriving it a second time.
+                        self.own_contact_code_key();
+                        b.out.push(Action::ListenChanged);
+                    }
                     b.out.push(Action::Post {
                         topic: self.own_contact_code_topic,
                         encryption: Encryption::Symmetric {

@@ -1229,6 +1229,48 @@ fn contact_code_publication_can_be_turned_off() {
     assert_eq!(off.nodes[0].whisper().pool_len(), 0);
 }
 
+#[test]
+fn own_contact_code_key_is_derived_once() {
+    // Before publishing, our own contact-code filter holds the password (PBKDF2 deferred);
+    // once the key is derived to publish, the filter holds that key: an envelope arriving on
+    // the topic later (another device's code) does not derive it a second time.
+    let mut net = Net::new(1);
+    let own_topic = crate::chat::topics::contact_code_topic(&net.nodes[0].conversations().identity_public());
+    let kinds = |net: &Net| -> Vec<whisper::FilterKey> {
+        net.nodes[0]
+            .whisper()
+            .filters()
+            .filter(|(_, f)| f.topics.contains(&own_topic))
+            .map(|(_, f)| f.key.clone())
+            .collect()
+    };
+    assert!(matches!(
+        kinds(&net).as_slice(),
+        [whisper::FilterKey::SymmetricPassword(_)]
+    ));
+    net.advance(1_000);
+    assert_eq!(net.nodes[0].whisper().pool_len(), 1, "published");
+    let key = crate::chat::topics::contact_code_key(&net.nodes[0].conversations().identity_public());
+    assert_eq!(kinds(&net), vec![whisper::FilterKey::Symmetric(key)]);
+}
+
+#[test]
+fn contact_code_waits_for_its_interval_after_the_last_publication() {
+    // Published 6 h − 5 s before the start (status-go's `lastPublished`): the next one is due
+    // 5 s after the start, not at it.
+    let interval = crate::chat::direct::DEFAULT_CONTACT_CODE_INTERVAL_MS;
+    let mut net = Net::with_config(1, |_| {
+        let mut c = NodeConfig::default();
+        c.conversations.contact_code_last_published_ms =
+            Some(START.as_millis() + 5_000 - interval);
+        c
+    });
+    net.advance(4_000);
+    assert_eq!(net.nodes[0].whisper().pool_len(), 0);
+    net.advance(2_000);
+    assert_eq!(net.nodes[0].whisper().pool_len(), 1);
+}
+
 /// The last membership node `i` saw of `group`: (members, admins, name).
 fn last_group_state(net: &Net, i: usize, group: &str) -> (Vec<String>, Vec<String>, String) {
     net.events

@@ -29,10 +29,10 @@ pub use envelope::{
     ENVELOPE_HEADER_LEN,
 };
 pub use machine::{
-    Action, Config, Filter, FilterId, FilterKey, MailserverConfig, PeerFault, PeerKey,
+    Action, ClassCount, Config, Filter, FilterId, FilterKey, MailserverConfig, PeerFault, PeerKey,
     RateLimitConfig, Stats, Whisper, BROADCAST_INTERVAL_MS, DEFAULT_MAX_POOL_BYTES,
     EARLY_BROADCAST_BYTES, EXPIRY_CHECK_INTERVAL_MS, MAX_KNOWN_UNPOOLED, MAX_MESSAGE_SIZE_BYTES,
-    MAX_P2P_SEEN, MAX_TOPIC_BUCKETS_PER_PEER, QUIET_BROADCAST_MS, SYNC_ALLOWANCE_SECS,
+    MAX_P2P_SEEN, MAX_TOPIC_BUCKETS_PER_PEER, QUIET_BROADCAST_MS, SYNC_ALLOWANCE_SECS, TopicClasses, MAX_TOPIC_CLASSES,
 };
 pub use mailserver::{
     Archive, EnvelopeError, MessageResponse, MessagesRequest, RequestCompletion, RequestPayload,

@@ -104,6 +104,11 @@ impl Whisper {
         Ok(id)
     }
 
+    /// Installed filters, by id.
+    pub fn filters(&self) -> impl Iterator<Item = (&FilterId, &Filter)> {
+        self.filters.iter()
+    }
+
     /// Removes a filter; true if it existed. (The bloom is not shrunk, as in Go.)
     pub fn remove_filter(&mut self, id: FilterId) -> bool {
         self.openers.remove(&id);

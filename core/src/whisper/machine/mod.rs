@@ -109,6 +109,7 @@ use crate::rng::{rng_from_seed, Rng, Seed};
 use crate::stats::Hex;
 use crate::time::Time;
 
+mod classes;
 mod config;
 mod filters;
 mod gossip;
@@ -117,6 +118,7 @@ mod pool;
 mod pooled;
 mod serve;
 
+pub use classes::{ClassCount, TopicClasses, MAX_TOPIC_CLASSES};
 pub use config::*;
 pub use filters::{Filter, FilterKey};
 
@@ -360,6 +362,9 @@ pub struct Whisper {
     new_bytes_since_broadcast: usize,
     last_expiry_check: Time,
     stats: Stats,
+    /// Measurement: which topics belong to which class ([`classes`]).
+    topic_classes: TopicClasses,
+    class_counts: [ClassCount; MAX_TOPIC_CLASSES],
 }
 
 /// The seed of the pool's byte fingerprints, derived from the machine's seed without drawing
@@ -411,6 +416,8 @@ impl Whisper {
             new_bytes_since_broadcast: 0,
             last_expiry_check: now,
             stats: Stats::default(),
+            topic_classes: TopicClasses::default(),
+            class_counts: [ClassCount::default(); MAX_TOPIC_CLASSES],
         }
     }
 

@@ -149,6 +149,7 @@ impl Whisper {
                     }
                 },
             };
+            self.count_class_received(&topic);
             if self.config.rate_limits.topic_envelopes_per_sec > 0 && !self.admit_topic(peer, topic)
             {
                 if !self.peers.contains_key(&peer) {
@@ -326,6 +327,7 @@ impl Whisper {
             return Added::Dropped(hash, "pool_full");
         }
         self.stats.envelopes_pooled += 1;
+        self.count_class_pooled(&env.topic);
         let raw = view.raw();
         // Archive first: the driver commits the envelope before it reports the delivery.
         if let Some(archive) = self.archive.as_mut() {
