@@ -127,7 +127,7 @@ fn child(nodes: usize, minutes: u64) {
             &sc,
             1,
             |s| FloodHost::new(FloodConfig::default(), s.secret_key, s.now),
-            &mut |_, _| {},
+            &mut |_| {},
         )
         .unwrap();
         let flood_wall = t.elapsed().as_secs_f64();
@@ -137,7 +137,7 @@ fn child(nodes: usize, minutes: u64) {
 
     let t = Instant::now();
     let cpu0 = cpu_secs();
-    let real = run_scenario_full(&sc, 1, spawn_bench_node, &mut |_, _| {}).unwrap();
+    let real = run_scenario_full(&sc, 1, spawn_bench_node, &mut |_| {}).unwrap();
     let wall = t.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
     report("node", &real, wall);

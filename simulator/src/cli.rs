@@ -14,11 +14,14 @@
 use crate::fake::{FloodConfig, FloodHost};
 use crate::metrics::Summary;
 use crate::report::{summary_table, sweep_metrics, write_outputs, write_sweep};
-use crate::run::{run_scenario_full, spawn_node, RunOutput};
+use crate::run::{run_scenario_full, spawn_node, Progress, RunOutput};
 use crate::scenario::Scenario;
 use crate::scenarios::mvds_offline::{run_mvds_offline, MvdsOfflineScenario};
 use anyhow::{bail, Context as _};
 use std::path::PathBuf;
+
+pub mod progress;
+pub use progress::ProgressReport;
 
 /// Scenarios shipped with hush (`scenarios/*.toml` at the repository root), by name.
 pub const BUNDLED: &[(&str, &str)] = &[
@@ -44,6 +47,25 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../scenarios/one-to-one-mvds-churn.toml"),
     ),
 ];
+
+/// The bundled scenarios' names, comma-separated, in [`BUNDLED`] order.
+pub fn bundled_names() -> String {
+    BUNDLED
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `--scenario`'s help, listing every bundled scenario (so the list cannot drift from
+/// [`BUNDLED`]).
+pub fn scenario_help() -> String {
+    format!(
+        "Scenario: a bundled name ({}) or a TOML file (docs/scenarios.md; missing optional \
+         fields take the built-in defaults)",
+        bundled_names()
+    )
+}
 
 /// Top-level key that marks a scenario file for another runner than the network simulator.
 pub const MVDS_OFFLINE_KIND_KEY: &str = "kind";
@@ -88,9 +110,9 @@ pub struct SimArgs {
     /// SVG plots (or sweep.csv and sweep plots).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Scenario: a bundled name (default, whisper-scalability, partition-heal, mvds-offline,
-    /// mailserver-offline) or a TOML file (missing fields take the built-in defaults).
-    #[arg(long)]
+    /// Scenario: a bundled name or a TOML file (the help lists the bundled names, from
+    /// [`BUNDLED`]).
+    #[arg(long, help = scenario_help())]
     pub scenario: Option<PathBuf>,
     /// Set a scenario parameter, `PARAM=VALUE` (TOML value; dotted path); repeatable.
     #[arg(long = "set", value_name = "PARAM=VALUE")]
@@ -101,7 +123,7 @@ pub struct SimArgs {
     /// Run twice and fail unless both runs agree (trace hash and every simulated figure).
     #[arg(long)]
     pub check_determinism: bool,
-    /// No progress bar.
+    /// No progress bar (on a terminal) or progress lines (otherwise) on stderr.
     #[arg(long)]
     pub no_progress: bool,
     /// Refuse scenarios whose estimated memory exceeds this many GB (10⁹ bytes) (default:
@@ -155,11 +177,7 @@ impl SimArgs {
             format!(
                 "reading {} (bundled scenarios: {})",
                 path.display(),
-                BUNDLED
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                bundled_names()
             )
         })
     }
@@ -285,21 +303,34 @@ fn simulate(
     seed: u64,
     progress: bool,
 ) -> anyhow::Result<RunOutput> {
-    let bar = if progress && !args.no_progress {
-        let bar = indicatif::ProgressBar::new(scenario.end_ms());
+    use std::io::IsTerminal as _;
+    let show = progress && !args.no_progress;
+    let terminal = std::io::stderr().is_terminal();
+    let bar = (show && terminal).then(|| {
+        let bar = indicatif::ProgressBar::new(scenario.end_ms().max(1));
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} simulated ms (eta {eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        Some(bar)
-    } else {
-        None
-    };
-    let mut on_progress = |done: u64, _total: u64| {
-        if let Some(b) = &bar {
-            b.set_position(done);
+        bar
+    });
+    let wall_start = std::time::Instant::now();
+    let mut report = ProgressReport::default();
+    let mut on_progress = |p: Progress| {
+        if !show {
+            return;
+        }
+        let wall = wall_start.elapsed();
+        match &bar {
+            Some(b) => {
+                b.set_position(p.simulated_ms);
+                b.set_message(report.status(p, wall));
+            }
+            None => {
+                if let Some(line) = report.line(p, wall) {
+                    eprintln!("{line}");
+                }
+            }
         }
     };
     let out = match args.host {
@@ -445,8 +476,8 @@ fn sweep(args: &SimArgs, base: &Scenario, seed: u64, spec: &str) -> anyhow::Resu
         println!("{param} = {v}");
         let out = simulate(args, &scenario, seed, true)?;
         let metrics: Vec<String> = sweep_metrics(&out.summary)
-            .into_iter()
-            .map(|(n, x)| format!("{n} {x:.4}"))
+            .iter()
+            .map(|m| m.text())
             .collect();
         println!("  {}", metrics.join(", "));
         rows.push((v.to_string(), out.summary));

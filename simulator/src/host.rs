@@ -8,7 +8,7 @@
 use hush_core::node::{
     Action, ChatMessage, Command, ConnId, Direction, Node, NodeError, NodePublicKey,
 };
-use hush_core::whisper::WhisperError;
+use hush_core::whisper::{TopicClasses, WhisperError};
 use hush_core::Time;
 
 /// A node as the simulator sees it.
@@ -54,6 +54,12 @@ pub trait Host {
         let _ = raw;
         Err(NodeError::Whisper(WhisperError::NotMailserver))
     }
+    /// Counts Whisper traffic per class of topics ([`TopicClasses`]; [`TOPIC_CLASS_PUBLIC`],
+    /// [`TOPIC_CLASS_CONTACT_CODE`]) from now on. Hosts without Whisper ignore it (the
+    /// default).
+    fn set_topic_classes(&mut self, classes: TopicClasses) {
+        let _ = classes;
+    }
     /// Protocol counters, where the host has them (the default: none).
     fn stats(&self) -> HostStats {
         HostStats::default()
@@ -87,7 +93,20 @@ pub struct HostStats {
     pub dropped_bloom: u64,
     /// Chat payloads rejected as duplicates by the chat layer.
     pub chat_duplicates: u64,
+    /// Envelope copies received on public-chat topics ([`TOPIC_CLASS_PUBLIC`]).
+    pub public_received: u64,
+    /// Public-chat envelopes new to the node.
+    pub public_pooled: u64,
+    /// Envelope copies received on contact-code topics ([`TOPIC_CLASS_CONTACT_CODE`]).
+    pub contact_code_received: u64,
+    /// Contact-code envelopes new to the node.
+    pub contact_code_pooled: u64,
 }
+
+/// Topic class of public chats' topics.
+pub const TOPIC_CLASS_PUBLIC: u8 = 0;
+/// Topic class of contact-code topics.
+pub const TOPIC_CLASS_CONTACT_CODE: u8 = 1;
 
 impl HostStats {
     /// Adds `other` into `self`.
@@ -98,6 +117,10 @@ impl HostStats {
         self.envelopes_sent += other.envelopes_sent;
         self.dropped_bloom += other.dropped_bloom;
         self.chat_duplicates += other.chat_duplicates;
+        self.public_received += other.public_received;
+        self.public_pooled += other.public_pooled;
+        self.contact_code_received += other.contact_code_received;
+        self.contact_code_pooled += other.contact_code_pooled;
     }
 }
 
@@ -149,9 +172,24 @@ impl Host for Node {
     fn restore_own_envelope(&mut self, now: Time, raw: &[u8]) -> Result<bool, NodeError> {
         Node::restore_own_envelope(self, now, raw)
     }
+    fn set_topic_classes(&mut self, classes: TopicClasses) {
+        Node::set_topic_classes(self, classes)
+    }
     fn stats(&self) -> HostStats {
         let w = self.whisper().stats();
+        let class = |c: u8| {
+            self.whisper()
+                .class_counts()
+                .get(usize::from(c))
+                .copied()
+                .unwrap_or_default()
+        };
+        let (public, codes) = (class(TOPIC_CLASS_PUBLIC), class(TOPIC_CLASS_CONTACT_CODE));
         HostStats {
+            public_received: public.received,
+            public_pooled: public.pooled,
+            contact_code_received: codes.received,
+            contact_code_pooled: codes.pooled,
             envelopes_received: w.envelopes_received,
             envelopes_pooled: w.envelopes_pooled,
             envelope_duplicates: w.duplicates,

@@ -133,8 +133,17 @@ pub fn estimate(scenario: &Scenario) -> MemoryEstimate {
             (g.size + g.late_members) as u64,
         );
     }
-    // Every envelope floods to every node's pool; contact codes add one per node at start.
-    let contact_codes = if scenario.node.contact_codes { n } else { 0 };
+    // Every envelope floods to every node's pool. Contact codes: one per node at the start
+    // when nobody published before ("fresh"); in the steady state a node publishes once per
+    // period at a uniform time, so about n × TTL / period are alive at once (at least one).
+    let contact_codes = match (scenario.node.contact_codes, scenario.node.contact_code_start) {
+        (false, _) => 0,
+        (true, crate::scenario::ContactCodeStart::Fresh) => n,
+        (true, crate::scenario::ContactCodeStart::SteadyState) => n
+            .saturating_mul(ttl_ms)
+            .div_ceil(scenario.node.contact_code_interval_ms.max(1))
+            .max(1),
+    };
     let pooled_per_node = alive.saturating_add(contact_codes).min(POOL_MAX_ENVELOPES);
     let receiver_bitmap_bytes = n.div_ceil(64) * 8;
     MemoryEstimate {

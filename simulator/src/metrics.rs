@@ -465,6 +465,8 @@ pub struct Summary {
     pub envelopes: crate::host::HostStats,
     /// Envelope copies received per useful (new) envelope: gossip amplification.
     pub amplification: Option<f64>,
+    /// The same ratio per kind of envelope, beside the overlay's theoretical one.
+    pub duplicate_factor: DuplicateFactors,
     /// First-spy estimator (absent without spies).
     pub privacy: Option<crate::run::PrivacySummary>,
     /// Wall time inside host calls by kind (crypto and PoW live there).
@@ -490,6 +492,77 @@ pub struct Summary {
     /// Delivery and latency per kind of traffic: `public` (the figures above), and `dm` and
     /// `group` when the scenario has them (`crate::run::conversations`).
     pub by_kind: BTreeMap<String, crate::run::KindSummary>,
+}
+
+/// Envelopes of one kind, summed over nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct KindFactor {
+    /// Copies received from peers.
+    pub received: u64,
+    /// Envelopes new to a node (own posts included): one per envelope and node reached.
+    pub pooled: u64,
+    /// `received / pooled`; `null` when nothing of this kind was pooled.
+    pub factor: Option<f64>,
+}
+
+impl KindFactor {
+    /// The counts and their ratio.
+    pub fn new(received: u64, pooled: u64) -> KindFactor {
+        KindFactor {
+            received,
+            pooled,
+            factor: (pooled > 0).then(|| received as f64 / pooled as f64),
+        }
+    }
+}
+
+/// Duplicate factor (envelope copies received per envelope new to a node) per kind, and what
+/// the overlay allows.
+///
+/// Theory, for an envelope flooded over a connected overlay of `N` full nodes and `L` links
+/// (mean degree `d = 2L/N`) before it expires: every node pools it once (`N` pooled), and every
+/// link carries it at least once (a node sends each pooled envelope to every peer it did not
+/// get it from) and at most twice (both ends send before either hears from the other, which
+/// Whisper's 300 ms gossip batching makes common). So received / pooled ∈ [L/N, 2L/N] =
+/// [d/2, d]. Light nodes (no relaying), churn, partitions and expiry lower it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct DuplicateFactors {
+    /// Public-chat envelopes: the chat traffic the model is about.
+    pub public: KindFactor,
+    /// Contact-code envelopes.
+    pub contact_code: KindFactor,
+    /// Everything else: 1:1 and group messages, history requests.
+    pub other: KindFactor,
+    /// Mean overlay degree `2 × links / nodes`.
+    pub mean_degree: f64,
+    /// Lower bound `d/2`: every link carries one copy.
+    pub theory_min: f64,
+    /// Upper bound `d`: every link carries a copy each way.
+    pub theory_max: f64,
+}
+
+impl DuplicateFactors {
+    /// From the summed host counters and the overlay's size.
+    pub fn new(e: &crate::host::HostStats, nodes: usize, links: usize) -> DuplicateFactors {
+        let mean_degree = if nodes == 0 {
+            0.0
+        } else {
+            2.0 * links as f64 / nodes as f64
+        };
+        DuplicateFactors {
+            public: KindFactor::new(e.public_received, e.public_pooled),
+            contact_code: KindFactor::new(e.contact_code_received, e.contact_code_pooled),
+            other: KindFactor::new(
+                e.envelopes_received
+                    .saturating_sub(e.public_received + e.contact_code_received),
+                e.envelopes_pooled
+                    .saturating_sub(e.public_pooled + e.contact_code_pooled),
+            ),
+            mean_degree,
+            theory_min: mean_degree / 2.0,
+            theory_max: mean_degree,
+        }
+    }
 }
 
 impl Summary {

@@ -11,24 +11,59 @@
 //! - `latency_cdf.svg`, `bandwidth_per_node.svg`, `delivery_over_time.svg`.
 //!
 //! [`write_sweep`] writes `sweep.csv` and one `sweep_<metric>.svg` per metric. Plots use
-//! plotters' SVG backend only (no fonts or system libraries needed).
+//! plotters' SVG backend only (no fonts or system libraries needed), human axis labels with
+//! units, point markers on sparse series, and shaded fault windows on plots over time
+//! ([`plot`]).
+//!
+//! Nothing printed is NaN or a ratio of nothing: a figure that does not exist says `n/a` and
+//! why (no spies, nothing pooled), and a kind of traffic without messages says so.
 
 use crate::metrics::{Summary, DELIVERY_BUCKET_MS};
 use crate::model::comparison_table;
 use crate::run::RunOutput;
 use anyhow::Context as _;
-use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Points drawn at most per line (curves are thinned evenly beyond it; SVG size stays small).
-pub const MAX_PLOT_POINTS: usize = 2_000;
-
-/// Plot size in pixels.
-const PLOT_SIZE: (u32, u32) = (800, 500);
+pub mod plot;
+pub use plot::{line_plot, thin, Band, MAX_PLOT_POINTS, SPARSE_POINTS};
 
 fn opt(v: Option<u64>, unit: &str) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v} {unit}"))
+}
+
+/// A delivery ratio, or what there was instead when nothing was expected.
+fn ratio_text(ratio: f64, deliveries: u64, expected: u64, sent: u64) -> String {
+    if expected > 0 {
+        return format!("{ratio:.4} ({deliveries} / {expected})");
+    }
+    if sent == 0 {
+        "n/a (no traffic of this kind: no message sent)".into()
+    } else {
+        format!("n/a ({sent} sent, but no other member to receive them)")
+    }
+}
+
+fn factor_text(k: &crate::metrics::KindFactor) -> String {
+    k.factor
+        .map_or_else(|| "n/a".into(), |f| format!("{f:.2}"))
+}
+
+/// The duplicate factor per kind beside the overlay's bounds.
+pub fn duplicate_factor_text(d: &crate::metrics::DuplicateFactors) -> String {
+    let none = [&d.public, &d.contact_code, &d.other]
+        .iter()
+        .any(|k| k.factor.is_none());
+    format!(
+        "{} / {} / {} (overlay mean degree {:.1}: theory {:.2} to {:.2}{})",
+        factor_text(&d.public),
+        factor_text(&d.contact_code),
+        factor_text(&d.other),
+        d.mean_degree,
+        d.theory_min,
+        d.theory_max,
+        if none { "; n/a = none of that kind" } else { "" }
+    )
 }
 
 /// The summary as an aligned table for the terminal.
@@ -47,10 +82,7 @@ pub fn summary_table(s: &Summary) -> String {
         ),
         (
             "delivery ratio",
-            format!(
-                "{:.4} ({} / {})",
-                s.delivery_ratio, s.deliveries, s.deliveries_expected
-            ),
+            ratio_text(s.delivery_ratio, s.deliveries, s.deliveries_expected, s.messages_sent),
         ),
         (
             "latency p50 / p90 / p99 / max",
@@ -98,8 +130,13 @@ pub fn summary_table(s: &Summary) -> String {
                 "{} / {} (amplification {})",
                 s.envelopes.envelopes_received,
                 s.envelopes.envelopes_pooled,
-                s.amplification.map_or("-".into(), |a| format!("{a:.2}"))
+                s.amplification
+                    .map_or("n/a (no envelope pooled)".into(), |a| format!("{a:.2}"))
             ),
+        ),
+        (
+            "duplicate factor public / codes / other",
+            duplicate_factor_text(&s.duplicate_factor),
         ),
         (
             "peers connected / disconnected",
@@ -130,15 +167,19 @@ pub fn summary_table(s: &Summary) -> String {
                 "group" => "group delivery ratio / latency",
                 _ => "other delivery ratio / latency",
             },
-            format!(
-                "{:.4} ({} / {}); p50 {} p99 {} max {}",
-                k.delivery_ratio,
-                k.deliveries,
-                k.deliveries_expected,
-                opt(k.latency_ms_p50, "ms"),
-                opt(k.latency_ms_p99, "ms"),
-                opt(k.latency_ms_max, "ms")
-            ),
+            if k.deliveries_expected == 0 {
+                ratio_text(k.delivery_ratio, k.deliveries, 0, k.messages_sent)
+            } else {
+                format!(
+                    "{:.4} ({} / {}); p50 {} p99 {} max {}",
+                    k.delivery_ratio,
+                    k.deliveries,
+                    k.deliveries_expected,
+                    opt(k.latency_ms_p50, "ms"),
+                    opt(k.latency_ms_p99, "ms"),
+                    opt(k.latency_ms_max, "ms")
+                )
+            },
         ));
         rows.push((
             match kind.as_str() {
@@ -188,7 +229,8 @@ pub fn summary_table(s: &Summary) -> String {
             "first-spy precision",
             format!(
                 "{} ({} / {} guessed, {} spies; random guess {:.4})",
-                p.precision.map_or("-".into(), |v| format!("{v:.3}")),
+                p.precision
+                    .map_or("n/a (no message reached a spy)".into(), |v| format!("{v:.3}")),
                 p.correct_guesses,
                 p.messages_seen_by_spies,
                 p.spies,
@@ -222,84 +264,6 @@ pub fn summary_table(s: &Summary) -> String {
     out
 }
 
-fn thin<T: Copy>(v: &[T]) -> Vec<T> {
-    if v.len() <= MAX_PLOT_POINTS {
-        return v.to_vec();
-    }
-    let step = v.len().div_ceil(MAX_PLOT_POINTS);
-    let mut out: Vec<T> = v.iter().step_by(step).copied().collect();
-    if let Some(&last) = v.last() {
-        out.push(last);
-    }
-    out
-}
-
-fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("plotting: {e:?}")
-}
-
-/// Draws lines `(label, points)` into an SVG at `path`.
-pub fn line_plot(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[(&str, Vec<(f64, f64)>)],
-) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, PLOT_SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(plot_err)?;
-    let pts = series.iter().flat_map(|(_, p)| p.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    if x0 > x1 {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    y0 = y0.min(0.0);
-    if y1 <= y0 {
-        y1 = y0 + 1.0;
-    }
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x0..x1, y0..(y1 * 1.05))
-        .map_err(plot_err)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .draw()
-        .map_err(plot_err)?;
-    for (i, (label, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))
-            .map_err(plot_err)?
-            .label(*label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
-}
-
 /// Writes every output of one run into `dir`; returns the paths written.
 pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -321,10 +285,11 @@ pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>
         "id,author,chat,sent_ms,expected,received,delivery_ratio,latency_mean_ms,latency_max_ms,first_spy,first_spy_guess,first_spy_correct,kind\n",
     );
     for m in &out.messages {
+        // No receiver expected: no ratio (an empty field, not 0 / 0 = 1).
         let ratio = if m.expected == 0 {
-            1.0
+            String::new()
         } else {
-            m.received as f64 / m.expected as f64
+            format!("{:.4}", m.received as f64 / m.expected as f64)
         };
         let mean = if m.received == 0 {
             String::new()
@@ -341,7 +306,7 @@ pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>
         };
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{:.4},{},{},{},{},{},public",
+            "{},{},{},{},{},{},{},{},{},{},{},{},public",
             m.id,
             m.author,
             csv_field(&m.chat),
@@ -362,7 +327,7 @@ pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>
         // Not sent (skipped or refused): no ratio.
         let ratio = match (m.sent_ms, expected) {
             (None, _) => String::new(),
-            (Some(_), 0) => "1.0000".into(),
+            (Some(_), 0) => String::new(),
             (Some(_), e) => format!("{:.4}", received as f64 / e as f64),
         };
         let _ = writeln!(
@@ -400,9 +365,10 @@ pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>
     line_plot(
         &path,
         "Delivery latency CDF",
-        "latency (ms)",
-        "fraction of deliveries",
+        "delivery latency (ms)",
+        "fraction of deliveries (0 to 1)",
         &[("latency", thin(&cdf))],
+        &[],
     )?;
     written.push(path);
 
@@ -426,9 +392,10 @@ pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>
     line_plot(
         &path,
         "Bandwidth per node (p2p layer), nodes sorted by download",
-        "node rank",
-        "KiB",
+        "node rank (sorted by bytes received)",
+        "bytes per node (KiB)",
         &[("down", thin(&down)), ("up", thin(&up))],
+        &[],
     )?;
     written.push(path);
 
@@ -446,13 +413,24 @@ pub fn write_outputs(dir: &Path, out: &RunOutput) -> anyhow::Result<Vec<PathBuf>
             )
         })
         .collect();
+    let bands: Vec<Band> = out
+        .fault_windows
+        .iter()
+        .map(|w| Band {
+            label: w.label.clone(),
+            from: w.from_ms as f64 / 1000.0,
+            to: w.to_ms as f64 / 1000.0,
+            kind: w.kind,
+        })
+        .collect();
     let path = dir.join("delivery_over_time.svg");
     line_plot(
         &path,
         "Cumulative delivery ratio over time",
         "simulated time (s)",
-        "deliveries / expected",
+        "cumulative delivery ratio (deliveries / expected)",
         &[("delivered", thin(&over_time))],
+        &bands,
     )?;
     written.push(path);
     Ok(written)
@@ -466,24 +444,107 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// The metrics a sweep reports, by name, from a summary.
-pub fn sweep_metrics(s: &Summary) -> Vec<(&'static str, f64)> {
-    let f = |v: Option<u64>| v.map_or(f64::NAN, |v| v as f64);
+/// One metric of a sweep row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepMetric {
+    /// Column name (a `summary.json` field).
+    pub name: &'static str,
+    /// Axis label, in words with the unit.
+    pub label: &'static str,
+    /// The value, if the run has it.
+    pub value: Option<f64>,
+    /// Why there is no value.
+    pub missing: &'static str,
+}
+
+impl SweepMetric {
+    /// `name value` or `name n/a (why)`.
+    pub fn text(&self) -> String {
+        match self.value {
+            Some(v) => format!("{} {v:.4}", self.name),
+            None => format!("{} n/a ({})", self.name, self.missing),
+        }
+    }
+}
+
+/// The metrics a sweep reports from a summary (never NaN: a missing figure is `None`).
+pub fn sweep_metrics(s: &Summary) -> Vec<SweepMetric> {
+    let m = |name, label, value: Option<f64>, missing| SweepMetric {
+        name,
+        label,
+        value: value.filter(|v: &f64| v.is_finite()),
+        missing,
+    };
+    let public_expected = s.deliveries_expected > 0;
     vec![
-        ("delivery_ratio", s.delivery_ratio),
-        ("latency_ms_p50", f(s.latency_ms_p50)),
-        ("latency_ms_p99", f(s.latency_ms_p99)),
-        ("node_bytes_down_p50", f(s.node_bytes_down_p50)),
-        ("amplification", s.amplification.unwrap_or(f64::NAN)),
-        (
-            "first_spy_precision",
-            s.privacy
-                .as_ref()
-                .and_then(|p| p.precision)
-                .unwrap_or(f64::NAN),
+        m(
+            "delivery_ratio",
+            "delivery ratio (deliveries / expected)",
+            public_expected.then_some(s.delivery_ratio),
+            "no public message expected anywhere",
         ),
-        ("delivery_ratio_live", s.delivery_ratio_live),
+        m(
+            "latency_ms_p50",
+            "median delivery latency (ms)",
+            s.latency_ms_p50.map(|v| v as f64),
+            "no delivery",
+        ),
+        m(
+            "latency_ms_p99",
+            "99th percentile delivery latency (ms)",
+            s.latency_ms_p99.map(|v| v as f64),
+            "no delivery",
+        ),
+        m(
+            "node_bytes_down_p50",
+            "median bytes received per node (B)",
+            s.node_bytes_down_p50.map(|v| v as f64),
+            "no node",
+        ),
+        m(
+            "amplification",
+            "envelope copies received per new envelope",
+            s.amplification,
+            "no envelope pooled",
+        ),
+        m(
+            "duplicate_factor_public",
+            "public-chat copies received per new envelope",
+            s.duplicate_factor.public.factor,
+            "no public-chat envelope pooled",
+        ),
+        m(
+            "first_spy_precision",
+            "first-spy precision (correct / guessed)",
+            s.privacy.as_ref().and_then(|p| p.precision),
+            if s.privacy.is_none() {
+                "no spies: set privacy.spy_fraction"
+            } else {
+                "no message reached a spy"
+            },
+        ),
+        m(
+            "delivery_ratio_live",
+            "live delivery ratio (live deliveries / expected)",
+            public_expected.then_some(s.delivery_ratio_live),
+            "no public message expected anywhere",
+        ),
     ]
+}
+
+/// A parameter path in words, with its unit: `partitions.0.heal_ms` → `partitions 0 heal
+/// (ms)`, `link.bandwidth_kbps` → `link bandwidth (kbit/s)`.
+pub fn param_label(param: &str) -> String {
+    let (stem, unit) = if let Some(s) = param.strip_suffix("_ms") {
+        (s, " (ms)")
+    } else if let Some(s) = param.strip_suffix("_kbps") {
+        (s, " (kbit/s)")
+    } else if param.ends_with("fraction") || param.ends_with("loss") || param.ends_with("duplication") {
+        (param, " (0 to 1)")
+    } else {
+        (param, "")
+    };
+    format!("{}{unit}", stem.replace(['.', '_'], " "))
 }
 
 /// Writes `sweep.csv` and a plot per metric of a sweep over `param`.
@@ -494,21 +555,16 @@ pub fn write_sweep(
 ) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut written = Vec::new();
-    let names: Vec<&str> = rows
+    let metrics: Vec<SweepMetric> = rows
         .first()
-        .map(|(_, s)| sweep_metrics(s).into_iter().map(|(n, _)| n).collect())
+        .map(|(_, s)| sweep_metrics(s))
         .unwrap_or_default();
+    let names: Vec<&str> = metrics.iter().map(|m| m.name).collect();
     let mut csv = format!("{},{},trace_hash\n", csv_field(param), names.join(","));
     for (value, s) in rows {
         let vals: Vec<String> = sweep_metrics(s)
             .into_iter()
-            .map(|(_, v)| {
-                if v.is_nan() {
-                    String::new()
-                } else {
-                    format!("{v}")
-                }
-            })
+            .map(|m| m.value.map_or(String::new(), |v| format!("{v}")))
             .collect();
         let _ = writeln!(
             csv,
@@ -527,25 +583,24 @@ pub fn write_sweep(
         .enumerate()
         .map(|(i, (v, _))| v.parse::<f64>().unwrap_or(i as f64))
         .collect();
-    for (k, name) in names.iter().enumerate() {
+    let x_label = param_label(param);
+    for (k, metric) in metrics.iter().enumerate() {
         let points: Vec<(f64, f64)> = rows
             .iter()
             .zip(&xs)
-            .filter_map(|((_, s), &x)| {
-                let v = sweep_metrics(s).get(k)?.1;
-                (!v.is_nan()).then_some((x, v))
-            })
+            .filter_map(|((_, s), &x)| Some((x, sweep_metrics(s).get(k)?.value?)))
             .collect();
         if points.is_empty() {
             continue;
         }
-        let path = dir.join(format!("sweep_{name}.svg"));
+        let path = dir.join(format!("sweep_{}.svg", metric.name));
         line_plot(
             &path,
-            &format!("{name} against {param}"),
-            param,
-            name,
-            &[(name, points)],
+            &format!("{} against {x_label}", metric.label),
+            &x_label,
+            metric.label,
+            &[(metric.name, points)],
+            &[],
         )?;
         written.push(path);
     }

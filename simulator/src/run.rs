@@ -52,12 +52,16 @@ use crate::host::{Host, HostStats};
 use crate::metrics::{percentile_nearest_rank, MessageRecord, Metrics, NodeTraffic, Summary};
 use crate::model::whisper_scalability;
 use crate::net::{LinkId, LinkModel, Network};
+use crate::host::{TOPIC_CLASS_CONTACT_CODE, TOPIC_CLASS_PUBLIC};
 use crate::scenario::{
+    PublicChatSpec,
+    ContactCodeStart,
     CrashState, ModelSpec, NodeSelect, Role, Scenario, ScenarioError, Schedule, DEFAULT_RTO_MS,
 };
 use crate::topology::{build, TopologyError};
 use hush_core::chat::direct::Record;
 use hush_core::chat::format::FormatSetting;
+use hush_core::whisper::TopicClasses;
 use hush_core::node::NodePublicKey;
 use hush_core::node::{Command, Node, NodeConfig, NodeError};
 use hush_core::rng::{child_seed, rng_from_seed, seed_from_u64, Rng, Seed};
@@ -133,15 +137,42 @@ pub struct Spawn {
     pub mailservers: Vec<NodePublicKey>,
     /// Send 1:1 and group messages through MVDS (`conversations.datasync`).
     pub datasync: bool,
-    /// Publish the contact code (`conversations.publish_contact_code`, scenario
-    /// `[node] contact_codes`).
-    pub contact_codes: bool,
+    /// Contact-code publication (scenario `[node]`).
+    pub contact_codes: ContactCodes,
     /// Application-layer form sent in chats (`conversations.payload_format`, scenario
     /// `[node] payload_format`).
     pub payload_format: FormatSetting,
     /// A `kept` restart: the `Persist::Conversation` records the node emitted, in order, to
     /// rebuild it with `Node::restore`; `None` for a fresh node.
     pub records: Option<Vec<Record>>,
+}
+
+/// A node's contact-code publication settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContactCodes {
+    /// Publish at all (`conversations.publish_contact_code`, `[node] contact_codes`).
+    pub publish: bool,
+    /// Period, ms (`conversations.contact_code_interval_ms`).
+    pub interval_ms: u64,
+    /// Last publication before the node's creation, Unix ms
+    /// (`conversations.contact_code_last_published_ms`); `None`: publish at once.
+    pub last_published_ms: Option<u64>,
+}
+
+/// Public chats' topics ([`TOPIC_CLASS_PUBLIC`]) and the contact-code topics of `keys`
+/// ([`TOPIC_CLASS_CONTACT_CODE`]; a node's chat identity is its node key in the simulator).
+pub fn topic_classes(chats: &[PublicChatSpec], keys: &[NodePublicKey]) -> TopicClasses {
+    let public = chats
+        .iter()
+        .map(|c| (hush_core::chat::public::public_chat_topic(&c.chat), TOPIC_CLASS_PUBLIC));
+    let codes = keys.iter().filter_map(|k| {
+        let key = hush_core::ecies::pubkey_from_wire(k).ok()?;
+        Some((
+            hush_core::chat::topics::contact_code_topic(&key),
+            TOPIC_CLASS_CONTACT_CODE,
+        ))
+    });
+    TopicClasses::new(public.chain(codes))
 }
 
 /// The real node's configuration for a role.
@@ -173,7 +204,9 @@ pub fn spawn_config(spawn: &Spawn) -> NodeConfig {
     let mut config = node_config(spawn.index, spawn.role);
     config.mailservers = spawn.mailservers.clone();
     config.conversations.datasync = spawn.datasync;
-    config.conversations.publish_contact_code = spawn.contact_codes;
+    config.conversations.publish_contact_code = spawn.contact_codes.publish;
+    config.conversations.contact_code_interval_ms = spawn.contact_codes.interval_ms;
+    config.conversations.contact_code_last_published_ms = spawn.contact_codes.last_published_ms;
     config.conversations.payload_format = spawn.payload_format;
     config
 }
@@ -201,11 +234,13 @@ pub struct RunOutput {
     pub deliveries_per_bucket: Vec<u64>,
     /// Every planned 1:1 and group message (`messages.csv` rows of kind `dm` and `group`).
     pub conversation_messages: Vec<ConversationRecord>,
+    /// The scenario's partitions, offline windows, churn and crashes (marked on plots).
+    pub fault_windows: Vec<crate::scenario::FaultWindow>,
 }
 
 /// Runs `scenario` with real [`Node`]s.
 pub fn run_scenario(scenario: &Scenario, seed: u64) -> Result<Summary, SimError> {
-    run_scenario_full(scenario, seed, spawn_node, &mut |_, _| {}).map(|o| o.summary)
+    run_scenario_full(scenario, seed, spawn_node, &mut |_| {}).map(|o| o.summary)
 }
 
 /// Runs `scenario` with hosts built by `make(index, secret_key, node_seed, start)` (roles are
@@ -224,7 +259,7 @@ where
         scenario,
         seed,
         |s: Spawn| make(s.index, s.secret_key, s.seed, s.now),
-        &mut |_, _| {},
+        &mut |_| {},
     )
     .map(|o| o.summary)
 }
@@ -537,12 +572,24 @@ impl State {
     }
 }
 
-/// Runs `scenario` with hosts from `make`, calling `progress(simulated_ms, end_ms)` as it goes.
+/// How far a run is, for progress reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Simulated time covered, ms since the start.
+    pub simulated_ms: u64,
+    /// The run's length, ms.
+    pub end_ms: u64,
+    /// Events processed so far.
+    pub events: u64,
+}
+
+/// Runs `scenario` with hosts from `make`, calling `progress` as it goes ([`PROGRESS_STEPS`]
+/// times over the simulated span, and at the end).
 pub fn run_scenario_full<H, F>(
     scenario: &Scenario,
     seed: u64,
     mut make: F,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<RunOutput, SimError>
 where
     H: Host,
@@ -624,7 +671,28 @@ where
         &mut journal,
     )?;
     let datasync = plan.datasync;
-    let contact_codes = scenario.node.contact_codes;
+    // Steady state: each node last published its code at a uniform time in the period before
+    // the start, as in a network that has been running longer than one period (a stream of
+    // its own, so that every other draw is unchanged).
+    let codes_seed = child_seed(&mut master);
+    let contact_codes: Vec<ContactCodes> = {
+        let mut rng = rng_from_seed(codes_seed);
+        let interval_ms = scenario.node.contact_code_interval_ms;
+        (0..n)
+            .map(|_| ContactCodes {
+                publish: scenario.node.contact_codes,
+                interval_ms,
+                last_published_ms: match scenario.node.contact_code_start {
+                    ContactCodeStart::SteadyState => Some(
+                        start
+                            .as_millis()
+                            .saturating_sub(rng.gen_range(0..interval_ms.max(1))),
+                    ),
+                    ContactCodeStart::Fresh => None,
+                },
+            })
+            .collect()
+    };
     let payload_format = scenario.node.payload_format.setting();
 
     #[allow(clippy::too_many_arguments)]
@@ -636,7 +704,7 @@ where
         keys: &mut Rng,
         now: Time,
         datasync: bool,
-        contact_codes: bool,
+        contact_codes: ContactCodes,
         payload_format: FormatSetting,
     ) -> Result<(H, [u8; 32]), SimError> {
         let node_seed = child_seed(keys);
@@ -681,7 +749,7 @@ where
             &mut keys_rng,
             start,
             datasync[i],
-            contact_codes,
+            contact_codes[i],
             payload_format,
         )?;
         if roles[i] == Role::Mailserver {
@@ -696,8 +764,15 @@ where
         journal.set_key(i, *k);
     }
     let journal = Rc::new(RefCell::new(journal));
+    // Which topics are public chats and which contact codes, for the duplicate factor per kind
+    // (a relay cannot tell; the simulator knows every chat and key).
+    let topic_classes = topic_classes(&scenario.public_chats(), &contact_keys);
     let hosts: Vec<Tracked<H>> = hosts
         .into_iter()
+        .map(|mut h| {
+            h.set_topic_classes(topic_classes.clone());
+            h
+        })
         .enumerate()
         .map(|(i, h)| Tracked::new(h, i, journal.clone(), start))
         .collect();
@@ -1048,7 +1123,14 @@ where
                             now,
                             mailservers: trusted.to_vec(),
                             datasync: datasync[node],
-                            contact_codes,
+                            // A kept node remembers when it last published (its records say
+                            // so if it published during the run); a lost one starts afresh.
+                            contact_codes: ContactCodes {
+                                last_published_ms: contact_codes[node]
+                                    .last_published_ms
+                                    .filter(|_| kept),
+                                ..contact_codes[node]
+                            },
                             payload_format,
                             records: kept.then_some(records),
                         };
@@ -1083,7 +1165,10 @@ where
                             &mut fault_rng,
                             now,
                             datasync[node],
-                            contact_codes,
+                            ContactCodes {
+                                last_published_ms: None,
+                                ..contact_codes[node]
+                            },
                             payload_format,
                         )?
                     }
@@ -1094,6 +1179,8 @@ where
                     j.set_key(node, host.public_key());
                     j.crashed[node] = false;
                 }
+                let mut host = host;
+                host.set_topic_classes(topic_classes.clone());
                 let host = Tracked::new(host, node, journal.clone(), now).with_public(public);
                 sim.replace_host(node, host)?;
                 sim.metrics_mut().on_restart(node);
@@ -1214,13 +1301,21 @@ where
                 sim.schedule_command(now, author, command)?;
             }
             Control::Snapshot => snapshot = Some(sim.metrics().per_node.clone()),
-            Control::Tick => progress(now.millis_since(start), end_ms),
+            Control::Tick => progress(Progress {
+                simulated_ms: now.millis_since(start),
+                end_ms,
+                events: sim.events(),
+            }),
         }
     }
     if outcome != RunOutcome::EventCap {
         outcome = sim.run_until(end, scenario.max_events);
     }
-    progress(sim.now().millis_since(start), end_ms);
+    progress(Progress {
+        simulated_ms: sim.now().millis_since(start),
+        end_ms,
+        events: sim.events(),
+    });
 
     let m = sim.metrics();
     let c = sim.counters();
@@ -1360,6 +1455,7 @@ where
         message_phase_bytes_down: phase_down,
         envelopes: host_stats,
         amplification,
+        duplicate_factor: crate::metrics::DuplicateFactors::new(&host_stats, n, edges.len()),
         privacy,
         host_times: sim.host_times(),
         model,
@@ -1379,6 +1475,7 @@ where
         latencies_ms: lat,
         deliveries_per_bucket: m.deliveries_per_bucket.clone(),
         conversation_messages: j.messages.clone(),
+        fault_windows: scenario.fault_windows(),
     })
 }
 

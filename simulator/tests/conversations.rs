@@ -6,7 +6,7 @@ use hush_sim::run::{run_scenario_full, spawn_node, KindSummary, RunOutput};
 use hush_sim::scenario::Scenario;
 
 fn run(s: &Scenario) -> RunOutput {
-    run_scenario_full(s, s.seed.unwrap_or(1), spawn_node, &mut |_, _| {}).unwrap()
+    run_scenario_full(s, s.seed.unwrap_or(1), spawn_node, &mut |_| {}).unwrap()
 }
 
 fn kind<'a>(o: &'a RunOutput, k: &str) -> &'a KindSummary {
@@ -112,7 +112,7 @@ fn conversations_are_deterministic() {
         b.summary.deterministic_part()
     );
     assert_eq!(a.conversation_messages, b.conversation_messages);
-    let c = run_scenario_full(&s, 99, spawn_node, &mut |_, _| {}).unwrap();
+    let c = run_scenario_full(&s, 99, spawn_node, &mut |_| {}).unwrap();
     assert_ne!(a.summary.trace_hash, c.summary.trace_hash);
 }
 

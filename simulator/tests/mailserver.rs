@@ -12,7 +12,7 @@ fn bundled(name: &str) -> Scenario {
 }
 
 fn run(s: &Scenario) -> RunOutput {
-    run_scenario_full(s, s.seed.unwrap_or(1), spawn_node, &mut |_, _| {}).unwrap()
+    run_scenario_full(s, s.seed.unwrap_or(1), spawn_node, &mut |_| {}).unwrap()
 }
 
 /// Invariants every run must keep, with or without history.
@@ -95,7 +95,7 @@ fn same_seed_same_trace() {
     let b = run(&s);
     check_same(&a.summary, &b.summary).unwrap();
     assert_eq!(a.summary.delivery_ratio, 1.0, "{:#?}", a.summary);
-    let c = run_scenario_full(&s, 2, spawn_node, &mut |_, _| {}).unwrap();
+    let c = run_scenario_full(&s, 2, spawn_node, &mut |_| {}).unwrap();
     assert_ne!(a.summary.trace_hash, c.summary.trace_hash);
 }
 

@@ -12,7 +12,7 @@ fn bundled(name: &str) -> Scenario {
 }
 
 fn run(s: &Scenario) -> RunOutput {
-    run_scenario_full(s, s.seed.unwrap_or(1), spawn_node, &mut |_, _| {}).unwrap()
+    run_scenario_full(s, s.seed.unwrap_or(1), spawn_node, &mut |_| {}).unwrap()
 }
 
 fn sane(o: &RunOutput) {
@@ -166,7 +166,7 @@ fn crashes_churn_light_nodes_and_spies() {
 
 #[test]
 fn mailserver_role_runs_as_an_archiving_relay() {
-    let s = Scenario {
+    let mut s = Scenario {
         nodes: 10,
         degree: 2,
         roles: vec![RoleSpec {
@@ -178,6 +178,8 @@ fn mailserver_role_runs_as_an_archiving_relay() {
         }],
         ..Scenario::default()
     };
+    // Every node publishes its contact code at the start (nobody had before).
+    s.node.contact_code_start = hush_sim::scenario::ContactCodeStart::Fresh;
     let a = run(&s);
     sane(&a);
     let sum = &a.summary;
@@ -187,7 +189,8 @@ fn mailserver_role_runs_as_an_archiving_relay() {
     assert_eq!(sum.deliveries_expected, sum.messages_sent * 8);
     assert_eq!(sum.delivery_ratio, 1.0, "{sum:#?}");
     // Every chat message, plus the contact code each of the nodes publishes at its first
-    // timeout (status-chat.md §2: contact codes are Whisper envelopes like any other).
+    // timeout (status-chat.md §2: contact codes are Whisper envelopes like any other); the
+    // duplicate factor tells the two apart.
     assert_eq!(
         sum.archived_envelopes,
         sum.messages_sent + sum.nodes as u64,
@@ -205,8 +208,56 @@ fn mailserver_role_runs_as_an_archiving_relay() {
         },
         1,
         spawn_node,
-        &mut |_, _| {},
+        &mut |_| {},
     )
     .unwrap_err();
     assert!(matches!(no_clients, SimError::Scenario(_)), "{no_clients}");
+}
+
+#[test]
+fn chat_duplicate_factor_is_measured_apart_and_within_the_overlays_bounds() {
+    // Everyone publishes a contact code at the start, beside 10 chat messages: the chat's
+    // duplicate factor is measured on chat envelopes alone.
+    let mut s = Scenario {
+        nodes: 20,
+        ..Scenario::default()
+    };
+    s.node.contact_code_start = hush_sim::scenario::ContactCodeStart::Fresh;
+    let out = run(&s);
+    sane(&out);
+    let d = &out.summary.duplicate_factor;
+    // Each of the 10 chat envelopes reaches the 20 nodes, each of the 20 codes too.
+    assert_eq!(d.public.pooled, 10 * 20, "{d:#?}");
+    assert_eq!(d.contact_code.pooled, 20 * 20, "{d:#?}");
+    let f = d.public.factor.unwrap();
+    assert_eq!((d.theory_min, d.theory_max), (2.0, 4.0));
+    assert!(
+        (d.theory_min..=d.theory_max).contains(&f),
+        "chat factor {f} outside [d/2, d]: {d:#?}"
+    );
+    let e = &out.summary.envelopes;
+    assert_eq!(
+        d.public.received + d.contact_code.received + d.other.received,
+        e.envelopes_received
+    );
+}
+
+#[test]
+fn steady_state_contact_codes_are_spread_over_their_period() {
+    // A period twice the run: about half the nodes publish during it, at spread times, and
+    // no node publishes twice.
+    let mut s = Scenario {
+        nodes: 20,
+        ..Scenario::default()
+    };
+    s.node.contact_code_interval_ms = 2 * s.end_ms();
+    let out = run(&s);
+    sane(&out);
+    let codes = out.summary.duplicate_factor.contact_code.pooled;
+    assert_eq!(codes % 20, 0, "each code reaches every node");
+    let published = codes / 20;
+    assert!((3..=17).contains(&published), "{published} of 20 published");
+    // Off: none.
+    s.node.contact_codes = false;
+    assert_eq!(run(&s).summary.duplicate_factor.contact_code.pooled, 0);
 }

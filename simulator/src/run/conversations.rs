@@ -488,6 +488,9 @@ impl<H: Host> Host for Tracked<H> {
     fn public_key(&self) -> NodePublicKey {
         self.inner.public_key()
     }
+    fn set_topic_classes(&mut self, classes: hush_core::whisper::TopicClasses) {
+        self.inner.set_topic_classes(classes)
+    }
     fn handle_connection(
         &mut self,
         now: Time,

@@ -29,7 +29,6 @@
 //! offline, ask for the history they missed ([`HistorySpec`]).
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 /// 2019-12-01T00:00:00Z in ms since the Unix epoch: the era of the protocol we simulate.
 pub const DEFAULT_START_MS: u64 = 1_575_158_400_000;
@@ -488,13 +487,50 @@ fn default_group_create_at_ms() -> u64 {
     DEFAULT_GROUP_CREATE_AT_MS
 }
 
+/// What kind of fault a [`FaultWindow`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// `[[partitions]]`.
+    Partition,
+    /// `[[offline]]`.
+    Offline,
+    /// `[churn]` (from its start to the end of the run).
+    Churn,
+    /// `[[crashes]]` (until the restart, or the end).
+    Crash,
+}
+
+/// One fault over time, ms since the start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FaultWindow {
+    /// Kind.
+    pub kind: FaultKind,
+    /// Legend text.
+    pub label: String,
+    /// Start.
+    pub from_ms: u64,
+    /// End (the run's end if it never ends).
+    pub to_ms: u64,
+}
+
 /// Application settings of every node (`[node]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeSpec {
-    /// Publish the contact code (`ConversationsConfig::publish_contact_code`): status-go does
-    /// at start and every 6 h (default true). Off, N nodes do not add N envelopes at start.
+    /// Publish the contact code (`ConversationsConfig::publish_contact_code`; default true):
+    /// status-go's publisher checks every 120 s and publishes when the last publication is at
+    /// least 6 h old (status-chat.md §2, [SG-pub]).
     pub contact_codes: bool,
+    /// Publication period (`ConversationsConfig::contact_code_interval_ms`; status-go's
+    /// `publishInterval`, 21,600 s).
+    pub contact_code_interval_ms: u64,
+    /// When each node last published before the start: `"steady-state"` (default) draws a
+    /// uniform time in the period before the start, as in a network that has run for longer
+    /// than a period, so about run length / period of the nodes publish during the run;
+    /// `"fresh"`: nobody ever published, every node publishes at once (a launch: N envelopes
+    /// flooded to N nodes at the start).
+    pub contact_code_start: ContactCodeStart,
     /// Application-layer form the nodes send (`ConversationsConfig::payload_format`):
     /// `"transit"` (status-go ≤ v0.36.0), `"protobuf"` (≥ 0.36.2) or `"auto"` (default: each
     /// chat in the form last received in it, Transit first). Every node receives both.
@@ -505,9 +541,22 @@ impl Default for NodeSpec {
     fn default() -> Self {
         NodeSpec {
             contact_codes: true,
+            contact_code_interval_ms: hush_core::chat::direct::DEFAULT_CONTACT_CODE_INTERVAL_MS,
+            contact_code_start: ContactCodeStart::SteadyState,
             payload_format: PayloadFormatSpec::Auto,
         }
     }
+}
+
+/// `[node] contact_code_start`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContactCodeStart {
+    /// Last publications spread uniformly over the period before the start.
+    #[default]
+    SteadyState,
+    /// Nobody published yet: everyone publishes at the start.
+    Fresh,
 }
 
 /// `[node] payload_format` (hush_core's `chat::format::FormatSetting`).
@@ -600,325 +649,7 @@ impl Default for Scenario {
     }
 }
 
-/// A scenario that cannot run.
-#[derive(Debug, Clone, PartialEq, Error)]
-#[non_exhaustive]
-pub enum ScenarioError {
-    /// Fewer than two nodes.
-    #[error("a scenario needs at least 2 nodes, got {0}")]
-    TooFewNodes(usize),
-    /// `latency_min_ms > latency_max_ms`.
-    #[error("latency_min_ms {min} > latency_max_ms {max}")]
-    LatencyRange {
-        /// Minimum.
-        min: u64,
-        /// Maximum.
-        max: u64,
-    },
-    /// The TOML text did not parse.
-    #[error("scenario TOML: {0}")]
-    Toml(String),
-    /// A probability or fraction outside its range.
-    #[error("{field} = {value} is outside {range}")]
-    OutOfRange {
-        /// Which field.
-        field: &'static str,
-        /// Its value.
-        value: f64,
-        /// The allowed range, in words.
-        range: &'static str,
-    },
-    /// A node index past the node count.
-    #[error("{field} names node {node}, but there are only {nodes} nodes")]
-    NoSuchNode {
-        /// Which field.
-        field: &'static str,
-        /// The index.
-        node: usize,
-        /// Node count.
-        nodes: usize,
-    },
-    /// A selection asks for more nodes than there are.
-    #[error("{field} selects {wanted} nodes, but there are only {nodes}")]
-    TooManySelected {
-        /// Which field.
-        field: &'static str,
-        /// Requested.
-        wanted: usize,
-        /// Node count.
-        nodes: usize,
-    },
-    /// A zero where a positive value is needed.
-    #[error("{0} must be positive")]
-    MustBePositive(&'static str),
-    /// `history.use_mailserver` without any node of role `mailserver`.
-    #[error("history.use_mailserver = true needs at least one node with role \"mailserver\"")]
-    NoMailserver,
-    /// The scenario asks for something the node cannot do yet.
-    #[error("not yet supported: {0}")]
-    Unsupported(String),
-    /// The scenario would need more memory than allowed ([`crate::memory::estimate`]).
-    #[error(
-        "this scenario needs about {} of memory ({nodes} nodes, {planned_messages} messages \
-         planned), more than the limit of {}; use fewer nodes or messages, or raise the limit \
-         with --max-memory-gb",
-        crate::memory::gb(*estimate_bytes),
-        crate::memory::gb(*limit_bytes)
-    )]
-    TooMuchMemory {
-        /// The estimate, bytes.
-        estimate_bytes: u64,
-        /// The limit, bytes.
-        limit_bytes: u64,
-        /// Nodes.
-        nodes: usize,
-        /// Messages planned within the run.
-        planned_messages: u64,
-    },
-    /// A field's value contradicts the scenario (a group of one, late members without a time,
-    /// a pair of a node with itself, more nodes asked than available).
-    #[error("{field}: {reason}")]
-    Invalid {
-        /// Which field.
-        field: &'static str,
-        /// Why, in words.
-        reason: String,
-    },
-}
-
-fn check_fraction(field: &'static str, v: f64, max_inclusive: bool) -> Result<(), ScenarioError> {
-    let ok = v >= 0.0 && if max_inclusive { v <= 1.0 } else { v < 1.0 };
-    if ok {
-        Ok(())
-    } else {
-        Err(ScenarioError::OutOfRange {
-            field,
-            value: v,
-            range: if max_inclusive { "[0, 1]" } else { "[0, 1)" },
-        })
-    }
-}
-
-fn check_select(field: &'static str, s: &NodeSelect, nodes: usize) -> Result<(), ScenarioError> {
-    if let Some(&node) = s.nodes.iter().find(|&&n| n >= nodes) {
-        return Err(ScenarioError::NoSuchNode { field, node, nodes });
-    }
-    if let Some(f) = s.fraction {
-        check_fraction(field, f, true)?;
-    }
-    let wanted = s.nodes.len() + s.count.unwrap_or(0);
-    if wanted > nodes {
-        return Err(ScenarioError::TooManySelected {
-            field,
-            wanted,
-            nodes,
-        });
-    }
-    Ok(())
-}
-
-/// The first key path in `written` that `understood` lacks.
-fn unknown_key(written: &toml::Value, understood: &toml::Value, path: &str) -> Option<String> {
-    match (written, understood) {
-        (toml::Value::Table(w), toml::Value::Table(u)) => w.iter().find_map(|(k, v)| {
-            let p = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            match u.get(k) {
-                None => Some(p),
-                Some(uv) => unknown_key(v, uv, &p),
-            }
-        }),
-        (toml::Value::Array(w), toml::Value::Array(u)) => w
-            .iter()
-            .zip(u)
-            .enumerate()
-            .find_map(|(i, (wv, uv))| unknown_key(wv, uv, &format!("{path}[{i}]"))),
-        _ => None,
-    }
-}
-
 impl Scenario {
-    /// Parses a TOML scenario (missing fields take the defaults) and validates it.
-    pub fn from_toml_str(text: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
-        // serde cannot deny unknown fields inside flattened sections: compare what was written
-        // with what was understood instead, so a typo is an error, never silently a default.
-        let written: toml::Value =
-            toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
-        let understood =
-            toml::Value::try_from(&s).map_err(|e| ScenarioError::Toml(e.to_string()))?;
-        if let Some(path) = unknown_key(&written, &understood, "") {
-            return Err(ScenarioError::Toml(format!("unknown field `{path}`")));
-        }
-        s.validate()?;
-        Ok(s)
-    }
-
-    /// Checks the parameters the engine cannot handle (the topology checks its own).
-    pub fn validate(&self) -> Result<(), ScenarioError> {
-        let n = self.nodes;
-        if n < 2 {
-            return Err(ScenarioError::TooFewNodes(n));
-        }
-        if self.latency_min_ms > self.latency_max_ms {
-            return Err(ScenarioError::LatencyRange {
-                min: self.latency_min_ms,
-                max: self.latency_max_ms,
-            });
-        }
-        match &self.link.latency {
-            Some(LatencyDist::Uniform { min_ms, max_ms }) if min_ms > max_ms => {
-                return Err(ScenarioError::LatencyRange {
-                    min: *min_ms,
-                    max: *max_ms,
-                })
-            }
-            Some(LatencyDist::Normal { mean_ms, sd_ms })
-                if !(mean_ms.is_finite() && sd_ms.is_finite() && *sd_ms >= 0.0) =>
-            {
-                return Err(ScenarioError::OutOfRange {
-                    field: "link.latency.sd_ms",
-                    value: *sd_ms,
-                    range: "finite, ≥ 0",
-                })
-            }
-            Some(LatencyDist::Lognormal { median_ms, sigma })
-                if !(*median_ms > 0.0
-                    && median_ms.is_finite()
-                    && sigma.is_finite()
-                    && *sigma >= 0.0) =>
-            {
-                return Err(ScenarioError::OutOfRange {
-                    field: "link.latency.median_ms",
-                    value: *median_ms,
-                    range: "median > 0, sigma ≥ 0",
-                })
-            }
-            _ => {}
-        }
-        if self.link.bandwidth_kbps == Some(0) {
-            return Err(ScenarioError::MustBePositive("link.bandwidth_kbps"));
-        }
-        // A loss of 1 would retransmit forever.
-        check_fraction("link.loss", self.link.loss, false)?;
-        check_fraction("link.duplication", self.link.duplication, true)?;
-        if let Some(TopologySpec::ErdosRenyi { p }) = &self.topology {
-            check_fraction("topology.p", *p, true)?;
-        }
-        if let Some(TopologySpec::Edges { edges }) = &self.topology {
-            if let Some(&node) = edges.iter().flatten().find(|&&v| v >= n) {
-                return Err(ScenarioError::NoSuchNode {
-                    field: "topology.edges",
-                    node,
-                    nodes: n,
-                });
-            }
-        }
-        for r in &self.roles {
-            check_select("roles", &r.select, n)?;
-        }
-        for p in &self.partitions {
-            check_select("partitions", &p.side, n)?;
-        }
-        for c in &self.crashes {
-            check_select("crashes", &c.select, n)?;
-        }
-        if let Some(c) = &self.churn {
-            check_fraction("churn.offline_fraction", c.offline_fraction, false)?;
-            check_select("churn", &c.select, n)?;
-            if c.mean_online_ms == 0 {
-                return Err(ScenarioError::MustBePositive("churn.mean_online_ms"));
-            }
-        }
-        for p in &self.traffic.public {
-            check_select("traffic.public.members", &p.members, n)?;
-        }
-        for o in &self.traffic.one_to_one {
-            for &[a, b] in &o.explicit {
-                if let Some(node) = [a, b].into_iter().find(|&v| v >= n) {
-                    return Err(ScenarioError::NoSuchNode {
-                        field: "traffic.one_to_one.explicit",
-                        node,
-                        nodes: n,
-                    });
-                }
-                if a == b {
-                    return Err(ScenarioError::Invalid {
-                        field: "traffic.one_to_one.explicit",
-                        reason: format!("pair [{a}, {b}] is one node"),
-                    });
-                }
-            }
-            if o.pairs > n * (n - 1) / 2 {
-                return Err(ScenarioError::TooManySelected {
-                    field: "traffic.one_to_one.pairs",
-                    wanted: o.pairs,
-                    nodes: n,
-                });
-            }
-        }
-        for g in &self.traffic.groups {
-            if g.size < 2 {
-                return Err(ScenarioError::Invalid {
-                    field: "traffic.groups.size",
-                    reason: format!("a group needs at least 2 members, got {}", g.size),
-                });
-            }
-            if g.size + g.late_members > n {
-                return Err(ScenarioError::TooManySelected {
-                    field: "traffic.groups.size",
-                    wanted: g.size + g.late_members,
-                    nodes: n,
-                });
-            }
-            check_select("traffic.groups.among", &g.among, n)?;
-            if g.late_members > 0 && g.late_at_ms.is_none() {
-                return Err(ScenarioError::Invalid {
-                    field: "traffic.groups.late_at_ms",
-                    reason: "late_members > 0 needs late_at_ms".into(),
-                });
-            }
-        }
-        for s in self
-            .traffic
-            .one_to_one
-            .iter()
-            .map(|o| &o.schedule)
-            .chain(self.traffic.groups.iter().map(|g| &g.schedule))
-            .chain(self.traffic.public.iter().map(|p| &p.schedule))
-        {
-            if s.poisson && s.interval_ms == 0 && s.messages > 0 {
-                return Err(ScenarioError::MustBePositive("interval_ms (poisson)"));
-            }
-        }
-        for o in &self.offline {
-            check_select("offline", &o.select, n)?;
-            if o.duration_ms == 0 {
-                return Err(ScenarioError::MustBePositive("offline.duration_ms"));
-            }
-        }
-        check_select("history", &self.history.clients, n)?;
-        if self.history.max_attempts == 0 {
-            return Err(ScenarioError::MustBePositive("history.max_attempts"));
-        }
-        if self.history.retry_interval_ms == 0 {
-            return Err(ScenarioError::MustBePositive("history.retry_interval_ms"));
-        }
-        if self.history.use_mailserver
-            && !self
-                .roles
-                .iter()
-                .any(|r| r.role == Role::Mailserver && !r.select.is_empty())
-        {
-            return Err(ScenarioError::NoMailserver);
-        }
-        check_fraction("privacy.spy_fraction", self.privacy.spy_fraction, true)?;
-        Ok(())
-    }
-
     /// The first feature this scenario needs that the node does not have yet, as an error.
     /// Every feature the scenario format names runs today, so this is `Ok`; it is kept as the
     /// place where a format extension ahead of the node is refused.
@@ -965,6 +696,48 @@ impl Scenario {
         })
     }
 
+    /// The scenario's faults as time windows (ms since the start, clipped to the run), in
+    /// the order partitions, offline windows, churn, crashes: what plots over time mark.
+    pub fn fault_windows(&self) -> Vec<FaultWindow> {
+        let end = self.end_ms();
+        let clip = |to: Option<u64>| to.map_or(end, |t| t.min(end));
+        let mut out = Vec::new();
+        for (i, p) in self.partitions.iter().enumerate() {
+            out.push(FaultWindow {
+                kind: FaultKind::Partition,
+                label: format!("partition {i}"),
+                from_ms: p.at_ms,
+                to_ms: clip(p.heal_ms),
+            });
+        }
+        for (i, o) in self.offline.iter().enumerate() {
+            out.push(FaultWindow {
+                kind: FaultKind::Offline,
+                label: format!("offline {i}"),
+                from_ms: o.at_ms,
+                to_ms: clip(o.at_ms.checked_add(o.duration_ms)),
+            });
+        }
+        if let Some(c) = &self.churn {
+            out.push(FaultWindow {
+                kind: FaultKind::Churn,
+                label: format!("churn ({:.0} % offline)", c.offline_fraction * 100.0),
+                from_ms: c.start_ms,
+                to_ms: end,
+            });
+        }
+        for (i, c) in self.crashes.iter().enumerate() {
+            out.push(FaultWindow {
+                kind: FaultKind::Crash,
+                label: format!("crash {i}"),
+                from_ms: c.at_ms,
+                to_ms: clip(c.restart_after_ms.map(|r| c.at_ms.saturating_add(r))),
+            });
+        }
+        out.retain(|w| w.from_ms < end);
+        out
+    }
+
     /// Time of message `i` (0-based) of the flat schedule, relative to the start.
     pub fn message_at_ms(&self, i: u32) -> u64 {
         self.first_message_at_ms
@@ -998,6 +771,9 @@ impl Scenario {
         })
     }
 }
+
+mod validate;
+pub use validate::ScenarioError;
 
 #[cfg(test)]
 mod tests;
