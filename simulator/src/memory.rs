@@ -136,7 +136,10 @@ pub fn estimate(scenario: &Scenario) -> MemoryEstimate {
     // Every envelope floods to every node's pool. Contact codes: one per node at the start
     // when nobody published before ("fresh"); in the steady state a node publishes once per
     // period at a uniform time, so about n × TTL / period are alive at once (at least one).
-    let contact_codes = match (scenario.node.contact_codes, scenario.node.contact_code_start) {
+    let contact_codes = match (
+        scenario.node.contact_codes,
+        scenario.node.contact_code_start,
+    ) {
         (false, _) => 0,
         (true, crate::scenario::ContactCodeStart::Fresh) => n,
         (true, crate::scenario::ContactCodeStart::SteadyState) => n

@@ -45,8 +45,7 @@ fn ratio_text(ratio: f64, deliveries: u64, expected: u64, sent: u64) -> String {
 }
 
 fn factor_text(k: &crate::metrics::KindFactor) -> String {
-    k.factor
-        .map_or_else(|| "n/a".into(), |f| format!("{f:.2}"))
+    k.factor.map_or_else(|| "n/a".into(), |f| format!("{f:.2}"))
 }
 
 /// The duplicate factor per kind beside the overlay's bounds.
@@ -62,7 +61,11 @@ pub fn duplicate_factor_text(d: &crate::metrics::DuplicateFactors) -> String {
         d.mean_degree,
         d.theory_min,
         d.theory_max,
-        if none { "; n/a = none of that kind" } else { "" }
+        if none {
+            "; n/a = none of that kind"
+        } else {
+            ""
+        }
     )
 }
 
@@ -82,7 +85,12 @@ pub fn summary_table(s: &Summary) -> String {
         ),
         (
             "delivery ratio",
-            ratio_text(s.delivery_ratio, s.deliveries, s.deliveries_expected, s.messages_sent),
+            ratio_text(
+                s.delivery_ratio,
+                s.deliveries,
+                s.deliveries_expected,
+                s.messages_sent,
+            ),
         ),
         (
             "latency p50 / p90 / p99 / max",
@@ -230,7 +238,9 @@ pub fn summary_table(s: &Summary) -> String {
             format!(
                 "{} ({} / {} guessed, {} spies; random guess {:.4})",
                 p.precision
-                    .map_or("n/a (no message reached a spy)".into(), |v| format!("{v:.3}")),
+                    .map_or("n/a (no message reached a spy)".into(), |v| format!(
+                        "{v:.3}"
+                    )),
                 p.correct_guesses,
                 p.messages_seen_by_spies,
                 p.spies,
@@ -539,7 +549,10 @@ pub fn param_label(param: &str) -> String {
         (s, " (ms)")
     } else if let Some(s) = param.strip_suffix("_kbps") {
         (s, " (kbit/s)")
-    } else if param.ends_with("fraction") || param.ends_with("loss") || param.ends_with("duplication") {
+    } else if param.ends_with("fraction")
+        || param.ends_with("loss")
+        || param.ends_with("duplication")
+    {
         (param, " (0 to 1)")
     } else {
         (param, "")

@@ -49,23 +49,22 @@
 
 use crate::engine::{EngineError, EventQueue, NodeIndex, RunOutcome, Sim};
 use crate::host::{Host, HostStats};
+use crate::host::{TOPIC_CLASS_CONTACT_CODE, TOPIC_CLASS_PUBLIC};
 use crate::metrics::{percentile_nearest_rank, MessageRecord, Metrics, NodeTraffic, Summary};
 use crate::model::whisper_scalability;
 use crate::net::{LinkId, LinkModel, Network};
-use crate::host::{TOPIC_CLASS_CONTACT_CODE, TOPIC_CLASS_PUBLIC};
 use crate::scenario::{
-    PublicChatSpec,
-    ContactCodeStart,
-    CrashState, ModelSpec, NodeSelect, Role, Scenario, ScenarioError, Schedule, DEFAULT_RTO_MS,
+    ContactCodeStart, CrashState, ModelSpec, NodeSelect, PublicChatSpec, Role, Scenario,
+    ScenarioError, Schedule, DEFAULT_RTO_MS,
 };
 use crate::topology::{build, TopologyError};
 use hush_core::chat::direct::Record;
 use hush_core::chat::format::FormatSetting;
-use hush_core::whisper::TopicClasses;
 use hush_core::node::NodePublicKey;
 use hush_core::node::{Command, Node, NodeConfig, NodeError};
 use hush_core::rng::{child_seed, rng_from_seed, seed_from_u64, Rng, Seed};
 use hush_core::whisper::MailserverConfig;
+use hush_core::whisper::TopicClasses;
 use hush_core::Time;
 use rand::seq::SliceRandom as _;
 use rand::Rng as _;
@@ -162,9 +161,12 @@ pub struct ContactCodes {
 /// Public chats' topics ([`TOPIC_CLASS_PUBLIC`]) and the contact-code topics of `keys`
 /// ([`TOPIC_CLASS_CONTACT_CODE`]; a node's chat identity is its node key in the simulator).
 pub fn topic_classes(chats: &[PublicChatSpec], keys: &[NodePublicKey]) -> TopicClasses {
-    let public = chats
-        .iter()
-        .map(|c| (hush_core::chat::public::public_chat_topic(&c.chat), TOPIC_CLASS_PUBLIC));
+    let public = chats.iter().map(|c| {
+        (
+            hush_core::chat::public::public_chat_topic(&c.chat),
+            TOPIC_CLASS_PUBLIC,
+        )
+    });
     let codes = keys.iter().filter_map(|k| {
         let key = hush_core::ecies::pubkey_from_wire(k).ok()?;
         Some((

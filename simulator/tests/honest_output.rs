@@ -121,7 +121,10 @@ fn sweep_metrics_are_never_nan_and_say_why_not() {
         .find(|m| m.name == "first_spy_precision")
         .unwrap();
     assert_eq!(spy.value, None);
-    assert_eq!(spy.text(), "first_spy_precision n/a (no spies: set privacy.spy_fraction)");
+    assert_eq!(
+        spy.text(),
+        "first_spy_precision n/a (no spies: set privacy.spy_fraction)"
+    );
     for m in &metrics {
         assert!(!m.text().contains("NaN"), "{}", m.text());
         assert!(m.value.is_none_or(f64::is_finite));
@@ -144,8 +147,14 @@ fn sparse_sweep_plots_have_markers_and_words_on_their_axes() {
     write_sweep(&dir, "link.loss", &rows).unwrap();
     let svg = std::fs::read_to_string(dir.join("sweep_delivery_ratio.svg")).unwrap();
     assert!(svg.matches("<circle").count() >= 3, "a marker per sample");
-    assert!(svg.contains("delivery ratio (deliveries / expected)"), "y label in words");
-    assert!(svg.contains("link loss (0 to 1)"), "x label in words with its unit");
+    assert!(
+        svg.contains("delivery ratio (deliveries / expected)"),
+        "y label in words"
+    );
+    assert!(
+        svg.contains("link loss (0 to 1)"),
+        "x label in words with its unit"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -199,8 +208,7 @@ fn summary_json_has_the_duplicate_factor_per_kind() {
     ]);
     run(cli.sim).unwrap();
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     let d = &json["duplicate_factor"];
     for kind in ["public", "contact_code", "other"] {
         assert!(d[kind].is_object(), "{d}");

@@ -54,4 +54,18 @@ fn default_scenario_is_deterministic_and_delivers_everything() {
         a["trace_hash"], c["trace_hash"],
         "another seed, another trace"
     );
+    // The chat's duplicate factor, on chat envelopes alone, within the 4-regular overlay's
+    // bounds [d/2, d] (contact codes are counted apart).
+    let d = &a["duplicate_factor"];
+    assert_eq!(d["public"]["pooled"], 10 * 50, "{d}");
+    let f = d["public"]["factor"].as_f64().expect("a chat factor");
+    let (lo, hi) = (
+        d["theory_min"].as_f64().unwrap(),
+        d["theory_max"].as_f64().unwrap(),
+    );
+    assert_eq!((lo, hi), (2.0, 4.0));
+    assert!(
+        (lo..=hi).contains(&f),
+        "chat duplicate factor {f} outside [{lo}, {hi}]"
+    );
 }

@@ -491,9 +491,9 @@ impl Conversations {
         mvds: Mvds,
     ) -> Self {
         let own = public_key(&identity);
-        let next_contact_code_at = config
-            .contact_code_last_published_ms
-            .map_or(now, |at| Time(at.saturating_add(config.contact_code_interval_ms)));
+        let next_contact_code_at = config.contact_code_last_published_ms.map_or(now, |at| {
+            Time(at.saturating_add(config.contact_code_interval_ms))
+        });
         Conversations {
             formats: FormatPolicy::new(config.payload_format, config.max_chat_formats),
             config,

@@ -1235,7 +1235,8 @@ fn own_contact_code_key_is_derived_once() {
     // once the key is derived to publish, the filter holds that key: an envelope arriving on
     // the topic later (another device's code) does not derive it a second time.
     let mut net = Net::new(1);
-    let own_topic = crate::chat::topics::contact_code_topic(&net.nodes[0].conversations().identity_public());
+    let own_topic =
+        crate::chat::topics::contact_code_topic(&net.nodes[0].conversations().identity_public());
     let kinds = |net: &Net| -> Vec<whisper::FilterKey> {
         net.nodes[0]
             .whisper()
@@ -1250,7 +1251,8 @@ fn own_contact_code_key_is_derived_once() {
     ));
     net.advance(1_000);
     assert_eq!(net.nodes[0].whisper().pool_len(), 1, "published");
-    let key = crate::chat::topics::contact_code_key(&net.nodes[0].conversations().identity_public());
+    let key =
+        crate::chat::topics::contact_code_key(&net.nodes[0].conversations().identity_public());
     assert_eq!(kinds(&net), vec![whisper::FilterKey::Symmetric(key)]);
 }
 
@@ -1261,8 +1263,7 @@ fn contact_code_waits_for_its_interval_after_the_last_publication() {
     let interval = crate::chat::direct::DEFAULT_CONTACT_CODE_INTERVAL_MS;
     let mut net = Net::with_config(1, |_| {
         let mut c = NodeConfig::default();
-        c.conversations.contact_code_last_published_ms =
-            Some(START.as_millis() + 5_000 - interval);
+        c.conversations.contact_code_last_published_ms = Some(START.as_millis() + 5_000 - interval);
         c
     });
     net.advance(4_000);

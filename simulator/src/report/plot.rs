@@ -114,7 +114,9 @@ pub fn line_plot(
             )))
             .map_err(plot_err)?
             .label(b.label.as_str())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], color.mix(0.3).filled()));
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], color.mix(0.3).filled())
+            });
     }
     for (i, (label, points)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
@@ -128,11 +130,7 @@ pub fn line_plot(
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         if points.len() <= SPARSE_POINTS {
             chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|&p| Circle::new(p, 4, color.filled())),
-                )
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
                 .map_err(plot_err)?;
         }
     }

@@ -316,7 +316,9 @@ impl Scenario {
         }
         check_select("history", &self.history.clients, n)?;
         if self.node.contact_codes && self.node.contact_code_interval_ms == 0 {
-            return Err(ScenarioError::MustBePositive("node.contact_code_interval_ms"));
+            return Err(ScenarioError::MustBePositive(
+                "node.contact_code_interval_ms",
+            ));
         }
         if self.history.max_attempts == 0 {
             return Err(ScenarioError::MustBePositive("history.max_attempts"));
