@@ -52,7 +52,8 @@ pub struct ModelComparison {
     pub sim_bytes_per_node_per_message: Option<f64>,
     /// Measured, extrapolated to the model's day (comparable to case 2).
     pub sim_bytes_per_day: Option<f64>,
-    /// Measured envelope copies per useful envelope (the model assumes 2 in case 6).
+    /// Measured public-chat envelope copies per useful envelope, contact codes and other
+    /// traffic apart (the model assumes 2 in case 6).
     pub sim_duplicate_factor: Option<f64>,
 }
 
@@ -124,14 +125,14 @@ pub fn comparison_table(c: &ModelComparison) -> String {
         human_bytes(c.model_case6_bytes_per_day)
     ));
     out.push_str(&format!(
-        "  simulated ({} nodes, {} msgs) → day    {:>12}   ({} per node per message, duplicate factor {})\n",
+        "  simulated ({} nodes, {} msgs) → day    {:>12}   ({} per node per message, chat duplicate factor {})\n",
         c.sim_nodes,
         c.sim_messages,
         sim,
         c.sim_bytes_per_node_per_message
             .map_or("-".into(), human_bytes),
         c.sim_duplicate_factor
-            .map_or("-".into(), |d| format!("{d:.2}")),
+            .map_or("n/a (no chat envelope)".into(), |d| format!("{d:.2}")),
     ));
     out
 }

@@ -1366,6 +1366,7 @@ where
             .sum(),
         None => 0,
     };
+    let duplicate_factor = crate::metrics::DuplicateFactors::new(&host_stats, n, edges.len());
     let model = scenario.model.as_ref().map(|spec| match spec {
         ModelSpec::WhisperScalability {
             users,
@@ -1376,7 +1377,8 @@ where
             n as u64,
             m.messages_sent,
             phase_down,
-            amplification,
+            // On chat envelopes alone: contact codes are not the model's traffic.
+            duplicate_factor.public.factor,
         ),
     });
     let mut by_kind = std::collections::BTreeMap::new();
@@ -1457,7 +1459,7 @@ where
         message_phase_bytes_down: phase_down,
         envelopes: host_stats,
         amplification,
-        duplicate_factor: crate::metrics::DuplicateFactors::new(&host_stats, n, edges.len()),
+        duplicate_factor,
         privacy,
         host_times: sim.host_times(),
         model,
