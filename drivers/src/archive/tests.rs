@@ -51,7 +51,9 @@ fn an_archive_with_a_passphrase_is_encrypted_and_a_plaintext_one_is_migrated() {
     let path = dir.join(ARCHIVE_FILE);
     {
         let s = ArchiveStore::open(&path).unwrap();
-        assert!(s.insert(&[1; 32], 10, &[1; 4], b"plaintext envelope").unwrap());
+        assert!(s
+            .insert(&[1; 32], 10, &[1; 4], b"plaintext envelope")
+            .unwrap());
     }
     let pass = StorePassphrase::new("archive pass").unwrap();
     {

@@ -104,7 +104,11 @@ fn plaintext_with_wal(dir: &Path, rows: usize) -> PathBuf {
     let path = dir.join("db.sqlite");
     // Copied while the connection is open: the main file and the uncheckpointed WAL.
     for suffix in ["", "-wal"] {
-        std::fs::copy(sidecar(&live.join("db.sqlite"), suffix), sidecar(&path, suffix)).unwrap();
+        std::fs::copy(
+            sidecar(&live.join("db.sqlite"), suffix),
+            sidecar(&path, suffix),
+        )
+        .unwrap();
     }
     drop(conn);
     std::fs::remove_dir_all(&live).unwrap();

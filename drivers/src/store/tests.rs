@@ -513,9 +513,16 @@ fn fill_store(store: &mut NodeStore, contact_secret: [u8; 32]) -> Vec<Record> {
         store.commit(&Persist::Conversation(r.clone())).unwrap();
     }
     store
-        .commit(&Persist::ChatMessage(msg("status", "a secret public text", 5, 2)))
+        .commit(&Persist::ChatMessage(msg(
+            "status",
+            "a secret public text",
+            5,
+            2,
+        )))
         .unwrap();
-    store.set_meta("device_node_key", &hex::encode(contact_secret)).unwrap();
+    store
+        .set_meta("device_node_key", &hex::encode(contact_secret))
+        .unwrap();
     records
 }
 
@@ -539,7 +546,10 @@ fn an_encrypted_store_keeps_everything_and_shows_nothing_on_disk() {
     }
     let store = NodeStore::open_keyed(&path, Some(&pass)).unwrap();
     assert_eq!(store.records().unwrap(), records);
-    assert_eq!(store.history("status").unwrap()[0].message.text, "a secret public text");
+    assert_eq!(
+        store.history("status").unwrap()[0].message.text,
+        "a secret public text"
+    );
     drop(store);
 
     let wrong = StorePassphrase::new("wrong horse").unwrap();
