@@ -8,11 +8,15 @@
 //! `hush_core::node::Node::restore_archived` expects at start: the core's bounded in-memory
 //! index keeps the newest ones if the file holds more than it does. The table mirrors
 //! status-go's LevelDB key (`sent ‖ hash ‖ topic`) as columns plus the raw RLP envelope.
+//! With the node's passphrase the file is SQLCipher-encrypted like the node store
+//! (`crate::sqlcipher`).
 
 use std::path::Path;
 
 use anyhow::Context as _;
 use rusqlite::{params, Connection};
+
+use crate::sqlcipher::StorePassphrase;
 
 /// File, inside the data directory, holding the mailserver archive.
 pub const ARCHIVE_FILE: &str = "archive.sqlite";
@@ -26,9 +30,18 @@ pub struct ArchiveStore {
 }
 
 impl ArchiveStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the plaintext database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<ArchiveStore> {
-        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        ArchiveStore::open_keyed(path, None)
+    }
+
+    /// Opens (creating if needed) the database at `path`, encrypted at rest when `passphrase`
+    /// is given (a plaintext archive is encrypted in place first; see `crate::sqlcipher`).
+    pub fn open_keyed(
+        path: &Path,
+        passphrase: Option<&StorePassphrase>,
+    ) -> anyhow::Result<ArchiveStore> {
+        let conn = crate::sqlcipher::open(path, passphrase)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .context("archive: journal_mode")?;
         conn.execute_batch(

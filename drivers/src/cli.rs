@@ -14,8 +14,10 @@
 //! message history and the chats; at start the node is rebuilt from it with
 //! `Node::restore` (a fresh seed every start), rejoins its public chats and takes back their
 //! seen message ids. With a passphrase (`--passphrase-file`, else `$HUSH_PASSPHRASE`) the
-//! identity is sealed in the store ([`crate::identity`]); without one it is the plaintext
-//! `nodekey` and a warning says so.
+//! identity is sealed in the store ([`crate::identity`]), `node.sqlite` and `archive.sqlite`
+//! are SQLCipher-encrypted ([`crate::sqlcipher`]; a plaintext store is encrypted in place at
+//! the first such start) and no plaintext `messages.jsonl` is written; without one the
+//! identity is the plaintext `nodekey`, the store is plaintext, and a warning says so.
 //!
 //! Mailserver: `--mailserver` gives the node the mailserver role; its archive lives in
 //! `DATA_DIR/archive.sqlite` and is replayed into the node before it starts listening, so it
@@ -39,6 +41,8 @@ use crate::driver::{run, Clock, DriverConfig, LossInjection, Outputs, StdinLine}
 use crate::identity::{installation_id, load_identity, IdentitySource};
 use crate::keystore::cli::{read_passphrase_file, PASSPHRASE_ENV};
 use crate::keystore::{LIGHT_SCRYPT, STANDARD_SCRYPT};
+use crate::output::MESSAGES_FILE;
+use crate::sqlcipher::StorePassphrase;
 use crate::store::{ChatKind, NodeStore, STORE_FILE};
 
 /// Stdin lines read ahead of the driver at most.
@@ -59,7 +63,8 @@ pub const MIN_MAILSERVER_MAX_ENVELOPES: usize = 1;
 /// Arguments of `hush node`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NodeArgs {
-    /// Data directory (created if absent); holds `nodekey` and `messages.jsonl`.
+    /// Data directory (created if absent): `node.sqlite`, `archive.sqlite`, and without a
+    /// passphrase `nodekey` and `messages.jsonl`.
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
     /// TCP address to listen on; port 0 picks a free port (the enode line shows the real one).
@@ -86,8 +91,9 @@ pub struct NodeArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000,
           value_parser = parse_at_least(MIN_MAILSERVER_MAX_ENVELOPES, "the mailserver would keep nothing to answer from"))]
     pub mailserver_max_envelopes: usize,
-    /// File whose first line is the passphrase sealing the identity (else $HUSH_PASSPHRASE;
-    /// with neither, the identity stays in the plaintext `nodekey` file).
+    /// File whose first line is the passphrase sealing the identity and encrypting the store
+    /// (else $HUSH_PASSPHRASE; with neither, the identity stays in the plaintext `nodekey` file
+    /// and the store is plaintext).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Seal a new identity with geth's --lightkdf scrypt parameters (fast, weaker).
@@ -143,13 +149,17 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let store_path = args.data_dir.join(STORE_FILE);
-    let store = NodeStore::open(&store_path)?;
     let env = std::env::var(PASSPHRASE_ENV).ok();
     let passphrase = match (&args.passphrase_file, env) {
         (Some(f), _) => Some(read_passphrase_file(f)?),
         (None, Some(e)) => Some(e),
         (None, None) => None,
     };
+    let store_passphrase = passphrase
+        .as_deref()
+        .map(StorePassphrase::new)
+        .transpose()?;
+    let store = NodeStore::open_keyed(&store_path, store_passphrase.as_ref())?;
     let kdf = if args.light_kdf {
         LIGHT_SCRYPT
     } else {
@@ -165,8 +175,17 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     )?;
     if source == IdentitySource::Plaintext {
         eprintln!(
-            "hush: warning: identity is not sealed at rest ({}); give --passphrase-file or set {PASSPHRASE_ENV}",
-            args.data_dir.join(crate::nodekey::NODEKEY_FILE).display()
+            "hush: warning: identity is not sealed at rest ({}) and {} is not encrypted; give --passphrase-file or set {PASSPHRASE_ENV}",
+            args.data_dir.join(crate::nodekey::NODEKEY_FILE).display(),
+            store_path.display()
+        );
+    }
+    let jsonl = args.data_dir.join(MESSAGES_FILE);
+    if store_passphrase.is_some() && jsonl.exists() {
+        // Written before the store was encrypted; not deleted behind the user's back.
+        eprintln!(
+            "hush: warning: {} is a plaintext export of public messages written without a passphrase; hush no longer appends to it, delete it to keep them off the disk",
+            jsonl.display()
         );
     }
     let installation_id = installation_id(&store, &mut OsRng)?;
@@ -248,7 +267,10 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             );
         }
         if args.mailserver {
-            let store = ArchiveStore::open(&args.data_dir.join(ARCHIVE_FILE))?;
+            let store = ArchiveStore::open_keyed(
+                &args.data_dir.join(ARCHIVE_FILE),
+                store_passphrase.as_ref(),
+            )?;
             let mut restored = 0u64;
             let mut bad = 0u64;
             store.for_each(|raw| match node.restore_archived(raw) {
@@ -306,6 +328,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             stop_requests: Some(stop_rx),
             crash_after_delivery_commits: (args.inject_crash_after_commits > 0)
                 .then_some(args.inject_crash_after_commits),
+            store_passphrase,
         };
         let io = Outputs {
             out: Box::new(std::io::stdout()),

@@ -16,7 +16,8 @@
 //!    order: `Send` → the connection's writer task, `Close` → the writer closes the socket
 //!    after the bytes queued before it, `Event` → stdout/stderr (buffered, flushed at the end
 //!    of the drain). Nothing leaves and nothing is printed before the state it depends on is
-//!    on disk; public messages are also appended to `DATA_DIR/messages.jsonl` after the commit.
+//!    on disk; public messages are also appended to `DATA_DIR/messages.jsonl` after the commit
+//!    (not with a store passphrase: it is plaintext).
 //! 4. If nothing was due or waiting, it sleeps until the deadline or the next input.
 //!
 //! Delivery (issue 16 item 3): every received message printed on stdout (public, 1:1, group)
@@ -89,6 +90,7 @@ use crate::output::{
     kind_human_line, kind_json_line, persist_json_line, reply_json_line, status_line, wire_key_hex,
     MESSAGES_FILE,
 };
+use crate::sqlcipher::StorePassphrase;
 use crate::store::{ChatChange, ChatKind, NodeStore, STORE_FILE};
 
 /// Prefix of the stderr line printed for each chunk lost by injection.
@@ -407,6 +409,10 @@ pub struct DriverConfig {
     /// the Nth store commit that queued received messages, before printing them: a `kill -9`
     /// landing in the commit → print window (issue 16 item 3). `None` in production.
     pub crash_after_delivery_commits: Option<u64>,
+    /// The passphrase `node.sqlite` and `archive.sqlite` are encrypted with
+    /// (`crate::sqlcipher`); with one, no plaintext `messages.jsonl` is written. `None`:
+    /// plaintext store.
+    pub store_passphrase: Option<StorePassphrase>,
 }
 
 /// Link loss injected by the driver (tests and experiments; see `hush node --inject-loss`).
@@ -599,11 +605,12 @@ pub async fn run<S: Stack>(
         tasks.push(smol::spawn(forward_stop_requests(stop, tx.clone())));
     }
 
-    let store = NodeStore::open(
+    let store = NodeStore::open_keyed(
         &config
             .store_path
             .clone()
             .unwrap_or_else(|| config.data_dir.join(STORE_FILE)),
+        config.store_passphrase.as_ref(),
     )?;
     let joined_public = store
         .chats()?
@@ -618,7 +625,11 @@ pub async fn run<S: Stack>(
         next_conn: 1,
         tx,
         io,
-        persist_path: config.data_dir.join(MESSAGES_FILE),
+        persist_path: config
+            .store_passphrase
+            .is_none()
+            .then(|| config.data_dir.join(MESSAGES_FILE)),
+        store_passphrase: config.store_passphrase.clone(),
         persist_file: None,
         archive_path: config
             .archive_path
@@ -741,8 +752,10 @@ struct Driver<S> {
     next_conn: ConnId,
     tx: Sender<Input>,
     io: Outputs,
-    persist_path: PathBuf,
+    /// `messages.jsonl`; `None` with a store passphrase (it would leak the history).
+    persist_path: Option<PathBuf>,
     persist_file: Option<File>,
+    store_passphrase: Option<StorePassphrase>,
     archive_path: PathBuf,
     archive: Option<ArchiveStore>,
     store: NodeStore,
@@ -1351,7 +1364,10 @@ impl<S: Stack> Driver<S> {
         }
         if !envelopes.is_empty() {
             if self.archive.is_none() {
-                self.archive = Some(ArchiveStore::open(&self.archive_path)?);
+                self.archive = Some(ArchiveStore::open_keyed(
+                    &self.archive_path,
+                    self.store_passphrase.as_ref(),
+                )?);
             }
             if let Some(a) = self.archive.as_mut() {
                 a.insert_batch(&envelopes)?;
@@ -1517,20 +1533,24 @@ impl<S: Stack> Driver<S> {
         self.store.commit_delivery_cursor()
     }
 
-    /// Appends whole lines to `messages.jsonl` (a plain-text export of public messages).
+    /// Appends whole lines to `messages.jsonl` (a plain-text export of public messages); not
+    /// written with a store passphrase.
     fn append_jsonl(&mut self, lines: &str) -> anyhow::Result<()> {
+        let Some(path) = &self.persist_path else {
+            return Ok(());
+        };
         if self.persist_file.is_none() {
             let f = OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&self.persist_path)
-                .with_context(|| format!("opening {}", self.persist_path.display()))?;
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
             self.persist_file = Some(f);
         }
         if let Some(f) = self.persist_file.as_mut() {
             // One write call per drain so concurrent readers see whole lines.
             f.write_all(lines.as_bytes())
-                .with_context(|| format!("appending to {}", self.persist_path.display()))?;
+                .with_context(|| format!("appending to {}", path.display()))?;
         }
         Ok(())
     }

@@ -46,15 +46,23 @@ fn init_logging() {
         .init();
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
-    match cli.command {
+    let result = match cli.command {
         Cmd::Node(args) => run_node(args),
         Cmd::Sim(args) => sim_cli::run(args),
         Cmd::Key(args) => hush_drivers::keystore::cli::run_key(args),
         Cmd::Bench(args) => match args.which {
             hush_drivers::bench::BenchCmd::E2e(e2e) => hush_drivers::bench::run_e2e(&e2e),
         },
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, outermost context first (e.g. a wrong store passphrase says so).
+            eprintln!("hush: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

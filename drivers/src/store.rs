@@ -25,6 +25,9 @@
 //! - `identity` holds the node key sealed at rest as an Ethereum keystore v3 JSON document
 //!   (scrypt + AES-128-CTR + Keccak MAC, `crate::keystore`); `meta` holds the installation id.
 //! - Secrets (records, the sealed key) are never logged.
+//! - At rest: with a passphrase ([`NodeStore::open_keyed`]) the whole file, its WAL and
+//!   journal are SQLCipher-encrypted; a plaintext store is encrypted in place, crash-safe, on
+//!   the first open with one (`crate::sqlcipher`, docs/storage.md).
 //! - Delivery cursor (issue 16 item 3): `deliveries` is the log of received messages the
 //!   driver committed for printing, and its cursor (everything at or below it deleted) is how
 //!   far the application is known to have been shown them. A drain's commit appends its
@@ -50,6 +53,8 @@ use anyhow::Context as _;
 use hush_core::chat::direct::{compact, decode_snapshot, encode_snapshot, Record, StoredMessage};
 use hush_core::node::{ChatMessage, Persist};
 use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::sqlcipher::StorePassphrase;
 
 /// File, inside the data directory, holding the node store.
 pub const STORE_FILE: &str = "node.sqlite";
@@ -239,12 +244,22 @@ pub struct Undelivered {
 }
 
 impl NodeStore {
-    /// Opens (creating if needed) the store at `path`, bringing an older schema up to
-    /// [`SCHEMA_VERSION`] with the migrations in [`MIGRATIONS`] (each in its own transaction,
-    /// with the version bump: a kill during one leaves the store at the version before it).
+    /// Opens (creating if needed) the plaintext store at `path`: [`NodeStore::open_keyed`]
+    /// without a passphrase.
     pub fn open(path: &Path) -> anyhow::Result<NodeStore> {
-        let mut conn =
-            Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        NodeStore::open_keyed(path, None)
+    }
+
+    /// Opens (creating if needed) the store at `path`, encrypted at rest when `passphrase` is
+    /// given (a plaintext store is encrypted in place first; see `crate::sqlcipher`), bringing
+    /// an older schema up to [`SCHEMA_VERSION`] with the migrations in [`MIGRATIONS`] (each in
+    /// its own transaction, with the version bump: a kill during one leaves the store at the
+    /// version before it).
+    pub fn open_keyed(
+        path: &Path,
+        passphrase: Option<&StorePassphrase>,
+    ) -> anyhow::Result<NodeStore> {
+        let mut conn = crate::sqlcipher::open(path, passphrase)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .context("store: journal_mode")?;
         // FULL: a commit survives power loss too, not only a killed process.

@@ -75,6 +75,17 @@ impl NodeProcess {
     /// Starts `hush node --data-dir <data_dir> <args>` (e.g. a restart on a kept directory);
     /// the directory is removed when the returned process is dropped.
     pub fn spawn_in(name: &str, data_dir: PathBuf, args: &[&str]) -> NodeProcess {
+        Self::spawn_in_env(name, data_dir, args, &[])
+    }
+
+    /// [`NodeProcess::spawn_in`] with extra environment variables (e.g. a test-only crash
+    /// injection).
+    pub fn spawn_in_env(
+        name: &str,
+        data_dir: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> NodeProcess {
         let mut child = Command::new(hush_bin())
             .arg("node")
             .arg("--data-dir")
@@ -84,6 +95,7 @@ impl NodeProcess {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -44,3 +44,33 @@ fn a_batch_inserts_once_per_hash_in_one_transaction() {
     assert_eq!(got, vec![b"first".to_vec(), b"second".to_vec()]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_archive_with_a_passphrase_is_encrypted_and_a_plaintext_one_is_migrated() {
+    let dir = crate::test_util::temp_dir("archive-cipher");
+    let path = dir.join(ARCHIVE_FILE);
+    {
+        let s = ArchiveStore::open(&path).unwrap();
+        assert!(s
+            .insert(&[1; 32], 10, &[1; 4], b"plaintext envelope")
+            .unwrap());
+    }
+    let pass = StorePassphrase::new("archive pass").unwrap();
+    {
+        let s = ArchiveStore::open_keyed(&path, Some(&pass)).unwrap();
+        assert!(s.insert(&[2; 32], 20, &[1; 4], b"second envelope").unwrap());
+        assert_eq!(s.len().unwrap(), 2);
+    }
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(8).any(|w| w == b"envelope"));
+    }
+    assert!(ArchiveStore::open(&path).is_err());
+    let s = ArchiveStore::open_keyed(&path, Some(&pass)).unwrap();
+    let mut got = Vec::new();
+    s.for_each(|r| got.push(r.to_vec())).unwrap();
+    assert_eq!(
+        got,
+        vec![b"plaintext envelope".to_vec(), b"second envelope".to_vec()]
+    );
+}

@@ -4,6 +4,9 @@
 //! Contract:
 //! - Where the identity lives: sealed in `DATA_DIR/node.sqlite` when the node store holds one
 //!   (see [`crate::identity`]), else the plaintext `nodekey`. Every command works on either.
+//!   An encrypted store (`crate::sqlcipher`) opens with the command's passphrase; only `new`
+//!   with a passphrase creates the store (encrypted) or encrypts a plaintext one, as
+//!   `hush node` would.
 //! - `new` creates the identity if absent (never replaces one; a data directory whose identity
 //!   is lost — [`crate::identity::IDENTITY_MARKER_FILE`] names one that neither the store nor
 //!   `nodekey` holds — is refused unless `--replace-identity`) and prints `public_key: 0x04…`,
@@ -33,6 +36,7 @@ use rand_core::{CryptoRng, RngCore};
 use super::{address_of_secret, decrypt_key, encrypt_key, LIGHT_SCRYPT, STANDARD_SCRYPT};
 use crate::identity::{load_identity, record_identity, refuse_lost_identity};
 use crate::nodekey::{load_or_create, parse_nodekey, NODEKEY_FILE};
+use crate::sqlcipher::{file_state, FileState, StorePassphrase};
 use crate::store::{NodeStore, STORE_FILE};
 
 /// Environment variable holding the passphrase when `--passphrase-file` is not given.
@@ -128,10 +132,10 @@ pub fn execute(
                 (None, None) => None,
                 (f, e) => Some(passphrase(f, e)?),
             };
-            let existed =
-                data_dir.join(NODEKEY_FILE).exists() || sealed_store(&data_dir)?.is_some();
+            let existed = data_dir.join(NODEKEY_FILE).exists()
+                || sealed_store(&data_dir, pass.as_deref())?.is_some();
             let secret = match pass {
-                None if sealed_store(&data_dir)?.is_some() => bail!(
+                None if sealed_store(&data_dir, None)?.is_some() => bail!(
                     "the identity in {} is sealed: give --passphrase-file or set {PASSPHRASE_ENV}",
                     data_dir.display()
                 ),
@@ -146,7 +150,10 @@ pub fn execute(
                 Some(pass) => {
                     fs::create_dir_all(&data_dir)
                         .with_context(|| format!("creating {}", data_dir.display()))?;
-                    let store = NodeStore::open(&data_dir.join(STORE_FILE))?;
+                    let store = NodeStore::open_keyed(
+                        &data_dir.join(STORE_FILE),
+                        Some(&StorePassphrase::new(&pass)?),
+                    )?;
                     let params = if light_kdf {
                         LIGHT_SCRYPT
                     } else {
@@ -176,7 +183,7 @@ pub fn execute(
             if pass.is_empty() {
                 bail!("refusing to export with an empty passphrase");
             }
-            let secret = match sealed_store(&data_dir)? {
+            let secret = match sealed_store(&data_dir, Some(&pass))? {
                 Some((_, json)) => {
                     decrypt_key(json.as_bytes(), pass.as_bytes())
                         .context("opening the sealed identity (wrong passphrase?)")?
@@ -210,7 +217,7 @@ pub fn execute(
                 .with_context(|| format!("decrypting {}", file.display()))?;
             fs::create_dir_all(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;
-            if let Some((store, old_json)) = sealed_store(&data_dir)? {
+            if let Some((store, old_json)) = sealed_store(&data_dir, Some(&pass))? {
                 let old = decrypt_key(old_json.as_bytes(), pass.as_bytes())
                     .context("opening the sealed identity (wrong passphrase?)")?;
                 if old.secret == key.secret {
@@ -290,13 +297,19 @@ fn print_identity(out: &mut dyn Write, secret: &[u8; 32]) -> anyhow::Result<()> 
 }
 
 /// The node store and its sealed identity, if the store exists and holds one (never creates
-/// the store).
-fn sealed_store(data_dir: &Path) -> anyhow::Result<Option<(NodeStore, String)>> {
+/// the store, never encrypts a plaintext one: `pass` keys an encrypted store only, so that an
+/// export passphrase does not become the store's).
+fn sealed_store(
+    data_dir: &Path,
+    pass: Option<&str>,
+) -> anyhow::Result<Option<(NodeStore, String)>> {
     let path = data_dir.join(STORE_FILE);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let store = NodeStore::open(&path)?;
+    let key = match file_state(&path)? {
+        FileState::Absent => return Ok(None),
+        FileState::Plaintext => None,
+        FileState::Encrypted => pass.map(StorePassphrase::new).transpose()?,
+    };
+    let store = NodeStore::open_keyed(&path, key.as_ref())?;
     Ok(store.sealed_identity()?.map(|json| (store, json)))
 }
 

@@ -487,3 +487,110 @@ fn compaction_child_that_dies_midway() {
         Ok(())
     });
 }
+
+/// Every file of `dir` (the store, its WAL and WAL index) searched for `needle`.
+fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            std::fs::read(p)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+/// A store with a contact, a 1:1 message, a public message and a sealed identity stand-in.
+fn fill_store(store: &mut NodeStore, contact_secret: [u8; 32]) -> Vec<Record> {
+    let contact = public_key(&SecretKey::from_byte_array(&contact_secret).unwrap());
+    let records = vec![
+        Record::Contact(contact),
+        stored(false, msg("0x04aa", "a secret dm text", 10, 1)),
+    ];
+    for r in &records {
+        store.commit(&Persist::Conversation(r.clone())).unwrap();
+    }
+    store
+        .commit(&Persist::ChatMessage(msg(
+            "status",
+            "a secret public text",
+            5,
+            2,
+        )))
+        .unwrap();
+    store
+        .set_meta("device_node_key", &hex::encode(contact_secret))
+        .unwrap();
+    records
+}
+
+#[test]
+fn an_encrypted_store_keeps_everything_and_shows_nothing_on_disk() {
+    let dir = temp_dir("store-encrypted");
+    let path = dir.join(STORE_FILE);
+    let pass = StorePassphrase::new("correct horse").unwrap();
+    let secret = [0x3c; 32];
+    let records = {
+        let mut store = NodeStore::open_keyed(&path, Some(&pass)).unwrap();
+        let records = fill_store(&mut store, secret);
+        // Open (WAL not checkpointed) and after close: no plaintext anywhere.
+        for needle in [&b"a secret"[..], hex::encode(secret).as_bytes(), &secret] {
+            assert_eq!(dir_contains(&dir, needle), Vec::<String>::new());
+        }
+        records
+    };
+    for needle in [&b"a secret"[..], hex::encode(secret).as_bytes(), &secret] {
+        assert_eq!(dir_contains(&dir, needle), Vec::<String>::new());
+    }
+    let store = NodeStore::open_keyed(&path, Some(&pass)).unwrap();
+    assert_eq!(store.records().unwrap(), records);
+    assert_eq!(
+        store.history("status").unwrap()[0].message.text,
+        "a secret public text"
+    );
+    drop(store);
+
+    let wrong = StorePassphrase::new("wrong horse").unwrap();
+    let err = NodeStore::open_keyed(&path, Some(&wrong)).err().unwrap();
+    assert!(format!("{err:#}").contains("wrong passphrase"), "{err:#}");
+    let err = NodeStore::open(&path).err().unwrap();
+    assert!(format!("{err:#}").contains("is encrypted"), "{err:#}");
+}
+
+#[test]
+fn a_plaintext_store_with_history_is_encrypted_on_the_first_open_with_a_passphrase() {
+    let dir = temp_dir("store-migrate");
+    let path = dir.join(STORE_FILE);
+    let secret = [0x5d; 32];
+    let (records, history, chats) = {
+        let mut store = NodeStore::open(&path).unwrap();
+        fill_store(&mut store, secret);
+        store.compact().unwrap();
+        // One more in the tail, after the snapshot.
+        store
+            .commit(&Persist::Conversation(Record::Posted { id: [6; 32] }))
+            .unwrap();
+        (
+            store.records().unwrap(),
+            store.history("0x04aa").unwrap(),
+            store.chats().unwrap(),
+        )
+    };
+    assert!(!dir_contains(&dir, b"a secret dm text").is_empty());
+    let pass = StorePassphrase::new("now encrypted").unwrap();
+    let store = NodeStore::open_keyed(&path, Some(&pass)).unwrap();
+    assert_eq!(store.records().unwrap(), records);
+    assert_eq!(store.history("0x04aa").unwrap(), history);
+    assert_eq!(store.chats().unwrap(), chats);
+    assert_eq!(
+        store.meta("schema").unwrap(),
+        Some(SCHEMA_VERSION.to_string())
+    );
+    drop(store);
+    for needle in [&b"a secret"[..], hex::encode(secret).as_bytes(), &secret] {
+        assert_eq!(dir_contains(&dir, needle), Vec::<String>::new());
+    }
+    assert!(NodeStore::open(&path).is_err());
+}
