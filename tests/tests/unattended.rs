@@ -89,7 +89,7 @@ fn a_scripted_node_with_no_stdin_sends_and_runs_until_signalled() {
 }
 
 #[test]
-fn a_scripted_quit_or_sigint_stops_a_node_with_no_stdin() {
+fn a_scripted_quit_or_sigint_stops_a_scripted_node() {
     let deadline = Instant::now() + Duration::from_secs(TIMEOUT_SECS);
     let script = script_file("0 /whoami\n100 /quit\n");
     let mut a = NodeProcess::spawn_with(
@@ -105,17 +105,21 @@ fn a_scripted_quit_or_sigint_stops_a_node_with_no_stdin() {
         .expect("A exits after a scripted /quit");
     assert!(status.success(), "{status}\n{}", a.transcript());
 
+    // Script and stdin together: the script's command, then a typed one after its end.
     let idle = script_file("0 /whoami\n");
     let mut c = NodeProcess::spawn_with(
         "C",
         unique_temp_dir("e2e-C"),
         &[],
         &["--script", idle.to_str().unwrap()],
-        false,
+        true,
     );
+    c.wait_stdout(deadline, |l| l.starts_with("whoami "));
     c.wait_stderr(deadline, |l| {
         l.starts_with("hush: script ") && l.contains("done")
     });
+    c.send_line("/whoami");
+    c.wait_stdout(deadline, |l| l.starts_with("whoami "));
     c.signal("INT");
     c.wait_stderr(deadline, |l| l == "hush: SIGINT: stopping");
     let status = c.wait_exit(deadline).expect("C exits after SIGINT");
