@@ -19,13 +19,20 @@
 //! the first such start) and no plaintext `messages.jsonl` is written; without one the
 //! identity is the plaintext `nodekey`, the store is plaintext, and a warning says so.
 //!
+//! Unattended (issue 18): `--script FILE` ([`crate::script`]) feeds timed commands into the
+//! stdin lines' queue, so neither stdin nor a terminal is needed and the node runs until
+//! `/quit` or a signal. `--nat extip:IP` is the address in our enode URL (startup line,
+//! `/whoami`); an unspecified listen address without it is warned about. `--nodekey FILE` /
+//! `--nodekeyhex HEX` (geth's) give the key: adopted by a data dir without an identity,
+//! refused when the dir holds another one ([`adopt_given_key`], [`refuse_other_identity`]).
+//!
 //! Mailserver: `--mailserver` gives the node the mailserver role; its archive lives in
 //! `DATA_DIR/archive.sqlite` and is replayed into the node before it starts listening, so it
 //! survives restarts. `--mailserver-peer ENODE` dials that node, trusts it, and makes it the
 //! target of `/request NAME [SINCE]`.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use futures_lite::{AsyncBufRead, AsyncBufReadExt, StreamExt};
@@ -38,11 +45,12 @@ use rand_core::{OsRng, RngCore};
 
 use crate::archive::{ArchiveStore, ARCHIVE_FILE};
 use crate::driver::{run, Clock, DriverConfig, LossInjection, Outputs, StdinLine};
-use crate::identity::{installation_id, load_identity, IdentitySource};
+use crate::identity::{installation_id, load_identity, IdentitySource, IDENTITY_MARKER_FILE};
 use crate::keystore::cli::{read_passphrase_file, PASSPHRASE_ENV};
 use crate::keystore::{LIGHT_SCRYPT, STANDARD_SCRYPT};
 use crate::output::MESSAGES_FILE;
 use crate::sqlcipher::StorePassphrase;
+use crate::nodekey::{parse_nodekey, write_nodekey, NODEKEY_FILE};
 use crate::store::{ChatKind, NodeStore, STORE_FILE};
 
 /// Stdin lines read ahead of the driver at most.
@@ -128,6 +136,26 @@ pub struct NodeArgs {
     #[arg(long, value_name = "MS", default_value_t = hush_core::p2p::peers::Config::default().redial_max_backoff_ms,
           value_parser = parse_at_least(MIN_REDIAL_MAX_MS, "a lower cap redials a peer that refuses connections in a busy loop"))]
     pub redial_max_ms: u64,
+    /// Timed commands to run, a file of `AT_MS COMMAND` lines (AT_MS = ms since the node
+    /// started listening; COMMAND = a stdin command; `#` comments; times must not decrease).
+    /// Checked whole before the node starts. Works with or without stdin; the node keeps
+    /// running after the script ends, until `/quit` or SIGINT/SIGTERM.
+    #[arg(long, value_name = "FILE", value_parser = crate::script::parse_script_arg)]
+    pub script: Option<crate::script::Script>,
+    /// The address this node advertises in its enode URL (startup line, /whoami), as geth
+    /// spells it: `extip:IP` (e.g. behind NAT, or listening on 0.0.0.0), or `none` / `any`
+    /// (the listen address; hush does no UPnP or NAT-PMP).
+    #[arg(long, value_name = "SPEC", default_value = "none", value_parser = parse_nat)]
+    pub nat: Nat,
+    /// geth's --nodekey: a file holding the node's secp256k1 secret as 64 hex characters. A
+    /// data dir without an identity adopts it (sealed if a passphrase is given); one holding
+    /// another identity is an error.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["nodekeyhex", "device_key"])]
+    pub nodekey: Option<PathBuf>,
+    /// geth's --nodekeyhex: the secret as 64 hex characters, same rules as --nodekey (other
+    /// local users can read a process's arguments: prefer --nodekey FILE).
+    #[arg(long, value_name = "HEX", conflicts_with = "device_key")]
+    pub nodekeyhex: Option<SecretHex>,
     /// Testing: probability that an outgoing chunk is lost (its connection then fails and the
     /// network stays down for --inject-outage-ms). 0 = off.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
@@ -165,6 +193,10 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     } else {
         STANDARD_SCRYPT
     };
+    let given_key = given_node_key(&args)?;
+    if let Some(key) = &given_key {
+        adopt_given_key(&args.data_dir, &store, key)?;
+    }
     let (secret_key, source) = load_identity(
         &args.data_dir,
         &store,
@@ -173,6 +205,9 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         false,
         &mut OsRng,
     )?;
+    if let Some(key) = &given_key {
+        refuse_other_identity(&args.data_dir, key, &secret_key)?;
+    }
     if source == IdentitySource::Plaintext {
         eprintln!(
             "hush: warning: identity is not sealed at rest ({}) and {} is not encrypted; give --passphrase-file or set {PASSPHRASE_ENV}",
@@ -214,7 +249,14 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         let listener = smol::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding --listen {}", args.listen))?;
-        let port = listener.local_addr().context("listener address")?.port();
+        let local = listener.local_addr().context("listener address")?;
+        let port = local.port();
+        let advertised_ip = args.nat.advertised_ip(local.ip());
+        if advertised_ip.is_unspecified() {
+            eprintln!(
+                "hush: warning: listening on {local} without --nat extip:IP: the enode URL names {advertised_ip}, which other hosts cannot dial; give --nat extip:<this host's IP>"
+            );
+        }
         let mut config = NodeConfig {
             listen_port: port,
             mailservers: args.mailserver_peers.iter().map(|e| e.public_key).collect(),
@@ -289,8 +331,11 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         }
 
         let (line_tx, line_rx) = smol::channel::bounded::<StdinLine>(STDIN_LINES_QUEUED);
-        // Reading stdin blocks; `Unblock` moves it to a thread. Dropping `line_tx` at EOF closes
-        // the channel, which the driver treats as "no more commands", not as quit.
+        // `--script` commands take the stdin lines' path (same parser, same back-pressure).
+        let script_tx = line_tx.clone();
+        // Reading stdin blocks; `Unblock` moves it to a thread. Dropping `line_tx` at EOF (and
+        // the script's sender at its end) closes the channel, which the driver treats as "no
+        // more commands", not as quit.
         let stdin_task = smol::spawn(forward_stdin(
             smol::io::BufReader::new(smol::Unblock::new(std::io::stdin())),
             line_tx,
@@ -326,6 +371,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
                 seed: args.inject_seed,
             }),
             stop_requests: Some(stop_rx),
+            advertised_ip: Some(advertised_ip),
             crash_after_delivery_commits: (args.inject_crash_after_commits > 0)
                 .then_some(args.inject_crash_after_commits),
             store_passphrase,
@@ -334,7 +380,17 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             out: Box::new(std::io::stdout()),
             err: Box::new(std::io::stderr()),
         };
+        // AT_MS counts from here, just before the enode line.
+        let script_task = args.script.clone().map(|script| {
+            smol::spawn(crate::script::feed_script(
+                script,
+                std::time::Instant::now(),
+                script_tx.clone(),
+            ))
+        });
+        drop(script_tx);
         let result = run(node, listener, clock, driver_config, line_rx, io).await;
+        drop(script_task);
         drop(stdin_task);
         drop(signal_task);
         result
@@ -398,6 +454,130 @@ fn device_node_key(store: &NodeStore) -> anyhow::Result<[u8; 32]> {
             return Ok(key);
         }
     }
+}
+
+/// `--nat`: which IP the node advertises (see [`NodeArgs::nat`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nat {
+    /// `none` or `any`: the listen address.
+    ListenAddress,
+    /// `extip:IP`.
+    ExtIp(IpAddr),
+}
+
+impl Nat {
+    /// The IP to advertise for a node listening on `listen_ip`.
+    pub fn advertised_ip(self, listen_ip: IpAddr) -> IpAddr {
+        match self {
+            Nat::ListenAddress => listen_ip,
+            Nat::ExtIp(ip) => ip,
+        }
+    }
+}
+
+/// Parses `--nat` as geth spells it: `extip:IP`, `none`, `any` (the mechanism in any case).
+/// geth's `any` also tries UPnP and NAT-PMP; hush does neither, so `upnp` and `pmp` are
+/// refused rather than silently ignored.
+pub fn parse_nat(s: &str) -> Result<Nat, String> {
+    let (mechanism, rest) = match s.split_once(':') {
+        Some((m, r)) => (m.to_ascii_lowercase(), Some(r)),
+        None => (s.to_ascii_lowercase(), None),
+    };
+    match (mechanism.as_str(), rest) {
+        ("none" | "any" | "", None) => Ok(Nat::ListenAddress),
+        ("extip", Some(ip)) => match ip.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => Err(format!(
+                "extip:{ip} is not an address peers can dial; give this host's IP"
+            )),
+            Ok(ip) => Ok(Nat::ExtIp(ip)),
+            Err(_) => Err(format!("extip: expected an IP address, got {ip:?}")),
+        },
+        ("upnp" | "pmp", _) => Err(format!(
+            "{mechanism}: hush does no UPnP or NAT-PMP; give extip:IP (or none)"
+        )),
+        _ => Err(format!("expected extip:IP, none or any, got {s:?}")),
+    }
+}
+
+/// A secret given on the command line (`--nodekeyhex`): its `Debug` never shows it, and
+/// it is parsed after the arguments so that a malformed one is never echoed by clap.
+#[derive(Clone)]
+pub struct SecretHex(String);
+
+impl std::fmt::Debug for SecretHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHex(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for SecretHex {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<SecretHex, Self::Err> {
+        Ok(SecretHex(s.to_string()))
+    }
+}
+
+/// The key `--nodekey FILE` or `--nodekeyhex HEX` gives, if any. Errors name the flag or the
+/// file, never the secret.
+pub fn given_node_key(args: &NodeArgs) -> anyhow::Result<Option<[u8; 32]>> {
+    if let Some(file) = &args.nodekey {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("--nodekey {}", file.display()))?;
+        return Ok(Some(parse_nodekey(&text, file)?));
+    }
+    if let Some(SecretHex(hex_key)) = &args.nodekeyhex {
+        return Ok(Some(parse_nodekey(hex_key, Path::new("--nodekeyhex"))?));
+    }
+    Ok(None)
+}
+
+/// Gives a data dir without an identity the key of `--nodekey`/`--nodekeyhex`, as the
+/// plaintext `nodekey` that [`load_identity`] then uses (and seals, with a passphrase). A dir
+/// whose identity is lost ([`IDENTITY_MARKER_FILE`]) takes it back only if it is that same
+/// identity. A dir that holds an identity is left alone: [`refuse_other_identity`] compares.
+pub fn adopt_given_key(data_dir: &Path, store: &NodeStore, key: &[u8; 32]) -> anyhow::Result<()> {
+    let plain = data_dir.join(NODEKEY_FILE);
+    if store.sealed_identity()?.is_some() || plain.exists() {
+        return Ok(());
+    }
+    let given = address_hex(key)?;
+    match std::fs::read_to_string(data_dir.join(IDENTITY_MARKER_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("reading {IDENTITY_MARKER_FILE}"))
+        }
+        Ok(held) if held.trim() != given => anyhow::bail!(
+            "the key given (identity {given}) is not the identity {} held ({}); refusing to replace it. Use another --data-dir, or start over knowingly with `hush key new --replace-identity`",
+            held.trim(),
+            data_dir.display()
+        ),
+        _ => {}
+    }
+    write_nodekey(data_dir, key)?;
+    Ok(())
+}
+
+/// Fails when the data dir's identity is not the key `--nodekey`/`--nodekeyhex` gave.
+pub fn refuse_other_identity(
+    data_dir: &Path,
+    given: &[u8; 32],
+    held: &[u8; 32],
+) -> anyhow::Result<()> {
+    if given == held {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the key given (identity {}) is not the identity {} holds ({}); refusing to replace it. Use another --data-dir, or move the identity there with `hush key export`/`import`",
+        address_hex(given)?,
+        data_dir.display(),
+        address_hex(held)?
+    )
+}
+
+fn address_hex(secret: &[u8; 32]) -> anyhow::Result<String> {
+    Ok(format!(
+        "0x{}",
+        hex::encode(crate::keystore::address_of_secret(secret)?)
+    ))
 }
 
 /// A clap parser for a number flag that must be at least `min`; `why` says what a smaller

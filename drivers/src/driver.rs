@@ -413,6 +413,8 @@ pub struct DriverConfig {
     /// (`crate::sqlcipher`); with one, no plaintext `messages.jsonl` is written. `None`:
     /// plaintext store.
     pub store_passphrase: Option<StorePassphrase>,
+    /// The IP our enode URL names (`--nat extip:IP`); `None` = the listener's.
+    pub advertised_ip: Option<IpAddr>,
 }
 
 /// Link loss injected by the driver (tests and experiments; see `hush node --inject-loss`).
@@ -574,7 +576,8 @@ impl WriteBacklog {
 /// ([`DriverConfig::stop_requests`]) or a fatal error; on a stop it says Disconnect
 /// ClientQuitting to every peer first (see the module contract).
 ///
-/// Prints the enode (`stack.public_key()` at `listener`'s address) as the first `out` line.
+/// Prints the enode (`stack.public_key()` at `listener`'s port and address, or at
+/// [`DriverConfig::advertised_ip`]) as the first `out` line.
 /// `lines` delivers stdin lines; its closing (EOF) does not stop the node.
 pub async fn run<S: Stack>(
     stack: S,
@@ -590,7 +593,8 @@ pub async fn run<S: Stack>(
         err: Box::new(BufWriter::new(io.err)),
     };
     let local = listener.local_addr().context("listener address")?;
-    let enode = Enode::new(stack.public_key(), local);
+    let advertised = SocketAddr::new(config.advertised_ip.unwrap_or(local.ip()), local.port());
+    let enode = Enode::new(stack.public_key(), advertised);
     writeln!(io.out, "{enode}").context("stdout")?;
     io.out.flush().context("stdout")?;
     tracing::info!(%local, "listening");
@@ -657,6 +661,7 @@ pub async fn run<S: Stack>(
         quit: false,
         stdin_lines_not_utf8: 0,
         shutting_down: false,
+        drain_at_ms: 0,
     };
     // Messages committed for delivery before a kill and maybe never shown: shown now.
     driver.show_undelivered()?;
@@ -783,6 +788,10 @@ struct Driver<S> {
     stdin_lines_not_utf8: u64,
     /// Stopping: no more dials, connections or commands.
     shutting_down: bool,
+    /// When the current drain began, ms since the Unix epoch (our clock; under Shadow the
+    /// simulated one): the `received_at` of the messages it delivers, which the stack
+    /// handled in this turn.
+    drain_at_ms: u64,
 }
 
 struct LossState {
@@ -1076,6 +1085,7 @@ impl<S: Stack> Driver<S> {
                             row.kind.as_str(),
                             name.as_deref(),
                             Some("history"),
+                            row.received_at_ms,
                         )
                     } else {
                         format!("history {}", self.human_line(row.kind, &row.message))
@@ -1215,10 +1225,17 @@ impl<S: Stack> Driver<S> {
         }
     }
 
-    fn message_line(&self, kind: ChatKind, m: &hush_core::node::ChatMessage) -> String {
+    /// A received message's stdout line; `received_at` (ms) is `None` when not known (a
+    /// message stored before hush kept receive times, shown again at start).
+    fn message_line(
+        &self,
+        kind: ChatKind,
+        m: &hush_core::node::ChatMessage,
+        received_at: Option<u64>,
+    ) -> String {
         if self.json {
             let name = self.group_name(kind, &m.chat);
-            kind_json_line(m, kind.as_str(), name.as_deref(), None)
+            kind_json_line(m, kind.as_str(), name.as_deref(), None, received_at)
         } else {
             self.human_line(kind, m)
         }
@@ -1227,6 +1244,7 @@ impl<S: Stack> Driver<S> {
     /// Drains the stack: collects every pending action, group-commits what they need on disk
     /// ([`Driver::commit_drain`]), then performs them in order and flushes stdout/stderr.
     fn drain(&mut self) -> anyhow::Result<()> {
+        self.drain_at_ms = self.clock.now().as_millis();
         let mut actions = std::mem::take(&mut self.actions);
         while let Some(action) = self.stack.poll_action() {
             actions.push(action);
@@ -1284,7 +1302,7 @@ impl<S: Stack> Driver<S> {
     fn show_undelivered(&mut self) -> anyhow::Result<()> {
         let pending = self.store.undelivered()?;
         for u in &pending {
-            let line = self.message_line(u.row.kind, &u.row.message);
+            let line = self.message_line(u.row.kind, &u.row.message, u.row.received_at_ms);
             self.out_line(&line)?;
         }
         if !pending.is_empty() {
@@ -1322,7 +1340,7 @@ impl<S: Stack> Driver<S> {
                 Action::Persist(p) => {
                     match p {
                         Persist::ChatMessage(m) => {
-                            jsonl.push_str(&persist_json_line(m));
+                            jsonl.push_str(&persist_json_line(m, self.drain_at_ms));
                             jsonl.push('\n');
                         }
                         // Conversation records carry secrets (ratchet keys): stored, never
@@ -1380,8 +1398,13 @@ impl<S: Stack> Driver<S> {
                 self.next_prune_secs = now_secs + OWN_ENVELOPE_PRUNE_INTERVAL_SECS;
                 now_secs
             });
-            self.store
-                .commit_batch(&records, &self.chat_changes, prune, &deliveries)?;
+            self.store.commit_batch_at(
+                Some(self.drain_at_ms),
+                &records,
+                &self.chat_changes,
+                prune,
+                &deliveries,
+            )?;
             self.chat_changes.clear();
             if !deliveries.is_empty() {
                 self.maybe_inject_crash();
@@ -1424,15 +1447,15 @@ impl<S: Stack> Driver<S> {
             // Committed by `commit_drain`.
             Action::Persist(_) => {}
             Action::Event(Event::MessageReceived(m)) => {
-                let line = self.message_line(ChatKind::Public, &m);
+                let line = self.message_line(ChatKind::Public, &m, Some(self.drain_at_ms));
                 self.out_line(&line)?;
             }
             Action::Event(Event::Direct(m)) => {
-                let line = self.message_line(ChatKind::Dm, &m);
+                let line = self.message_line(ChatKind::Dm, &m, Some(self.drain_at_ms));
                 self.out_line(&line)?;
             }
             Action::Event(Event::Group { message, .. }) => {
-                let line = self.message_line(ChatKind::Group, &message);
+                let line = self.message_line(ChatKind::Group, &message, Some(self.drain_at_ms));
                 self.out_line(&line)?;
             }
             Action::Event(Event::GroupUpdated {

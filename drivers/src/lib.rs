@@ -6,7 +6,8 @@
 //!
 //! Modules: [`archive`] (SQLite mailserver archive), [`bench`] (`hush bench e2e`), [`cli`] (`hush node` arguments and start-up), [`driver`] (the smol TCP loop),
 //! [`nodekey`] (the geth-format key file), [`commands`] (stdin command language), [`output`]
-//! (stdout/stderr/persisted line formats), [`sqlcipher`] (the SQLite files encrypted at rest).
+//! (stdout/stderr/persisted line formats), [`sqlcipher`] (the SQLite files encrypted at rest),
+//! [`script`] (`--script`: timed commands).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod keystore;
 pub mod nodekey;
 pub mod output;
 pub mod sqlcipher;
+pub mod script;
 pub mod store;
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run a node over TCP: stdout gets the enode line then received messages; stdin takes
-    /// /join NAME, /leave NAME, /send NAME TEXT, /quit.
+    /// Run a node over TCP: stdout gets the enode line then received messages; stdin (or a
+    /// --script of timed commands) takes /join NAME, /leave NAME, /send NAME TEXT, /quit.
     Node(NodeArgs),
     /// Run a simulation scenario.
     Sim(sim_cli::SimArgs),

@@ -86,6 +86,15 @@ pub fn load_or_create(
         Err(e) => return Err(io_err(&path)(e)),
     }
     let key = draw_key(rng)?;
+    write_nodekey(data_dir, &key)?;
+    Ok(key)
+}
+
+/// Writes `key` as `data_dir/nodekey` in geth's format (mode 0600; a temporary file, then
+/// renamed, so a crash never leaves half a key). Replaces a file already there: callers check.
+pub fn write_nodekey(data_dir: &Path, key: &[u8; 32]) -> Result<(), NodeKeyError> {
+    fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
+    let path = data_dir.join(NODEKEY_FILE);
     let tmp = data_dir.join(format!("{NODEKEY_FILE}.tmp"));
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -100,8 +109,7 @@ pub fn load_or_create(
         .map_err(io_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    Ok(key)
+    fs::rename(&tmp, &path).map_err(io_err(&path))
 }
 
 fn draw_key(rng: &mut (impl RngCore + CryptoRng)) -> Result<[u8; 32], NodeKeyError> {

@@ -47,6 +47,8 @@ struct MessageLine<'a> {
     text: &'a str,
     clock: u64,
     timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received_at: Option<u64>,
     message_id: String,
 }
 
@@ -57,23 +59,28 @@ struct PersistLine<'a> {
     text: &'a str,
     clock: u64,
     timestamp: u64,
+    received_at: u64,
     message_id: String,
 }
 
-/// A received public-chat message as a JSON line (see [`kind_json_line`]).
-pub fn message_json_line(m: &ChatMessage) -> String {
-    kind_json_line(m, "public", None, None)
+/// A public-chat message received at `received_at` (ms) as a JSON line (see
+/// [`kind_json_line`]).
+pub fn message_json_line(m: &ChatMessage, received_at: u64) -> String {
+    kind_json_line(m, "public", None, None, Some(received_at))
 }
 
 /// A message as one JSON line: `{"chat","kind","from":"0x04…","text","clock","timestamp",
-/// "message_id"}` (timestamp in ms; `kind` = `public` | `dm` | `group`; a group line also has
-/// `name`, the group's name). Lines answering a command carry `"reply"` first (e.g.
+/// "received_at","message_id"}` (`timestamp`: the sender's clock, `received_at`: ours, both ms
+/// since the Unix epoch; `received_at` is left out where it is not known: a message stored
+/// before hush kept receive times, in a history reply or shown again after a restart; `kind` = `public` | `dm` | `group`; a group line also
+/// has `name`, the group's name). Lines answering a command carry `"reply"` first (e.g.
 /// `"history"`), so a reader can tell them from messages as they arrive.
 pub fn kind_json_line(
     m: &ChatMessage,
     kind: &str,
     name: Option<&str>,
     reply: Option<&str>,
+    received_at: Option<u64>,
 ) -> String {
     let line = MessageLine {
         reply,
@@ -84,6 +91,7 @@ pub fn kind_json_line(
         text: &m.text,
         clock: m.clock,
         timestamp: m.timestamp_ms,
+        received_at,
         message_id: format!("0x{}", hex::encode(m.message_id)),
     };
     // Serialising a struct of strings and integers cannot fail.
@@ -100,14 +108,16 @@ pub fn reply_json_line(what: &str, fields: &[(&str, &str)]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-/// The `messages.jsonl` record: the stdout JSON fields plus the `message_id` (`0x` + hex).
-pub fn persist_json_line(m: &ChatMessage) -> String {
+/// The `messages.jsonl` record of a message accepted at `received_at` (ms since the Unix
+/// epoch, our clock): the stdout JSON fields without `kind`.
+pub fn persist_json_line(m: &ChatMessage, received_at: u64) -> String {
     let line = PersistLine {
         chat: &m.chat,
         from: key_hex(&m.from),
         text: &m.text,
         clock: m.clock,
         timestamp: m.timestamp_ms,
+        received_at,
         message_id: format!("0x{}", hex::encode(m.message_id)),
     };
     serde_json::to_string(&line).unwrap_or_default()

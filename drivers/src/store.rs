@@ -125,6 +125,13 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
              bytes       BLOB NOT NULL
          );",
     ),
+    (
+        // Version 4: when this node accepted each message, ms since the Unix epoch on its own
+        // clock (issue 18: `received_at` in the JSON lines, also for messages printed again
+        // after a restart and for /history). NULL for messages stored before.
+        "v4_received_at",
+        "ALTER TABLE messages ADD COLUMN received_at_ms INTEGER;",
+    ),
 ];
 
 /// Records in the log's tail (after the snapshot) at which [`NodeStore::compact_if_due`]
@@ -182,6 +189,8 @@ pub struct HistoryRow {
     pub kind: ChatKind,
     /// The message.
     pub message: ChatMessage,
+    /// When this node accepted it, ms since the Unix epoch (`None`: stored before hush kept it).
+    pub received_at_ms: Option<u64>,
 }
 
 /// A change to the chat index (`chats`) committed with a drain's records.
@@ -386,6 +395,19 @@ impl NodeStore {
         prune_before_secs: Option<u64>,
         deliveries: &[[u8; 32]],
     ) -> anyhow::Result<()> {
+        self.commit_batch_at(None, records, changes, prune_before_secs, deliveries)
+    }
+
+    /// [`NodeStore::commit_batch`], recording `received_at_ms` (ms since the Unix epoch, the
+    /// node's clock) as the time the messages in `records` were accepted.
+    pub fn commit_batch_at(
+        &mut self,
+        received_at_ms: Option<u64>,
+        records: &[&Persist],
+        changes: &[ChatChange],
+        prune_before_secs: Option<u64>,
+        deliveries: &[[u8; 32]],
+    ) -> anyhow::Result<()> {
         if records.is_empty()
             && changes.is_empty()
             && prune_before_secs.is_none()
@@ -399,7 +421,7 @@ impl NodeStore {
             advance_delivery_cursor(&tx, cursor)?;
         }
         for p in records {
-            write_record(&tx, p)?;
+            write_record(&tx, p, received_at_ms)?;
         }
         let conversation = records
             .iter()
@@ -458,7 +480,7 @@ impl NodeStore {
             .conn
             .prepare(
                 "SELECT d.seq, m.kind, m.chat, m.sender, m.text, m.clock, m.timestamp_ms,
-                        m.message_id
+                        m.message_id, m.received_at_ms
                  FROM deliveries d JOIN messages m ON m.message_id = d.message_id
                  ORDER BY d.seq",
             )
@@ -732,7 +754,8 @@ impl NodeStore {
     /// The history of one chat, in clock order (ties: commit order).
     pub fn history(&self, chat: &str) -> anyhow::Result<Vec<HistoryRow>> {
         self.query_messages(
-            "SELECT kind, chat, sender, text, clock, timestamp_ms, message_id FROM messages
+            "SELECT kind, chat, sender, text, clock, timestamp_ms, message_id, received_at_ms
+             FROM messages
              WHERE chat = ?1 ORDER BY clock, seq",
             Some(chat),
         )
@@ -742,7 +765,8 @@ impl NodeStore {
     pub fn public_messages(&self) -> anyhow::Result<Vec<ChatMessage>> {
         Ok(self
             .query_messages(
-                "SELECT kind, chat, sender, text, clock, timestamp_ms, message_id FROM messages
+                "SELECT kind, chat, sender, text, clock, timestamp_ms, message_id, received_at_ms
+             FROM messages
                  WHERE kind = 'public' ORDER BY seq",
                 None,
             )?
@@ -765,10 +789,19 @@ impl NodeStore {
     }
 }
 
-/// A `messages` row as read: kind, chat, sender, text, clock, timestamp, id.
-type RawMessage = (String, String, Vec<u8>, String, i64, i64, Vec<u8>);
+/// A `messages` row as read: kind, chat, sender, text, clock, timestamp, id, received at.
+type RawMessage = (
+    String,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+    i64,
+    Vec<u8>,
+    Option<i64>,
+);
 
-/// Reads the seven `messages` columns starting at column `at`.
+/// Reads the eight `messages` columns starting at column `at`.
 fn raw_message(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<RawMessage> {
     Ok((
         r.get(at)?,
@@ -778,11 +811,12 @@ fn raw_message(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<RawMessage>
         r.get(at + 4)?,
         r.get(at + 5)?,
         r.get(at + 6)?,
+        r.get(at + 7)?,
     ))
 }
 
 fn history_row(raw: RawMessage) -> anyhow::Result<HistoryRow> {
-    let (kind, chat, sender, text, clock, ts, id) = raw;
+    let (kind, chat, sender, text, clock, ts, id, received_at) = raw;
     let kind = ChatKind::parse(&kind).context("store: message kind")?;
     let from: [u8; 65] = sender
         .try_into()
@@ -800,6 +834,7 @@ fn history_row(raw: RawMessage) -> anyhow::Result<HistoryRow> {
             timestamp_ms: ts as u64,
             message_id,
         },
+        received_at_ms: received_at.map(|t| t as u64),
     })
 }
 
@@ -812,9 +847,9 @@ fn advance_delivery_cursor(conn: &Connection, seq: i64) -> anyhow::Result<()> {
 }
 
 /// Writes one `Persist` record (inside the caller's transaction).
-fn write_record(tx: &Connection, p: &Persist) -> anyhow::Result<()> {
+fn write_record(tx: &Connection, p: &Persist, received_at_ms: Option<u64>) -> anyhow::Result<()> {
     match p {
-        Persist::ChatMessage(m) => insert_message(tx, ChatKind::Public, m)?,
+        Persist::ChatMessage(m) => insert_message(tx, ChatKind::Public, m, received_at_ms)?,
         Persist::Conversation(record) => {
             tx.prepare_cached("INSERT INTO records (record) VALUES (?1)")
                 .and_then(|mut s| s.execute(params![record.encode()]))
@@ -822,7 +857,7 @@ fn write_record(tx: &Connection, p: &Persist) -> anyhow::Result<()> {
             for r in record.clone().flatten() {
                 if let Record::Message(StoredMessage { group, message }) = r {
                     let kind = if group { ChatKind::Group } else { ChatKind::Dm };
-                    insert_message(tx, kind, &message)?;
+                    insert_message(tx, kind, &message, received_at_ms)?;
                     if kind == ChatKind::Dm {
                         tx.prepare_cached(
                             "INSERT OR IGNORE INTO chats (id, kind, name) VALUES (?1, 'dm', ?1)",
@@ -873,13 +908,20 @@ fn delete_expired_own_envelopes(conn: &Connection, now_secs: u64) -> anyhow::Res
     Ok(())
 }
 
-fn insert_message(tx: &Connection, kind: ChatKind, m: &ChatMessage) -> anyhow::Result<()> {
+fn insert_message(
+    tx: &Connection,
+    kind: ChatKind,
+    m: &ChatMessage,
+    received_at_ms: Option<u64>,
+) -> anyhow::Result<()> {
     // SQLite integers are i64; clocks are status-react's `ms × 100`, far below 2^63.
     let clock = i64::try_from(m.clock).unwrap_or(i64::MAX);
     let ts = i64::try_from(m.timestamp_ms).unwrap_or(i64::MAX);
+    let received = received_at_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO messages (message_id, kind, chat, sender, text, clock, timestamp_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT OR IGNORE INTO messages
+             (message_id, kind, chat, sender, text, clock, timestamp_ms, received_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -889,7 +931,8 @@ fn insert_message(tx: &Connection, kind: ChatKind, m: &ChatMessage) -> anyhow::R
             &m.from[..],
             m.text,
             clock,
-            ts
+            ts,
+            received
         ])
     })
     .context("store: message")?;

@@ -75,7 +75,21 @@ impl NodeProcess {
     /// Starts `hush node --data-dir <data_dir> <args>` (e.g. a restart on a kept directory);
     /// the directory is removed when the returned process is dropped.
     pub fn spawn_in(name: &str, data_dir: PathBuf, args: &[&str]) -> NodeProcess {
-        Self::spawn_in_env(name, data_dir, args, &[])
+        Self::spawn_with(name, data_dir, &[], args, true)
+    }
+
+    /// Starts `WRAPPER... hush node --data-dir <data_dir> <args>` (e.g. `ip netns exec NS`,
+    /// which execs the node in place, so killing this process kills the node). With
+    /// `stdin_piped` false the node's stdin is `/dev/null` (a node that runs unattended) and
+    /// [`NodeProcess::send_line`] panics.
+    pub fn spawn_with(
+        name: &str,
+        data_dir: PathBuf,
+        wrapper: &[&str],
+        args: &[&str],
+        stdin_piped: bool,
+    ) -> NodeProcess {
+        Self::spawn_full(name, data_dir, wrapper, args, stdin_piped, &[])
     }
 
     /// [`NodeProcess::spawn_in`] with extra environment variables (e.g. a test-only crash
@@ -86,7 +100,26 @@ impl NodeProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> NodeProcess {
-        let mut child = Command::new(hush_bin())
+        Self::spawn_full(name, data_dir, &[], args, true, env)
+    }
+
+    fn spawn_full(
+        name: &str,
+        data_dir: PathBuf,
+        wrapper: &[&str],
+        args: &[&str],
+        stdin_piped: bool,
+        env: &[(&str, &str)],
+    ) -> NodeProcess {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(hush_bin());
+                c
+            }
+            None => Command::new(hush_bin()),
+        };
+        let mut child = cmd
             .arg("node")
             .arg("--data-dir")
             .arg(&data_dir)
@@ -96,7 +129,11 @@ impl NodeProcess {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
             .envs(env.iter().copied())
-            .stdin(Stdio::piped())
+            .stdin(if stdin_piped {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -261,6 +298,11 @@ fn forward(
 }
 
 impl NodeProcess {
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process but keeps its data directory, returning its path (to restart on it).
     pub fn stop_keep_data(mut self) -> PathBuf {
         let _ = self.child.kill();

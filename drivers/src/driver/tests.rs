@@ -326,6 +326,7 @@ fn node_with(
         stop_requests,
         crash_after_delivery_commits: None,
         store_passphrase: None,
+        advertised_ip: None,
     };
     let io = Outputs {
         out: Box::new(out.clone()),

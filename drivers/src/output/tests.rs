@@ -15,7 +15,7 @@ fn message() -> ChatMessage {
 
 #[test]
 fn json_line_has_the_documented_fields() {
-    let line = message_json_line(&message());
+    let line = message_json_line(&message(), 1_575_000_001_456);
     assert!(!line.contains('\n'));
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["chat"], "e2e");
@@ -23,16 +23,19 @@ fn json_line_has_the_documented_fields() {
     assert_eq!(v["text"], "hello \"A\"\n");
     assert_eq!(v["clock"], 7);
     assert_eq!(v["timestamp"], 1_575_000_000_123u64);
+    assert_eq!(v["received_at"], 1_575_000_001_456u64);
     assert_eq!(v["kind"], "public");
     assert_eq!(v["message_id"], format!("0x{}", "ab".repeat(32)));
-    assert_eq!(v.as_object().unwrap().len(), 7);
+    assert_eq!(v.as_object().unwrap().len(), 8);
     assert!(line.starts_with("{\"chat\":\"e2e\",\"kind\":\"public\",\"from\":\"0x04"));
 }
 
 #[test]
 fn group_and_reply_lines() {
-    let line = kind_json_line(&message(), "group", Some("friends"), Some("history"));
+    let line = kind_json_line(&message(), "group", Some("friends"), Some("history"), None);
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    // A history reply does not know when the message was received: no field, not a guess.
+    assert!(v.get("received_at").is_none());
     assert_eq!(v["kind"], "group");
     assert_eq!(v["name"], "friends");
     assert_eq!(v["reply"], "history");
@@ -45,8 +48,11 @@ fn group_and_reply_lines() {
 
 #[test]
 fn persist_line_adds_the_id() {
-    let v: serde_json::Value = serde_json::from_str(&persist_json_line(&message())).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&persist_json_line(&message(), 1_575_000_001_456)).unwrap();
     assert_eq!(v["message_id"], format!("0x{}", "ab".repeat(32)));
+    assert_eq!(v["timestamp"], 1_575_000_000_123u64);
+    assert_eq!(v["received_at"], 1_575_000_001_456u64);
     assert_eq!(v["from"].as_str().unwrap().len(), 132);
 }
 

@@ -327,6 +327,67 @@ fn a_version_1_store_is_migrated_in_place() {
     assert!(store.undelivered().unwrap().is_empty());
 }
 
+/// Issue 18: the receive time is stored with each message (public and 1:1 alike) and read
+/// back by /history and by the re-show at start; a message stored without one has none, and
+/// a version 1 store's messages gain the column empty.
+#[test]
+fn messages_keep_their_receive_time() {
+    let dir = temp_dir("store-received-at");
+    let path = dir.join(STORE_FILE);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema', '1')", [])
+            .unwrap();
+        conn.execute(
+            "INSERT INTO messages (message_id, kind, chat, sender, text, clock, timestamp_ms)
+             VALUES (?1, 'public', 'status', ?2, 'old', 1, 1)",
+            params![&[9u8; 32][..], &[4u8; 65][..]],
+        )
+        .unwrap();
+    }
+    let mut store = NodeStore::open(&path).unwrap();
+    let public = Persist::ChatMessage(msg("status", "new", 200, 1));
+    let dm = Persist::Conversation(stored(false, msg("0x04aa", "dm", 300, 2)));
+    store
+        .commit_batch_at(
+            Some(1_700_000_000_123),
+            &[&public, &dm],
+            &[],
+            None,
+            &[[1; 32], [2; 32]],
+        )
+        .unwrap();
+    let untimed = Persist::ChatMessage(msg("status", "untimed", 400, 3));
+    store.commit_batch(&[&untimed], &[], None, &[]).unwrap();
+    let times: Vec<(String, Option<u64>)> = store
+        .history("status")
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.message.text, r.received_at_ms))
+        .collect();
+    assert_eq!(
+        times,
+        vec![
+            ("old".into(), None),
+            ("new".into(), Some(1_700_000_000_123)),
+            ("untimed".into(), None),
+        ]
+    );
+    assert_eq!(
+        store.history("0x04aa").unwrap()[0].received_at_ms,
+        Some(1_700_000_000_123)
+    );
+    let shown: Vec<Option<u64>> = store
+        .undelivered()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.row.received_at_ms)
+        .collect();
+    assert_eq!(shown, vec![Some(1_700_000_000_123); 2]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// A log of `n` rounds of churn: the same contact, an outgoing message then its `Posted`, a
 /// contact-code time, and an accepted message each.
 fn churn(n: u8) -> Vec<Record> {
