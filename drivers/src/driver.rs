@@ -227,6 +227,15 @@ pub trait Stack {
     fn input_congested(&self) -> bool {
         false
     }
+    /// A `shh_` JSON-RPC call (see `Node::handle_shh`); the default has no such API.
+    fn handle_shh(
+        &mut self,
+        now: Time,
+        request: hush_core::node::ShhRequest,
+    ) -> Result<hush_core::node::ShhResponse, hush_core::node::ShhError> {
+        let _ = (now, request);
+        Err(hush_core::node::ShhError::Unavailable)
+    }
     /// The application is stopping: end every session with Disconnect(ClientQuitting), then
     /// `Close` (see `Node::disconnect_all`). The default does nothing: the driver then closes
     /// the sockets when its flush time is up.
@@ -304,6 +313,13 @@ impl Stack for Node {
     }
     fn input_congested(&self) -> bool {
         Node::input_congested(self)
+    }
+    fn handle_shh(
+        &mut self,
+        now: Time,
+        request: hush_core::node::ShhRequest,
+    ) -> Result<hush_core::node::ShhResponse, hush_core::node::ShhError> {
+        Node::handle_shh(self, now, request)
     }
 }
 
@@ -407,6 +423,8 @@ pub struct DriverConfig {
     /// the Nth store commit that queued received messages, before printing them: a `kill -9`
     /// landing in the commit → print window (issue 16 item 3). `None` in production.
     pub crash_after_delivery_commits: Option<u64>,
+    /// The JSON-RPC server's calls and counters (`--http`, `--ws`); `None`: no server.
+    pub rpc: Option<crate::rpc::RpcInputs>,
 }
 
 /// Link loss injected by the driver (tests and experiments; see `hush node --inject-loss`).
@@ -463,6 +481,8 @@ enum Input {
     StdinClosed,
     /// Stop like `/quit` (a signal; the text names it).
     Stop(String),
+    /// A JSON-RPC call ([`crate::rpc`]), answered on its reply channel.
+    Rpc(crate::rpc::RpcCall),
 }
 
 enum WriteCmd {
@@ -598,6 +618,12 @@ pub async fn run<S: Stack>(
     if let Some(stop) = config.stop_requests.clone() {
         tasks.push(smol::spawn(forward_stop_requests(stop, tx.clone())));
     }
+    if let Some(rpc) = &config.rpc {
+        tasks.push(smol::spawn(forward_rpc_calls(
+            rpc.calls.clone(),
+            tx.clone(),
+        )));
+    }
 
     let store = NodeStore::open(
         &config
@@ -646,6 +672,7 @@ pub async fn run<S: Stack>(
         quit: false,
         stdin_lines_not_utf8: 0,
         shutting_down: false,
+        rpc: crate::rpc::link::RpcRouter::new(config.rpc.as_ref().map(|r| r.counters.clone())),
     };
     // Messages committed for delivery before a kill and maybe never shown: shown now.
     driver.show_undelivered()?;
@@ -770,6 +797,8 @@ struct Driver<S> {
     stdin_lines_not_utf8: u64,
     /// Stopping: no more dials, connections or commands.
     shutting_down: bool,
+    /// JSON-RPC subscriptions and counters.
+    rpc: crate::rpc::link::RpcRouter,
 }
 
 struct LossState {
@@ -951,6 +980,7 @@ impl<S: Stack> Driver<S> {
                 self.err_line(&format!("hush: {what}: stopping"));
                 self.quit = true;
             }
+            Input::Rpc(call) => self.rpc.handle_call(&mut self.stack, now, call),
         }
         Ok(())
     }
@@ -1087,6 +1117,7 @@ impl<S: Stack> Driver<S> {
                     "driver.stdin_lines_not_utf8".into(),
                     self.stdin_lines_not_utf8,
                 ));
+                stats.extend(self.rpc.stats());
                 if self.json {
                     let mut map = serde_json::Map::new();
                     map.insert("reply".into(), "stats".into());
@@ -1407,6 +1438,7 @@ impl<S: Stack> Driver<S> {
             }
             // Committed by `commit_drain`.
             Action::Persist(_) => {}
+            Action::Event(Event::ShhMessage(pushed)) => self.rpc.route(*pushed),
             Action::Event(Event::MessageReceived(m)) => {
                 let line = self.message_line(ChatKind::Public, &m);
                 self.out_line(&line)?;
@@ -1566,6 +1598,14 @@ async fn forward_lines(lines: Receiver<StdinLine>, tx: Sender<Input>, backlog: A
         }
     }
     let _ = tx.send(Input::StdinClosed).await;
+}
+
+async fn forward_rpc_calls(calls: Receiver<crate::rpc::RpcCall>, tx: Sender<Input>) {
+    while let Ok(call) = calls.recv().await {
+        if tx.send(Input::Rpc(call)).await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn forward_stop_requests(stop: Receiver<String>, tx: Sender<Input>) {

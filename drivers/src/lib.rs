@@ -6,7 +6,7 @@
 //!
 //! Modules: [`archive`] (SQLite mailserver archive), [`bench`] (`hush bench e2e`), [`cli`] (`hush node` arguments and start-up), [`driver`] (the smol TCP loop),
 //! [`nodekey`] (the geth-format key file), [`commands`] (stdin command language), [`output`]
-//! (stdout/stderr/persisted line formats).
+//! (stdout/stderr/persisted line formats), [`rpc`] (the JSON-RPC server: `--http`, `--ws`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,6 +20,7 @@ pub mod identity;
 pub mod keystore;
 pub mod nodekey;
 pub mod output;
+pub mod rpc;
 pub mod store;
 
 #[cfg(test)]

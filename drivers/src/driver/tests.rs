@@ -325,6 +325,7 @@ fn node_with(
         loss: None,
         stop_requests,
         crash_after_delivery_commits: None,
+        rpc: None,
     };
     let io = Outputs {
         out: Box::new(out.clone()),
