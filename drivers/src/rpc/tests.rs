@@ -228,3 +228,72 @@ fn a_full_notification_queue_is_closed_and_the_subscription_forgotten() {
         .stats()
         .contains(&("rpc.orphan_notifications".to_string(), 1)));
 }
+
+mod totality {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::super::jsonrpc::handle;
+    use super::super::shh::{parse_call, METHODS};
+    use super::ctx;
+
+    const KEYS: [&str; 14] = [
+        "symKeyID",
+        "pubKey",
+        "sig",
+        "ttl",
+        "topic",
+        "payload",
+        "padding",
+        "powTime",
+        "powTarget",
+        "targetPeer",
+        "privateKeyID",
+        "minPow",
+        "topics",
+        "allowP2P",
+    ];
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[ -~]{0,12}".prop_map(Value::String),
+            "0x[0-9a-f]{0,140}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        (0..KEYS.len()).prop_map(|i| KEYS[i].to_string()),
+                        "[a-z]{1,8}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any parameters of any method give a call or an error, never a panic.
+        #[test]
+        fn parse_call_is_total(i in 0..METHODS.len(), params in arb_json()) {
+            let _ = parse_call(METHODS[i], params);
+        }
+
+        /// Any body gets an answer or none (the node is not there: calls fail cleanly).
+        #[test]
+        fn handle_is_total(body in prop::collection::vec(any::<u8>(), 0..200), value in arb_json()) {
+            let c = ctx(&["localhost"]);
+            smol::block_on(async {
+                let _ = handle(&c, &body, None).await;
+                let _ = handle(&c, value.to_string().as_bytes(), None).await;
+            });
+        }
+    }
+}

@@ -82,6 +82,8 @@ enum Event {
 }
 
 async fn connection(stream: TcpStream, ctx: &Ctx) {
+    // The error type is tungstenite's `Callback` signature, not ours to shrink.
+    #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         if !ctx.host_allowed(header("host")) {
