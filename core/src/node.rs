@@ -112,6 +112,7 @@ const CONVERSATIONS_SEED_LABEL: &[u8] = b"hush/node/conversations";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
 pub use api::*;
+pub use shh::{Criteria, NewMessage, ShhError, ShhInfo, ShhRequest, ShhResponse, SHH_VERSION};
 
 /// A history request in flight, to follow its cursor.
 struct PendingHistory {
@@ -171,6 +172,8 @@ pub struct Node {
     session_deadlines: BTreeSet<(Time, ConnId)>,
     /// Public posts waiting for room in the Whisper pool, oldest first.
     deferred_posts: VecDeque<deferred::DeferredPost>,
+    /// The `shh_` API's key store and filters ([`shh`]).
+    shh: whisper::api::ShhApi,
 }
 
 impl Node {
@@ -270,6 +273,7 @@ impl Node {
                 records,
             )?,
         };
+        let config_shh_api = config.shh_api.clone();
         let mut node = Node {
             p2p_config: Arc::new(p2p),
             config,
@@ -295,6 +299,10 @@ impl Node {
             conv_listens: BTreeMap::new(),
             conv_filters: BTreeMap::new(),
             session_deadlines: BTreeSet::new(),
+            shh: whisper::api::ShhApi::new(
+                config_shh_api,
+                keccak256_concat(&[shh::SHH_API_SEED_LABEL, &seed]),
+            ),
         };
         node.sync_conversation_filters()?;
         // A restore queues re-encrypted posts and their records.
@@ -787,6 +795,10 @@ impl Node {
                     self.pump_session(now, peer);
                 }
                 whisper::Action::Deliver { filter, message } => {
+                    if self.shh.owns(filter) {
+                        self.shh_deliver(filter, &message);
+                        continue;
+                    }
                     if let Some(&via) = self.conv_filters.get(&filter) {
                         // §1: every Status message is signed; the signer is the sender.
                         match message.signer {
@@ -964,5 +976,6 @@ mod counters;
 pub mod deferred;
 mod history;
 mod sessions;
+mod shh;
 #[cfg(test)]
 mod tests;

@@ -170,6 +170,9 @@ pub struct NodeArgs {
     /// printing them (a kill in the commit → print window). 0 = off.
     #[arg(long, value_name = "N", default_value_t = 0, hide = true)]
     pub inject_crash_after_commits: u64,
+    /// JSON-RPC server (`--http`, `--ws` and their guards).
+    #[command(flatten)]
+    pub rpc: crate::rpc::args::RpcArgs,
 }
 
 /// Runs `hush node` with real stdin/stdout/stderr until `/quit`.
@@ -357,6 +360,17 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
                 }
             }
         });
+        // The JSON-RPC server, if asked; its tasks live as long as the node.
+        let (_rpc_tasks, rpc_inputs) = match args.rpc.config() {
+            Some(config) => {
+                let (tasks, bound, inputs) = crate::rpc::start(config).await?;
+                for (kind, addr) in bound {
+                    eprintln!("hush: {kind} rpc listening on {addr}");
+                }
+                (tasks, Some(inputs))
+            }
+            None => (Vec::new(), None),
+        };
         let driver_config = DriverConfig {
             data_dir: args.data_dir.clone(),
             peers,
@@ -375,6 +389,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             crash_after_delivery_commits: (args.inject_crash_after_commits > 0)
                 .then_some(args.inject_crash_after_commits),
             store_passphrase,
+            rpc: rpc_inputs,
         };
         let io = Outputs {
             out: Box::new(std::io::stdout()),

@@ -229,6 +229,15 @@ pub trait Stack {
     fn input_congested(&self) -> bool {
         false
     }
+    /// A `shh_` JSON-RPC call (see `Node::handle_shh`); the default has no such API.
+    fn handle_shh(
+        &mut self,
+        now: Time,
+        request: hush_core::node::ShhRequest,
+    ) -> Result<hush_core::node::ShhResponse, hush_core::node::ShhError> {
+        let _ = (now, request);
+        Err(hush_core::node::ShhError::Unavailable)
+    }
     /// The application is stopping: end every session with Disconnect(ClientQuitting), then
     /// `Close` (see `Node::disconnect_all`). The default does nothing: the driver then closes
     /// the sockets when its flush time is up.
@@ -306,6 +315,13 @@ impl Stack for Node {
     }
     fn input_congested(&self) -> bool {
         Node::input_congested(self)
+    }
+    fn handle_shh(
+        &mut self,
+        now: Time,
+        request: hush_core::node::ShhRequest,
+    ) -> Result<hush_core::node::ShhResponse, hush_core::node::ShhError> {
+        Node::handle_shh(self, now, request)
     }
 }
 
@@ -415,6 +431,8 @@ pub struct DriverConfig {
     pub store_passphrase: Option<StorePassphrase>,
     /// The IP our enode URL names (`--nat extip:IP`); `None` = the listener's.
     pub advertised_ip: Option<IpAddr>,
+    /// The JSON-RPC server's calls and counters (`--http`, `--ws`); `None`: no server.
+    pub rpc: Option<crate::rpc::RpcInputs>,
 }
 
 /// Link loss injected by the driver (tests and experiments; see `hush node --inject-loss`).
@@ -471,6 +489,8 @@ enum Input {
     StdinClosed,
     /// Stop like `/quit` (a signal; the text names it).
     Stop(String),
+    /// A JSON-RPC call ([`crate::rpc`]), answered on its reply channel.
+    Rpc(crate::rpc::RpcCall),
 }
 
 enum WriteCmd {
@@ -608,6 +628,12 @@ pub async fn run<S: Stack>(
     if let Some(stop) = config.stop_requests.clone() {
         tasks.push(smol::spawn(forward_stop_requests(stop, tx.clone())));
     }
+    if let Some(rpc) = &config.rpc {
+        tasks.push(smol::spawn(forward_rpc_calls(
+            rpc.calls.clone(),
+            tx.clone(),
+        )));
+    }
 
     let store = NodeStore::open_keyed(
         &config
@@ -662,6 +688,7 @@ pub async fn run<S: Stack>(
         stdin_lines_not_utf8: 0,
         shutting_down: false,
         drain_at_ms: 0,
+        rpc: crate::rpc::link::RpcRouter::new(config.rpc.as_ref().map(|r| r.counters.clone())),
     };
     // Messages committed for delivery before a kill and maybe never shown: shown now.
     driver.show_undelivered()?;
@@ -792,6 +819,8 @@ struct Driver<S> {
     /// simulated one): the `received_at` of the messages it delivers, which the stack
     /// handled in this turn.
     drain_at_ms: u64,
+    /// JSON-RPC subscriptions and counters.
+    rpc: crate::rpc::link::RpcRouter,
 }
 
 struct LossState {
@@ -973,6 +1002,7 @@ impl<S: Stack> Driver<S> {
                 self.err_line(&format!("hush: {what}: stopping"));
                 self.quit = true;
             }
+            Input::Rpc(call) => self.rpc.handle_call(&mut self.stack, now, call),
         }
         Ok(())
     }
@@ -1110,6 +1140,7 @@ impl<S: Stack> Driver<S> {
                     "driver.stdin_lines_not_utf8".into(),
                     self.stdin_lines_not_utf8,
                 ));
+                stats.extend(self.rpc.stats());
                 if self.json {
                     let mut map = serde_json::Map::new();
                     map.insert("reply".into(), "stats".into());
@@ -1446,6 +1477,7 @@ impl<S: Stack> Driver<S> {
             }
             // Committed by `commit_drain`.
             Action::Persist(_) => {}
+            Action::Event(Event::ShhMessage(pushed)) => self.rpc.route(*pushed),
             Action::Event(Event::MessageReceived(m)) => {
                 let line = self.message_line(ChatKind::Public, &m, Some(self.drain_at_ms));
                 self.out_line(&line)?;
@@ -1609,6 +1641,14 @@ async fn forward_lines(lines: Receiver<StdinLine>, tx: Sender<Input>, backlog: A
         }
     }
     let _ = tx.send(Input::StdinClosed).await;
+}
+
+async fn forward_rpc_calls(calls: Receiver<crate::rpc::RpcCall>, tx: Sender<Input>) {
+    while let Ok(call) = calls.recv().await {
+        if tx.send(Input::Rpc(call)).await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn forward_stop_requests(stop: Receiver<String>, tx: Sender<Input>) {

@@ -7,7 +7,7 @@
 //! Modules: [`archive`] (SQLite mailserver archive), [`bench`] (`hush bench e2e`), [`cli`] (`hush node` arguments and start-up), [`driver`] (the smol TCP loop),
 //! [`nodekey`] (the geth-format key file), [`commands`] (stdin command language), [`output`]
 //! (stdout/stderr/persisted line formats), [`sqlcipher`] (the SQLite files encrypted at rest),
-//! [`script`] (`--script`: timed commands).
+//! [`script`] (`--script`: timed commands), [`rpc`] (the JSON-RPC server: `--http`, `--ws`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,6 +23,7 @@ pub mod nodekey;
 pub mod output;
 pub mod sqlcipher;
 pub mod script;
+pub mod rpc;
 pub mod store;
 
 #[cfg(test)]

@@ -26,7 +26,8 @@ struct Cli {
 enum Cmd {
     /// Run a node over TCP: stdout gets the enode line then received messages; stdin (or a
     /// --script of timed commands) takes /join NAME, /leave NAME, /send NAME TEXT, /quit.
-    Node(NodeArgs),
+    // Boxed: the node's flags outweigh the other subcommands' (clippy large_enum_variant).
+    Node(Box<NodeArgs>),
     /// Run a simulation scenario.
     Sim(sim_cli::SimArgs),
     /// Node identity: `new`, `export` / `import` as Ethereum keystore v3 JSON.
@@ -50,7 +51,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Cmd::Node(args) => run_node(args),
+        Cmd::Node(args) => run_node(*args),
         Cmd::Sim(args) => sim_cli::run(args),
         Cmd::Key(args) => hush_drivers::keystore::cli::run_key(args),
         Cmd::Bench(args) => match args.which {

@@ -5,6 +5,8 @@
 //! `hush node` with piped stdio, lets a test wait (with a deadline) for lines on its stdout or
 //! stderr, and kills the process and removes its data directory when dropped.
 
+pub mod rpc;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -159,6 +161,11 @@ impl NodeProcess {
             log,
             data_dir,
         }
+    }
+
+    /// The process id (memory measurements).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Writes one command line to the node's stdin.

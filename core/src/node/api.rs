@@ -60,6 +60,8 @@ pub struct NodeConfig {
     /// Public posts kept, in order, while the Whisper pool has no room for them
     /// ([`deferred`]); a `/send` beyond it is refused with [`NodeError::Busy`].
     pub max_deferred_posts: usize,
+    /// Limits of the `shh_` API's key store and filters.
+    pub shh_api: whisper::api::ApiConfig,
 }
 
 impl Default for NodeConfig {
@@ -82,6 +84,7 @@ impl Default for NodeConfig {
             conversations: ConversationsConfig::default(),
             chat_identity: None,
             max_deferred_posts: deferred::DEFAULT_MAX_DEFERRED_POSTS,
+            shh_api: whisper::api::ApiConfig::default(),
         }
     }
 }
@@ -246,6 +249,8 @@ pub enum Event {
     MessageSent(ChatMessage),
     /// A message arrived in a joined chat (exactly once per message id).
     MessageReceived(ChatMessage),
+    /// A message for a `shh_subscribe` subscription (its id is the filter id).
+    ShhMessage(Box<whisper::api::PushedMessage>),
     /// A history request was sent to a mailserver.
     HistoryRequestSent {
         /// The mailserver's connection.

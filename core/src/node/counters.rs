@@ -131,6 +131,12 @@ impl Node {
         let mut out = self.stats.counters();
         out.push(("p2p.connections".to_owned(), self.connection_count() as u64));
         extend_prefixed(&mut out, "whisper", self.whisper.stats().counters());
+        out.extend(
+            self.shh
+                .counters()
+                .into_iter()
+                .map(|(k, v)| (format!("whisper.api_{k}"), v)),
+        );
         out.extend(self.conversation_counters());
         extend_prefixed(
             &mut out,

@@ -5,6 +5,7 @@ use super::*;
 use crate::p2p::peers::DIAL_CONN_ID_BASE;
 
 mod counters;
+mod shh;
 use crate::rng::seed_from_u64;
 
 const START: Time = Time(1_575_158_400_000);

@@ -14,6 +14,7 @@
 //! - Time is the `now` argument only; nonces, padding and AES nonces come from the machine's
 //!   ChaCha20 RNG seeded in [`Whisper::new`].
 
+pub mod api;
 mod bloom;
 mod counters;
 mod envelope;
@@ -32,7 +33,8 @@ pub use machine::{
     Action, ClassCount, Config, Filter, FilterId, FilterKey, MailserverConfig, PeerFault, PeerKey,
     RateLimitConfig, Stats, TopicClasses, Whisper, BROADCAST_INTERVAL_MS, DEFAULT_MAX_POOL_BYTES,
     EARLY_BROADCAST_BYTES, EXPIRY_CHECK_INTERVAL_MS, MAX_KNOWN_UNPOOLED, MAX_MESSAGE_SIZE_BYTES,
-    MAX_P2P_SEEN, MAX_TOPIC_BUCKETS_PER_PEER, MAX_TOPIC_CLASSES, QUIET_BROADCAST_MS,
+    MAX_P2P_SEEN, MAX_SETTABLE_MESSAGE_SIZE_BYTES, MAX_TOPIC_BUCKETS_PER_PEER, MAX_TOPIC_CLASSES,
+    QUIET_BROADCAST_MS,
     SYNC_ALLOWANCE_SECS,
 };
 pub use mailserver::{
@@ -171,6 +173,14 @@ pub enum WhisperError {
     /// No connected peer with that key.
     #[error("whisper: unknown peer")]
     UnknownPeer,
+    /// A maximum message size beyond what may be set.
+    #[error("whisper: message size {size} too large (at most {max})")]
+    MessageSizeTooLarge {
+        /// Asked.
+        size: u32,
+        /// The limit.
+        max: u32,
+    },
     /// The operation needs the mailserver role.
     #[error("whisper: not a mailserver")]
     NotMailserver,

@@ -327,6 +327,7 @@ fn node_with(
         crash_after_delivery_commits: None,
         store_passphrase: None,
         advertised_ip: None,
+        rpc: None,
     };
     let io = Outputs {
         out: Box::new(out.clone()),

@@ -27,6 +27,9 @@ pub const MAX_KNOWN_UNPOOLED: usize = 1024;
 pub const EXPIRY_CHECK_INTERVAL_MS: u64 = 1000;
 /// `DefaultMaxMessageSize` [W-doc]: 1 MiB, also status-go's value.
 pub const MAX_MESSAGE_SIZE_BYTES: u32 = 1 << 20;
+/// `MaxMessageSize` [W-doc]: the largest value `set_max_message_size` (`shh_setMaxMessageSize`)
+/// accepts, 10 MiB.
+pub const MAX_SETTABLE_MESSAGE_SIZE_BYTES: u32 = 10 << 20;
 
 /// Default pool byte budget (sum of envelope `size()`): 256 MiB. Go has no byte bound; with
 /// the 10 000-envelope default this only bites for envelopes averaging more than 26 kB.

@@ -171,6 +171,19 @@ impl Whisper {
         Ok(())
     }
 
+    /// Changes the largest envelope we accept and send (Go `SetMaxMessageSize`: at most
+    /// [`MAX_SETTABLE_MESSAGE_SIZE_BYTES`]). Peers are not told: Whisper v6 has no packet for it.
+    pub fn set_max_message_size(&mut self, size: u32) -> Result<(), WhisperError> {
+        if size > MAX_SETTABLE_MESSAGE_SIZE_BYTES {
+            return Err(WhisperError::MessageSizeTooLarge {
+                size,
+                max: MAX_SETTABLE_MESSAGE_SIZE_BYTES,
+            });
+        }
+        self.config.max_message_size = size;
+        Ok(())
+    }
+
     /// Replaces our bloom (`None` = full node): tells every peer (code 3); the previous bloom
     /// stays accepted for [`Config::tolerance_ms`] (Go `SetBloomFilter`).
     pub fn set_bloom(&mut self, now: Time, bloom: Option<Bloom>) {

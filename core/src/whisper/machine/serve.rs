@@ -300,3 +300,25 @@ impl Whisper {
         archive.insert_raw(raw)
     }
 }
+
+impl Whisper {
+    /// Seals a message and sends it straight to `peer` as a P2P message (code 127), without
+    /// pooling it and without our PoW check (Go `shh_post` with `targetPeer`). Returns the
+    /// envelope hash.
+    pub fn post_p2p(
+        &mut self,
+        now: Time,
+        peer: PeerKey,
+        params: &MessageParams,
+        encryption: &Encryption,
+    ) -> Result<[u8; 32], WhisperError> {
+        self.advance(now);
+        if !self.peers.contains_key(&peer) {
+            return Err(WhisperError::UnknownPeer);
+        }
+        let env = self.seal(params, encryption)?;
+        let hash = env.hash();
+        self.send_p2p(now, peer, &env)?;
+        Ok(hash)
+    }
+}
