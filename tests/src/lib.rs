@@ -163,11 +163,6 @@ impl NodeProcess {
         }
     }
 
-    /// The process id (memory measurements).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Writes one command line to the node's stdin.
     pub fn send_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
@@ -305,7 +300,7 @@ fn forward(
 }
 
 impl NodeProcess {
-    /// The process id (to signal it).
+    /// The process id (to signal it, or to measure its memory).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
