@@ -48,9 +48,9 @@ use crate::driver::{run, Clock, DriverConfig, LossInjection, Outputs, StdinLine}
 use crate::identity::{installation_id, load_identity, IdentitySource, IDENTITY_MARKER_FILE};
 use crate::keystore::cli::{read_passphrase_file, PASSPHRASE_ENV};
 use crate::keystore::{LIGHT_SCRYPT, STANDARD_SCRYPT};
+use crate::nodekey::{parse_nodekey, write_nodekey, NODEKEY_FILE};
 use crate::output::MESSAGES_FILE;
 use crate::sqlcipher::StorePassphrase;
-use crate::nodekey::{parse_nodekey, write_nodekey, NODEKEY_FILE};
 use crate::store::{ChatKind, NodeStore, STORE_FILE};
 
 /// Stdin lines read ahead of the driver at most.

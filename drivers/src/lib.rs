@@ -21,9 +21,9 @@ pub mod identity;
 pub mod keystore;
 pub mod nodekey;
 pub mod output;
-pub mod sqlcipher;
-pub mod script;
 pub mod rpc;
+pub mod script;
+pub mod sqlcipher;
 pub mod store;
 
 #[cfg(test)]

@@ -34,8 +34,7 @@ pub use machine::{
     RateLimitConfig, Stats, TopicClasses, Whisper, BROADCAST_INTERVAL_MS, DEFAULT_MAX_POOL_BYTES,
     EARLY_BROADCAST_BYTES, EXPIRY_CHECK_INTERVAL_MS, MAX_KNOWN_UNPOOLED, MAX_MESSAGE_SIZE_BYTES,
     MAX_P2P_SEEN, MAX_SETTABLE_MESSAGE_SIZE_BYTES, MAX_TOPIC_BUCKETS_PER_PEER, MAX_TOPIC_CLASSES,
-    QUIET_BROADCAST_MS,
-    SYNC_ALLOWANCE_SECS,
+    QUIET_BROADCAST_MS, SYNC_ALLOWANCE_SECS,
 };
 pub use mailserver::{
     Archive, EnvelopeError, MessageResponse, MessagesRequest, RequestCompletion, RequestPayload,
